@@ -1,0 +1,27 @@
+# Installs the public headers, the library, a CMake package
+# (find_package(devcycle CONFIG) -> devcycle::devcycle) and devcycle.pc.
+include(CMakePackageConfigHelpers)
+
+set(DEVCYCLE_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/devcycle")
+
+install(TARGETS devcycle EXPORT devcycleTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/devcycle DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        FILES_MATCHING PATTERN "*.h")
+install(FILES "${PROJECT_BINARY_DIR}/generated/devcycle/version.h"
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/devcycle)
+install(EXPORT devcycleTargets NAMESPACE devcycle:: DESTINATION ${DEVCYCLE_CMAKE_DIR})
+
+configure_package_config_file(cmake/devcycleConfig.cmake.in
+  "${PROJECT_BINARY_DIR}/devcycleConfig.cmake" INSTALL_DESTINATION ${DEVCYCLE_CMAKE_DIR})
+write_basic_package_version_file("${PROJECT_BINARY_DIR}/devcycleConfigVersion.cmake"
+  COMPATIBILITY SameMinorVersion)
+install(FILES "${PROJECT_BINARY_DIR}/devcycleConfig.cmake"
+              "${PROJECT_BINARY_DIR}/devcycleConfigVersion.cmake"
+        DESTINATION ${DEVCYCLE_CMAKE_DIR})
+
+configure_file(cmake/devcycle.pc.in "${PROJECT_BINARY_DIR}/devcycle.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/devcycle.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,71 @@
+// Settings: what a Platform connects to, and where those choices come from.
+//
+// Each setting is resolved with the precedence flags > DEVCYCLE_* environment
+// variables > TOML config file > default. The config file is named by the
+// --config flag or DEVCYCLE_CONFIG; it holds top-level keys with the settings'
+// names (database = "sqlite://./devcycle.db"). A malformed URL, an unknown
+// scheme, an unknown key or flag, or a value of the wrong type is an
+// Error{kInvalidArgument} whose message names the setting, where it came from
+// and the value.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "devcycle/clock.h"
+#include "devcycle/database.h"
+#include "devcycle/logger.h"
+#include "devcycle/metrics.h"
+
+namespace devcycle {
+
+struct PlatformOptions {
+  std::string database = "sqlite://./devcycle.db";  // sqlite://PATH | sqlite::memory: | postgresql://...
+  std::string bus = "inproc://";                    // inproc:// | kafka://host:port[,host:port...]
+  std::string cache = "memory://";                  // memory:// | redis://host:port[/db]
+  std::string log_level = "info";                   // trace | debug | info | warn | error
+
+  // Injected parts; null means the embedded default.
+  std::shared_ptr<Clock> clock;              // SystemClock
+  std::shared_ptr<LogSink> log_sink;         // JSON lines on stderr
+  std::shared_ptr<MetricsRegistry> metrics;  // a new registry
+  DatabaseOptions database_options;          // synchronous, group commit, extra migrations
+};
+
+// One setting that resolve_options() knows.
+struct SettingInfo {
+  std::string_view name;         // as a flag (--name) and a config-file key
+  std::string_view environment;  // DEVCYCLE_NAME
+  std::string_view default_value;
+  std::string_view description;
+};
+std::span<const SettingInfo> known_settings() noexcept;
+
+struct ConfigSources {
+  std::map<std::string, std::string> flags;        // setting name -> value
+  std::map<std::string, std::string> environment;  // variable -> value; only DEVCYCLE_* are read
+  std::string config_file;  // empty: DEVCYCLE_CONFIG from `environment`, else no file
+
+  // Copies the process environment's DEVCYCLE_* variables.
+  static ConfigSources from_environment();
+  // from_environment() plus flags from a command line: --name=value or
+  // --name value for each known setting, and --config PATH. Throws
+  // Error{kInvalidArgument} naming an unknown flag or a flag without a value.
+  static ConfigSources from_command_line(int argc, const char* const* argv);
+};
+
+// Resolves and validates every known setting. Throws as described above;
+// kInvalidArgument naming the file when the config file is missing or is not
+// valid TOML.
+PlatformOptions resolve_options(const ConfigSources& sources);
+
+// Checks each setting's syntax; throws Error{kInvalidArgument} naming the
+// first bad setting and its value.
+void validate_options(const PlatformOptions& options);
+
+}  // namespace devcycle

@@ -1,0 +1,47 @@
+// The Platform wires DevCycle together: one Database, one Cache, the logger,
+// the metrics registry and the clock, each chosen by PlatformOptions.
+//
+// Platform::open({}) runs on the embedded defaults with no external service:
+// a SQLite file ./devcycle.db, the in-process bus and the in-memory cache.
+// Modules added later (registry, workflows, messaging, auth) hang off it.
+//
+// Thread-safety: every accessor may be called from any thread; the parts
+// returned are themselves thread-safe.
+#pragma once
+
+#include <memory>
+
+#include "devcycle/cache.h"
+#include "devcycle/clock.h"
+#include "devcycle/config.h"
+#include "devcycle/database.h"
+#include "devcycle/logger.h"
+#include "devcycle/metrics.h"
+
+namespace devcycle {
+
+class Platform {
+ public:
+  // Validates `options`, opens the database (applying migrations) and the
+  // cache. Throws Error{kInvalidArgument} naming a bad setting, or what
+  // Database::open and Cache::open throw.
+  static std::unique_ptr<Platform> open(PlatformOptions options = {});
+  ~Platform();
+  Platform(const Platform&) = delete;
+  Platform& operator=(const Platform&) = delete;
+
+  Database& database() noexcept;
+  Cache& cache() noexcept;
+  const Logger& logger() const noexcept;
+  MetricsRegistry& metrics() noexcept;
+  const Clock& clock() const noexcept;
+  // The resolved options (URLs as given, injected parts filled in).
+  const PlatformOptions& options() const noexcept;
+
+ private:
+  struct Impl;
+  explicit Platform(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace devcycle

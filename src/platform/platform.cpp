@@ -1,0 +1,62 @@
+#include "devcycle/platform.h"
+
+#include "common/url.h"
+#include "devcycle/error.h"
+#include "devcycle/version.h"
+#include "platform/bus_url.h"
+
+namespace devcycle {
+
+struct Platform::Impl {
+  PlatformOptions options;
+  Logger logger;
+  std::unique_ptr<Database> database;
+  std::unique_ptr<Cache> cache;
+};
+
+Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Platform::~Platform() {
+  if (impl_ && impl_->database) impl_->database->close();
+}
+
+std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
+  validate_options(options);
+  if (internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "bus: \"" + internal::redact_url(options.bus) +
+                    "\" needs the Kafka bus, which this build does not include yet; use inproc://");
+  }
+  if (!options.clock) options.clock = SystemClock::instance();
+  if (!options.log_sink) options.log_sink = std::make_shared<JsonLinesSink>();
+  if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
+
+  auto impl = std::make_unique<Impl>();
+  impl->logger = Logger("devcycle", options.log_sink, parse_log_level(options.log_level),
+                        options.clock);
+  options.metrics->gauge("build_info", "DevCycle build information", {{"version", DEVCYCLE_VERSION_STRING}})
+      .set(1);
+
+  DatabaseOptions db_options = options.database_options;
+  if (!db_options.metrics) db_options.metrics = options.metrics;
+  impl->database = Database::open(options.database, db_options);
+  CacheOptions cache_options;
+  cache_options.clock = options.clock;
+  impl->cache = Cache::open(options.cache, cache_options);
+
+  impl->logger.info("platform opened", {{"database", internal::redact_url(options.database)},
+                                        {"bus", internal::redact_url(options.bus)},
+                                        {"cache", internal::redact_url(options.cache)},
+                                        {"version", DEVCYCLE_VERSION_STRING}});
+  impl->options = std::move(options);
+  return std::unique_ptr<Platform>(new Platform(std::move(impl)));
+}
+
+Database& Platform::database() noexcept { return *impl_->database; }
+Cache& Platform::cache() noexcept { return *impl_->cache; }
+const Logger& Platform::logger() const noexcept { return impl_->logger; }
+MetricsRegistry& Platform::metrics() noexcept { return *impl_->options.metrics; }
+const Clock& Platform::clock() const noexcept { return *impl_->options.clock; }
+const PlatformOptions& Platform::options() const noexcept { return impl_->options; }
+
+}  // namespace devcycle

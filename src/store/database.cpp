@@ -1,0 +1,42 @@
+#include "devcycle/database.h"
+
+#include "common/url.h"
+#include "devcycle/error.h"
+#include "store/database_url.h"
+#include "store/sqlite_database.h"
+
+namespace devcycle {
+namespace internal {
+
+DatabaseKind check_database_url(const std::string& url, std::string_view label) {
+  if (url == "sqlite::memory:" || url.starts_with("sqlite://")) {
+    parse_sqlite_url(url, {}, label);
+    return DatabaseKind::kSqlite;
+  }
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    parse_url(url, label);
+    return DatabaseKind::kPostgres;
+  }
+  const auto sep = url.find(':');
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(label) + ": \"" + redact_url(url) + "\" has an unknown scheme \"" +
+                  url.substr(0, sep) +
+                  "\" (expected sqlite://PATH, sqlite::memory: or postgresql://...)");
+}
+
+}  // namespace internal
+
+std::unique_ptr<Database> Database::open(const std::string& url, const DatabaseOptions& options) {
+  switch (internal::check_database_url(url, "database")) {
+    case internal::DatabaseKind::kSqlite:
+      return internal::open_sqlite_database(url, options);
+    case internal::DatabaseKind::kPostgres:
+      break;
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "database: \"" + internal::redact_url(url) +
+                  "\" needs the PostgreSQL backend, which this build does not include yet; "
+                  "use sqlite://PATH or sqlite::memory:");
+}
+
+}  // namespace devcycle

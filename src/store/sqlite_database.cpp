@@ -1,0 +1,578 @@
+#include "store/sqlite_database.h"
+
+#include <sqlite3.h>
+
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/url.h"
+#include "devcycle/clock.h"
+#include "devcycle/error.h"
+#include "devcycle/metrics.h"
+#include "store/migrations.h"
+#include "store/sqlite_errors.h"
+
+namespace devcycle::internal {
+namespace {
+
+[[noreturn]] void bad_url(std::string_view label, const std::string& url,
+                          const std::string& reason) {
+  throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + url +
+                                               "\" is not a valid SQLite URL: " + reason);
+}
+
+int parse_int(std::string_view label, const std::string& url, const std::string& key,
+              const std::string& v, int lo, int hi) {
+  int out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size() || out < lo || out > hi) {
+    bad_url(label, url, key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
+                     std::to_string(hi));
+  }
+  return out;
+}
+
+}  // namespace
+
+SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
+                                std::string_view label) {
+  SqliteSettings s;
+  s.options = std::move(options);
+  if (url == "sqlite::memory:") {
+    s.memory = true;
+    return s;
+  }
+  constexpr std::string_view kPrefix = "sqlite://";
+  if (!url.starts_with(kPrefix)) bad_url(label, url, "expected sqlite://PATH or sqlite::memory:");
+  std::string_view rest = std::string_view(url).substr(kPrefix.size());
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (rest.empty()) bad_url(label, url, "missing file path (sqlite://./devcycle.db, sqlite:///abs/path.db)");
+  s.path = std::string(rest);
+  if (s.path == ":memory:") {
+    s.memory = true;
+  }
+  for (const auto& [k, v] : parse_query(query, label, url)) {
+    if (k == "synchronous") {
+      if (v == "normal") s.options.synchronous = Synchronous::kNormal;
+      else if (v == "full") s.options.synchronous = Synchronous::kFull;
+      else bad_url(label, url, "synchronous=" + v + " must be normal or full");
+    } else if (k == "busy_timeout_ms") {
+      s.options.busy_timeout = std::chrono::milliseconds(parse_int(label, url, k, v, 0, 3'600'000));
+    } else if (k == "readers") {
+      s.options.readers = parse_int(label, url, k, v, 1, 64);
+    } else if (k == "group_commit") {
+      if (v == "true") s.options.group_commit = true;
+      else if (v == "false") s.options.group_commit = false;
+      else bad_url(label, url, "group_commit=" + v + " must be true or false");
+    } else {
+      bad_url(label, url, "unknown parameter \"" + k +
+                       "\" (known: synchronous, busy_timeout_ms, readers, group_commit)");
+    }
+  }
+  if (s.options.max_batch < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: max_batch must be at least 1");
+  }
+  if (s.options.readers < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: readers must be at least 1");
+  }
+  return s;
+}
+
+namespace {
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+
+// One sqlite3 handle with its prepared statements. Used by one thread at a time.
+class Connection {
+ public:
+  struct Statement {
+    sqlite3_stmt* stmt = nullptr;
+    std::vector<int> slot;  // slot[k] = sqlite's index of $k+1
+  };
+
+  Connection(const SqliteSettings& s, bool reader) {
+    const char* path = s.memory ? ":memory:" : s.path.c_str();
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    const int rc = sqlite3_open_v2(path, &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw Error(ErrorCode::kUnavailable,
+                  "database: cannot open SQLite file \"" + s.path + "\": " + msg);
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, static_cast<int>(s.options.busy_timeout.count()));
+    try {
+      if (!s.memory && !reader) {
+        const auto mode = query_text("PRAGMA journal_mode=WAL");
+        if (mode != "wal") {
+          throw Error(ErrorCode::kUnavailable, "database: SQLite file \"" + s.path +
+                                                   "\" cannot use WAL (journal_mode is " +
+                                                   mode + ")");
+        }
+      }
+      exec(s.options.synchronous == Synchronous::kFull ? "PRAGMA synchronous=FULL"
+                                                        : "PRAGMA synchronous=NORMAL");
+      exec("PRAGMA foreign_keys=ON");
+      if (reader) exec("PRAGMA query_only=ON");
+    } catch (...) {
+      close();
+      throw;
+    }
+  }
+  ~Connection() { close(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* handle() const noexcept { return db_; }
+
+  void exec(std::string_view sql) {
+    const std::string text(sql);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errstr(rc);
+      sqlite3_free(err);
+      throw Error(code_from_sqlite(sqlite3_extended_errcode(db_)),
+                  "SQL failed: " + msg + " [" + text.substr(0, 200) + "]");
+    }
+  }
+
+  Statement& prepare(std::string_view sql) {
+    if (auto it = cache_.find(sql); it != cache_.end()) return it->second;
+    Statement st;
+    const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &st.stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      throw_sqlite(db_, rc, "cannot prepare [" + std::string(sql.substr(0, 200)) + "]");
+    }
+    const int count = sqlite3_bind_parameter_count(st.stmt);
+    for (int i = 1; i <= count; ++i) {
+      const char* name = sqlite3_bind_parameter_name(st.stmt, i);
+      int k = 0;
+      const std::string_view n = name ? name : "";
+      auto [end, ec] = n.size() > 1 && n[0] == '$'
+                           ? std::from_chars(n.data() + 1, n.data() + n.size(), k)
+                           : std::from_chars_result{n.data(), std::errc::invalid_argument};
+      if (ec != std::errc() || end != n.data() + n.size() || k < 1) {
+        sqlite3_finalize(st.stmt);
+        throw Error(ErrorCode::kInternal, "SQL parameter \"" + std::string(n) +
+                                              "\" is not $1, $2, ... [" +
+                                              std::string(sql.substr(0, 200)) + "]");
+      }
+      if (static_cast<int>(st.slot.size()) < k) st.slot.resize(k, 0);
+      st.slot[k - 1] = i;
+    }
+    return cache_.emplace(std::string(sql), st).first->second;
+  }
+
+ private:
+  std::string query_text(const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    if (int rc = sqlite3_prepare_v2(db_, sql, -1, &st, nullptr); rc != SQLITE_OK) {
+      throw_sqlite(db_, rc, sql);
+    }
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      const auto* t = sqlite3_column_text(st, 0);
+      out = t ? reinterpret_cast<const char*>(t) : "";
+    }
+    sqlite3_finalize(st);
+    return out;
+  }
+
+  void close() noexcept {
+    for (auto& [sql, st] : cache_) sqlite3_finalize(st.stmt);
+    cache_.clear();
+    if (db_) sqlite3_close_v2(db_);
+    db_ = nullptr;
+  }
+
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, Statement, StringHash, std::equal_to<>> cache_;
+};
+
+class SqliteTxn final : public Txn {
+ public:
+  explicit SqliteTxn(Connection& c) : c_(c) {}
+  using Txn::execute;
+  using Txn::query;
+
+  ResultSet query(std::string_view sql, std::span<const Value> params) override {
+    ResultSet rs;
+    run(sql, params, &rs);
+    return rs;
+  }
+
+  std::int64_t execute(std::string_view sql, std::span<const Value> params) override {
+    run(sql, params, nullptr);
+    return sqlite3_changes64(c_.handle());
+  }
+
+  void execute_script(std::string_view sql) override { c_.exec(sql); }
+
+  Dialect dialect() const noexcept override { return Dialect::kSqlite; }
+
+ private:
+  void run(std::string_view sql, std::span<const Value> params, ResultSet* out) {
+    auto& st = c_.prepare(sql);
+    sqlite3_stmt* s = st.stmt;
+    struct Reset {
+      sqlite3_stmt* s;
+      ~Reset() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+      }
+    } reset{s};
+    if (params.size() != st.slot.size()) {
+      throw Error(ErrorCode::kInternal, "SQL expects " + std::to_string(st.slot.size()) +
+                                            " parameters, got " + std::to_string(params.size()) +
+                                            " [" + std::string(sql.substr(0, 200)) + "]");
+    }
+    for (std::size_t k = 0; k < params.size(); ++k) bind(s, st.slot[k], params[k], sql);
+
+    const int ncol = sqlite3_column_count(s);
+    if (out) {
+      auto cols = std::make_shared<std::vector<std::string>>();
+      for (int i = 0; i < ncol; ++i) cols->emplace_back(sqlite3_column_name(s, i));
+      out->columns = std::move(cols);
+    }
+    for (;;) {
+      const int rc = sqlite3_step(s);
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) throw_sqlite(c_.handle(), rc, "SQL failed [" + std::string(sql.substr(0, 200)) + "]");
+      if (!out) continue;
+      std::vector<Value> values;
+      values.reserve(ncol);
+      for (int i = 0; i < ncol; ++i) values.push_back(column(s, i));
+      out->rows.emplace_back(out->columns, std::move(values));
+    }
+  }
+
+  void bind(sqlite3_stmt* s, int slot, const Value& v, std::string_view sql) {
+    if (slot == 0) return;  // $k not used by this statement
+    int rc = SQLITE_OK;
+    switch (v.type()) {
+      case Value::Type::kNull: rc = sqlite3_bind_null(s, slot); break;
+      case Value::Type::kInt: rc = sqlite3_bind_int64(s, slot, v.as_int()); break;
+      case Value::Type::kDouble: rc = sqlite3_bind_double(s, slot, v.as_double()); break;
+      case Value::Type::kText: {
+        const auto& t = v.as_text();
+        rc = sqlite3_bind_text64(s, slot, t.data(), t.size(), SQLITE_STATIC, SQLITE_UTF8);
+        break;
+      }
+      case Value::Type::kBlob: {
+        const auto& b = v.as_blob().bytes;
+        rc = sqlite3_bind_blob64(s, slot, b.data(), b.size(), SQLITE_STATIC);
+        break;
+      }
+    }
+    if (rc != SQLITE_OK) throw_sqlite(c_.handle(), rc, "cannot bind [" + std::string(sql.substr(0, 200)) + "]");
+  }
+
+  static Value column(sqlite3_stmt* s, int i) {
+    switch (sqlite3_column_type(s, i)) {
+      case SQLITE_INTEGER: return Value(static_cast<std::int64_t>(sqlite3_column_int64(s, i)));
+      case SQLITE_FLOAT: return Value(sqlite3_column_double(s, i));
+      case SQLITE_TEXT: {
+        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+        return Value(std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))));
+      }
+      case SQLITE_BLOB: {
+        const auto* p = static_cast<const std::byte*>(sqlite3_column_blob(s, i));
+        const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, i));
+        return Value(Blob{std::vector<std::byte>(p, p + n)});
+      }
+      default: return Value();
+    }
+  }
+
+  Connection& c_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  explicit SqliteDatabase(SqliteSettings s, std::string url)
+      : settings_(std::move(s)), url_(std::move(url)) {
+    writer_ = std::make_unique<Connection>(settings_, /*reader=*/false);
+    if (auto& m = settings_.options.metrics) {
+      commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
+      failed_ = &m->counter("db_closures_failed_total", "Submitted closures that were rolled back");
+      batch_ = &m->histogram("db_batch_size", "Closures per group commit",
+                             Histogram::exponential_buckets(1, 2, 10));
+    }
+    thread_ = std::thread([this] { writer_loop(); });
+  }
+
+  ~SqliteDatabase() override { close(); }
+
+  using Database::read;
+  using Database::submit;
+
+  void submit(TxnFn fn, DoneFn done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        queue_.push_back({std::move(fn), std::move(done)});
+        cv_.notify_one();
+        return;
+      }
+    }
+    done(std::make_exception_ptr(closed_error()));
+  }
+
+  void read(const TxnFn& fn) override {
+    if (settings_.memory) {
+      // One connection holds an in-memory database: share it with the writer.
+      std::lock_guard conn_lock(conn_mu_);
+      if (closed_) throw closed_error();
+      writer_->exec("PRAGMA query_only=ON");
+      struct Writable {
+        Connection& c;
+        ~Writable() {
+          try {
+            c.exec("PRAGMA query_only=OFF");
+          } catch (...) {
+          }
+        }
+      } writable{*writer_};
+      read_on(*writer_, fn);
+      return;
+    }
+    auto conn = acquire_reader();
+    struct Release {
+      SqliteDatabase* self;
+      std::unique_ptr<Connection>& c;
+      ~Release() { self->release_reader(std::move(c)); }
+    } release{this, conn};
+    read_on(*conn, fn);
+  }
+
+  void migrate(std::span<const Migration> migrations) override {
+    check_migrations(migrations);
+    std::vector<Migration> copy(migrations.begin(), migrations.end());
+    write([copy = std::move(copy)](Txn& txn) {
+      apply_migrations(txn, copy, SystemClock::instance()->now());
+    });
+  }
+
+  Dialect dialect() const noexcept override { return Dialect::kSqlite; }
+  std::string url() const override { return url_; }
+
+  void close() override {
+    std::call_once(close_once_, [this] {
+      {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        cv_.notify_all();
+      }
+      thread_.join();  // drains the queue first
+      {
+        std::lock_guard conn_lock(conn_mu_);
+        closed_ = true;
+      }
+      std::lock_guard lock(readers_mu_);
+      closed_readers_ = true;
+      open_readers_ -= static_cast<int>(idle_readers_.size());
+      idle_readers_.clear();
+      readers_cv_.notify_all();
+    });
+  }
+
+ private:
+  struct Request {
+    TxnFn fn;
+    DoneFn done;
+  };
+
+  Error closed_error() const {
+    return Error(ErrorCode::kUnavailable, "database " + url_ + " is closed");
+  }
+
+  static void read_on(Connection& c, const TxnFn& fn) {
+    c.exec("BEGIN");
+    try {
+      SqliteTxn txn(c);
+      fn(txn);
+    } catch (...) {
+      try {
+        c.exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+    c.exec("COMMIT");
+  }
+
+  std::unique_ptr<Connection> acquire_reader() {
+    std::unique_lock lock(readers_mu_);
+    for (;;) {
+      if (closed_readers_) throw closed_error();
+      if (!idle_readers_.empty()) {
+        auto c = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        return c;
+      }
+      if (open_readers_ < settings_.options.readers) {
+        ++open_readers_;
+        lock.unlock();
+        try {
+          return std::make_unique<Connection>(settings_, /*reader=*/true);
+        } catch (...) {
+          lock.lock();
+          --open_readers_;
+          readers_cv_.notify_one();
+          throw;
+        }
+      }
+      readers_cv_.wait(lock);
+    }
+  }
+
+  void release_reader(std::unique_ptr<Connection> c) {
+    std::lock_guard lock(readers_mu_);
+    if (closed_readers_) {
+      --open_readers_;
+    } else {
+      idle_readers_.push_back(std::move(c));
+    }
+    readers_cv_.notify_one();
+  }
+
+  void writer_loop() {
+    const std::size_t max_batch =
+        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1;
+    std::vector<Request> batch;
+    for (;;) {
+      batch.clear();
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;  // stopping, and everything queued is done
+        while (!queue_.empty() && batch.size() < max_batch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      run_batch(batch);
+    }
+  }
+
+  // One transaction, one SAVEPOINT per closure; see Database's contract.
+  void run_batch(std::vector<Request>& batch) {
+    std::vector<std::exception_ptr> errors(batch.size());
+    std::size_t failed = 0;
+    {
+      std::lock_guard conn_lock(conn_mu_);
+      Connection& c = *writer_;
+      std::exception_ptr batch_error;
+      try {
+        c.exec("BEGIN IMMEDIATE");
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          c.exec("SAVEPOINT devcycle_closure");
+          try {
+            SqliteTxn txn(c);
+            batch[i].fn(txn);
+            c.exec("RELEASE devcycle_closure");
+          } catch (...) {
+            errors[i] = std::current_exception();
+            ++failed;
+            if (sqlite3_get_autocommit(c.handle())) {
+              // SQLite rolled the whole transaction back (I/O error, disk
+              // full): the closures before this one are lost with it.
+              batch_error = std::make_exception_ptr(Error(
+                  ErrorCode::kUnavailable,
+                  "database " + url_ + ": the shared transaction was rolled back by another "
+                  "closure's error; nothing of this closure was written"));
+              for (std::size_t j = i + 1; j < batch.size(); ++j) errors[j] = batch_error;
+              for (std::size_t j = 0; j < i; ++j) {
+                if (!errors[j]) errors[j] = batch_error;
+              }
+              break;
+            }
+            c.exec("ROLLBACK TO devcycle_closure");
+            c.exec("RELEASE devcycle_closure");
+          }
+        }
+        if (!batch_error) c.exec("COMMIT");
+      } catch (...) {
+        const auto e = std::current_exception();
+        if (!sqlite3_get_autocommit(c.handle())) {
+          try {
+            c.exec("ROLLBACK");
+          } catch (...) {
+          }
+        }
+        for (auto& err : errors) {
+          if (!err) err = e;
+        }
+        failed = batch.size();
+      }
+    }
+    if (commits_) {
+      commits_->inc();
+      failed_->inc(static_cast<double>(failed));
+      batch_->observe(static_cast<double>(batch.size()));
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      try {
+        batch[i].done(errors[i]);
+      } catch (...) {
+        // A completion callback must not throw; there is nobody to tell.
+      }
+    }
+  }
+
+  SqliteSettings settings_;
+  std::string url_;
+  std::unique_ptr<Connection> writer_;
+
+  std::mutex mu_;  // guards queue_ and stopping_
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::once_flag close_once_;
+
+  std::mutex conn_mu_;  // guards writer_ (shared with read() on :memory:) and closed_
+  bool closed_ = false;
+
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;
+  int open_readers_ = 0;
+  bool closed_readers_ = false;
+
+  Counter* commits_ = nullptr;
+  Counter* failed_ = nullptr;
+  Histogram* batch_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Database> open_sqlite_database(const std::string& url,
+                                               const DatabaseOptions& options) {
+  auto settings = parse_sqlite_url(url, options, "database");
+  auto migrations = settings.options.migrations;
+  auto db = std::make_unique<SqliteDatabase>(std::move(settings), url);
+  db->migrate(migrations);
+  return db;
+}
+
+}  // namespace devcycle::internal

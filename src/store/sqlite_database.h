@@ -1,0 +1,31 @@
+// The SQLite Database backend: one writer thread that group-commits, and a
+// small pool of read-only connections (WAL lets them read while it writes).
+// Internal; reached through Database::open("sqlite://..." | "sqlite::memory:").
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "devcycle/database.h"
+
+namespace devcycle::internal {
+
+struct SqliteSettings {
+  bool memory = false;
+  std::string path;
+  DatabaseOptions options;  // with the URL's parameters applied
+};
+
+// Parses sqlite::memory: or sqlite://PATH[?synchronous=normal|full&
+// busy_timeout_ms=N&readers=N&group_commit=true|false]. Throws
+// Error{kInvalidArgument} "<label>: ..." naming the bad part.
+SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
+                                std::string_view label);
+
+// `url` must start with sqlite:// or be sqlite::memory:. Throws as
+// Database::open does.
+std::unique_ptr<Database> open_sqlite_database(const std::string& url,
+                                               const DatabaseOptions& options);
+
+}  // namespace devcycle::internal

@@ -1,0 +1,95 @@
+#include "devcycle/platform.h"
+
+#include "devcycle/version.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "support/error_matchers.h"
+#include "support/temp_dir.h"
+
+namespace devcycle {
+namespace {
+
+PlatformOptions memory_options(std::shared_ptr<MemoryLogSink> sink) {
+  PlatformOptions o;
+  o.database = "sqlite::memory:";
+  o.log_sink = std::move(sink);
+  return o;
+}
+
+TEST(PlatformTest, OpensEveryPartAndSaysSo) {
+  auto sink = std::make_shared<MemoryLogSink>();
+  auto p = Platform::open(memory_options(sink));
+  p->database().write([](Txn& t) { t.execute_script("CREATE TABLE t (x BIGINT)"); });
+  p->cache().set("k", "v");
+  EXPECT_EQ(p->cache().get("k"), "v");
+  EXPECT_EQ(p->database().dialect(), Dialect::kSqlite);
+
+  const auto lines = sink->lines();
+  ASSERT_FALSE(lines.empty());
+  const auto j = nlohmann::json::parse(lines.front());
+  EXPECT_EQ(j["msg"], "platform opened");
+  EXPECT_EQ(j["database"], "sqlite::memory:");
+  EXPECT_EQ(j["bus"], "inproc://");
+  EXPECT_EQ(j["cache"], "memory://");
+
+  const auto metrics = p->metrics().render_prometheus();
+  EXPECT_NE(metrics.find("devcycle_build_info{version=\"" DEVCYCLE_VERSION_STRING "\"} 1"),
+            std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("devcycle_db_commits_total"), std::string::npos);
+}
+
+TEST(PlatformTest, DefaultsCreateTheSqliteFileInTheWorkingDirectory) {
+  testing::TempDir dir;
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  {
+    PlatformOptions o;
+    o.log_sink = std::make_shared<MemoryLogSink>();
+    auto p = Platform::open(o);
+    EXPECT_EQ(p->options().database, "sqlite://./devcycle.db");
+    EXPECT_EQ(p->database().url(), "sqlite://./devcycle.db");
+  }
+  std::filesystem::current_path(cwd);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "devcycle.db"));
+}
+
+TEST(PlatformTest, InjectedClockReachesTheCache) {
+  auto clock = std::make_shared<ManualClock>();
+  auto o = memory_options(std::make_shared<MemoryLogSink>());
+  o.clock = clock;
+  auto p = Platform::open(o);
+  p->cache().set("k", "v", std::chrono::seconds(1));
+  clock->advance(std::chrono::seconds(2));
+  EXPECT_EQ(p->cache().get("k"), std::nullopt);
+  EXPECT_EQ(&p->clock(), clock.get());
+}
+
+TEST(PlatformTest, LogLevelFiltersPlatformLogs) {
+  auto sink = std::make_shared<MemoryLogSink>();
+  auto o = memory_options(sink);
+  o.log_level = "warn";
+  auto p = Platform::open(o);
+  EXPECT_TRUE(sink->records().empty());
+  p->logger().warn("shown");
+  EXPECT_EQ(sink->records().size(), 1u);
+}
+
+TEST(PlatformTest, BadOrUnbuiltSettingsAreClearErrors) {
+  auto o = memory_options(std::make_shared<MemoryLogSink>());
+  o.bus = "kafka://127.0.0.1:19092";
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "bus", "Kafka");
+  o = memory_options(std::make_shared<MemoryLogSink>());
+  o.log_level = "chatty";
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "log_level", "chatty");
+  o = memory_options(std::make_shared<MemoryLogSink>());
+  o.database = "sqlite:/missing-slash.db";
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "database",
+                        "sqlite:/missing-slash.db");
+}
+
+}  // namespace
+}  // namespace devcycle
