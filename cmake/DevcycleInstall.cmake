@@ -23,5 +23,8 @@ install(FILES "${PROJECT_BINARY_DIR}/devcycleConfig.cmake"
               "${PROJECT_BINARY_DIR}/devcycleConfigVersion.cmake"
         DESTINATION ${DEVCYCLE_CMAKE_DIR})
 
+# The .pc file finds its prefix from its own location, so the installed tree
+# may be moved (and the install test may use a scratch prefix).
+string(REGEX REPLACE "[^/]+" ".." DEVCYCLE_PC_UP "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 configure_file(cmake/devcycle.pc.in "${PROJECT_BINARY_DIR}/devcycle.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/devcycle.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -150,7 +150,7 @@ class Connection {
       std::string msg = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
       throw Error(code_from_sqlite(sqlite3_extended_errcode(db_)),
-                  "SQL failed: " + msg + " [" + text.substr(0, 200) + "]");
+                  msg + " (in SQL: " + text.substr(0, 200) + ")");
     }
   }
 
@@ -160,7 +160,7 @@ class Connection {
     const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &st.stmt, nullptr);
     if (rc != SQLITE_OK) {
-      throw_sqlite(db_, rc, "cannot prepare [" + std::string(sql.substr(0, 200)) + "]");
+      throw_sqlite(db_, rc, "in SQL: " + std::string(sql.substr(0, 200)));
     }
     const int count = sqlite3_bind_parameter_count(st.stmt);
     for (int i = 1; i <= count; ++i) {
@@ -256,7 +256,7 @@ class SqliteTxn final : public Txn {
     for (;;) {
       const int rc = sqlite3_step(s);
       if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) throw_sqlite(c_.handle(), rc, "SQL failed [" + std::string(sql.substr(0, 200)) + "]");
+      if (rc != SQLITE_ROW) throw_sqlite(c_.handle(), rc, "in SQL: " + std::string(sql.substr(0, 200)));
       if (!out) continue;
       std::vector<Value> values;
       values.reserve(ncol);
@@ -283,7 +283,7 @@ class SqliteTxn final : public Txn {
         break;
       }
     }
-    if (rc != SQLITE_OK) throw_sqlite(c_.handle(), rc, "cannot bind [" + std::string(sql.substr(0, 200)) + "]");
+    if (rc != SQLITE_OK) throw_sqlite(c_.handle(), rc, "binding a parameter of SQL: " + std::string(sql.substr(0, 200)));
   }
 
   static Value column(sqlite3_stmt* s, int i) {

@@ -40,7 +40,7 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view what) {
   const int extended = db ? sqlite3_extended_errcode(db) : rc;
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   throw Error(code_from_sqlite(extended ? extended : rc),
-              std::string(what) + ": " + (msg ? msg : sqlite3_errstr(rc)));
+              std::string(msg ? msg : sqlite3_errstr(rc)) + " (" + std::string(what) + ")");
 }
 
 }  // namespace devcycle::internal

@@ -11,7 +11,7 @@ namespace devcycle::internal {
 
 ErrorCode code_from_sqlite(int extended_rc) noexcept;
 
-// Throws Error with the code for `rc` and "<what>: <sqlite message>".
+// Throws Error with the code for `rc` and "<sqlite message> (<what>)".
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view what);
 
 }  // namespace devcycle::internal
