@@ -55,13 +55,12 @@ int run(int argc, char** argv) {
       t.execute("INSERT INTO notes (id, body, created_at) VALUES ('y', NULL, 0)");
     });
   } catch (const devcycle::Error& e) {
-    std::printf("refused as expected (%s): %s\n", std::string(devcycle::to_string(e.code())).c_str(),
-                e.what());
+    std::printf("refused as expected (%s): %s\n",
+                std::string(devcycle::to_string(e.code())).c_str(), e.what());
   }
 
-  const auto total = db.read([](devcycle::Txn& t) {
-    return t.query("SELECT COUNT(*) FROM notes")[0][0].as_int();
-  });
+  const auto total = db.read(
+      [](devcycle::Txn& t) { return t.query("SELECT COUNT(*) FROM notes")[0][0].as_int(); });
   std::printf("database %s holds %lld notes\n", db.url().c_str(), static_cast<long long>(total));
 
   int allowed = 0;

@@ -29,7 +29,7 @@ struct CacheOptions {
 
 struct TokenBucketResult {
   bool allowed = false;
-  double remaining = 0;                  // tokens left after this take
+  double remaining = 0;                      // tokens left after this take
   std::chrono::milliseconds retry_after{0};  // when `allowed` is false: until enough tokens
 };
 

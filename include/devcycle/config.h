@@ -25,10 +25,11 @@
 namespace devcycle {
 
 struct PlatformOptions {
-  std::string database = "sqlite://./devcycle.db";  // sqlite://PATH | sqlite::memory: | postgresql://...
-  std::string bus = "inproc://";                    // inproc:// | kafka://host:port[,host:port...]
-  std::string cache = "memory://";                  // memory:// | redis://host:port[/db]
-  std::string log_level = "info";                   // trace | debug | info | warn | error
+  std::string database =
+      "sqlite://./devcycle.db";     // sqlite://PATH | sqlite::memory: | postgresql://...
+  std::string bus = "inproc://";    // inproc:// | kafka://host:port[,host:port...]
+  std::string cache = "memory://";  // memory:// | redis://host:port[/db]
+  std::string log_level = "info";   // trace | debug | info | warn | error
 
   // Injected parts; null means the embedded default.
   std::shared_ptr<Clock> clock;              // SystemClock

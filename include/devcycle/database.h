@@ -161,8 +161,8 @@ class Database {
 
   // Convenience: read() that returns the closure's result.
   template <class F>
-    requires(!std::is_void_v<std::invoke_result_t<F&, Txn&>>)
-  auto read(F fn) -> std::invoke_result_t<F&, Txn&> {
+  requires(!std::is_void_v<std::invoke_result_t<F&, Txn&>>) auto read(F fn)
+      -> std::invoke_result_t<F&, Txn&> {
     std::optional<std::invoke_result_t<F&, Txn&>> result;
     read(TxnFn([&](Txn& t) { result.emplace(fn(t)); }));
     return std::move(*result);

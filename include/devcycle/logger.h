@@ -47,10 +47,14 @@ struct LogField {
   template <class V>
   static Value make(V&& v) {
     using D = std::decay_t<V>;
-    if constexpr (std::is_same_v<D, bool>) return v;
-    else if constexpr (std::is_integral_v<D>) return static_cast<std::int64_t>(v);
-    else if constexpr (std::is_floating_point_v<D>) return static_cast<double>(v);
-    else return std::string(std::string_view(v));
+    if constexpr (std::is_same_v<D, bool>)
+      return v;
+    else if constexpr (std::is_integral_v<D>)
+      return static_cast<std::int64_t>(v);
+    else if constexpr (std::is_floating_point_v<D>)
+      return static_cast<double>(v);
+    else
+      return std::string(std::string_view(v));
   }
 };
 
@@ -112,11 +116,21 @@ class Logger {
 
   bool enabled(LogLevel level) const noexcept { return level >= min_level_; }
   void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {}) const;
-  void trace(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kTrace, m, f); }
-  void debug(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kDebug, m, f); }
-  void info(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kInfo, m, f); }
-  void warn(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kWarn, m, f); }
-  void error(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kError, m, f); }
+  void trace(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kTrace, m, f);
+  }
+  void debug(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kDebug, m, f);
+  }
+  void info(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kInfo, m, f);
+  }
+  void warn(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kWarn, m, f);
+  }
+  void error(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kError, m, f);
+  }
 
   const std::string& name() const noexcept { return name_; }
 

@@ -32,9 +32,9 @@ void check_bucket(double rate, double burst, double tokens) {
     throw Error(ErrorCode::kInvalidArgument, "token bucket burst: must be at least 1");
   }
   if (!(tokens > 0) || tokens > burst) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "token bucket tokens: must be above 0 and at most burst (" +
-                    std::to_string(burst) + ")");
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "token bucket tokens: must be above 0 and at most burst (" + std::to_string(burst) + ")");
   }
 }
 
@@ -45,33 +45,26 @@ namespace internal {
 CacheKind check_cache_url(const std::string& url, std::string_view label) {
   const auto parsed = parse_url(url, label);
   if (parsed.scheme == "memory") {
-    if (!parsed.hosts.empty() || !parsed.path.empty() || !parsed.query.empty()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string(label) + ": \"" + url +
-                      "\" must be exactly memory:// (it takes no host, path or parameters)");
-    }
+    require_bare(parsed, url, label);
     return CacheKind::kMemory;
   }
   if (parsed.scheme == "redis") {
-    if (parsed.hosts.size() != 1) {
-      throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + redact_url(url) +
-                                                   "\" must name one host: redis://host:port/db");
-    }
+    if (parsed.hosts.size() != 1)
+      fail_setting(label, url, "must name one host: redis://host:port/db");
     if (!parsed.path.empty() && parsed.path != "/") {
       const auto db = std::string_view(parsed.path).substr(1);
       const bool digits = !db.empty() && db.size() <= 2 &&
                           db.find_first_not_of("0123456789") == std::string_view::npos;
-      if (!digits) {
-        throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + redact_url(url) +
-                                                     "\": database \"" + std::string(db) +
-                                                     "\" is not a number");
-      }
+      if (!digits)
+        fail_setting(
+            label, url,
+            "names database \"" + std::string(db) + "\", which is not a number from 0 to 99");
     }
     return CacheKind::kRedis;
   }
-  throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + redact_url(url) +
-                                               "\" has an unknown scheme \"" + parsed.scheme +
-                                               "\" (expected memory:// or redis://host:port/db)");
+  fail_setting(label, url,
+               "has an unknown scheme \"" + parsed.scheme +
+                   "\" (expected memory:// or redis://host:port/db)");
 }
 
 }  // namespace internal
@@ -84,10 +77,9 @@ std::unique_ptr<Cache> Cache::open(const std::string& url, const CacheOptions& o
     case internal::CacheKind::kRedis:
       break;
   }
-  throw Error(ErrorCode::kInvalidArgument,
-              "cache: \"" + internal::redact_url(url) +
-                  "\" needs the Redis backend, which this build does not include yet; use "
-                  "memory://");
+  internal::fail_setting("cache", url,
+                         "needs the Redis backend, which this build does not include yet; use "
+                         "memory://");
 }
 
 }  // namespace devcycle

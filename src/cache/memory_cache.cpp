@@ -1,4 +1,3 @@
-#include "cache/cache_args.h"
 #include "cache/memory_cache.h"
 
 #include <array>
@@ -9,19 +8,12 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "cache/cache_args.h"
+#include "common/string_hash.h"
 #include "devcycle/error.h"
 
 namespace devcycle::internal {
 namespace {
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-template <class V>
-using Map = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 struct Entry {
   std::string value;
@@ -160,8 +152,8 @@ class MemoryCache final : public Cache {
 
   struct Shard {
     std::mutex mu;
-    Map<Entry> entries;
-    Map<Bucket> buckets;
+    StringMap<Entry> entries;
+    StringMap<Bucket> buckets;
     int writes = 0;
   };
 
@@ -185,8 +177,9 @@ class MemoryCache final : public Cache {
   static void after_write(Shard& s, Micros now) {
     if (++s.writes < kSweepEvery) return;
     s.writes = 0;
-    std::erase_if(s.entries,
-                  [now](const auto& kv) { return kv.second.expires_at != 0 && kv.second.expires_at <= now; });
+    std::erase_if(s.entries, [now](const auto& kv) {
+      return kv.second.expires_at != 0 && kv.second.expires_at <= now;
+    });
     std::erase_if(s.buckets, [now](const auto& kv) { return kv.second.idle_until <= now; });
   }
 

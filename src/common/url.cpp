@@ -134,9 +134,22 @@ Url parse_url(std::string_view text, std::string_view label) {
     const auto comma = authority.find(',');
     url.hosts.push_back(parse_host_port(authority.substr(0, comma), label, text));
     authority = comma == std::string_view::npos ? std::string_view() : authority.substr(comma + 1);
-    if (comma != std::string_view::npos && authority.empty()) fail(label, text, "empty host after ','");
+    if (comma != std::string_view::npos && authority.empty())
+      fail(label, text, "empty host after ','");
   }
   return url;
+}
+
+void fail_setting(std::string_view label, std::string_view text, std::string_view reason) {
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(label) + ": \"" + redact_url(text) + "\" " + std::string(reason));
+}
+
+void require_bare(const Url& url, std::string_view text, std::string_view label) {
+  if (!url.hosts.empty() || !url.path.empty() || !url.query.empty() || !url.user.empty()) {
+    fail_setting(label, text,
+                 "must be exactly " + url.scheme + ":// (it takes no host, path or parameters)");
+  }
 }
 
 std::string redact_url(std::string_view text) {

@@ -20,7 +20,7 @@ struct Url {
   std::string user;
   std::string password;
   std::vector<HostPort> hosts;
-  std::string path;  // with its leading '/', percent-decoded
+  std::string path;                                        // with its leading '/', percent-decoded
   std::vector<std::pair<std::string, std::string>> query;  // percent-decoded
 
   const std::string* query_value(std::string_view key) const;
@@ -34,6 +34,14 @@ Url parse_url(std::string_view text, std::string_view label);
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query,
                                                              std::string_view label,
                                                              std::string_view text);
+
+// Throws Error{kInvalidArgument} "<label>: \"<text, password masked>\" <reason>".
+[[noreturn]] void fail_setting(std::string_view label, std::string_view text,
+                               std::string_view reason);
+
+// For URLs that are only a scheme (memory://, inproc://): throws via
+// fail_setting when `url` has a host, path or parameters.
+void require_bare(const Url& url, std::string_view text, std::string_view label);
 
 // The URL with any password replaced by "***", for logs and errors.
 std::string redact_url(std::string_view text);

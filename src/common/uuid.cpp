@@ -22,10 +22,10 @@ class UuidV7Generator {
     std::uint64_t rand_b;
     {
       std::lock_guard lock(mu_);
-      const auto now = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::system_clock::now().time_since_epoch())
-              .count());
+      const auto now =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
       if (now > last_ms_) {
         last_ms_ = now;
         counter_ = static_cast<std::uint16_t>(rng_() & 0x7ff);

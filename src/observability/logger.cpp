@@ -8,18 +8,23 @@ namespace devcycle {
 
 std::string_view to_string(LogLevel level) noexcept {
   switch (level) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kTrace:
+      return "trace";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
 
 LogLevel parse_log_level(std::string_view text, std::string_view setting) {
-  for (auto level : {LogLevel::kTrace, LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn,
-                     LogLevel::kError}) {
+  for (auto level :
+       {LogLevel::kTrace, LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError}) {
     if (text == to_string(level)) return level;
   }
   throw Error(ErrorCode::kInvalidArgument,
@@ -38,8 +43,8 @@ std::string format_json_line(const LogRecord& r) {
   if (!r.trace_id.empty()) j["trace_id"] = r.trace_id;
   for (const auto& f : r.fields) {
     std::string key = f.key;
-    if (key == "ts" || key == "level" || key == "msg" || key == "logger" ||
-        key == "request_id" || key == "trace_id") {
+    if (key == "ts" || key == "level" || key == "msg" || key == "logger" || key == "request_id" ||
+        key == "trace_id") {
       key += '_';
     }
     std::visit([&](const auto& v) { j[key] = v; }, f.value);

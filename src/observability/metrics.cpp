@@ -35,10 +35,14 @@ std::string format_number(double v) {
 std::string escape(std::string_view s, bool quote) {
   std::string out;
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (quote && c == '"') out += "\\\"";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (quote && c == '"')
+      out += "\\\"";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -60,7 +64,8 @@ std::string render_labels(const Labels& labels, const std::string* le = nullptr)
 
 void Counter::inc(double by) {
   if (!(by >= 0)) {
-    throw Error(ErrorCode::kInvalidArgument, "counter increment must be >= 0, got " + format_number(by));
+    throw Error(ErrorCode::kInvalidArgument,
+                "counter increment must be >= 0, got " + format_number(by));
   }
   value_.fetch_add(by, std::memory_order_relaxed);
 }
@@ -78,8 +83,8 @@ Histogram::Histogram(std::vector<double> upper_bounds) : bounds_(std::move(upper
 }
 
 void Histogram::observe(double v) noexcept {
-  const auto i = static_cast<std::size_t>(
-      std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  const auto i = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                                          bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
@@ -118,7 +123,8 @@ struct MetricsRegistry::Family {
 
 MetricsRegistry::MetricsRegistry(std::string ns) : ns_(std::move(ns)) {
   if (!ns_.empty() && !valid_name(ns_, false)) {
-    throw Error(ErrorCode::kInvalidArgument, "metrics namespace \"" + ns_ + "\" is not a valid name");
+    throw Error(ErrorCode::kInvalidArgument,
+                "metrics namespace \"" + ns_ + "\" is not a valid name");
   }
 }
 
@@ -134,8 +140,8 @@ MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::str
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const auto& key = labels[i].first;
     if (!valid_name(key, false) || key.starts_with("__") || key == "le") {
-      throw Error(ErrorCode::kInvalidArgument, "metric " + std::string(name) + ": label name \"" +
-                                                   key + "\" is not allowed");
+      throw Error(ErrorCode::kInvalidArgument,
+                  "metric " + std::string(name) + ": label name \"" + key + "\" is not allowed");
     }
     if (i > 0 && labels[i - 1].first == key) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -150,8 +156,8 @@ MetricsRegistry::Family& MetricsRegistry::family(std::string_view name, std::str
     f->help = std::string(help);
     it = families_.emplace(full, std::move(f)).first;
   } else if (it->second->type != type) {
-    throw Error(ErrorCode::kAlreadyExists, "metric " + full + " is already registered as a " +
-                                               kTypeNames[it->second->type]);
+    throw Error(ErrorCode::kAlreadyExists,
+                "metric " + full + " is already registered as a " + kTypeNames[it->second->type]);
   }
   return *it->second;
 }
@@ -182,8 +188,8 @@ Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view he
   auto& f = family(name, help, kHistogram, labels);
   if (f.series.empty() && f.bounds.empty()) f.bounds = upper_bounds;
   if (f.bounds != upper_bounds) {
-    throw Error(ErrorCode::kAlreadyExists,
-                "metric " + ns_ + "_" + std::string(name) + " is already registered with other buckets");
+    throw Error(ErrorCode::kAlreadyExists, "metric " + ns_ + "_" + std::string(name) +
+                                               " is already registered with other buckets");
   }
   auto [it, inserted] = f.series.try_emplace(labels, std::unique_ptr<Histogram>());
   if (inserted) it->second = std::move(h);

@@ -17,33 +17,6 @@
 extern char** environ;
 
 namespace devcycle {
-namespace internal {
-
-BusKind check_bus_url(const std::string& url, std::string_view label) {
-  const auto parsed = parse_url(url, label);
-  if (parsed.scheme == "inproc") {
-    if (!parsed.hosts.empty() || !parsed.path.empty() || !parsed.query.empty()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string(label) + ": \"" + url +
-                      "\" must be exactly inproc:// (it takes no host, path or parameters)");
-    }
-    return BusKind::kInproc;
-  }
-  if (parsed.scheme == "kafka") {
-    if (parsed.hosts.empty()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  std::string(label) + ": \"" + redact_url(url) +
-                      "\" names no broker (kafka://host:port[,host:port...])");
-    }
-    return BusKind::kKafka;
-  }
-  throw Error(ErrorCode::kInvalidArgument,
-              std::string(label) + ": \"" + redact_url(url) + "\" has an unknown scheme \"" +
-                  parsed.scheme + "\" (expected inproc:// or kafka://host:port)");
-}
-
-}  // namespace internal
-
 namespace {
 
 constexpr std::array<SettingInfo, 4> kSettings{{
@@ -80,10 +53,14 @@ std::string known_names(std::string_view prefix, bool dashes) {
 }
 
 void validate_one(std::string_view name, const std::string& value, const std::string& label) {
-  if (name == "database") internal::check_database_url(value, label);
-  else if (name == "bus") internal::check_bus_url(value, label);
-  else if (name == "cache") internal::check_cache_url(value, label);
-  else if (name == "log_level") parse_log_level(value, label);
+  if (name == "database")
+    internal::check_database_url(value, label);
+  else if (name == "bus")
+    internal::check_bus_url(value, label);
+  else if (name == "cache")
+    internal::check_cache_url(value, label);
+  else if (name == "log_level")
+    parse_log_level(value, label);
 }
 
 [[noreturn]] void bad(const std::string& message) {
@@ -111,8 +88,8 @@ ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg(argv[i]);
     if (!arg.starts_with("--") || arg.size() == 2) {
-      bad("argument \"" + std::string(arg) + "\": expected --name=value (known: " +
-          known_names("--", true) + ", --config)");
+      bad("argument \"" + std::string(arg) +
+          "\": expected --name=value (known: " + known_names("--", true) + ", --config)");
     }
     std::string name(arg.substr(2));
     std::string value;
@@ -123,18 +100,21 @@ ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv
       has_value = true;
     }
     std::replace(name.begin(), name.end(), '-', '_');
-    const bool known = name == "config" || std::any_of(kSettings.begin(), kSettings.end(),
-                                                       [&](const auto& k) { return k.name == name; });
+    const bool known =
+        name == "config" || std::any_of(kSettings.begin(), kSettings.end(),
+                                        [&](const auto& k) { return k.name == name; });
     if (!known) {
-      bad("flag --" + std::string(arg.substr(2)) + ": unknown (known: " +
-          known_names("--", true) + ", --config)");
+      bad("flag --" + std::string(arg.substr(2)) + ": unknown (known: " + known_names("--", true) +
+          ", --config)");
     }
     if (!has_value) {
       if (i + 1 >= argc) bad("flag " + std::string(arg) + ": needs a value");
       value = argv[++i];
     }
-    if (name == "config") s.config_file = value;
-    else s.flags[name] = value;
+    if (name == "config")
+      s.config_file = value;
+    else
+      s.flags[name] = value;
   }
   return s;
 }
@@ -146,7 +126,8 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
 
   std::string file = sources.config_file;
   if (file.empty()) {
-    if (auto it = sources.environment.find(std::string(kConfigEnv)); it != sources.environment.end()) {
+    if (auto it = sources.environment.find(std::string(kConfigEnv));
+        it != sources.environment.end()) {
       file = it->second;
     }
   }
@@ -156,7 +137,8 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
       table = toml::parse_file(file);
     } catch (const toml::parse_error& e) {
       const auto& where = e.source().begin;
-      if (where.line == 0) bad("config file " + file + ": cannot be read: " + std::string(e.description()));
+      if (where.line == 0)
+        bad("config file " + file + ": cannot be read: " + std::string(e.description()));
       bad("config file " + file + ": line " + std::to_string(where.line) + ", column " +
           std::to_string(where.column) + ": " + std::string(e.description()));
     }
@@ -164,7 +146,8 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
       const std::string k(key.str());
       std::string* target = field(o, k);
       if (!target) {
-        bad("config file " + file + ": unknown key \"" + k + "\" (known: " + known_names("", false) + ")");
+        bad("config file " + file + ": unknown key \"" + k +
+            "\" (known: " + known_names("", false) + ")");
       }
       const auto* str = node.as_string();
       if (!str) bad("config file " + file + ": key \"" + k + "\" must be a string");
@@ -174,7 +157,8 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
   }
 
   for (const auto& s : kSettings) {
-    if (auto it = sources.environment.find(std::string(s.environment)); it != sources.environment.end()) {
+    if (auto it = sources.environment.find(std::string(s.environment));
+        it != sources.environment.end()) {
       *field(o, s.name) = it->second;
       label[std::string(s.name)] = std::string(s.name) + " (" + std::string(s.environment) + ")";
     }
@@ -182,7 +166,8 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
 
   for (const auto& [name, value] : sources.flags) {
     std::string* target = field(o, name);
-    if (!target) bad("flag --" + name + ": unknown (known: " + known_names("--", true) + ", --config)");
+    if (!target)
+      bad("flag --" + name + ": unknown (known: " + known_names("--", true) + ", --config)");
     *target = value;
     std::string dashed = name;
     std::replace(dashed.begin(), dashed.end(), '_', '-');

@@ -23,18 +23,19 @@ Platform::~Platform() {
 std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   validate_options(options);
   if (internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "bus: \"" + internal::redact_url(options.bus) +
-                    "\" needs the Kafka bus, which this build does not include yet; use inproc://");
+    internal::fail_setting("bus", options.bus,
+                           "needs the Kafka bus, which this build does not include yet; use "
+                           "inproc://");
   }
   if (!options.clock) options.clock = SystemClock::instance();
   if (!options.log_sink) options.log_sink = std::make_shared<JsonLinesSink>();
   if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
 
   auto impl = std::make_unique<Impl>();
-  impl->logger = Logger("devcycle", options.log_sink, parse_log_level(options.log_level),
-                        options.clock);
-  options.metrics->gauge("build_info", "DevCycle build information", {{"version", DEVCYCLE_VERSION_STRING}})
+  impl->logger =
+      Logger("devcycle", options.log_sink, parse_log_level(options.log_level), options.clock);
+  options.metrics
+      ->gauge("build_info", "DevCycle build information", {{"version", DEVCYCLE_VERSION_STRING}})
       .set(1);
 
   DatabaseOptions db_options = options.database_options;

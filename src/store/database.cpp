@@ -17,11 +17,9 @@ DatabaseKind check_database_url(const std::string& url, std::string_view label) 
     parse_url(url, label);
     return DatabaseKind::kPostgres;
   }
-  const auto sep = url.find(':');
-  throw Error(ErrorCode::kInvalidArgument,
-              std::string(label) + ": \"" + redact_url(url) + "\" has an unknown scheme \"" +
-                  url.substr(0, sep) +
-                  "\" (expected sqlite://PATH, sqlite::memory: or postgresql://...)");
+  fail_setting(label, url,
+               "has an unknown scheme \"" + url.substr(0, url.find(':')) +
+                   "\" (expected sqlite://PATH, sqlite::memory: or postgresql://...)");
 }
 
 }  // namespace internal
@@ -33,10 +31,9 @@ std::unique_ptr<Database> Database::open(const std::string& url, const DatabaseO
     case internal::DatabaseKind::kPostgres:
       break;
   }
-  throw Error(ErrorCode::kInvalidArgument,
-              "database: \"" + internal::redact_url(url) +
-                  "\" needs the PostgreSQL backend, which this build does not include yet; "
-                  "use sqlite://PATH or sqlite::memory:");
+  internal::fail_setting("database", url,
+                         "needs the PostgreSQL backend, which this build does not include yet; "
+                         "use sqlite://PATH or sqlite::memory:");
 }
 
 }  // namespace devcycle

@@ -85,8 +85,7 @@ void apply_migrations(Txn& txn, std::span<const Migration> migrations, Micros no
       throw Error(ErrorCode::kConflict,
                   "the database schema of module \"" + module + "\" is at version " +
                       std::to_string(version) + ", newer than this build knows (" +
-                      std::to_string(it->second) +
-                      "): upgrade devcycle, or open another database");
+                      std::to_string(it->second) + "): upgrade devcycle, or open another database");
     }
   }
 
@@ -95,9 +94,10 @@ void apply_migrations(Txn& txn, std::span<const Migration> migrations, Micros no
     const auto it = applied.find({m.module, m.version});
     if (it != applied.end()) {
       if (it->second.checksum != sum) {
-        throw Error(ErrorCode::kInternal, label(m) + " was changed after it was applied "
-                                                     "(checksum " + it->second.checksum +
-                                              " in the database, " + sum +
+        throw Error(ErrorCode::kInternal, label(m) +
+                                              " was changed after it was applied "
+                                              "(checksum " +
+                                              it->second.checksum + " in the database, " + sum +
                                               " in this build); add a new migration instead");
       }
       continue;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/string_hash.h"
 #include "common/url.h"
 #include "devcycle/clock.h"
 #include "devcycle/error.h"
@@ -23,8 +24,8 @@ namespace {
 
 [[noreturn]] void bad_url(std::string_view label, const std::string& url,
                           const std::string& reason) {
-  throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + url +
-                                               "\" is not a valid SQLite URL: " + reason);
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(label) + ": \"" + url + "\" is not a valid SQLite URL: " + reason);
 }
 
 int parse_int(std::string_view label, const std::string& url, const std::string& key,
@@ -32,8 +33,9 @@ int parse_int(std::string_view label, const std::string& url, const std::string&
   int out = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
   if (ec != std::errc() || end != v.data() + v.size() || out < lo || out > hi) {
-    bad_url(label, url, key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi));
+    bad_url(label, url,
+            key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
   }
   return out;
 }
@@ -56,27 +58,35 @@ SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  if (rest.empty()) bad_url(label, url, "missing file path (sqlite://./devcycle.db, sqlite:///abs/path.db)");
+  if (rest.empty())
+    bad_url(label, url, "missing file path (sqlite://./devcycle.db, sqlite:///abs/path.db)");
   s.path = std::string(rest);
   if (s.path == ":memory:") {
     s.memory = true;
   }
   for (const auto& [k, v] : parse_query(query, label, url)) {
     if (k == "synchronous") {
-      if (v == "normal") s.options.synchronous = Synchronous::kNormal;
-      else if (v == "full") s.options.synchronous = Synchronous::kFull;
-      else bad_url(label, url, "synchronous=" + v + " must be normal or full");
+      if (v == "normal")
+        s.options.synchronous = Synchronous::kNormal;
+      else if (v == "full")
+        s.options.synchronous = Synchronous::kFull;
+      else
+        bad_url(label, url, "synchronous=" + v + " must be normal or full");
     } else if (k == "busy_timeout_ms") {
       s.options.busy_timeout = std::chrono::milliseconds(parse_int(label, url, k, v, 0, 3'600'000));
     } else if (k == "readers") {
       s.options.readers = parse_int(label, url, k, v, 1, 64);
     } else if (k == "group_commit") {
-      if (v == "true") s.options.group_commit = true;
-      else if (v == "false") s.options.group_commit = false;
-      else bad_url(label, url, "group_commit=" + v + " must be true or false");
+      if (v == "true")
+        s.options.group_commit = true;
+      else if (v == "false")
+        s.options.group_commit = false;
+      else
+        bad_url(label, url, "group_commit=" + v + " must be true or false");
     } else {
-      bad_url(label, url, "unknown parameter \"" + k +
-                       "\" (known: synchronous, busy_timeout_ms, readers, group_commit)");
+      bad_url(label, url,
+              "unknown parameter \"" + k +
+                  "\" (known: synchronous, busy_timeout_ms, readers, group_commit)");
     }
   }
   if (s.options.max_batch < 1) {
@@ -89,13 +99,6 @@ SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
 }
 
 namespace {
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 // One sqlite3 handle with its prepared statements. Used by one thread at a time.
 class Connection {
@@ -123,12 +126,12 @@ class Connection {
         const auto mode = query_text("PRAGMA journal_mode=WAL");
         if (mode != "wal") {
           throw Error(ErrorCode::kUnavailable, "database: SQLite file \"" + s.path +
-                                                   "\" cannot use WAL (journal_mode is " +
-                                                   mode + ")");
+                                                   "\" cannot use WAL (journal_mode is " + mode +
+                                                   ")");
         }
       }
       exec(s.options.synchronous == Synchronous::kFull ? "PRAGMA synchronous=FULL"
-                                                        : "PRAGMA synchronous=NORMAL");
+                                                       : "PRAGMA synchronous=NORMAL");
       exec("PRAGMA foreign_keys=ON");
       if (reader) exec("PRAGMA query_only=ON");
     } catch (...) {
@@ -205,7 +208,7 @@ class Connection {
   }
 
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, Statement, StringHash, std::equal_to<>> cache_;
+  StringMap<Statement> cache_;
 };
 
 class SqliteTxn final : public Txn {
@@ -256,7 +259,8 @@ class SqliteTxn final : public Txn {
     for (;;) {
       const int rc = sqlite3_step(s);
       if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) throw_sqlite(c_.handle(), rc, "in SQL: " + std::string(sql.substr(0, 200)));
+      if (rc != SQLITE_ROW)
+        throw_sqlite(c_.handle(), rc, "in SQL: " + std::string(sql.substr(0, 200)));
       if (!out) continue;
       std::vector<Value> values;
       values.reserve(ncol);
@@ -269,9 +273,15 @@ class SqliteTxn final : public Txn {
     if (slot == 0) return;  // $k not used by this statement
     int rc = SQLITE_OK;
     switch (v.type()) {
-      case Value::Type::kNull: rc = sqlite3_bind_null(s, slot); break;
-      case Value::Type::kInt: rc = sqlite3_bind_int64(s, slot, v.as_int()); break;
-      case Value::Type::kDouble: rc = sqlite3_bind_double(s, slot, v.as_double()); break;
+      case Value::Type::kNull:
+        rc = sqlite3_bind_null(s, slot);
+        break;
+      case Value::Type::kInt:
+        rc = sqlite3_bind_int64(s, slot, v.as_int());
+        break;
+      case Value::Type::kDouble:
+        rc = sqlite3_bind_double(s, slot, v.as_double());
+        break;
       case Value::Type::kText: {
         const auto& t = v.as_text();
         rc = sqlite3_bind_text64(s, slot, t.data(), t.size(), SQLITE_STATIC, SQLITE_UTF8);
@@ -283,13 +293,17 @@ class SqliteTxn final : public Txn {
         break;
       }
     }
-    if (rc != SQLITE_OK) throw_sqlite(c_.handle(), rc, "binding a parameter of SQL: " + std::string(sql.substr(0, 200)));
+    if (rc != SQLITE_OK)
+      throw_sqlite(c_.handle(), rc,
+                   "binding a parameter of SQL: " + std::string(sql.substr(0, 200)));
   }
 
   static Value column(sqlite3_stmt* s, int i) {
     switch (sqlite3_column_type(s, i)) {
-      case SQLITE_INTEGER: return Value(static_cast<std::int64_t>(sqlite3_column_int64(s, i)));
-      case SQLITE_FLOAT: return Value(sqlite3_column_double(s, i));
+      case SQLITE_INTEGER:
+        return Value(static_cast<std::int64_t>(sqlite3_column_int64(s, i)));
+      case SQLITE_FLOAT:
+        return Value(sqlite3_column_double(s, i));
       case SQLITE_TEXT: {
         const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
         return Value(std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))));
@@ -299,7 +313,8 @@ class SqliteTxn final : public Txn {
         const auto n = static_cast<std::size_t>(sqlite3_column_bytes(s, i));
         return Value(Blob{std::vector<std::byte>(p, p + n)});
       }
-      default: return Value();
+      default:
+        return Value();
     }
   }
 
@@ -496,10 +511,11 @@ class SqliteDatabase final : public Database {
             if (sqlite3_get_autocommit(c.handle())) {
               // SQLite rolled the whole transaction back (I/O error, disk
               // full): the closures before this one are lost with it.
-              batch_error = std::make_exception_ptr(Error(
-                  ErrorCode::kUnavailable,
-                  "database " + url_ + ": the shared transaction was rolled back by another "
-                  "closure's error; nothing of this closure was written"));
+              batch_error = std::make_exception_ptr(
+                  Error(ErrorCode::kUnavailable,
+                        "database " + url_ +
+                            ": the shared transaction was rolled back by another "
+                            "closure's error; nothing of this closure was written"));
               for (std::size_t j = i + 1; j < batch.size(); ++j) errors[j] = batch_error;
               for (std::size_t j = 0; j < i; ++j) {
                 if (!errors[j]) errors[j] = batch_error;

@@ -6,19 +6,24 @@ namespace devcycle {
 namespace {
 
 [[noreturn]] void wrong_type(Value::Type want, Value::Type have) {
-  throw Error(ErrorCode::kInternal, "value is " + std::string(to_string(have)) + ", not " +
-                                        std::string(to_string(want)));
+  throw Error(ErrorCode::kInternal,
+              "value is " + std::string(to_string(have)) + ", not " + std::string(to_string(want)));
 }
 
 }  // namespace
 
 std::string_view to_string(Value::Type type) noexcept {
   switch (type) {
-    case Value::Type::kNull: return "null";
-    case Value::Type::kInt: return "int";
-    case Value::Type::kDouble: return "double";
-    case Value::Type::kText: return "text";
-    case Value::Type::kBlob: return "blob";
+    case Value::Type::kNull:
+      return "null";
+    case Value::Type::kInt:
+      return "int";
+    case Value::Type::kDouble:
+      return "double";
+    case Value::Type::kText:
+      return "text";
+    case Value::Type::kBlob:
+      return "blob";
   }
   return "unknown";
 }

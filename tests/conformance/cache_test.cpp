@@ -2,13 +2,14 @@
 // Instantiated over memory://; Redis joins with the scale-out backends.
 // Time moves through advance(): a ManualClock for memory, real time (with
 // generous margins) for a server that keeps its own clock.
+#include "devcycle/cache.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <functional>
 #include <thread>
 
-#include "devcycle/cache.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {
@@ -166,21 +167,20 @@ TEST_P(CacheTest, BadArgumentsNameTheArgument) {
   EXPECT_EQ(cache().get("k"), std::nullopt);  // nothing written by a refused call
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, CacheTest,
-    ::testing::Values(CacheBackend{"memory",
-                                   [] {
-                                     auto clock = std::make_shared<ManualClock>();
-                                     CacheOptions options;
-                                     options.clock = clock;
-                                     return std::make_pair(
-                                         Cache::open("memory://", options),
-                                         std::function<void(std::chrono::milliseconds)>(
-                                             [clock](std::chrono::milliseconds d) {
-                                               clock->advance(d);
-                                             }));
-                                   }}),
-    [](const auto& p) { return p.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, CacheTest,
+                         ::testing::Values(CacheBackend{
+                             "memory",
+                             [] {
+                               auto clock = std::make_shared<ManualClock>();
+                               CacheOptions options;
+                               options.clock = clock;
+                               return std::make_pair(Cache::open("memory://", options),
+                                                     std::function<void(std::chrono::milliseconds)>(
+                                                         [clock](std::chrono::milliseconds d) {
+                                                           clock->advance(d);
+                                                         }));
+                             }}),
+                         [](const auto& p) { return p.param.name; });
 
 TEST(CacheOpenTest, UrlsAreChecked) {
   EXPECT_DEVCYCLE_ERROR(Cache::open("memory://host"), ErrorCode::kInvalidArgument, "memory://");

@@ -10,7 +10,8 @@ namespace devcycle::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "devcycle-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "devcycle-test-XXXXXX").string();
     if (!mkdtemp(pattern.data())) std::abort();
     path_ = pattern;
   }

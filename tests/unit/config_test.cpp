@@ -66,8 +66,8 @@ TEST_F(ConfigTest, ConfigFileMayBeNamedByTheEnvironment) {
 
 TEST_F(ConfigTest, CommandLineFlagsInBothFormsAndDashes) {
   const auto file = write_file("bus = \"inproc://\"\n");
-  const char* argv[] = {"prog", "--database=sqlite::memory:", "--log-level", "warn",
-                        "--config", file.c_str()};
+  const char* argv[] = {
+      "prog", "--database=sqlite::memory:", "--log-level", "warn", "--config", file.c_str()};
   const auto s = ConfigSources::from_command_line(6, argv);
   EXPECT_EQ(s.flags.at("database"), "sqlite::memory:");
   EXPECT_EQ(s.flags.at("log_level"), "warn");
@@ -100,10 +100,12 @@ TEST_F(ConfigTest, BadValuesNameTheSettingTheSourceAndTheValue) {
   s.flags = {{"bus", "kafka://"}};
   EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "bus", "no broker");
   s.flags = {{"bus", "inproc://somewhere"}};
-  EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "bus", "exactly inproc://");
+  EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "bus",
+                        "exactly inproc://");
 
   s.flags = {{"cache", "redis://h:6379/zero"}};
-  EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "cache", "--cache", "zero");
+  EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "cache", "--cache",
+                        "zero");
   s.flags = {{"cache", "redis://h:70000"}};
   EXPECT_DEVCYCLE_ERROR(resolve_options(s), ErrorCode::kInvalidArgument, "cache", "70000");
 

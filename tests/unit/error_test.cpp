@@ -16,11 +16,11 @@ TEST(ErrorTest, CarriesCodeAndMessage) {
 
 TEST(ErrorTest, OnlyTransientCodesAreRetryable) {
   const std::pair<ErrorCode, bool> cases[] = {
-      {ErrorCode::kInvalidArgument, false}, {ErrorCode::kNotFound, false},
-      {ErrorCode::kAlreadyExists, false},   {ErrorCode::kConflict, true},
-      {ErrorCode::kUnauthenticated, false}, {ErrorCode::kPermissionDenied, false},
+      {ErrorCode::kInvalidArgument, false},  {ErrorCode::kNotFound, false},
+      {ErrorCode::kAlreadyExists, false},    {ErrorCode::kConflict, true},
+      {ErrorCode::kUnauthenticated, false},  {ErrorCode::kPermissionDenied, false},
       {ErrorCode::kResourceExhausted, true}, {ErrorCode::kUnavailable, true},
-      {ErrorCode::kDeadlineExceeded, true}, {ErrorCode::kInternal, false},
+      {ErrorCode::kDeadlineExceeded, true},  {ErrorCode::kInternal, false},
   };
   for (const auto& [code, retryable] : cases) {
     EXPECT_EQ(Error(code, "x").retryable(), retryable) << to_string(code);

@@ -38,7 +38,8 @@ TEST(FaultInjectingDatabaseTest, FailsTheNthCallBeforeItRuns) {
   EXPECT_DEVCYCLE_ERROR(db->write([&](Txn& t) {
     ran = true;
     write_pair(t, 3);
-  }), ErrorCode::kUnavailable, "injected fault");
+  }),
+                        ErrorCode::kUnavailable, "injected fault");
   EXPECT_FALSE(ran);
   db->write([](Txn& t) { write_pair(t, 4); });
   EXPECT_EQ(db->injected(), 1u);
@@ -54,7 +55,8 @@ TEST(FaultInjectingDatabaseTest, FailureAfterTheClosureRanRollsItBack) {
   EXPECT_DEVCYCLE_ERROR(db->write([&](Txn& t) {
     ran = true;
     write_pair(t, 1);
-  }), ErrorCode::kUnavailable, "after the closure ran");
+  }),
+                        ErrorCode::kUnavailable, "after the closure ran");
   EXPECT_TRUE(ran);
   EXPECT_EQ(rows(*db, 1), 0);
 }

@@ -24,9 +24,10 @@ class LoggerTest : public ::testing::Test {
 TEST_F(LoggerTest, WritesEveryStandardFieldInOrder) {
   logger_.with_request("req-1", "4bf92f3577b34da6a3ce929d0e0e4736").info("run started");
   const auto text = sink_->lines().at(0);
-  EXPECT_EQ(text,
-            R"({"ts":"2025-11-26T01:11:10.123456Z","level":"info","msg":"run started",)"
-            R"("logger":"devcycle","request_id":"req-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"})");
+  EXPECT_EQ(
+      text,
+      R"({"ts":"2025-11-26T01:11:10.123456Z","level":"info","msg":"run started",)"
+      R"("logger":"devcycle","request_id":"req-1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"})");
 }
 
 TEST_F(LoggerTest, OmitsIdsThatAreNotSet) {
@@ -38,9 +39,11 @@ TEST_F(LoggerTest, OmitsIdsThatAreNotSet) {
 }
 
 TEST_F(LoggerTest, FieldsKeepTheirTypes) {
-  logger_.named("db").error("commit failed",
-                            {{"attempt", 3}, {"ratio", 0.5}, {"retryable", true}, {"url", "sqlite://x"},
-                             {"big", std::int64_t{1} << 40}});
+  logger_.named("db").error("commit failed", {{"attempt", 3},
+                                              {"ratio", 0.5},
+                                              {"retryable", true},
+                                              {"url", "sqlite://x"},
+                                              {"big", std::int64_t{1} << 40}});
   const auto j = line(0);
   EXPECT_EQ(j["logger"], "devcycle.db");
   EXPECT_EQ(j["level"], "error");

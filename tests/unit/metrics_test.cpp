@@ -11,7 +11,8 @@ namespace {
 
 TEST(MetricsTest, RendersCountersAndGaugesInPrometheusText) {
   MetricsRegistry r;
-  r.counter("requests_total", "Requests served", {{"route", "/api/v1/runs"}, {"code", "200"}}).inc(3);
+  r.counter("requests_total", "Requests served", {{"route", "/api/v1/runs"}, {"code", "200"}})
+      .inc(3);
   r.counter("requests_total", "Requests served", {{"code", "404"}, {"route", "/x"}}).inc();
   r.gauge("agents", "Agents by status", {{"status", "online"}}).set(2.5);
   EXPECT_EQ(r.render_prometheus(),
@@ -66,7 +67,8 @@ TEST(MetricsTest, RefusesBadNamesLabelsAndTypeClashes) {
                         "bad label");
   EXPECT_DEVCYCLE_ERROR(r.counter("c", "", {{"__reserved", "x"}}), ErrorCode::kInvalidArgument,
                         "__reserved");
-  EXPECT_DEVCYCLE_ERROR(r.histogram("h", "", {1}, {{"le", "x"}}), ErrorCode::kInvalidArgument, "le");
+  EXPECT_DEVCYCLE_ERROR(r.histogram("h", "", {1}, {{"le", "x"}}), ErrorCode::kInvalidArgument,
+                        "le");
   EXPECT_DEVCYCLE_ERROR(r.counter("c", "", {{"a", "1"}, {"a", "2"}}), ErrorCode::kInvalidArgument,
                         "given twice");
   r.counter("used", "");

@@ -1,12 +1,11 @@
 #include "devcycle/platform.h"
 
-#include "devcycle/version.h"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "devcycle/version.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -38,7 +37,8 @@ TEST(PlatformTest, OpensEveryPartAndSaysSo) {
 
   const auto metrics = p->metrics().render_prometheus();
   EXPECT_NE(metrics.find("devcycle_build_info{version=\"" DEVCYCLE_VERSION_STRING "\"} 1"),
-            std::string::npos) << metrics;
+            std::string::npos)
+      << metrics;
   EXPECT_NE(metrics.find("devcycle_db_commits_total"), std::string::npos);
 }
 

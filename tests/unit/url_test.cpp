@@ -8,8 +8,8 @@ namespace devcycle::internal {
 namespace {
 
 TEST(UrlTest, ParsesEveryPart) {
-  const auto u = parse_url("postgresql://me:p%40ss@db.local:5433/dev%20cycle?sslmode=require&x=1",
-                           "database");
+  const auto u =
+      parse_url("postgresql://me:p%40ss@db.local:5433/dev%20cycle?sslmode=require&x=1", "database");
   EXPECT_EQ(u.scheme, "postgresql");
   EXPECT_EQ(u.user, "me");
   EXPECT_EQ(u.password, "p@ss");
@@ -34,10 +34,11 @@ TEST(UrlTest, ParsesSeveralHostsAndIpv6) {
 TEST(UrlTest, RejectsMalformedUrlsNamingTheLabel) {
   EXPECT_DEVCYCLE_ERROR(parse_url("localhost:5432", "database"), ErrorCode::kInvalidArgument,
                         "database", "scheme://");
-  EXPECT_DEVCYCLE_ERROR(parse_url("redis://h:99999", "cache"), ErrorCode::kInvalidArgument,
-                        "cache", "port \"99999\"");
+  EXPECT_DEVCYCLE_ERROR(parse_url("redis://h:99999", "cache"), ErrorCode::kInvalidArgument, "cache",
+                        "port \"99999\"");
   EXPECT_DEVCYCLE_ERROR(parse_url("redis://h:abc", "cache"), ErrorCode::kInvalidArgument, "port");
-  EXPECT_DEVCYCLE_ERROR(parse_url("redis://:1", "cache"), ErrorCode::kInvalidArgument, "missing host");
+  EXPECT_DEVCYCLE_ERROR(parse_url("redis://:1", "cache"), ErrorCode::kInvalidArgument,
+                        "missing host");
   EXPECT_DEVCYCLE_ERROR(parse_url("kafka://a,", "bus"), ErrorCode::kInvalidArgument, "empty host");
   EXPECT_DEVCYCLE_ERROR(parse_url("x://h/%zz", "x"), ErrorCode::kInvalidArgument, "%-escape");
   EXPECT_DEVCYCLE_ERROR(parse_url("x://h?novalue", "x"), ErrorCode::kInvalidArgument, "key=value");
