@@ -1,0 +1,38 @@
+# Run by ctest with -P: configuring must fail clearly when an enabled optional
+# dependency is missing, and succeed once that part is switched off.
+function(configure out_var rc_var)
+  file(REMOVE_RECURSE "${WORK_DIR}/build")
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E env PKG_CONFIG_LIBDIR=${WORK_DIR}/no-pkgconfig PKG_CONFIG_PATH=
+            ${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -G "${GENERATOR}"
+            -DDEVCYCLE_BUILD_TESTS=OFF -DDEVCYCLE_BUILD_BENCH=OFF -DDEVCYCLE_BUILD_EXAMPLES=OFF ${ARGN}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(${out_var} "${out}${err}" PARENT_SCOPE)
+  set(${rc_var} ${rc} PARENT_SCOPE)
+endfunction()
+
+function(expect_failure needle)
+  configure(out rc ${ARGN})
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "configure with ${ARGN} succeeded; expected it to fail with '${needle}'")
+  endif()
+  string(REGEX REPLACE "[ \t\r\n]+" " " out "${out}")  # CMake wraps long messages
+  string(FIND "${out}" "${needle}" pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "configure failed without saying '${needle}':\n${out}")
+  endif()
+endfunction()
+
+file(MAKE_DIRECTORY "${WORK_DIR}/no-pkgconfig")
+# pkg-config sees nothing: each enabled scale-out backend names its package.
+expect_failure("DEVCYCLE_WITH_POSTGRES=ON needs libpqxx: install the Debian package libpqxx-dev")
+expect_failure("DEVCYCLE_WITH_KAFKA=ON needs rdkafka" -DDEVCYCLE_WITH_POSTGRES=OFF)
+expect_failure("DEVCYCLE_WITH_REDIS=ON needs hiredis" -DDEVCYCLE_WITH_POSTGRES=OFF
+               -DDEVCYCLE_WITH_KAFKA=OFF)
+expect_failure("DEVCYCLE_BUILD_SERVER=ON, but that part has not been written yet"
+               -DDEVCYCLE_BUILD_SERVER=ON)
+configure(out rc -DDEVCYCLE_WITH_POSTGRES=OFF -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "configure with every optional backend off failed:\n${out}")
+endif()
+file(REMOVE_RECURSE "${WORK_DIR}")
