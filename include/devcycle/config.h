@@ -11,6 +11,7 @@
 // Thread-safety: plain values and pure functions.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <span>
@@ -36,6 +37,11 @@ struct PlatformOptions {
   std::shared_ptr<LogSink> log_sink;         // JSON lines on stderr
   std::shared_ptr<MetricsRegistry> metrics;  // a new registry
   DatabaseOptions database_options;          // synchronous, group commit, extra migrations
+  // Agents whose last heartbeat is older than this are marked offline.
+  std::chrono::milliseconds heartbeat_timeout{30'000};
+  // How often the monitor looks; 0 means no monitor thread (tests call
+  // Registry::sweep_offline() themselves).
+  std::chrono::milliseconds monitor_interval{5'000};
 };
 
 // One setting that resolve_options() knows.

@@ -3,7 +3,8 @@
 //
 // Platform::open({}) runs on the embedded defaults with no external service:
 // a SQLite file ./devcycle.db, the in-process bus and the in-memory cache.
-// Modules added later (registry, workflows, messaging, auth) hang off it.
+// The agent registry hangs off it, with a monitor thread that marks agents
+// offline after missed heartbeats; workflows, messaging and auth follow.
 //
 // Thread-safety: every accessor may be called from any thread; the parts
 // returned are themselves thread-safe.
@@ -17,6 +18,7 @@
 #include "devcycle/database.h"
 #include "devcycle/logger.h"
 #include "devcycle/metrics.h"
+#include "devcycle/registry.h"
 
 namespace devcycle {
 
@@ -31,6 +33,7 @@ class Platform {
   Platform& operator=(const Platform&) = delete;
 
   Database& database() noexcept;
+  Registry& registry() noexcept;
   Cache& cache() noexcept;
   const Logger& logger() const noexcept;
   MetricsRegistry& metrics() noexcept;

@@ -12,12 +12,17 @@ struct Platform::Impl {
   Logger logger;
   std::unique_ptr<Database> database;
   std::unique_ptr<Cache> cache;
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<AgentMonitor> monitor;
 };
 
 Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Platform::~Platform() {
-  if (impl_ && impl_->database) impl_->database->close();
+  if (!impl_) return;
+  impl_->monitor.reset();  // stops its thread before what it uses goes away
+  impl_->registry.reset();
+  if (impl_->database) impl_->database->close();
 }
 
 std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
@@ -44,6 +49,19 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   CacheOptions cache_options;
   cache_options.clock = options.clock;
   impl->cache = Cache::open(options.cache, cache_options);
+  if (options.heartbeat_timeout.count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument, "heartbeat_timeout: must be positive");
+  }
+  if (options.monitor_interval.count() < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "monitor_interval: must not be negative");
+  }
+  RegistryOptions registry_options;
+  registry_options.clock = options.clock;
+  registry_options.heartbeat_timeout = options.heartbeat_timeout;
+  impl->registry = std::make_unique<Registry>(*impl->database, registry_options);
+  if (options.monitor_interval.count() > 0) {
+    impl->monitor = std::make_unique<AgentMonitor>(*impl->registry, options.monitor_interval);
+  }
 
   impl->logger.info("platform opened", {{"database", internal::redact_url(options.database)},
                                         {"bus", internal::redact_url(options.bus)},
@@ -54,6 +72,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
 }
 
 Database& Platform::database() noexcept { return *impl_->database; }
+Registry& Platform::registry() noexcept { return *impl_->registry; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
 const Logger& Platform::logger() const noexcept { return impl_->logger; }
 MetricsRegistry& Platform::metrics() noexcept { return *impl_->options.metrics; }

@@ -93,3 +93,42 @@ TEST(PlatformTest, BadOrUnbuiltSettingsAreClearErrors) {
 
 }  // namespace
 }  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+TEST(PlatformRegistryTest, RegistryUsesThePlatformDatabaseAndClock) {
+  auto clock = std::make_shared<ManualClock>();
+  auto o = memory_options(std::make_shared<MemoryLogSink>());
+  o.clock = clock;
+  o.heartbeat_timeout = std::chrono::seconds(10);
+  o.monitor_interval = std::chrono::milliseconds(0);  // the test sweeps by hand
+  auto p = Platform::open(o);
+  auto& r = p->registry();
+  r.define_type({"tester", "", "{}"});
+  AgentSpec spec;
+  spec.owner = "alice";
+  spec.name = "t1";
+  spec.type = "tester";
+  const auto a = r.create(spec);
+  r.heartbeat(a.id);
+  clock->advance(std::chrono::seconds(11));
+  EXPECT_EQ(r.sweep_offline().size(), 1u);
+  const auto tables = p->database().read([](Txn& t) {
+    return t.query("SELECT COUNT(*) FROM schema_migrations WHERE module = 'registry'")[0][0]
+        .as_int();
+  });
+  EXPECT_EQ(tables, 1);
+}
+
+TEST(PlatformRegistryTest, BadMonitorSettingsAreRefused) {
+  auto o = memory_options(std::make_shared<MemoryLogSink>());
+  o.heartbeat_timeout = std::chrono::milliseconds(0);
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "heartbeat_timeout");
+  o = memory_options(std::make_shared<MemoryLogSink>());
+  o.monitor_interval = std::chrono::milliseconds(-1);
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "monitor_interval");
+}
+
+}  // namespace
+}  // namespace devcycle
