@@ -22,6 +22,51 @@ void print_help() {
   }
 }
 
+// Registers a code generator and a linter it depends on, deploys both, and
+// picks the best agent for a capability. Runs once per database: a second run
+// finds the agents already there.
+void show_registry(devcycle::Registry& registry) {
+  if (registry.list_types().empty()) {
+    registry.define_type({"codegen", "Generates code from a specification",
+                          R"({"type": "object", "required": ["model"],
+                              "properties": {"model": {"enum": ["small", "large"]}}})"});
+    registry.define_type({"linter", "Checks code style", "{}"});
+  }
+  auto find_or_create = [&](devcycle::AgentSpec spec) {
+    try {
+      return registry.get_by_name(spec.owner, spec.name);
+    } catch (const devcycle::Error& e) {
+      if (e.code() != devcycle::ErrorCode::kNotFound) throw;
+      return registry.create(spec);
+    }
+  };
+  const auto lint = find_or_create({"quickstart", "lint", "linter", "", "{}", {}, 2});
+  const auto gen = find_or_create(
+      {"quickstart", "gen", "codegen", "", R"({"model": "small"})", {{"team", "core"}}, 4});
+  if (!lint.active_version) {
+    registry.add_version(lint.id, {"1.4.0", {"lint@1.4.0"}, {}, "inproc:lint", ""});
+    registry.deploy(lint.id, "1.4.0");
+  }
+  if (!gen.active_version) {
+    registry.add_version(gen.id, {"2.1.0", {"codegen@2.1.0"}, {"lint@^1.2"}, "inproc:gen", ""});
+    std::printf("codegen 2.1.0 compatible: %s\n",
+                registry.check_compatibility(gen.id, "2.1.0").compatible() ? "yes" : "no");
+    registry.deploy(gen.id, "2.1.0");
+  }
+  registry.heartbeat(lint.id, 0);
+  registry.heartbeat(gen.id, 1);
+  for (const auto& c : registry.select({"codegen", "^2.0", 5, false})) {
+    std::printf("best agent for codegen@^2.0: %s/%s (%s, load %d of %d)\n", c.agent.owner.c_str(),
+                c.agent.name.c_str(), c.capability.to_string().c_str(), c.agent.load,
+                c.agent.capacity);
+  }
+  try {
+    registry.create({"quickstart", "bad", "codegen", "", R"({"model": "huge"})", {}, 1});
+  } catch (const devcycle::Error& e) {
+    std::printf("refused as expected: %s\n", e.what());
+  }
+}
+
 int run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
@@ -62,6 +107,8 @@ int run(int argc, char** argv) {
   const auto total = db.read(
       [](devcycle::Txn& t) { return t.query("SELECT COUNT(*) FROM notes")[0][0].as_int(); });
   std::printf("database %s holds %lld notes\n", db.url().c_str(), static_cast<long long>(total));
+
+  show_registry(platform->registry());
 
   int allowed = 0;
   for (int i = 0; i < 20; ++i) allowed += platform->cache().take("quickstart", 5, 10).allowed;
