@@ -19,6 +19,7 @@
 #include "devcycle/logger.h"
 #include "devcycle/metrics.h"
 #include "devcycle/registry.h"
+#include "devcycle/workflow.h"
 
 namespace devcycle {
 
@@ -34,6 +35,7 @@ class Platform {
 
   Database& database() noexcept;
   Registry& registry() noexcept;
+  WorkflowCatalog& workflows() noexcept;
   Cache& cache() noexcept;
   const Logger& logger() const noexcept;
   MetricsRegistry& metrics() noexcept;

@@ -5,6 +5,7 @@
 #include <map>
 #include <string_view>
 
+#include "common/checksum.h"
 #include "devcycle/error.h"
 
 namespace devcycle::internal {
@@ -43,14 +44,7 @@ void check_migrations(std::span<const Migration> migrations) {
 }
 
 std::string migration_checksum(const Migration& m, Dialect dialect) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : sql_for(m, dialect)) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return fnv1a64_hex(sql_for(m, dialect));
 }
 
 void apply_migrations(Txn& txn, std::span<const Migration> migrations, Micros now) {

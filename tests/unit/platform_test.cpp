@@ -119,6 +119,10 @@ TEST(PlatformRegistryTest, RegistryUsesThePlatformDatabaseAndClock) {
         .as_int();
   });
   EXPECT_EQ(tables, 1);
+  const auto wf = p->workflows().create(
+      R"({"name": "w", "tasks": [{"id": "a", "capability": "lint"}]})", "alice");
+  EXPECT_EQ(wf.version, 1);
+  EXPECT_EQ(wf.warnings.size(), 1u);  // no agent offers lint: the catalog sees the registry
 }
 
 TEST(PlatformRegistryTest, BadMonitorSettingsAreRefused) {

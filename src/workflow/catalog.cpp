@@ -1,0 +1,148 @@
+#include <nlohmann/json.hpp>
+
+#include "common/checksum.h"
+#include "common/field_checks.h"
+#include "common/json_schema_internal.h"
+#include "devcycle/error.h"
+#include "devcycle/uuid.h"
+#include "devcycle/workflow.h"
+
+namespace devcycle {
+namespace {
+
+constexpr std::string_view kColumns = "id, name, version, owner, definition, checksum, created_at";
+
+StoredWorkflow from_row(const Row& r) {
+  StoredWorkflow w;
+  w.id = r[0].as_text();
+  w.name = r[1].as_text();
+  w.version = static_cast<int>(r[2].as_int());
+  w.owner = r[3].as_text();
+  w.definition_json = r[4].as_text();
+  w.checksum = r[5].as_text();
+  w.created_at = r[6].as_int();
+  auto [def, report] = validate_definition(w.definition_json);
+  if (!def) {
+    throw Error(ErrorCode::kInternal, "stored workflow " + w.name + " v" +
+                                          std::to_string(w.version) +
+                                          " no longer validates: " + report.describe());
+  }
+  w.definition = std::move(*def);
+  return w;
+}
+
+}  // namespace
+
+std::vector<Migration> WorkflowCatalog::migrations() {
+  return {{"workflow", 1, "workflow definitions",
+           "CREATE TABLE workflows ("
+           " id TEXT PRIMARY KEY,"
+           " name TEXT NOT NULL,"
+           " version BIGINT NOT NULL,"
+           " owner TEXT NOT NULL,"
+           " definition TEXT NOT NULL,"
+           " checksum TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL,"
+           " UNIQUE (name, version))",
+           ""}};
+}
+
+WorkflowCatalog::WorkflowCatalog(Database& db, Registry* registry, std::shared_ptr<Clock> clock)
+    : db_(db), registry_(registry), clock_(std::move(clock)) {
+  if (!clock_) throw Error(ErrorCode::kInvalidArgument, "WorkflowCatalog clock: must not be null");
+  db_.migrate(migrations());
+}
+
+StoredWorkflow WorkflowCatalog::create(std::string_view definition_json, std::string_view owner) {
+  internal::check_text("owner", owner, 128, true);
+  auto [def, report] = validate_definition(definition_json, registry_);
+  if (!def) throw Error(ErrorCode::kInvalidArgument, "workflow definition: " + report.describe());
+  std::optional<int> requested;
+  {
+    const auto doc = internal::parse_json(definition_json, "$");
+    if (const auto it = doc.find("version"); it != doc.end()) requested = it->get<int>();
+  }
+  StoredWorkflow w;
+  w.name = def->name;
+  w.owner = std::string(owner);
+  w.definition_json = def->to_json();
+  w.checksum = internal::fnv1a64_hex(w.definition_json);
+  w.definition = std::move(*def);
+  w.warnings = report.warnings();
+  const auto stored = db_.write([&](Txn& t) {
+    auto latest = t.query("SELECT " + std::string(kColumns) +
+                              " FROM workflows WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                          {w.name});
+    const int latest_version = latest.empty() ? 0 : static_cast<int>(latest[0][2].as_int());
+    if (!latest.empty() && latest[0][5].as_text() == w.checksum &&
+        (!requested || *requested == latest_version)) {
+      return std::optional<StoredWorkflow>(from_row(latest[0]));  // unchanged: same version
+    }
+    if (requested && *requested != latest_version + 1) {
+      throw Error(ErrorCode::kConflict, "$.version: " + std::to_string(*requested) +
+                                            " cannot be created; workflow \"" + w.name +
+                                            "\" is at version " + std::to_string(latest_version) +
+                                            (latest_version ? " (versions are immutable)" : ""));
+    }
+    w.id = new_uuid_v7();
+    w.version = latest_version + 1;
+    w.created_at = clock_->now();
+    t.execute(
+        "INSERT INTO workflows (" + std::string(kColumns) + ") VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        {w.id, w.name, w.version, w.owner, w.definition_json, w.checksum, w.created_at});
+    return std::optional<StoredWorkflow>();
+  });
+  if (stored) {
+    auto out = *stored;
+    out.warnings = w.warnings;
+    return out;
+  }
+  return w;
+}
+
+StoredWorkflow WorkflowCatalog::get(std::string_view name, std::optional<int> version) {
+  auto rs = db_.read([&](Txn& t) {
+    return version ? t.query("SELECT " + std::string(kColumns) +
+                                 " FROM workflows WHERE name = $1 AND version = $2",
+                             {name, *version})
+                   : t.query("SELECT " + std::string(kColumns) +
+                                 " FROM workflows WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                             {name});
+  });
+  if (rs.empty()) {
+    throw Error(ErrorCode::kNotFound, "workflow \"" + std::string(name.substr(0, 128)) + "\"" +
+                                          (version ? " version " + std::to_string(*version) : "") +
+                                          " not found");
+  }
+  return from_row(rs[0]);
+}
+
+std::vector<StoredWorkflow> WorkflowCatalog::versions(std::string_view name) {
+  auto rs = db_.read([&](Txn& t) {
+    return t.query(
+        "SELECT " + std::string(kColumns) + " FROM workflows WHERE name = $1 ORDER BY version DESC",
+        {name});
+  });
+  if (rs.empty())
+    throw Error(ErrorCode::kNotFound,
+                "workflow \"" + std::string(name.substr(0, 128)) + "\" not found");
+  std::vector<StoredWorkflow> out;
+  for (const auto& r : rs) out.push_back(from_row(r));
+  return out;
+}
+
+std::vector<WorkflowSummary> WorkflowCatalog::list() {
+  auto rs = db_.read([](Txn& t) {
+    return t.query(
+        "SELECT w.name, w.version, w.owner, w.created_at FROM workflows w"
+        " WHERE w.version = (SELECT MAX(version) FROM workflows v WHERE v.name = w.name)"
+        " ORDER BY w.name");
+  });
+  std::vector<WorkflowSummary> out;
+  for (const auto& r : rs) {
+    out.push_back({r[0].as_text(), static_cast<int>(r[1].as_int()), r[2].as_text(), r[3].as_int()});
+  }
+  return out;
+}
+
+}  // namespace devcycle
