@@ -1,0 +1,234 @@
+// The durable workflow engine: runs of stored workflow versions, a leasing
+// scheduler, in-process executors, task logs and events.
+//
+// Every state change is one database transaction. Tasks are claimed with a
+// conditional UPDATE (status ready -> running, attempt + 1, lease owner and
+// expiry), never by in-memory ownership, so that several engines may share a
+// database. A completion is accepted only from the attempt that holds a valid
+// lease (fencing); a stale one is refused with kConflict and changes
+// nothing. After kill -9 and restart every run continues: expired leases are
+// retried. See docs/engine.md for the state machines.
+//
+// Thread-safety: an Engine may be used from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "devcycle/clock.h"
+#include "devcycle/database.h"
+#include "devcycle/executor.h"
+#include "devcycle/registry.h"
+#include "devcycle/workflow.h"
+
+namespace devcycle {
+
+enum class RunStatus { kPending, kRunning, kPaused, kSucceeded, kFailed, kCancelled, kTimedOut };
+enum class TaskStatus {
+  kPending,
+  kReady,
+  kRunning,
+  kWaiting,
+  kSucceeded,
+  kFailed,
+  kTimedOut,
+  kCancelled,
+  kSkipped
+};
+std::string_view to_string(RunStatus s) noexcept;
+std::string_view to_string(TaskStatus s) noexcept;
+RunStatus parse_run_status(std::string_view text, std::string_view field = "status");
+TaskStatus parse_task_status(std::string_view text, std::string_view field = "status");
+bool is_terminal(RunStatus s) noexcept;
+bool is_terminal(TaskStatus s) noexcept;
+
+struct StartRun {
+  std::string workflow;         // name in the catalog
+  std::optional<int> version;   // default: the latest
+  std::string input = "{}";     // JSON object, checked against input_schema
+  std::string owner;            // who starts it
+  std::string idempotency_key;  // optional: the same key returns the same run
+  std::map<std::string, std::string> labels;
+};
+
+struct Run {
+  std::string id;
+  std::string workflow;
+  int workflow_version = 0;
+  std::string owner;
+  RunStatus status = RunStatus::kPending;
+  std::string input;
+  std::string output;  // JSON: {task id: output} of the tasks nothing depends on
+  std::string error;
+  std::string idempotency_key;
+  std::map<std::string, std::string> labels;
+  Micros created_at = 0;
+  std::optional<Micros> started_at;
+  std::optional<Micros> finished_at;
+  std::optional<Micros> deadline_at;
+};
+
+struct TaskAttempt {
+  int attempt = 0;
+  std::string agent_id;
+  std::string lease_owner;
+  std::string status;  // running, succeeded, failed, timed_out, cancelled
+  std::string error;
+  Micros started_at = 0;
+  std::optional<Micros> finished_at;
+};
+
+struct TaskRun {
+  std::string id;
+  std::string run_id;
+  std::string key;            // "build" or "test[2]"
+  std::string definition_id;  // "build" or "test"
+  std::optional<int> index;   // fan-out element index
+  TaskStatus status = TaskStatus::kPending;
+  int priority = 0;
+  std::string input;  // rendered, once ready
+  std::string output;
+  std::string error;
+  int attempt = 0;
+  int max_attempts = 1;
+  std::string agent_id;
+  std::optional<Micros> lease_expires_at;
+  std::optional<Micros> ready_at;
+  std::optional<Micros> available_at;
+  std::optional<Micros> started_at;
+  std::optional<Micros> finished_at;
+  std::vector<TaskAttempt> attempts;
+};
+
+struct RunDetail {
+  Run run;
+  std::vector<TaskRun> tasks;  // in creation order
+};
+
+struct RunFilter {
+  std::optional<RunStatus> status;
+  std::optional<std::string> workflow;
+  std::optional<std::string> owner;
+  std::map<std::string, std::string> labels;
+  std::optional<Micros> created_after;   // inclusive
+  std::optional<Micros> created_before;  // exclusive
+  int limit = 50;                        // 1-1000
+  std::string page_token;
+};
+
+struct RunPage {
+  std::vector<Run> runs;  // newest first
+  std::string next_page_token;
+};
+
+struct TaskLogLine {
+  std::string id;  // uuid v7; lines sort by it
+  std::string task_id;
+  int attempt = 0;
+  LogLevel level = LogLevel::kInfo;
+  std::string message;
+  Micros at = 0;
+};
+
+struct TaskLogPage {
+  std::vector<TaskLogLine> lines;
+  std::string next_page_token;
+};
+
+struct EngineEvent {
+  enum class Kind {
+    kRunStarted,
+    kRunFinished,
+    kTaskReady,
+    kTaskStarted,
+    kTaskSucceeded,
+    kTaskFailed,
+    kTaskRetrying,
+    kTaskSkipped,
+    kTaskCancelled
+  };
+  Kind kind;
+  std::string run_id;
+  std::string task_id;
+  std::string task_key;
+  int attempt = 0;
+  std::string status;  // the new run or task status
+  std::string error;
+  Micros at = 0;
+};
+std::string_view to_string(EngineEvent::Kind kind) noexcept;
+
+struct EngineOptions {
+  std::shared_ptr<Clock> clock = SystemClock::instance();
+  // Identifies this engine in leases; default: a new uuid per Engine.
+  std::string engine_id;
+  // Threads running in-process tasks. 0: no threads at all — tick() claims
+  // and runs tasks on the calling thread, which makes tests deterministic.
+  int workers = 4;
+  // Lease of an attempt whose task sets neither start_to_close nor heartbeat.
+  std::chrono::milliseconds default_lease{std::chrono::seconds(60)};
+  // How long the scheduler sleeps when nothing is ready.
+  std::chrono::milliseconds poll_interval{50};
+  // A ready task gains one priority point per this much waiting, so that
+  // low-priority work is never starved.
+  std::chrono::milliseconds aging_step{std::chrono::seconds(10)};
+};
+
+class Engine {
+ public:
+  static std::vector<Migration> migrations();
+
+  // Applies migrations(). `db`, `registry` and `catalog` must outlive it.
+  Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, EngineOptions options = {});
+  // Stops the scheduler and waits for running in-process tasks (their
+  // completions are still recorded).
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Makes `fn` the implementation of agents whose deployed version has
+  // executor "inproc:<name>". Replaces an earlier function of that name.
+  void register_function(std::string name, TaskFunction fn);
+
+  // Starts a run of a stored workflow. Throws Error{kNotFound} for an unknown
+  // workflow or version, kInvalidArgument naming the field for bad input,
+  // kConflict when the idempotency key was used for another workflow.
+  Run start(const StartRun& request);
+  RunDetail get(std::string_view run_id);
+  RunPage list(const RunFilter& filter = {});
+  // Cancels a run that has not finished: its open tasks are cancelled and
+  // running attempts are told through TaskContext::cancelled().
+  Run cancel(std::string_view run_id);
+  // Starts a failed, timed-out or cancelled run again from the tasks that
+  // did not succeed; each gets its full retry budget again.
+  Run retry(std::string_view run_id);
+
+  // Lines of one task (every attempt, or one), oldest first.
+  TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,
+                   int limit = 100, std::string page_token = {});
+
+  // Hears every run and task event after it committed.
+  Subscription subscribe(std::function<void(const EngineEvent&)> handler);
+
+  // One scheduler pass: timeouts, lease expiry, claiming ready tasks for the
+  // functions registered here. With workers == 0 the claimed tasks run
+  // before it returns. Returns how many tasks it claimed. The scheduler
+  // thread calls this in a loop when workers > 0.
+  int tick();
+  // With workers == 0: ticks until nothing is claimable. Returns the number
+  // of tasks run.
+  int run_until_idle();
+
+  struct Impl;  // internal
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace devcycle

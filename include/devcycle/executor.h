@@ -1,0 +1,50 @@
+// How an agent runs a task. The in-process executor calls a C++ (or, through
+// the bindings, Python or Java) function with a TaskContext; process, HTTP
+// and remote executors come with later issues.
+//
+// Execution is at-least-once: an attempt may run again after a crash or a
+// lost lease. Use idempotency_key() (run/task/attempt) to make side effects
+// safe. Recording is exactly-once: only the attempt that holds the lease can
+// complete the task.
+//
+// Thread-safety: a TaskContext belongs to one attempt and may be used from
+// the thread running it (log, heartbeat and cancelled are thread-safe).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "devcycle/logger.h"
+
+namespace devcycle {
+
+class TaskContext {
+ public:
+  virtual ~TaskContext() = default;
+
+  virtual const std::string& run_id() const noexcept = 0;
+  virtual const std::string& task_id() const noexcept = 0;   // the task's row id (uuid)
+  virtual const std::string& task_key() const noexcept = 0;  // "build", or "test[2]" in a fan-out
+  virtual int attempt() const noexcept = 0;                  // 1, 2, ...
+  // "<run id>/<task key>/<attempt>".
+  virtual std::string idempotency_key() const = 0;
+  virtual const std::string& input() const noexcept = 0;     // rendered input, JSON text
+  virtual const std::string& agent_id() const noexcept = 0;  // the agent chosen for this attempt
+
+  // Appends a line to this attempt's task log.
+  virtual void log(LogLevel level, std::string_view message) = 0;
+  // Extends the lease. Throws Error{kConflict} when the attempt has lost its
+  // lease (timed out, cancelled, or taken over): stop working then.
+  virtual void heartbeat() = 0;
+  // True once the run or task was cancelled; long work should poll it.
+  virtual bool cancelled() const noexcept = 0;
+};
+
+// An in-process agent: returns the task's output as JSON text ("" means
+// null). Throwing fails the attempt; it is retried per the task's policy,
+// except that Error{kInvalidArgument} (the input can never work) fails the
+// task at once.
+using TaskFunction = std::function<std::string(TaskContext&)>;
+
+}  // namespace devcycle

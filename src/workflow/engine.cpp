@@ -1,0 +1,794 @@
+#include "devcycle/engine.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "common/field_checks.h"
+#include "common/json_schema_internal.h"
+#include "devcycle/duration.h"
+#include "devcycle/error.h"
+#include "devcycle/json_schema.h"
+#include "devcycle/uuid.h"
+#include "workflow/run_progress.h"
+#include "workflow/run_store.h"
+
+namespace devcycle {
+
+using internal::RunProgress;
+using internal::RunStore;
+using internal::TaskRow;
+using nlohmann::json;
+
+namespace {
+
+Micros us(std::chrono::milliseconds d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+// A claimed attempt, on its way to a function.
+struct Claim {
+  std::string task_id;
+  std::string run_id;
+  std::string task_key;
+  std::string workflow_id;
+  std::string function;
+  std::string agent_id;
+  std::string lease_owner;
+  std::string input;
+  int attempt = 0;
+  Micros started_at = 0;
+  std::optional<Micros> close_deadline;
+  TaskTimeouts timeouts;
+};
+
+}  // namespace
+
+struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
+  Impl(Database& d, Registry& r, WorkflowCatalog& c, EngineOptions o)
+      : db(d), registry(r), catalog(c), options(std::move(o)), rng(std::random_device{}()) {}
+
+  Database& db;
+  Registry& registry;
+  WorkflowCatalog& catalog;
+  EngineOptions options;
+
+  std::mutex functions_mu;
+  std::map<std::string, TaskFunction, std::less<>> functions;
+
+  std::mutex definitions_mu;
+  std::map<std::string, std::shared_ptr<const WorkflowDefinition>> definitions;  // by workflow id
+
+  std::mutex subscribers_mu;
+  int next_subscriber = 0;
+  std::map<int, std::function<void(const EngineEvent&)>> subscribers;
+
+  std::mutex cancelled_mu;
+  std::set<std::string> cancelled;  // task ids whose attempt should stop
+
+  std::mutex rng_mu;
+  std::mt19937_64 rng;
+
+  std::mutex tick_mu;
+
+  // Threads (workers > 0).
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::condition_variable scheduler_cv;
+  std::deque<Claim> queue;
+  int in_flight = 0;
+  bool stopping = false;
+  bool wake = false;
+  std::thread scheduler;
+  std::vector<std::thread> workers;
+
+  Micros now() const { return options.clock->now(); }
+
+  void emit(const std::vector<EngineEvent>& events) {
+    if (events.empty()) return;
+    std::vector<std::function<void(const EngineEvent&)>> handlers;
+    {
+      std::lock_guard lock(subscribers_mu);
+      for (const auto& [id, h] : subscribers) handlers.push_back(h);
+    }
+    for (const auto& e : events) {
+      for (const auto& h : handlers) {
+        try {
+          h(e);
+        } catch (...) {
+          // A subscriber's failure must not undo or hide a committed change.
+        }
+      }
+    }
+  }
+
+  void notify_scheduler() {
+    {
+      std::lock_guard lock(queue_mu);
+      wake = true;
+    }
+    scheduler_cv.notify_one();
+  }
+
+  // The definition of a stored workflow version; safe inside a write closure
+  // because it reads through the closure's transaction.
+  std::shared_ptr<const WorkflowDefinition> definition(Txn& t, const std::string& workflow_id) {
+    {
+      std::lock_guard lock(definitions_mu);
+      if (auto it = definitions.find(workflow_id); it != definitions.end()) return it->second;
+    }
+    auto rs = t.query("SELECT definition FROM workflows WHERE id = $1", {workflow_id});
+    if (rs.empty())
+      throw Error(ErrorCode::kInternal, "workflow version " + workflow_id + " is missing");
+    auto [def, report] = validate_definition(rs[0][0].as_text());
+    if (!def)
+      throw Error(ErrorCode::kInternal,
+                  "stored workflow " + workflow_id + " is invalid: " + report.describe());
+    auto shared = std::make_shared<const WorkflowDefinition>(std::move(*def));
+    std::lock_guard lock(definitions_mu);
+    definitions.emplace(workflow_id, shared);
+    return shared;
+  }
+
+  Micros backoff(const RetryPolicy& p, int attempt) {
+    double delay = static_cast<double>(us(p.initial));
+    for (int i = 1; i < attempt; ++i) delay *= p.multiplier;
+    delay = std::min(delay, static_cast<double>(us(p.max)));
+    std::lock_guard lock(rng_mu);
+    const double j = std::uniform_real_distribution<double>(-p.jitter, p.jitter)(rng);
+    return static_cast<Micros>(std::max(0.0, delay * (1.0 + j)));
+  }
+
+  Micros lease_until(const TaskTimeouts& t, Micros now, std::optional<Micros> close_deadline) {
+    Micros until = now + us(t.heartbeat        ? *t.heartbeat
+                            : t.start_to_close ? *t.start_to_close
+                                               : options.default_lease);
+    if (close_deadline) until = std::min(until, *close_deadline);
+    return until;
+  }
+
+  // Advances the run of `row` after its task changed, in the same transaction.
+  void advance(Txn& t, RunStore& store, const std::string& run_id, Micros at,
+               std::vector<EngineEvent>& events) {
+    auto run = store.find_run(run_id);
+    if (!run || is_terminal(run->status)) return;
+    const auto def = definition(t, store.workflow_id_of(run_id));
+    RunProgress(store, *def, *run, at, events).advance();
+  }
+
+  // A failed or expired attempt: retry after backoff, or fail for good.
+  void fail_attempt(Txn& t, RunStore& store, TaskRow& row, const std::string& attempt_status,
+                    const std::string& error, bool retryable, Micros at,
+                    std::vector<EngineEvent>& events) {
+    store.finish_attempt(row.task.id, row.task.attempt, attempt_status, error, at);
+    const auto def = definition(t, store.workflow_id_of(row.task.run_id));
+    const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
+    row.task.error = error;
+    row.task.lease_expires_at.reset();
+    row.lease_owner.clear();
+    row.close_deadline.reset();
+    if (retryable && row.task.attempt < row.task.max_attempts) {
+      row.task.status = TaskStatus::kReady;
+      row.task.available_at = at + backoff(d.retry, row.task.attempt);
+      if (d.timeouts.schedule_to_start)
+        row.start_deadline = *row.task.available_at + us(*d.timeouts.schedule_to_start);
+      store.update_task(row);
+      events.push_back({EngineEvent::Kind::kTaskRetrying, row.task.run_id, row.task.id,
+                        row.task.key, row.task.attempt, "ready", error, at});
+      return;
+    }
+    row.task.status = attempt_status == "timed_out" ? TaskStatus::kTimedOut : TaskStatus::kFailed;
+    row.task.finished_at = at;
+    row.start_deadline.reset();
+    store.update_task(row);
+    events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id, row.task.key,
+                      row.task.attempt, std::string(to_string(row.task.status)), error, at});
+    advance(t, store, row.task.run_id, at, events);
+  }
+
+  void maintenance(Micros at) {
+    const bool due = db.read([&](Txn& t) {
+      RunStore store(t);
+      return !store.expired_leases(at).empty() || !store.missed_starts(at).empty() ||
+             !store.overdue_runs(at).empty();
+    });
+    if (!due) return;
+    std::vector<EngineEvent> events;
+    db.write([&](Txn& t) {
+      RunStore store(t);
+      for (const auto& run_id : store.overdue_runs(at)) {
+        auto run = store.find_run(run_id);
+        const auto def = definition(t, store.workflow_id_of(run_id));
+        RunProgress(store, *def, *run, at, events)
+            .finish_run(RunStatus::kTimedOut,
+                        "run timeout of " + format_duration(*def->timeout) + " passed");
+      }
+      for (auto& row : store.expired_leases(at)) {
+        fail_attempt(t, store, row, "timed_out",
+                     "lease expired (no heartbeat or completion in time)", true, at, events);
+      }
+      for (auto& row : store.missed_starts(at)) {
+        row.task.status = TaskStatus::kTimedOut;
+        row.task.finished_at = at;
+        row.task.error = "not started within schedule_to_start";
+        row.start_deadline.reset();
+        store.update_task(row);
+        events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id,
+                          row.task.key, row.task.attempt, "timed_out", row.task.error, at});
+        advance(t, store, row.task.run_id, at, events);
+      }
+    });
+    emit(events);
+  }
+
+  // Picks the agent and local function for a task, or nothing when no agent
+  // with an in-process function registered here can run it.
+  std::optional<std::pair<std::string, std::string>> resolve(const TaskDefinition& d) {
+    std::vector<Agent> agents;
+    try {
+      if (!d.capability.empty()) {
+        CapabilityQuery q;
+        q.capability = d.capability;
+        q.range = d.version_range;
+        q.include_offline = true;
+        q.limit = 100;
+        for (auto& c : registry.select(q)) agents.push_back(std::move(c.agent));
+      } else {
+        const auto slash = d.agent.find('/');
+        auto a = registry.get_by_name(d.agent.substr(0, slash), d.agent.substr(slash + 1));
+        if (a.active_version && a.status != AgentStatus::kDisabled) agents.push_back(std::move(a));
+      }
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kNotFound) return std::nullopt;
+      throw;
+    }
+    for (const auto& a : agents) {
+      const auto v = registry.get_version(a.id, *a.active_version);
+      if (!v.executor.starts_with("inproc:")) continue;
+      const auto name = v.executor.substr(7);
+      std::lock_guard lock(functions_mu);
+      if (functions.count(name)) return std::make_pair(a.id, name);
+    }
+    return std::nullopt;
+  }
+
+  std::vector<Claim> claim(Micros at, int free) {
+    struct Candidate {
+      TaskRow row;
+      std::string workflow_id;
+    };
+    const auto candidates = db.read([&](Txn& t) {
+      RunStore store(t);
+      std::vector<Candidate> out;
+      for (auto& row : store.claimable(at, std::max<Micros>(1, us(options.aging_step)), free * 4)) {
+        auto wid = store.workflow_id_of(row.task.run_id);
+        out.push_back({std::move(row), std::move(wid)});
+      }
+      return out;
+    });
+    if (candidates.empty()) return {};
+    // Agents are chosen outside the write transaction: the registry reads the database itself.
+    std::vector<std::pair<const Candidate*, std::pair<std::string, std::string>>> chosen;
+    std::map<std::string, std::optional<std::pair<std::string, std::string>>> cache;
+    for (const auto& c : candidates) {
+      if (static_cast<int>(chosen.size()) >= free) break;
+      std::shared_ptr<const WorkflowDefinition> def;
+      {
+        std::lock_guard lock(definitions_mu);
+        if (auto it = definitions.find(c.workflow_id); it != definitions.end()) def = it->second;
+      }
+      if (!def) def = db.read([&](Txn& t) { return definition(t, c.workflow_id); });
+      const auto& d = RunProgress::definition_of(*def, c.row.task.definition_id);
+      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+      auto it = cache.find(key);
+      if (it == cache.end()) it = cache.emplace(key, resolve(d)).first;
+      if (it->second) chosen.emplace_back(&c, *it->second);
+    }
+    if (chosen.empty()) return {};
+    std::vector<Claim> claims;
+    std::vector<EngineEvent> events;
+    db.write([&](Txn& t) {
+      RunStore store(t);
+      claims.clear();
+      events.clear();
+      for (const auto& [c, agent] : chosen) {
+        const auto def = definition(t, c->workflow_id);
+        const auto& d = RunProgress::definition_of(*def, c->row.task.definition_id);
+        std::optional<Micros> close_deadline;
+        if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
+        const auto lease = lease_until(d.timeouts, at, close_deadline);
+        if (!store.claim(c->row, options.engine_id, agent.first, at, lease, close_deadline))
+          continue;
+        const int attempt = c->row.task.attempt + 1;
+        store.insert_attempt(c->row.task.id, {attempt, agent.first, options.engine_id, "running",
+                                              "", at, std::nullopt});
+        claims.push_back({c->row.task.id, c->row.task.run_id, c->row.task.key, c->workflow_id,
+                          agent.second, agent.first, options.engine_id, c->row.task.input, attempt,
+                          at, close_deadline, d.timeouts});
+        events.push_back({EngineEvent::Kind::kTaskStarted, c->row.task.run_id, c->row.task.id,
+                          c->row.task.key, attempt, "running", "", at});
+      }
+    });
+    emit(events);
+    return claims;
+  }
+
+  void complete(const Claim& c, bool ok, const std::string& output_or_error, bool retryable) {
+    const Micros at = now();
+    std::vector<EngineEvent> events;
+    std::string output = output_or_error;
+    bool success = ok;
+    std::string error = ok ? "" : output_or_error;
+    if (ok) {
+      if (output.empty()) output = "null";
+      try {
+        output = internal::parse_json(output, "output")
+                     .dump(-1, ' ', false, json::error_handler_t::replace);
+      } catch (const Error& e) {
+        success = false;
+        retryable = false;
+        error = std::string(e.what()) + " (a task's output must be JSON)";
+      }
+    }
+    const bool recorded = db.write([&](Txn& t) {
+      RunStore store(t);
+      auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
+      if (!row) return false;  // fenced off: the lease expired or moved on
+      if (success) {
+        store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
+        row->task.status = TaskStatus::kSucceeded;
+        row->task.output = output;
+        row->task.error.clear();
+        row->task.finished_at = at;
+        row->task.lease_expires_at.reset();
+        row->close_deadline.reset();
+        store.update_task(*row);
+        events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
+                          c.attempt, "succeeded", "", at});
+        advance(t, store, c.run_id, at, events);
+      } else {
+        fail_attempt(t, store, *row, "failed", error, retryable, at, events);
+      }
+      return true;
+    });
+    {
+      std::lock_guard lock(cancelled_mu);
+      cancelled.erase(c.task_id);
+    }
+    emit(events);
+    (void)recorded;
+  }
+
+  void execute(const Claim& c);
+
+  int tick() {
+    std::lock_guard tick_lock(tick_mu);
+    const Micros at = now();
+    maintenance(at);
+    int free;
+    if (options.workers == 0) {
+      free = 64;
+    } else {
+      std::lock_guard lock(queue_mu);
+      free = options.workers - in_flight - static_cast<int>(queue.size());
+    }
+    if (free <= 0) return 0;
+    auto claims = claim(at, free);
+    const int n = static_cast<int>(claims.size());
+    if (options.workers == 0) {
+      for (const auto& c : claims) execute(c);
+    } else if (n > 0) {
+      {
+        std::lock_guard lock(queue_mu);
+        for (auto& c : claims) queue.push_back(std::move(c));
+      }
+      queue_cv.notify_all();
+    }
+    return n;
+  }
+
+  void scheduler_loop() {
+    while (true) {
+      {
+        std::lock_guard lock(queue_mu);
+        if (stopping) return;
+      }
+      int n = 0;
+      try {
+        n = tick();
+      } catch (const Error&) {
+        // The database may be briefly unavailable; the next pass retries.
+      }
+      std::unique_lock lock(queue_mu);
+      if (n == 0) {
+        scheduler_cv.wait_for(lock, options.poll_interval, [&] { return stopping || wake; });
+      }
+      wake = false;
+    }
+  }
+
+  void worker_loop() {
+    while (true) {
+      Claim c;
+      {
+        std::unique_lock lock(queue_mu);
+        queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping
+        c = std::move(queue.front());
+        queue.pop_front();
+        ++in_flight;
+      }
+      execute(c);
+      {
+        std::lock_guard lock(queue_mu);
+        --in_flight;
+        wake = true;
+      }
+      scheduler_cv.notify_one();
+    }
+  }
+};
+
+namespace {
+
+class ContextImpl final : public TaskContext {
+ public:
+  ContextImpl(Engine::Impl& engine, const Claim& c) : engine_(engine), c_(c) {}
+
+  const std::string& run_id() const noexcept override { return c_.run_id; }
+  const std::string& task_id() const noexcept override { return c_.task_id; }
+  const std::string& task_key() const noexcept override { return c_.task_key; }
+  int attempt() const noexcept override { return c_.attempt; }
+  std::string idempotency_key() const override {
+    return c_.run_id + "/" + c_.task_key + "/" + std::to_string(c_.attempt);
+  }
+  const std::string& input() const noexcept override { return c_.input; }
+  const std::string& agent_id() const noexcept override { return c_.agent_id; }
+
+  void log(LogLevel level, std::string_view message) override {
+    TaskLogLine line{
+        new_uuid_v7(), c_.task_id, c_.attempt, level, std::string(message.substr(0, 64 * 1024)),
+        engine_.now()};
+    engine_.db.write([&](Txn& t) { RunStore(t).insert_log(line); });
+  }
+
+  void heartbeat() override {
+    const Micros at = engine_.now();
+    const auto until = engine_.lease_until(c_.timeouts, at, c_.close_deadline);
+    const bool ok = engine_.db.write([&](Txn& t) {
+      return RunStore(t).extend_lease(c_.task_id, c_.attempt, c_.lease_owner, at, until);
+    });
+    if (!ok) {
+      throw Error(ErrorCode::kConflict, "task " + c_.task_key + " attempt " +
+                                            std::to_string(c_.attempt) +
+                                            " no longer holds its lease");
+    }
+  }
+
+  bool cancelled() const noexcept override {
+    std::lock_guard lock(engine_.cancelled_mu);
+    return engine_.cancelled.count(c_.task_id) > 0;
+  }
+
+ private:
+  Engine::Impl& engine_;
+  const Claim& c_;
+};
+
+}  // namespace
+
+void Engine::Impl::execute(const Claim& c) {
+  TaskFunction fn;
+  {
+    std::lock_guard lock(functions_mu);
+    if (auto it = functions.find(c.function); it != functions.end()) fn = it->second;
+  }
+  if (!fn) {
+    complete(c, false, "no function \"" + c.function + "\" is registered in this engine", true);
+    return;
+  }
+  ContextImpl ctx(*this, c);
+  try {
+    auto output = fn(ctx);
+    complete(c, true, output, false);
+  } catch (const Error& e) {
+    complete(c, false, e.what(), e.code() != ErrorCode::kInvalidArgument);
+  } catch (const std::exception& e) {
+    complete(c, false, e.what(), true);
+  } catch (...) {
+    complete(c, false, "the task function threw something that is not a std::exception", true);
+  }
+}
+
+std::vector<Migration> Engine::migrations() {
+  auto out = WorkflowCatalog::migrations();
+  auto runs = RunStore::migrations();
+  out.insert(out.end(), runs.begin(), runs.end());
+  return out;
+}
+
+Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, EngineOptions options) {
+  if (!options.clock)
+    throw Error(ErrorCode::kInvalidArgument, "EngineOptions.clock: must not be null");
+  if (options.workers < 0 || options.workers > 1024) {
+    throw Error(ErrorCode::kInvalidArgument, "EngineOptions.workers: must be between 0 and 1024");
+  }
+  if (options.engine_id.empty()) options.engine_id = "engine-" + new_uuid_v7();
+  db.migrate(migrations());
+  impl_ = std::make_shared<Impl>(db, registry, catalog, std::move(options));
+  if (impl_->options.workers > 0) {
+    for (int i = 0; i < impl_->options.workers; ++i) {
+      impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
+    }
+    impl_->scheduler = std::thread([impl = impl_.get()] { impl->scheduler_loop(); });
+  }
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(impl_->queue_mu);
+    impl_->stopping = true;
+    // Claimed but not started: their leases expire and they are retried.
+    impl_->queue.clear();
+  }
+  impl_->scheduler_cv.notify_all();
+  impl_->queue_cv.notify_all();
+  if (impl_->scheduler.joinable()) impl_->scheduler.join();
+  for (auto& w : impl_->workers) w.join();
+}
+
+void Engine::register_function(std::string name, TaskFunction fn) {
+  internal::check_name("function name", name, 128, "a-zA-Z0-9", "a-zA-Z0-9._-",
+                       "[A-Za-z0-9][A-Za-z0-9._-]*");
+  if (!fn) throw Error(ErrorCode::kInvalidArgument, "function " + name + ": is empty");
+  std::lock_guard lock(impl_->functions_mu);
+  impl_->functions[std::move(name)] = std::move(fn);
+}
+
+Run Engine::start(const StartRun& request) {
+  internal::check_text("owner", request.owner, 128, true);
+  internal::check_text("idempotency_key", request.idempotency_key, 256);
+  for (const auto& [k, v] : request.labels) {
+    internal::check_name("labels key", k, 63, "a-z0-9", "a-z0-9._/-", "[a-z0-9][a-z0-9._/-]*");
+    internal::check_text("labels[\"" + k + "\"]", v, 256);
+  }
+  if (request.input.size() > 1024 * 1024)
+    throw Error(ErrorCode::kInvalidArgument, "input: larger than 1 MiB");
+  const auto workflow = impl_->catalog.get(request.workflow, request.version);
+  const auto input = internal::parse_json(request.input, "input");
+  if (!input.is_object()) throw Error(ErrorCode::kInvalidArgument, "input: must be a JSON object");
+  const auto schema = JsonSchema::parse(workflow.definition.input_schema, "input_schema");
+  if (const auto violations = internal::validate(schema, input); !violations.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "input does not match the workflow's input_schema: " + describe(violations));
+  }
+  {
+    std::lock_guard lock(impl_->definitions_mu);
+    impl_->definitions.emplace(workflow.id,
+                               std::make_shared<const WorkflowDefinition>(workflow.definition));
+  }
+  const Micros at = impl_->now();
+  Run run;
+  run.id = new_uuid_v7();
+  run.workflow = workflow.name;
+  run.workflow_version = workflow.version;
+  run.owner = request.owner;
+  run.status = RunStatus::kRunning;
+  run.input = input.dump(-1, ' ', false, json::error_handler_t::replace);
+  run.idempotency_key = request.idempotency_key;
+  run.labels = request.labels;
+  run.created_at = at;
+  run.started_at = at;
+  if (workflow.definition.timeout) run.deadline_at = at + us(*workflow.definition.timeout);
+  std::vector<EngineEvent> events;
+  const auto result = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    if (!request.idempotency_key.empty()) {
+      if (auto existing = store.find_run_by_key(request.owner, request.idempotency_key)) {
+        if (existing->workflow != run.workflow) {
+          throw Error(ErrorCode::kConflict, "idempotency_key: \"" + request.idempotency_key +
+                                                "\" was already used for a run of workflow \"" +
+                                                existing->workflow + "\"");
+        }
+        return *existing;
+      }
+    }
+    Run r = run;
+    store.insert_run(r, workflow.id);
+    events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at});
+    RunProgress(store, workflow.definition, r, at, events).create_tasks();
+    return r;
+  });
+  impl_->emit(events);
+  impl_->notify_scheduler();
+  return result;
+}
+
+RunDetail Engine::get(std::string_view run_id) {
+  return impl_->db.read([&](Txn& t) {
+    RunStore store(t);
+    auto run = store.find_run(run_id);
+    if (!run)
+      throw Error(ErrorCode::kNotFound,
+                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    RunDetail d{*run, {}};
+    for (auto& row : store.tasks_of(run_id)) {
+      row.task.attempts = store.attempts_of(row.task.id);
+      d.tasks.push_back(std::move(row.task));
+    }
+    return d;
+  });
+}
+
+RunPage Engine::list(const RunFilter& filter) {
+  if (filter.limit < 1 || filter.limit > 1000) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "limit: " + std::to_string(filter.limit) + " is not between 1 and 1000");
+  }
+  if (!filter.page_token.empty() && !is_uuid(filter.page_token)) {
+    throw Error(ErrorCode::kInvalidArgument, "page_token: not a token from a previous page");
+  }
+  RunPage page;
+  // Labels are matched after the query: fetch a little more so a page is rarely short.
+  page.runs =
+      impl_->db.read([&](Txn& t) { return RunStore(t).list_runs(filter, filter.limit + 1); });
+  if (static_cast<int>(page.runs.size()) > filter.limit) {
+    page.runs.resize(filter.limit);
+    page.next_page_token = page.runs.back().id;
+  }
+  return page;
+}
+
+Run Engine::cancel(std::string_view run_id) {
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  std::vector<std::string> running;
+  auto run = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    running.clear();
+    auto r = store.find_run(run_id);
+    if (!r)
+      throw Error(ErrorCode::kNotFound,
+                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    if (r->status == RunStatus::kCancelled) return *r;
+    if (is_terminal(r->status)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "run " + r->id + " already " + std::string(to_string(r->status)));
+    }
+    for (const auto& row : store.tasks_of(r->id)) {
+      if (row.task.status == TaskStatus::kRunning) running.push_back(row.task.id);
+    }
+    const auto def = impl_->definition(t, store.workflow_id_of(r->id));
+    RunProgress(store, *def, *r, at, events).finish_run(RunStatus::kCancelled, "cancelled");
+    return *r;
+  });
+  {
+    std::lock_guard lock(impl_->cancelled_mu);
+    impl_->cancelled.insert(running.begin(), running.end());
+  }
+  impl_->emit(events);
+  return run;
+}
+
+Run Engine::retry(std::string_view run_id) {
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  auto run = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    auto r = store.find_run(run_id);
+    if (!r)
+      throw Error(ErrorCode::kNotFound,
+                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    if (r->status != RunStatus::kFailed && r->status != RunStatus::kTimedOut &&
+        r->status != RunStatus::kCancelled) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "run " + r->id + " is " + std::string(to_string(r->status)) +
+                      "; only failed, timed-out or cancelled runs can be retried");
+    }
+    const auto def = impl_->definition(t, store.workflow_id_of(r->id));
+    const auto rows = store.tasks_of(r->id);
+    std::set<std::string> redo;  // definition ids to run again
+    for (const auto& row : rows) {
+      if (!row.task.index && row.task.status != TaskStatus::kSucceeded &&
+          row.task.status != TaskStatus::kSkipped) {
+        redo.insert(row.task.definition_id);
+      }
+    }
+    for (auto row : rows) {
+      if (!redo.count(row.task.definition_id)) continue;
+      if (row.task.index) {
+        t.execute("DELETE FROM tasks WHERE id = $1",
+                  {row.task.id});  // fan-out elements are made anew
+        continue;
+      }
+      const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
+      row.task.status = TaskStatus::kPending;
+      row.task.error.clear();
+      row.task.output.clear();
+      row.task.input.clear();
+      row.task.max_attempts = row.task.attempt + d.retry.max_attempts;
+      row.task.finished_at.reset();
+      row.task.lease_expires_at.reset();
+      row.task.ready_at.reset();
+      row.task.available_at.reset();
+      row.lease_owner.clear();
+      row.start_deadline.reset();
+      row.close_deadline.reset();
+      store.update_task(row);
+    }
+    r->status = RunStatus::kRunning;
+    r->error.clear();
+    r->output.clear();
+    r->finished_at.reset();
+    if (def->timeout) r->deadline_at = at + us(*def->timeout);
+    store.update_run(*r);
+    events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at});
+    RunProgress(store, *def, *r, at, events).advance();
+    return *r;
+  });
+  impl_->emit(events);
+  impl_->notify_scheduler();
+  return run;
+}
+
+TaskLogPage Engine::logs(std::string_view task_id, std::optional<int> attempt, int limit,
+                         std::string page_token) {
+  if (limit < 1 || limit > 1000) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "limit: " + std::to_string(limit) + " is not between 1 and 1000");
+  }
+  if (!page_token.empty() && !is_uuid(page_token)) {
+    throw Error(ErrorCode::kInvalidArgument, "page_token: not a token from a previous page");
+  }
+  TaskLogPage page;
+  page.lines = impl_->db.read([&](Txn& t) {
+    RunStore store(t);
+    if (!store.find_task(task_id)) {
+      throw Error(ErrorCode::kNotFound,
+                  "task \"" + std::string(task_id.substr(0, 64)) + "\" not found");
+    }
+    return store.logs(task_id, attempt, page_token, limit + 1);
+  });
+  if (static_cast<int>(page.lines.size()) > limit) {
+    page.lines.resize(limit);
+    page.next_page_token = page.lines.back().id;
+  }
+  return page;
+}
+
+Subscription Engine::subscribe(std::function<void(const EngineEvent&)> handler) {
+  if (!handler) throw Error(ErrorCode::kInvalidArgument, "subscribe: handler is empty");
+  int id;
+  {
+    std::lock_guard lock(impl_->subscribers_mu);
+    id = impl_->next_subscriber++;
+    impl_->subscribers.emplace(id, std::move(handler));
+  }
+  std::weak_ptr<Impl> weak = impl_;
+  return Subscription([weak, id] {
+    if (auto impl = weak.lock()) {
+      std::lock_guard lock(impl->subscribers_mu);
+      impl->subscribers.erase(id);
+    }
+  });
+}
+
+int Engine::tick() { return impl_->tick(); }
+
+int Engine::run_until_idle() {
+  if (impl_->options.workers != 0) {
+    throw Error(ErrorCode::kInvalidArgument, "run_until_idle: only for engines with workers = 0");
+  }
+  int total = 0;
+  for (int n; (n = impl_->tick()) > 0;) total += n;
+  return total;
+}
+
+}  // namespace devcycle

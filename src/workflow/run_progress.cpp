@@ -1,0 +1,295 @@
+#include "workflow/run_progress.h"
+
+#include <set>
+
+#include "common/json_schema_internal.h"
+#include "devcycle/error.h"
+#include "devcycle/expression.h"
+#include "devcycle/uuid.h"
+#include "workflow/expression_internal.h"
+
+namespace devcycle::internal {
+
+using nlohmann::json;
+
+namespace {
+
+bool done_ok(TaskStatus s) { return s == TaskStatus::kSucceeded || s == TaskStatus::kSkipped; }
+bool failed(TaskStatus s) {
+  return s == TaskStatus::kFailed || s == TaskStatus::kTimedOut || s == TaskStatus::kCancelled;
+}
+
+json render_input(const TaskDefinition& d, const json& ctx, const std::string& field) {
+  std::function<json(const json&, const std::string&)> walk = [&](const json& v,
+                                                                  const std::string& path) -> json {
+    if (v.is_string()) return render(Template::parse(v.get<std::string>(), path), ctx);
+    if (v.is_object()) {
+      json out = json::object();
+      for (const auto& [k, child] : v.items()) out[k] = walk(child, json_path_child(path, k));
+      return out;
+    }
+    if (v.is_array()) {
+      json out = json::array();
+      for (std::size_t i = 0; i < v.size(); ++i)
+        out.push_back(walk(v[i], path + "[" + std::to_string(i) + "]"));
+      return out;
+    }
+    return v;
+  };
+  return walk(json::parse(d.input), field);
+}
+
+}  // namespace
+
+RunProgress::RunProgress(RunStore& store, const WorkflowDefinition& def, Run& run, Micros now,
+                         std::vector<EngineEvent>& events)
+    : store_(store), def_(def), run_(run), now_(now), events_(events) {}
+
+const TaskDefinition& RunProgress::definition_of(const WorkflowDefinition& def,
+                                                 const std::string& id) {
+  for (const auto& t : def.tasks) {
+    if (t.id == id) return t;
+  }
+  throw Error(ErrorCode::kInternal, "workflow " + def.name + " has no task \"" + id + "\"");
+}
+
+void RunProgress::event(EngineEvent::Kind kind, const TaskRow& row) {
+  events_.push_back({kind, run_.id, row.task.id, row.task.key, row.task.attempt,
+                     std::string(to_string(row.task.status)), row.task.error, now_});
+}
+
+void RunProgress::set_terminal(TaskRow& row, TaskStatus status, const std::string& error) {
+  row.task.status = status;
+  row.task.finished_at = now_;
+  if (!error.empty()) row.task.error = error;
+  row.task.lease_expires_at.reset();
+  row.start_deadline.reset();
+  store_.update_task(row);
+  switch (status) {
+    case TaskStatus::kSucceeded:
+      event(EngineEvent::Kind::kTaskSucceeded, row);
+      break;
+    case TaskStatus::kSkipped:
+      event(EngineEvent::Kind::kTaskSkipped, row);
+      break;
+    case TaskStatus::kCancelled:
+      event(EngineEvent::Kind::kTaskCancelled, row);
+      break;
+    default:
+      event(EngineEvent::Kind::kTaskFailed, row);
+      break;
+  }
+}
+
+void RunProgress::load() { rows_ = store_.tasks_of(run_.id); }
+
+void RunProgress::create_tasks() {
+  for (const auto& d : def_.tasks) {
+    TaskRow row;
+    row.task.id = new_uuid_v7();
+    row.task.run_id = run_.id;
+    row.task.key = d.id;
+    row.task.definition_id = d.id;
+    row.task.status = TaskStatus::kPending;
+    row.task.priority = d.priority;
+    row.task.max_attempts = d.retry.max_attempts;
+    row.created_at = now_;
+    store_.insert_task(row);
+  }
+  advance();
+}
+
+json RunProgress::context() const {
+  json tasks = json::object();
+  for (const auto& r : rows_) {
+    if (r.task.index) continue;
+    if (r.task.status == TaskStatus::kSucceeded) {
+      tasks[r.task.key] = {
+          {"output", r.task.output.empty() ? json(nullptr) : json::parse(r.task.output)}};
+    } else if (r.task.status == TaskStatus::kSkipped) {
+      tasks[r.task.key] = {{"output", nullptr}};
+    }
+  }
+  return {
+      {"input", json::parse(run_.input)},
+      {"run", {{"id", run_.id}, {"workflow", run_.workflow}, {"version", run_.workflow_version}}},
+      {"tasks", std::move(tasks)}};
+}
+
+void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& ctx) {
+  const std::string path = "tasks." + row.task.key;
+  try {
+    if (!d.when.empty() && !truthy(evaluate(Expression::parse(d.when, path + ".when"), ctx))) {
+      set_terminal(row, TaskStatus::kSkipped);
+      return;
+    }
+    row.task.input =
+        render_input(d, ctx, path + ".input").dump(-1, ' ', false, json::error_handler_t::replace);
+  } catch (const Error& e) {
+    // A deterministic error: retrying cannot help.
+    set_terminal(row, TaskStatus::kFailed, e.what());
+    return;
+  }
+  row.task.status = TaskStatus::kReady;
+  row.task.ready_at = now_;
+  row.task.available_at = now_;
+  if (d.timeouts.schedule_to_start) {
+    row.start_deadline =
+        now_ + std::chrono::duration_cast<std::chrono::microseconds>(*d.timeouts.schedule_to_start)
+                   .count();
+  }
+  store_.update_task(row);
+  event(EngineEvent::Kind::kTaskReady, row);
+}
+
+bool RunProgress::make_ready(TaskRow& row) {
+  const auto& d = definition_of(def_, row.task.definition_id);
+  const json ctx = context();
+  if (d.for_each.empty()) {
+    ready_one(row, d, ctx);
+    return true;
+  }
+  json list;
+  try {
+    list = evaluate(Expression::parse(d.for_each, "tasks." + d.id + ".for_each"), ctx);
+    if (!list.is_array()) {
+      throw Error(ErrorCode::kInvalidArgument, "tasks." + d.id + ".for_each: gave " +
+                                                   list.dump().substr(0, 200) + ", not a list");
+    }
+    if (list.size() > 10'000) {
+      throw Error(ErrorCode::kInvalidArgument, "tasks." + d.id + ".for_each: gave " +
+                                                   std::to_string(list.size()) +
+                                                   " elements, more than the 10000 allowed");
+    }
+  } catch (const Error& e) {
+    set_terminal(row, TaskStatus::kFailed, e.what());
+    return true;
+  }
+  // The definition-level row becomes the group; each element is a task.
+  row.task.status = TaskStatus::kRunning;
+  row.task.started_at = now_;
+  store_.update_task(row);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    TaskRow child;
+    child.task.id = new_uuid_v7();
+    child.task.run_id = run_.id;
+    child.task.key = d.id + "[" + std::to_string(i) + "]";
+    child.task.definition_id = d.id;
+    child.task.index = static_cast<int>(i);
+    child.task.status = TaskStatus::kPending;
+    child.task.priority = d.priority;
+    child.task.max_attempts = row.task.max_attempts;
+    child.item = list[i].dump();
+    child.created_at = now_;
+    store_.insert_task(child);
+    json child_ctx = ctx;
+    child_ctx["item"] = list[i];
+    child_ctx["index"] = i;
+    ready_one(child, d, child_ctx);
+    rows_.push_back(child);
+  }
+  return true;
+}
+
+void RunProgress::advance() {
+  if (is_terminal(run_.status)) return;
+  load();
+  for (bool changed = true; changed;) {
+    changed = false;
+    // Fan-out groups finish when all their elements have.
+    for (auto& row : rows_) {
+      if (row.task.index || row.task.status != TaskStatus::kRunning || row.task.lease_expires_at)
+        continue;
+      const auto& d = definition_of(def_, row.task.definition_id);
+      if (d.for_each.empty()) continue;
+      json outputs = json::array();
+      bool all_done = true;
+      std::string child_error;
+      std::vector<const TaskRow*> children;
+      for (const auto& c : rows_) {
+        if (c.task.index && c.task.definition_id == d.id) children.push_back(&c);
+      }
+      std::sort(children.begin(), children.end(),
+                [](auto* a, auto* b) { return *a->task.index < *b->task.index; });
+      for (const auto* c : children) {
+        if (!is_terminal(c->task.status))
+          all_done = false;
+        else if (failed(c->task.status) && child_error.empty())
+          child_error = c->task.key + ": " + c->task.error;
+        outputs.push_back(c->task.status == TaskStatus::kSucceeded && !c->task.output.empty()
+                              ? json::parse(c->task.output)
+                              : json(nullptr));
+      }
+      if (!all_done) continue;
+      if (!child_error.empty()) {
+        set_terminal(row, TaskStatus::kFailed, child_error);
+      } else {
+        row.task.output = outputs.dump(-1, ' ', false, json::error_handler_t::replace);
+        set_terminal(row, TaskStatus::kSucceeded);
+      }
+      changed = true;
+    }
+    // A task that failed for good fails the run.
+    for (const auto& row : rows_) {
+      if (!row.task.index && failed(row.task.status)) {
+        finish_run(RunStatus::kFailed, "task " + row.task.key + " " +
+                                           std::string(to_string(row.task.status)) +
+                                           (row.task.error.empty() ? "" : ": " + row.task.error));
+        return;
+      }
+    }
+    // Tasks whose dependencies are all done become ready.
+    for (auto& row : rows_) {
+      if (row.task.index || row.task.status != TaskStatus::kPending) continue;
+      const auto& d = definition_of(def_, row.task.definition_id);
+      bool ready = true;
+      for (const auto& dep : d.depends_on) {
+        const auto it = std::find_if(rows_.begin(), rows_.end(), [&](const TaskRow& r) {
+          return !r.task.index && r.task.key == dep;
+        });
+        ready = ready && it != rows_.end() && done_ok(it->task.status);
+      }
+      if (ready) {
+        make_ready(row);
+        changed = true;
+        break;  // rows_ may have grown: start the pass again
+      }
+    }
+  }
+  const bool all_done = std::all_of(rows_.begin(), rows_.end(),
+                                    [](const TaskRow& r) { return is_terminal(r.task.status); });
+  if (!all_done) return;
+  // The run's output: what the tasks that nothing depends on produced.
+  std::set<std::string> needed;
+  for (const auto& d : def_.tasks) needed.insert(d.depends_on.begin(), d.depends_on.end());
+  json output = json::object();
+  for (const auto& row : rows_) {
+    if (row.task.index || needed.count(row.task.key)) continue;
+    output[row.task.key] = row.task.output.empty() ? json(nullptr) : json::parse(row.task.output);
+  }
+  run_.output = output.dump(-1, ' ', false, json::error_handler_t::replace);
+  run_.status = RunStatus::kSucceeded;
+  run_.finished_at = now_;
+  store_.update_run(run_);
+  events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_});
+}
+
+void RunProgress::finish_run(RunStatus status, const std::string& error) {
+  if (rows_.empty()) load();
+  for (auto& row : rows_) {
+    if (is_terminal(row.task.status)) continue;
+    if (row.task.status == TaskStatus::kRunning && row.task.attempt > 0 &&
+        row.task.lease_expires_at) {
+      store_.finish_attempt(row.task.id, row.task.attempt, "cancelled", "", now_);
+    }
+    set_terminal(row, TaskStatus::kCancelled);
+  }
+  run_.status = status;
+  run_.error = error;
+  run_.finished_at = now_;
+  store_.update_run(run_);
+  events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0,
+                     std::string(to_string(status)), error, now_});
+}
+
+}  // namespace devcycle::internal

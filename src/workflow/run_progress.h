@@ -1,0 +1,47 @@
+// Moves one run through its DAG inside a transaction: creates task rows,
+// readies tasks whose dependencies are done (evaluating when, for_each and
+// input templates), finishes fan-out groups and the run. Internal.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "devcycle/engine.h"
+#include "devcycle/workflow.h"
+#include "workflow/run_store.h"
+
+namespace devcycle::internal {
+
+class RunProgress {
+ public:
+  RunProgress(RunStore& store, const WorkflowDefinition& def, Run& run, Micros now,
+              std::vector<EngineEvent>& events);
+
+  // Inserts a row per definition task and readies the roots.
+  void create_tasks();
+  // Readies what can run, finishes groups and the run. Call after any task
+  // reached a terminal state.
+  void advance();
+  // Ends the run with `status`; every open task is cancelled.
+  void finish_run(RunStatus status, const std::string& error);
+
+  static const TaskDefinition& definition_of(const WorkflowDefinition& def, const std::string& id);
+
+ private:
+  void load();
+  bool make_ready(TaskRow& row);
+  void ready_one(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
+  nlohmann::json context() const;
+  void event(EngineEvent::Kind kind, const TaskRow& row);
+  void set_terminal(TaskRow& row, TaskStatus status, const std::string& error = {});
+
+  RunStore& store_;
+  const WorkflowDefinition& def_;
+  Run& run_;
+  Micros now_;
+  std::vector<EngineEvent>& events_;
+  std::vector<TaskRow> rows_;
+};
+
+}  // namespace devcycle::internal

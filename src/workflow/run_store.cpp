@@ -1,0 +1,399 @@
+#include "workflow/run_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include "devcycle/error.h"
+
+namespace devcycle::internal {
+namespace {
+
+constexpr std::string_view kRunColumns =
+    "id, workflow_name, workflow_version, owner, status, input, output, error, idempotency_key, "
+    "labels, created_at, started_at, finished_at, deadline_at";
+
+constexpr std::string_view kTaskColumns =
+    "id, run_id, task_key, definition_id, item_index, status, priority, input, output, error, "
+    "attempt, max_attempts, agent_id, lease_expires_at, ready_at, available_at, started_at, "
+    "finished_at, item, close_deadline, start_deadline, lease_owner";
+
+std::string text_or_empty(const Value& v) { return v.is_null() ? std::string() : v.as_text(); }
+Value null_if_empty(const std::string& s) { return s.empty() ? Value() : Value(s); }
+
+Run run_from(const Row& r) {
+  Run run;
+  run.id = r[0].as_text();
+  run.workflow = r[1].as_text();
+  run.workflow_version = static_cast<int>(r[2].as_int());
+  run.owner = r[3].as_text();
+  run.status = parse_run_status(r[4].as_text(), "workflow_runs.status");
+  run.input = r[5].as_text();
+  run.output = text_or_empty(r[6]);
+  run.error = text_or_empty(r[7]);
+  run.idempotency_key = text_or_empty(r[8]);
+  run.labels = nlohmann::json::parse(r[9].as_text()).get<std::map<std::string, std::string>>();
+  run.created_at = r[10].as_int();
+  run.started_at = r[11].as_optional_int();
+  run.finished_at = r[12].as_optional_int();
+  run.deadline_at = r[13].as_optional_int();
+  return run;
+}
+
+TaskRow task_from(const Row& r) {
+  TaskRow row;
+  auto& t = row.task;
+  t.id = r[0].as_text();
+  t.run_id = r[1].as_text();
+  t.key = r[2].as_text();
+  t.definition_id = r[3].as_text();
+  if (!r[4].is_null()) t.index = static_cast<int>(r[4].as_int());
+  t.status = parse_task_status(r[5].as_text(), "tasks.status");
+  t.priority = static_cast<int>(r[6].as_int());
+  t.input = text_or_empty(r[7]);
+  t.output = text_or_empty(r[8]);
+  t.error = text_or_empty(r[9]);
+  t.attempt = static_cast<int>(r[10].as_int());
+  t.max_attempts = static_cast<int>(r[11].as_int());
+  t.agent_id = text_or_empty(r[12]);
+  t.lease_expires_at = r[13].as_optional_int();
+  t.ready_at = r[14].as_optional_int();
+  t.available_at = r[15].as_optional_int();
+  t.started_at = r[16].as_optional_int();
+  t.finished_at = r[17].as_optional_int();
+  row.item = text_or_empty(r[18]);
+  row.close_deadline = r[19].as_optional_int();
+  row.start_deadline = r[20].as_optional_int();
+  row.lease_owner = text_or_empty(r[21]);
+  return row;
+}
+
+std::vector<TaskRow> tasks(Txn& t, const std::string& where, std::initializer_list<Value> params) {
+  std::vector<TaskRow> out;
+  for (const auto& r :
+       t.query("SELECT " + std::string(kTaskColumns) + " FROM tasks " + where, params)) {
+    out.push_back(task_from(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Migration> RunStore::migrations() {
+  return {{"workflow", 2, "runs, tasks, attempts, task logs",
+           R"sql(
+CREATE TABLE workflow_runs (
+  id TEXT PRIMARY KEY,
+  workflow_id TEXT NOT NULL REFERENCES workflows (id),
+  workflow_name TEXT NOT NULL,
+  workflow_version BIGINT NOT NULL,
+  owner TEXT NOT NULL,
+  status TEXT NOT NULL,
+  input TEXT NOT NULL,
+  output TEXT,
+  error TEXT,
+  idempotency_key TEXT,
+  labels TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  started_at BIGINT,
+  finished_at BIGINT,
+  deadline_at BIGINT,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (owner, idempotency_key)
+);
+CREATE INDEX workflow_runs_status ON workflow_runs (status, deadline_at);
+CREATE INDEX workflow_runs_workflow ON workflow_runs (workflow_name, id);
+CREATE TABLE tasks (
+  id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL REFERENCES workflow_runs (id) ON DELETE CASCADE,
+  task_key TEXT NOT NULL,
+  definition_id TEXT NOT NULL,
+  item_index BIGINT,
+  item TEXT,
+  status TEXT NOT NULL,
+  priority BIGINT NOT NULL,
+  input TEXT,
+  output TEXT,
+  error TEXT,
+  attempt BIGINT NOT NULL,
+  max_attempts BIGINT NOT NULL,
+  agent_id TEXT,
+  lease_owner TEXT,
+  lease_expires_at BIGINT,
+  close_deadline BIGINT,
+  start_deadline BIGINT,
+  ready_at BIGINT,
+  available_at BIGINT,
+  started_at BIGINT,
+  finished_at BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (run_id, task_key)
+);
+CREATE INDEX tasks_claimable ON tasks (status, available_at);
+CREATE INDEX tasks_leases ON tasks (status, lease_expires_at);
+CREATE TABLE task_attempts (
+  task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+  attempt BIGINT NOT NULL,
+  agent_id TEXT NOT NULL,
+  lease_owner TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  started_at BIGINT NOT NULL,
+  finished_at BIGINT,
+  PRIMARY KEY (task_id, attempt)
+);
+CREATE TABLE task_logs (
+  id TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+  attempt BIGINT NOT NULL,
+  level TEXT NOT NULL,
+  message TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX task_logs_task ON task_logs (task_id, id);
+)sql",
+           ""}};
+}
+
+void RunStore::insert_run(const Run& r, const std::string& workflow_id) {
+  t_.execute("INSERT INTO workflow_runs (" + std::string(kRunColumns) +
+                 ", workflow_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                 "$12, $13, "
+                 "$14, $15, $16)",
+             {r.id, r.workflow, r.workflow_version, r.owner, to_string(r.status), r.input,
+              null_if_empty(r.output), null_if_empty(r.error), null_if_empty(r.idempotency_key),
+              nlohmann::json(r.labels).dump(), r.created_at, Value(r.started_at),
+              Value(r.finished_at), Value(r.deadline_at), workflow_id, r.created_at});
+}
+
+std::optional<Run> RunStore::find_run(std::string_view id) {
+  auto rs =
+      t_.query("SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE id = $1", {id});
+  if (rs.empty()) return std::nullopt;
+  return run_from(rs[0]);
+}
+
+std::optional<Run> RunStore::find_run_by_key(std::string_view owner, std::string_view key) {
+  auto rs = t_.query("SELECT " + std::string(kRunColumns) +
+                         " FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2",
+                     {owner, key});
+  if (rs.empty()) return std::nullopt;
+  return run_from(rs[0]);
+}
+
+std::string RunStore::workflow_id_of(std::string_view run_id) {
+  auto rs = t_.query("SELECT workflow_id FROM workflow_runs WHERE id = $1", {run_id});
+  if (rs.empty())
+    throw Error(ErrorCode::kNotFound, "run \"" + std::string(run_id) + "\" not found");
+  return rs[0][0].as_text();
+}
+
+void RunStore::update_run(const Run& r) {
+  t_.execute(
+      "UPDATE workflow_runs SET status = $2, output = $3, error = $4, started_at = $5, finished_at "
+      "= $6, "
+      "deadline_at = $7, updated_at = $8 WHERE id = $1",
+      {r.id, to_string(r.status), null_if_empty(r.output), null_if_empty(r.error),
+       Value(r.started_at), Value(r.finished_at), Value(r.deadline_at),
+       r.finished_at.value_or(r.created_at)});
+}
+
+std::vector<Run> RunStore::list_runs(const RunFilter& f, int limit) {
+  std::string sql = "SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE 1 = 1";
+  std::vector<Value> params;
+  auto param = [&](Value v) {
+    params.push_back(std::move(v));
+    return "$" + std::to_string(params.size());
+  };
+  if (!f.page_token.empty()) sql += " AND id < " + param(f.page_token);
+  if (f.status) sql += " AND status = " + param(std::string(to_string(*f.status)));
+  if (f.workflow) sql += " AND workflow_name = " + param(*f.workflow);
+  if (f.owner) sql += " AND owner = " + param(*f.owner);
+  if (f.created_after) sql += " AND created_at >= " + param(*f.created_after);
+  if (f.created_before) sql += " AND created_at < " + param(*f.created_before);
+  sql += " ORDER BY id DESC LIMIT " + param(limit);
+  std::vector<Run> out;
+  for (const auto& r : t_.query(sql, params)) {
+    Run run = run_from(r);
+    bool labels_match = true;
+    for (const auto& [k, v] : f.labels) {
+      const auto it = run.labels.find(k);
+      labels_match = labels_match && it != run.labels.end() && it->second == v;
+    }
+    if (labels_match) out.push_back(std::move(run));
+  }
+  return out;
+}
+
+std::vector<std::string> RunStore::overdue_runs(Micros now) {
+  std::vector<std::string> out;
+  for (const auto& r : t_.query("SELECT id FROM workflow_runs WHERE status = 'running' AND "
+                                "deadline_at IS NOT NULL AND deadline_at < $1",
+                                {now})) {
+    out.push_back(r[0].as_text());
+  }
+  return out;
+}
+
+void RunStore::insert_task(const TaskRow& row) {
+  const auto& t = row.task;
+  t_.execute("INSERT INTO tasks (" + std::string(kTaskColumns) +
+                 ", created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                 "$12, $13, "
+                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)",
+             {t.id,
+              t.run_id,
+              t.key,
+              t.definition_id,
+              Value(t.index),
+              to_string(t.status),
+              t.priority,
+              null_if_empty(t.input),
+              null_if_empty(t.output),
+              null_if_empty(t.error),
+              t.attempt,
+              t.max_attempts,
+              null_if_empty(t.agent_id),
+              Value(t.lease_expires_at),
+              Value(t.ready_at),
+              Value(t.available_at),
+              Value(t.started_at),
+              Value(t.finished_at),
+              null_if_empty(row.item),
+              Value(row.close_deadline),
+              Value(row.start_deadline),
+              null_if_empty(row.lease_owner),
+              row.created_at});
+}
+
+void RunStore::update_task(const TaskRow& row) {
+  const auto& t = row.task;
+  t_.execute(
+      "UPDATE tasks SET status = $2, input = $3, output = $4, error = $5, attempt = $6, "
+      "max_attempts = $7, "
+      "agent_id = $8, lease_expires_at = $9, ready_at = $10, available_at = $11, started_at = $12, "
+      "finished_at = $13, close_deadline = $14, start_deadline = $15, lease_owner = $16 WHERE id = "
+      "$1",
+      {t.id, to_string(t.status), null_if_empty(t.input), null_if_empty(t.output),
+       null_if_empty(t.error), t.attempt, t.max_attempts, null_if_empty(t.agent_id),
+       Value(t.lease_expires_at), Value(t.ready_at), Value(t.available_at), Value(t.started_at),
+       Value(t.finished_at), Value(row.close_deadline), Value(row.start_deadline),
+       null_if_empty(row.lease_owner)});
+}
+
+std::optional<TaskRow> RunStore::find_task(std::string_view id) {
+  auto found = tasks(t_, "WHERE id = $1", {id});
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
+  return tasks(t_, "WHERE run_id = $1 ORDER BY id", {run_id});
+}
+
+std::vector<TaskRow> RunStore::claimable(Micros now, std::int64_t aging_step_us, int limit) {
+  return tasks(t_,
+               "WHERE status = 'ready' AND available_at <= $1 "
+               "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3",
+               {now, aging_step_us, limit});
+}
+
+std::vector<TaskRow> RunStore::expired_leases(Micros now) {
+  return tasks(
+      t_, "WHERE status = 'running' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1",
+      {now});
+}
+
+std::vector<TaskRow> RunStore::missed_starts(Micros now) {
+  return tasks(t_, "WHERE status = 'ready' AND start_deadline IS NOT NULL AND start_deadline < $1",
+               {now});
+}
+
+bool RunStore::claim(const TaskRow& row, const std::string& lease_owner,
+                     const std::string& agent_id, Micros now, Micros lease_expires_at,
+                     std::optional<Micros> close_deadline) {
+  return t_.execute(
+             "UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_owner = $2, "
+             "agent_id = $3, "
+             "lease_expires_at = $4, close_deadline = $5, started_at = $6, updated_at = $6 "
+             "WHERE id = $1 AND status = 'ready' AND attempt = $7 AND available_at <= $6",
+             {row.task.id, lease_owner, agent_id, lease_expires_at, Value(close_deadline), now,
+              row.task.attempt}) == 1;
+}
+
+bool RunStore::extend_lease(std::string_view task_id, int attempt, std::string_view lease_owner,
+                            Micros now, Micros lease_expires_at) {
+  return t_.execute(
+             "UPDATE tasks SET lease_expires_at = $4, updated_at = $5 WHERE id = $1 AND attempt = "
+             "$2 "
+             "AND lease_owner = $3 AND status = 'running' AND lease_expires_at >= $5",
+             {task_id, attempt, lease_owner, lease_expires_at, now}) == 1;
+}
+
+std::optional<TaskRow> RunStore::leased(std::string_view task_id, int attempt,
+                                        std::string_view lease_owner, Micros now) {
+  auto found = tasks(t_,
+                     "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' "
+                     "AND lease_expires_at >= $4",
+                     {task_id, attempt, lease_owner, now});
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+void RunStore::insert_attempt(const std::string& task_id, const TaskAttempt& a) {
+  t_.execute(
+      "INSERT INTO task_attempts (task_id, attempt, agent_id, lease_owner, status, error, "
+      "started_at, "
+      "finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      {task_id, a.attempt, a.agent_id, a.lease_owner, a.status, null_if_empty(a.error),
+       a.started_at, Value(a.finished_at)});
+}
+
+void RunStore::finish_attempt(const std::string& task_id, int attempt, std::string_view status,
+                              std::string_view error, Micros at) {
+  t_.execute(
+      "UPDATE task_attempts SET status = $3, error = $4, finished_at = $5 WHERE task_id = $1 AND "
+      "attempt = $2",
+      {task_id, attempt, status, error.empty() ? Value() : Value(error), at});
+}
+
+std::vector<TaskAttempt> RunStore::attempts_of(std::string_view task_id) {
+  std::vector<TaskAttempt> out;
+  for (const auto& r : t_.query("SELECT attempt, agent_id, lease_owner, status, error, started_at, "
+                                "finished_at FROM task_attempts "
+                                "WHERE task_id = $1 ORDER BY attempt",
+                                {task_id})) {
+    out.push_back({static_cast<int>(r[0].as_int()), r[1].as_text(), r[2].as_text(), r[3].as_text(),
+                   text_or_empty(r[4]), r[5].as_int(), r[6].as_optional_int()});
+  }
+  return out;
+}
+
+void RunStore::insert_log(const TaskLogLine& l) {
+  t_.execute(
+      "INSERT INTO task_logs (id, task_id, attempt, level, message, at) VALUES ($1, $2, $3, $4, "
+      "$5, $6)",
+      {l.id, l.task_id, l.attempt, to_string(l.level), l.message, l.at});
+}
+
+std::vector<TaskLogLine> RunStore::logs(std::string_view task_id, std::optional<int> attempt,
+                                        const std::string& after_id, int limit) {
+  std::vector<TaskLogLine> out;
+  const auto rs =
+      attempt
+          ? t_.query(
+                "SELECT id, task_id, attempt, level, message, at FROM task_logs WHERE task_id = $1 "
+                "AND attempt = $2 AND id > $3 ORDER BY id LIMIT $4",
+                {task_id, *attempt, after_id, limit})
+          : t_.query(
+                "SELECT id, task_id, attempt, level, message, at FROM task_logs WHERE task_id = $1 "
+                "AND id > $2 ORDER BY id LIMIT $3",
+                {task_id, after_id, limit});
+  for (const auto& r : rs) {
+    out.push_back({r[0].as_text(), r[1].as_text(), static_cast<int>(r[2].as_int()),
+                   parse_log_level(r[3].as_text(), "task_logs.level"), r[4].as_text(),
+                   r[5].as_int()});
+  }
+  return out;
+}
+
+}  // namespace devcycle::internal

@@ -1,0 +1,70 @@
+// The engine's small store: runs, tasks, attempts and task logs. Every
+// function runs inside the caller's transaction. Internal.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "devcycle/database.h"
+#include "devcycle/engine.h"
+
+namespace devcycle::internal {
+
+// A task row with the columns the engine needs beyond TaskRun.
+struct TaskRow {
+  TaskRun task;
+  std::string item;                      // JSON of the fan-out element, or ""
+  std::optional<Micros> close_deadline;  // started_at + start_to_close
+  std::optional<Micros> start_deadline;  // ready_at + schedule_to_start
+  std::string lease_owner;
+  Micros created_at = 0;
+};
+
+class RunStore {
+ public:
+  explicit RunStore(Txn& t) : t_(t) {}
+  static std::vector<Migration> migrations();
+
+  void insert_run(const Run& run, const std::string& workflow_id);
+  std::optional<Run> find_run(std::string_view id);
+  std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);
+  std::string workflow_id_of(std::string_view run_id);
+  void update_run(const Run& run);
+  std::vector<Run> list_runs(const RunFilter& filter, int limit);
+  // Running runs whose deadline has passed.
+  std::vector<std::string> overdue_runs(Micros now);
+
+  void insert_task(const TaskRow& row);
+  void update_task(const TaskRow& row);
+  std::optional<TaskRow> find_task(std::string_view id);
+  std::vector<TaskRow> tasks_of(std::string_view run_id);
+  // Ready tasks that may start at `now`, best first (priority with aging).
+  std::vector<TaskRow> claimable(Micros now, std::int64_t aging_step_us, int limit);
+  std::vector<TaskRow> expired_leases(Micros now);
+  std::vector<TaskRow> missed_starts(Micros now);
+  // The fenced claim: true when this call moved the task from ready to running.
+  bool claim(const TaskRow& row, const std::string& lease_owner, const std::string& agent_id,
+             Micros now, Micros lease_expires_at, std::optional<Micros> close_deadline);
+  // The fenced heartbeat; false when the attempt no longer holds a valid lease.
+  bool extend_lease(std::string_view task_id, int attempt, std::string_view lease_owner, Micros now,
+                    Micros lease_expires_at);
+  // The fence of a completion: the row, when this attempt still holds a valid lease.
+  std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
+                                Micros now);
+
+  void insert_attempt(const std::string& task_id, const TaskAttempt& a);
+  void finish_attempt(const std::string& task_id, int attempt, std::string_view status,
+                      std::string_view error, Micros at);
+  std::vector<TaskAttempt> attempts_of(std::string_view task_id);
+
+  void insert_log(const TaskLogLine& line);
+  std::vector<TaskLogLine> logs(std::string_view task_id, std::optional<int> attempt,
+                                const std::string& after_id, int limit);
+
+ private:
+  Txn& t_;
+};
+
+}  // namespace devcycle::internal

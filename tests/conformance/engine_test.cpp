@@ -1,0 +1,518 @@
+// The workflow engine over every Database backend. Most tests run the
+// engine without threads (workers = 0) on a ManualClock, so that retries,
+// leases and timeouts are exact and nothing sleeps.
+#include "devcycle/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/error_matchers.h"
+#include "support/temp_dir.h"
+
+namespace devcycle {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Backend {
+  std::string name;
+  std::function<std::string(const testing::TempDir&)> url;
+};
+void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
+
+class EngineTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    db_ = Database::open(GetParam().url(dir_));
+    RegistryOptions ro;
+    ro.clock = clock_;
+    registry_ = std::make_unique<Registry>(*db_, ro);
+    catalog_ = std::make_unique<WorkflowCatalog>(*db_, registry_.get(), clock_);
+    registry_->define_type({"worker", "", "{}"});
+    engine_ = make_engine(0);
+  }
+
+  std::unique_ptr<Engine> make_engine(int workers, std::shared_ptr<Clock> clock = nullptr) {
+    EngineOptions o;
+    o.clock = clock ? clock : clock_;
+    o.workers = workers;
+    o.default_lease = 60s;
+    o.poll_interval = 5ms;
+    return std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  }
+
+  // An agent offering `capability`@1.0.0, run by the in-process function `fn`.
+  void agent(const std::string& name, const std::string& capability, const std::string& fn) {
+    AgentSpec spec;
+    spec.owner = "ops";
+    spec.name = name;
+    spec.type = "worker";
+    const auto a = registry_->create(spec);
+    registry_->add_version(a.id, {"1.0.0", {capability + "@1.0.0"}, {}, "inproc:" + fn, ""});
+    registry_->deploy(a.id, "1.0.0");
+  }
+
+  std::string workflow(const std::string& json_text) {
+    return catalog_->create(json_text, "alice").name;
+  }
+
+  devcycle::Run start(const std::string& wf, const std::string& input = "{}",
+                      const std::string& key = "") {
+    StartRun r;
+    r.workflow = wf;
+    r.input = input;
+    r.owner = "alice";
+    r.idempotency_key = key;
+    return engine_->start(r);
+  }
+
+  const TaskRun& task(const RunDetail& d, const std::string& key) {
+    for (const auto& t : d.tasks) {
+      if (t.key == key) return t;
+    }
+    throw std::runtime_error("no task " + key);
+  }
+
+  testing::TempDir dir_;
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<WorkflowCatalog> catalog_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// Echo: returns {"got": input}.
+std::string echo(TaskContext& ctx) { return json{{"got", json::parse(ctx.input())}}.dump(); }
+
+TEST_P(EngineTest, LinearWorkflowPassesOutputsDownstream) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "line", "tasks": [
+    {"id": "a", "capability": "step", "input": {"repo": "{{ input.repo }}"}},
+    {"id": "b", "capability": "step", "depends_on": ["a"], "input": {"from_a": "{{ tasks.a.output.got.repo }}"}},
+    {"id": "c", "capability": "step", "depends_on": ["b"], "input": {"all": "{{ tasks.b.output }}", "n": 1}}]})");
+  std::vector<std::string> events;
+  auto sub = engine_->subscribe([&](const EngineEvent& e) {
+    events.push_back(std::string(to_string(e.kind)) + (e.task_key.empty() ? "" : ":" + e.task_key));
+  });
+  const auto run = start(wf, R"({"repo": "git://x"})");
+  EXPECT_EQ(run.status, RunStatus::kRunning);
+  EXPECT_EQ(engine_->run_until_idle(), 3);
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "b").input), json::parse(R"({"from_a": "git://x"})"));
+  EXPECT_EQ(json::parse(d.run.output),
+            json::parse(R"({"c": {"got": {"all": {"got": {"from_a": "git://x"}}, "n": 1}}})"));
+  for (const auto& t : d.tasks) {
+    EXPECT_EQ(t.status, TaskStatus::kSucceeded) << t.key;
+    ASSERT_EQ(t.attempts.size(), 1u) << t.key;
+    EXPECT_EQ(t.attempts[0].status, "succeeded");
+    EXPECT_FALSE(t.agent_id.empty());
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"run.started", "task.ready:a", "task.started:a",
+                                              "task.succeeded:a", "task.ready:b", "task.started:b",
+                                              "task.succeeded:b", "task.ready:c", "task.started:c",
+                                              "task.succeeded:c", "run.finished"}));
+}
+
+TEST_P(EngineTest, FanOutRunsOneTaskPerElementAndCollectsOutputs) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "fan", "tasks": [
+    {"id": "each", "capability": "step", "for_each": "input.files", "when": "item != 'skip.c'",
+     "input": {"file": "{{ item }}", "i": "{{ index }}"}},
+    {"id": "sum", "capability": "step", "depends_on": ["each"], "input": {"outs": "{{ tasks.each.output }}"}}]})");
+  const auto run = start(wf, R"({"files": ["a.c", "skip.c", "b.c"]})");
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(task(d, "each[1]").status, TaskStatus::kSkipped);
+  EXPECT_EQ(json::parse(task(d, "each[2]").input), json::parse(R"({"file": "b.c", "i": 2})"));
+  EXPECT_EQ(
+      json::parse(task(d, "each").output),
+      json::parse(R"([{"got": {"file": "a.c", "i": 0}}, null, {"got": {"file": "b.c", "i": 2}}])"));
+  EXPECT_EQ(json::parse(task(d, "sum").input)["outs"].size(), 3u);
+}
+
+TEST_P(EngineTest, EmptyFanOutAndFalseConditionsSkipCleanly) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "skip", "tasks": [
+    {"id": "maybe", "capability": "step", "when": "input.go"},
+    {"id": "each", "capability": "step", "for_each": "input.none"},
+    {"id": "after", "capability": "step", "depends_on": ["maybe", "each"], "input": {"m": "{{ tasks.maybe.output }}"}}]})");
+  const auto run = start(wf, R"({"go": false, "none": []})");
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(task(d, "maybe").status, TaskStatus::kSkipped);
+  EXPECT_EQ(task(d, "each").output, "[]");
+  EXPECT_EQ(json::parse(task(d, "after").input), json::parse(R"({"m": null})"));
+}
+
+TEST_P(EngineTest, FailedAttemptsRetryAfterBackoffThenSucceed) {
+  agent("a", "flaky", "flaky");
+  int calls = 0;
+  engine_->register_function("flaky", [&](TaskContext& ctx) -> std::string {
+    ++calls;
+    EXPECT_EQ(ctx.attempt(), calls);
+    EXPECT_EQ(ctx.idempotency_key(), ctx.run_id() + "/t/" + std::to_string(calls));
+    if (calls < 3) throw std::runtime_error("network blip " + std::to_string(calls));
+    return R"({"ok": true})";
+  });
+  const auto wf = workflow(R"({"name": "retry", "tasks": [{"id": "t", "capability": "flaky",
+    "retry": {"max_attempts": 3, "initial": "10s", "multiplier": 2, "max": "1m", "jitter": 0}}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  auto d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kReady);
+  EXPECT_EQ(*task(d, "t").available_at, clock_->now() + 10'000'000);
+  clock_->advance(9s);
+  EXPECT_EQ(engine_->run_until_idle(), 0);  // still backing off
+  clock_->advance(1s);
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  d = engine_->get(run.id);
+  EXPECT_EQ(*task(d, "t").available_at, clock_->now() + 20'000'000);  // doubled
+  clock_->advance(20s);
+  engine_->run_until_idle();
+  d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded);
+  const auto& t = task(d, "t");
+  ASSERT_EQ(t.attempts.size(), 3u);
+  EXPECT_EQ(t.attempts[0].status, "failed");
+  EXPECT_EQ(t.attempts[0].error, "network blip 1");
+  EXPECT_EQ(t.attempts[2].status, "succeeded");
+}
+
+TEST_P(EngineTest, ExhaustedRetriesFailTheRunAndCancelTheRest) {
+  agent("a", "bad", "bad");
+  agent("b", "step", "echo");
+  engine_->register_function("bad",
+                             [](TaskContext&) -> std::string { throw std::runtime_error("boom"); });
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "fail", "tasks": [
+    {"id": "x", "capability": "bad", "retry": {"max_attempts": 2, "initial": "1s", "jitter": 0}},
+    {"id": "y", "capability": "step", "depends_on": ["x"]}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  clock_->advance(1s);
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(d.run.error, "task x failed: boom");
+  EXPECT_EQ(task(d, "x").attempts.size(), 2u);
+  EXPECT_EQ(task(d, "y").status, TaskStatus::kCancelled);
+}
+
+TEST_P(EngineTest, InvalidArgumentAndBadOutputFailWithoutRetry) {
+  agent("a", "strict", "strict");
+  agent("b", "garbled", "garbled");
+  engine_->register_function("strict", [](TaskContext&) -> std::string {
+    throw Error(ErrorCode::kInvalidArgument, "spec: missing");
+  });
+  engine_->register_function("garbled", [](TaskContext&) -> std::string { return "{not json"; });
+  const auto wf1 = workflow(R"({"name": "s", "tasks": [{"id": "t", "capability": "strict"}]})");
+  const auto wf2 = workflow(R"({"name": "g", "tasks": [{"id": "t", "capability": "garbled"}]})");
+  const auto r1 = start(wf1);
+  const auto r2 = start(wf2);
+  engine_->run_until_idle();
+  auto d1 = engine_->get(r1.id);
+  EXPECT_EQ(d1.run.status, RunStatus::kFailed);
+  EXPECT_EQ(task(d1, "t").attempts.size(), 1u);
+  auto d2 = engine_->get(r2.id);
+  EXPECT_EQ(d2.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(d2, "t").error.find("output must be JSON"), std::string::npos);
+}
+
+TEST_P(EngineTest, ExpiredLeaseIsRetriedAndTheStaleCompletionIsFencedOff) {
+  agent("a", "slow", "slow");
+  int calls = 0;
+  engine_->register_function("slow", [&](TaskContext& ctx) -> std::string {
+    ++calls;
+    if (calls == 1) {
+      clock_->advance(2min);  // this attempt hangs past its 1m start_to_close
+      EXPECT_DEVCYCLE_ERROR(ctx.heartbeat(), ErrorCode::kConflict, "no longer holds its lease");
+      return R"({"from": "stale attempt"})";
+    }
+    return R"({"from": "attempt 2"})";
+  });
+  const auto wf = workflow(R"({"name": "lease", "tasks": [{"id": "t", "capability": "slow",
+    "timeouts": {"start_to_close": "1m"}, "retry": {"max_attempts": 3, "initial": "1s", "jitter": 0}}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->tick(), 1);
+  auto d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kRunning);  // the stale completion changed nothing
+  EXPECT_EQ(task(d, "t").output, "");
+  engine_->tick();  // the lease has expired: attempt 1 times out, the task goes back to ready
+  d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "t").attempts[0].status, "timed_out");
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kReady);
+  clock_->advance(1s);
+  engine_->run_until_idle();
+  d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(json::parse(task(d, "t").output)["from"], "attempt 2");
+}
+
+TEST_P(EngineTest, HeartbeatsKeepALongAttemptAlive) {
+  agent("a", "long", "long");
+  engine_->register_function("long", [&](TaskContext& ctx) -> std::string {
+    for (int i = 0; i < 5; ++i) {
+      clock_->advance(20s);  // each step within the 30s heartbeat timeout
+      ctx.heartbeat();
+      ctx.log(LogLevel::kInfo, "step " + std::to_string(i));
+    }
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "hb", "tasks": [{"id": "t", "capability": "long",
+    "timeouts": {"heartbeat": "30s"}}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded);
+  const auto page1 = engine_->logs(task(d, "t").id, std::nullopt, 3);
+  ASSERT_EQ(page1.lines.size(), 3u);
+  EXPECT_EQ(page1.lines[0].message, "step 0");
+  EXPECT_EQ(page1.lines[0].attempt, 1);
+  const auto page2 = engine_->logs(task(d, "t").id, 1, 3, page1.next_page_token);
+  ASSERT_EQ(page2.lines.size(), 2u);
+  EXPECT_EQ(page2.lines[1].message, "step 4");
+  EXPECT_TRUE(page2.next_page_token.empty());
+  EXPECT_DEVCYCLE_ERROR(engine_->logs("0190c8a0-0000-7000-8000-000000000000"), ErrorCode::kNotFound,
+                        "task");
+}
+
+TEST_P(EngineTest, TasksNobodyCanRunTimeOutOnScheduleToStart) {
+  const auto wf = workflow(R"({"name": "orphan", "tasks": [{"id": "t", "capability": "nobody",
+    "timeouts": {"schedule_to_start": "5m"}}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  clock_->advance(4min);
+  engine_->tick();
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kRunning);
+  clock_->advance(2min);
+  engine_->tick();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kTimedOut);
+  EXPECT_NE(d.run.error.find("schedule_to_start"), std::string::npos);
+}
+
+TEST_P(EngineTest, RunTimeoutEndsTheRun) {
+  const auto wf = workflow(
+      R"({"name": "slowrun", "timeout": "10m", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(*run.deadline_at, clock_->now() + 600'000'000);
+  clock_->advance(11min);
+  engine_->tick();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kTimedOut);
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kCancelled);
+}
+
+TEST_P(EngineTest, CancelStopsTheRunAndTellsRunningWork) {
+  agent("a", "step", "self_cancel");
+  Engine* engine = engine_.get();
+  bool saw_cancel = false;
+  engine_->register_function("self_cancel", [&](TaskContext& ctx) -> std::string {
+    engine->cancel(ctx.run_id());
+    saw_cancel = ctx.cancelled();
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "c", "tasks": [{"id": "t", "capability": "step"},
+                                                      {"id": "u", "capability": "step", "depends_on": ["t"]}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  EXPECT_TRUE(saw_cancel);
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kCancelled);
+  EXPECT_EQ(task(d, "t").status, TaskStatus::kCancelled);  // its completion was refused
+  EXPECT_EQ(task(d, "t").attempts[0].status, "cancelled");
+  EXPECT_EQ(task(d, "u").status, TaskStatus::kCancelled);
+  EXPECT_EQ(engine_->cancel(run.id).status, RunStatus::kCancelled);  // idempotent
+}
+
+TEST_P(EngineTest, RetryRunsAFailedRunAgainFromWhatDidNotSucceed) {
+  agent("a", "step", "echo");
+  agent("b", "gate", "gate");
+  bool open = false;
+  int echo_calls = 0;
+  engine_->register_function("echo", [&](TaskContext& ctx) {
+    ++echo_calls;
+    return echo(ctx);
+  });
+  engine_->register_function("gate", [&](TaskContext&) -> std::string {
+    if (!open) throw std::runtime_error("closed");
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "r", "tasks": [{"id": "first", "capability": "step"},
+    {"id": "gate", "capability": "gate", "depends_on": ["first"], "retry": {"max_attempts": 1}},
+    {"id": "last", "capability": "step", "depends_on": ["gate"]}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kFailed);
+  EXPECT_DEVCYCLE_ERROR(engine_->retry("0190c8a0-0000-7000-8000-000000000000"),
+                        ErrorCode::kNotFound, "run");
+  open = true;
+  EXPECT_EQ(engine_->retry(run.id).status, RunStatus::kRunning);
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(echo_calls, 2);  // "first" was not run again
+  EXPECT_EQ(task(d, "gate").attempts.size(), 2u);
+  EXPECT_DEVCYCLE_ERROR(engine_->retry(run.id), ErrorCode::kInvalidArgument, "succeeded");
+}
+
+TEST_P(EngineTest, IdempotencyKeyReturnsTheSameRun) {
+  const auto wf = workflow(R"({"name": "i", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  const auto wf2 = workflow(R"({"name": "j", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  const auto a = start(wf, "{}", "deploy-42");
+  const auto b = start(wf, "{}", "deploy-42");
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(engine_->list().runs.size(), 1u);
+  EXPECT_DEVCYCLE_ERROR(start(wf2, "{}", "deploy-42"), ErrorCode::kConflict, "idempotency_key",
+                        "deploy-42");
+}
+
+TEST_P(EngineTest, BadStartsAreRefusedNamingTheFieldAndStoreNothing) {
+  const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
+    "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");
+  EXPECT_DEVCYCLE_ERROR(start(wf, R"({"repo": 5})"), ErrorCode::kInvalidArgument, "input_schema",
+                        "$.repo: must be a string");
+  EXPECT_DEVCYCLE_ERROR(start(wf, R"({})"), ErrorCode::kInvalidArgument, "$.repo: is required");
+  EXPECT_DEVCYCLE_ERROR(start(wf, "[1]"), ErrorCode::kInvalidArgument,
+                        "input: must be a JSON object");
+  EXPECT_DEVCYCLE_ERROR(start(wf, "{oops"), ErrorCode::kInvalidArgument, "input: not valid JSON");
+  EXPECT_DEVCYCLE_ERROR(start("ghost"), ErrorCode::kNotFound, "ghost");
+  StartRun r;
+  r.workflow = wf;
+  r.input = R"({"repo": "x"})";
+  EXPECT_DEVCYCLE_ERROR(engine_->start(r), ErrorCode::kInvalidArgument, "owner");
+  r.owner = "alice";
+  r.version = 9;
+  EXPECT_DEVCYCLE_ERROR(engine_->start(r), ErrorCode::kNotFound, "version 9");
+  EXPECT_TRUE(engine_->list().runs.empty());
+  EXPECT_DEVCYCLE_ERROR(engine_->get("nope"), ErrorCode::kNotFound, "nope");
+}
+
+TEST_P(EngineTest, TemplateErrorsAtRunTimeFailTheTaskOnce) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(
+      R"({"name": "t", "tasks": [{"id": "t", "capability": "step", "when": "input.n > 'x'"}]})");
+  const auto run = start(wf, R"({"n": 1})");
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(d, "t").error.find("cannot order a number and a string"), std::string::npos);
+}
+
+TEST_P(EngineTest, HigherPriorityRunsFirst) {
+  agent("a", "step", "record");
+  std::vector<std::string> order;
+  engine_->register_function("record", [&](TaskContext& ctx) {
+    order.push_back(ctx.task_key());
+    return std::string("{}");
+  });
+  const auto wf =
+      workflow(R"({"name": "p", "tasks": [{"id": "low", "capability": "step", "priority": -5},
+    {"id": "high", "capability": "step", "priority": 50}, {"id": "mid", "capability": "step"}]})");
+  start(wf);
+  engine_->run_until_idle();
+  EXPECT_EQ(order, (std::vector<std::string>{"high", "mid", "low"}));
+}
+
+TEST_P(EngineTest, AnotherEngineContinuesTheRun) {
+  agent("a", "first", "first");
+  agent("b", "second", "second");
+  engine_->register_function("first", echo);
+  const auto wf = workflow(R"({"name": "handoff", "tasks": [{"id": "a", "capability": "first"},
+    {"id": "b", "capability": "second", "depends_on": ["a"]}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kRunning);  // nobody here runs "second"
+  engine_.reset();
+  auto other = make_engine(0);
+  other->register_function("second", echo);
+  other->run_until_idle();
+  EXPECT_EQ(other->get(run.id).run.status, RunStatus::kSucceeded);
+}
+
+TEST_P(EngineTest, ListFiltersAndPages) {
+  const auto a = workflow(R"({"name": "a", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  const auto b = workflow(R"({"name": "b", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock_->advance(1s);
+    ids.push_back(start(i < 3 ? a : b).id);
+  }
+  engine_->cancel(ids[0]);
+  RunFilter f;
+  f.workflow = "a";
+  EXPECT_EQ(engine_->list(f).runs.size(), 3u);
+  f = {};
+  f.status = RunStatus::kCancelled;
+  ASSERT_EQ(engine_->list(f).runs.size(), 1u);
+  EXPECT_EQ(engine_->list(f).runs[0].id, ids[0]);
+  f = {};
+  f.limit = 2;
+  auto page = engine_->list(f);
+  ASSERT_EQ(page.runs.size(), 2u);
+  EXPECT_EQ(page.runs[0].id, ids[4]);  // newest first
+  f.page_token = page.next_page_token;
+  page = engine_->list(f);
+  EXPECT_EQ(page.runs[0].id, ids[2]);
+  f = {};
+  f.limit = 0;
+  EXPECT_DEVCYCLE_ERROR(engine_->list(f), ErrorCode::kInvalidArgument, "limit");
+}
+
+TEST_P(EngineTest, ThreadedEngineRunsManyRunsToTheEnd) {
+  engine_.reset();
+  agent("a", "step", "work");
+  auto engine = make_engine(4, SystemClock::instance());
+  std::atomic<int> calls{0};
+  engine->register_function("work", [&](TaskContext& ctx) {
+    ++calls;
+    ctx.log(LogLevel::kDebug, "working");
+    return echo(ctx);
+  });
+  const auto wf = workflow(R"({"name": "many", "tasks": [{"id": "a", "capability": "step"},
+    {"id": "b", "capability": "step", "depends_on": ["a"], "for_each": "[1, 2, 3]"},
+    {"id": "c", "capability": "step", "depends_on": ["b"]}]})");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    StartRun r;
+    r.workflow = wf;
+    r.owner = "alice";
+    ids.push_back(engine->start(r).id);
+  }
+  // Liveness, not speed: wait up to 60 s.
+  for (int i = 0; i < 6000; ++i) {
+    RunFilter f;
+    f.status = RunStatus::kSucceeded;
+    f.limit = 100;
+    if (engine->list(f).runs.size() == ids.size()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  for (const auto& id : ids) EXPECT_EQ(engine->get(id).run.status, RunStatus::kSucceeded) << id;
+  EXPECT_EQ(calls.load(), 20 * 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
+                         ::testing::Values(Backend{"sqlite_memory",
+                                                   [](const testing::TempDir&) {
+                                                     return std::string("sqlite::memory:");
+                                                   }},
+                                           Backend{"sqlite_file",
+                                                   [](const testing::TempDir& d) {
+                                                     return "sqlite://" + d.file("engine.db");
+                                                   }}),
+                         [](const auto& p) { return p.param.name; });
+
+}  // namespace
+}  // namespace devcycle
