@@ -169,6 +169,9 @@ bool RunProgress::make_ready(TaskRow& row) {
   row.task.status = TaskStatus::kRunning;
   row.task.started_at = now_;
   store_.update_task(row);
+  // `row` points into rows_: build the elements aside and append them last.
+  const int max_attempts = row.task.max_attempts;
+  std::vector<TaskRow> children;
   for (std::size_t i = 0; i < list.size(); ++i) {
     TaskRow child;
     child.task.id = new_uuid_v7();
@@ -178,7 +181,7 @@ bool RunProgress::make_ready(TaskRow& row) {
     child.task.index = static_cast<int>(i);
     child.task.status = TaskStatus::kPending;
     child.task.priority = d.priority;
-    child.task.max_attempts = row.task.max_attempts;
+    child.task.max_attempts = max_attempts;
     child.item = list[i].dump();
     child.created_at = now_;
     store_.insert_task(child);
@@ -186,8 +189,9 @@ bool RunProgress::make_ready(TaskRow& row) {
     child_ctx["item"] = list[i];
     child_ctx["index"] = i;
     ready_one(child, d, child_ctx);
-    rows_.push_back(child);
+    children.push_back(std::move(child));
   }
+  rows_.insert(rows_.end(), std::make_move_iterator(children.begin()), std::make_move_iterator(children.end()));
   return true;
 }
 
