@@ -492,15 +492,25 @@ void Engine::Impl::execute(const Claim& c) {
     return;
   }
   ContextImpl ctx(*this, c);
+  bool ok = false;
+  bool retryable = true;
+  std::string result;
   try {
-    auto output = fn(ctx);
-    complete(c, true, output, false);
+    result = fn(ctx);
+    ok = true;
   } catch (const Error& e) {
-    complete(c, false, e.what(), e.code() != ErrorCode::kInvalidArgument);
+    result = e.what();
+    retryable = e.code() != ErrorCode::kInvalidArgument;
   } catch (const std::exception& e) {
-    complete(c, false, e.what(), true);
+    result = e.what();
   } catch (...) {
-    complete(c, false, "the task function threw something that is not a std::exception", true);
+    result = "the task function threw something that is not a std::exception";
+  }
+  try {
+    complete(c, ok, result, retryable);
+  } catch (const Error&) {
+    // The result could not be recorded (the database failed). The attempt's
+    // lease expires and the task runs again: execution is at-least-once.
   }
 }
 

@@ -191,7 +191,8 @@ bool RunProgress::make_ready(TaskRow& row) {
     ready_one(child, d, child_ctx);
     children.push_back(std::move(child));
   }
-  rows_.insert(rows_.end(), std::make_move_iterator(children.begin()), std::make_move_iterator(children.end()));
+  rows_.insert(rows_.end(), std::make_move_iterator(children.begin()),
+               std::make_move_iterator(children.end()));
   return true;
 }
 

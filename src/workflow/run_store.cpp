@@ -78,7 +78,7 @@ std::vector<TaskRow> tasks(Txn& t, const std::string& where, std::initializer_li
 }  // namespace
 
 std::vector<Migration> RunStore::migrations() {
-  return {{"workflow", 2, "runs, tasks, attempts, task logs",
+  return {{"engine", 1, "runs, tasks, attempts, task logs",
            R"sql(
 CREATE TABLE workflow_runs (
   id TEXT PRIMARY KEY,

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "devcycle/database_wrapper.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -513,6 +514,93 @@ INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
                                                      return "sqlite://" + d.file("engine.db");
                                                    }}),
                          [](const auto& p) { return p.param.name; });
+
+}  // namespace
+}  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+// Runs workflows over a database that fails a seeded tenth of all calls
+// (after the closure ran, so each failure must roll back). Every run must
+// still finish, with every task recorded as succeeded exactly once.
+TEST_P(EngineTest, RunsFinishCorrectlyDespiteDatabaseFaults) {
+  agent("a", "step", "echo");
+  const auto wf = workflow(R"({"name": "faulty", "tasks": [
+    {"id": "a", "capability": "step", "retry": {"max_attempts": 50, "initial": "1s", "max": "1s", "jitter": 0}},
+    {"id": "b", "capability": "step", "depends_on": ["a"], "for_each": "[1, 2, 3]",
+     "retry": {"max_attempts": 50, "initial": "1s", "max": "1s", "jitter": 0}},
+    {"id": "c", "capability": "step", "depends_on": ["b"], "input": {"b": "{{ tasks.b.output }}"},
+     "retry": {"max_attempts": 50, "initial": "1s", "max": "1s", "jitter": 0}}]})");
+  engine_.reset();
+  FaultOptions faults;
+  faults.fail_fraction = 0.1;
+  faults.seed = 42;
+  // The faulty view forwards to the real database without owning it.
+  struct Forward final : Database {
+    explicit Forward(Database& d) : db(d) {}
+    using Database::read;
+    using Database::submit;
+    void submit(TxnFn fn, DoneFn done) override { db.submit(std::move(fn), std::move(done)); }
+    void read(const TxnFn& fn) override { db.read(fn); }
+    void migrate(std::span<const Migration> m) override { db.migrate(m); }
+    Dialect dialect() const noexcept override { return db.dialect(); }
+    std::string url() const override { return db.url(); }
+    void close() override {}
+    Database& db;
+  };
+  FaultInjectingDatabase faulty(std::make_unique<Forward>(*db_), faults);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.default_lease = 5s;
+  Engine engine(faulty, *registry_, *catalog_, o);
+  engine.register_function("echo", echo);
+  auto viewer = make_engine(0);  // reads through the real database
+  auto engine_view = [&](const std::string& id) { return viewer->get(id); };
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    for (int tries = 0;; ++tries) {
+      ASSERT_LT(tries, 50);
+      try {
+        StartRun r;
+        r.workflow = wf;
+        r.owner = "alice";
+        r.idempotency_key = "run-" + std::to_string(i);
+        ids.push_back(engine.start(r).id);
+        break;
+      } catch (const Error& e) {
+        ASSERT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+      }
+    }
+  }
+  int rounds = 0;
+  for (; rounds < 2000; ++rounds) {
+    try {
+      engine.tick();
+    } catch (const Error& e) {
+      ASSERT_EQ(e.code(), ErrorCode::kUnavailable) << e.what();
+    }
+    clock_->advance(2s);  // lets leases of lost completions expire and backoffs pass
+    bool done = true;
+    for (const auto& id : ids) done = done && is_terminal(engine_view(id).run.status);
+    if (done) break;
+  }
+  EXPECT_LT(rounds, 2000);
+  EXPECT_GT(faulty.injected(), 0u);
+  for (const auto& id : ids) {
+    const auto d = engine_view(id);
+    EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+    for (const auto& t : d.tasks) {
+      EXPECT_EQ(t.status, TaskStatus::kSucceeded) << t.key;
+      const auto wins = std::count_if(t.attempts.begin(), t.attempts.end(),
+                                      [](const TaskAttempt& a) { return a.status == "succeeded"; });
+      EXPECT_EQ(wins, t.key == "b" ? 0 : 1) << t.key;  // "b" is the fan-out group
+    }
+    EXPECT_EQ(nlohmann::json::parse(d.run.output)["c"]["got"]["b"].size(), 3u);
+  }
+}
 
 }  // namespace
 }  // namespace devcycle
