@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <set>
@@ -74,6 +75,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mt19937_64 rng;
 
   std::mutex tick_mu;
+  std::optional<Micros> last_maintenance;
+
+  // Which agent and function run a capability, remembered between ticks;
+  // any registry change (deploy, disable, new agent) clears it.
+  struct Resolution {
+    std::optional<std::pair<std::string, std::string>> agent_and_function;
+    Micros until = 0;
+  };
+  std::mutex resolutions_mu;
+  std::map<std::string, Resolution> resolutions;
+  Subscription registry_events;
 
   // Threads (workers > 0).
   std::mutex queue_mu;
@@ -273,7 +285,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (candidates.empty()) return {};
     // Agents are chosen outside the write transaction: the registry reads the database itself.
     std::vector<std::pair<const Candidate*, std::pair<std::string, std::string>>> chosen;
-    std::map<std::string, std::optional<std::pair<std::string, std::string>>> cache;
     for (const auto& c : candidates) {
       if (static_cast<int>(chosen.size()) >= free) break;
       std::shared_ptr<const WorkflowDefinition> def;
@@ -284,9 +295,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       if (!def) def = db.read([&](Txn& t) { return definition(t, c.workflow_id); });
       const auto& d = RunProgress::definition_of(*def, c.row.task.definition_id);
       const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
-      auto it = cache.find(key);
-      if (it == cache.end()) it = cache.emplace(key, resolve(d)).first;
-      if (it->second) chosen.emplace_back(&c, *it->second);
+      std::optional<std::pair<std::string, std::string>> found;
+      bool cached = false;
+      {
+        std::lock_guard lock(resolutions_mu);
+        if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
+          found = it->second.agent_and_function;
+          cached = true;
+        }
+      }
+      if (!cached) {
+        found = resolve(d);
+        std::lock_guard lock(resolutions_mu);
+        resolutions[key] = {found, at + 1'000'000};
+      }
+      if (found) chosen.emplace_back(&c, *found);
     }
     if (chosen.empty()) return {};
     std::vector<Claim> claims;
@@ -368,13 +391,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   int tick() {
     std::lock_guard tick_lock(tick_mu);
     const Micros at = now();
-    maintenance(at);
+    // Timeouts need no finer grain than this; it keeps idle polling cheap.
+    if (!last_maintenance || at - *last_maintenance >= 20'000 || at < *last_maintenance) {
+      maintenance(at);
+      last_maintenance = at;
+    }
     int free;
     if (options.workers == 0) {
       free = 64;
     } else {
       std::lock_guard lock(queue_mu);
-      free = options.workers - in_flight - static_cast<int>(queue.size());
+      free = 2 * options.workers - in_flight - static_cast<int>(queue.size());
     }
     if (free <= 0) return 0;
     auto claims = claim(at, free);
@@ -530,6 +557,13 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
   if (options.engine_id.empty()) options.engine_id = "engine-" + new_uuid_v7();
   db.migrate(migrations());
   impl_ = std::make_shared<Impl>(db, registry, catalog, std::move(options));
+  impl_->registry_events =
+      registry.subscribe([weak = std::weak_ptr<Impl>(impl_)](const AgentEvent&) {
+        if (auto impl = weak.lock()) {
+          std::lock_guard lock(impl->resolutions_mu);
+          impl->resolutions.clear();
+        }
+      });
   if (impl_->options.workers > 0) {
     for (int i = 0; i < impl_->options.workers; ++i) {
       impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
@@ -555,8 +589,12 @@ void Engine::register_function(std::string name, TaskFunction fn) {
   internal::check_name("function name", name, 128, "a-zA-Z0-9", "a-zA-Z0-9._-",
                        "[A-Za-z0-9][A-Za-z0-9._-]*");
   if (!fn) throw Error(ErrorCode::kInvalidArgument, "function " + name + ": is empty");
-  std::lock_guard lock(impl_->functions_mu);
-  impl_->functions[std::move(name)] = std::move(fn);
+  {
+    std::lock_guard lock(impl_->functions_mu);
+    impl_->functions[std::move(name)] = std::move(fn);
+  }
+  std::lock_guard lock(impl_->resolutions_mu);
+  impl_->resolutions.clear();
 }
 
 Run Engine::start(const StartRun& request) {
