@@ -9,6 +9,7 @@
 #include <cstring>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -67,6 +68,45 @@ void show_registry(devcycle::Registry& registry) {
   }
 }
 
+// Stores a workflow (lint, then generate one file per input element, then
+// summarise) and runs it on in-process functions standing in for real agents.
+void show_workflow(devcycle::Platform& platform) {
+  auto& engine = platform.engine();
+  engine.register_function("lint", [](devcycle::TaskContext& ctx) {
+    ctx.log(devcycle::LogLevel::kInfo, "linting " + ctx.input());
+    return std::string(R"({"clean": true})");
+  });
+  engine.register_function(
+      "gen", [](devcycle::TaskContext& ctx) { return R"({"generated": )" + ctx.input() + "}"; });
+  const auto wf = platform.workflows().create(R"({
+    "name": "quickstart-pipeline",
+    "input_schema": {"type": "object", "required": ["files"]},
+    "tasks": [
+      {"id": "lint", "capability": "lint", "input": {"files": "{{ input.files }}"}},
+      {"id": "generate", "capability": "codegen", "version": "^2.0", "depends_on": ["lint"],
+       "for_each": "input.files", "when": "tasks.lint.output.clean",
+       "input": {"file": "{{ item }}", "n": "{{ index }}"}},
+      {"id": "summary", "capability": "lint", "depends_on": ["generate"],
+       "input": {"outputs": "{{ tasks.generate.output }}"}}
+    ]})",
+                                              "quickstart");
+  devcycle::StartRun request;
+  request.workflow = wf.name;
+  request.owner = "quickstart";
+  request.input = R"({"files": ["main.cpp", "util.cpp"]})";
+  const auto run = engine.start(request);
+  for (int i = 0; i < 1000 && !devcycle::is_terminal(engine.get(run.id).run.status); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto detail = engine.get(run.id);
+  std::printf("workflow %s v%d run %s: %s\n", wf.name.c_str(), wf.version, run.id.c_str(),
+              std::string(devcycle::to_string(detail.run.status)).c_str());
+  for (const auto& t : detail.tasks) {
+    std::printf("  %-12s %-10s attempts %zu\n", t.key.c_str(),
+                std::string(devcycle::to_string(t.status)).c_str(), t.attempts.size());
+  }
+}
+
 int run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
@@ -109,6 +149,7 @@ int run(int argc, char** argv) {
   std::printf("database %s holds %lld notes\n", db.url().c_str(), static_cast<long long>(total));
 
   show_registry(platform->registry());
+  show_workflow(*platform);
 
   int allowed = 0;
   for (int i = 0; i < 20; ++i) allowed += platform->cache().take("quickstart", 5, 10).allowed;

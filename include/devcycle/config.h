@@ -42,6 +42,9 @@ struct PlatformOptions {
   // How often the monitor looks; 0 means no monitor thread (tests call
   // Registry::sweep_offline() themselves).
   std::chrono::milliseconds monitor_interval{5'000};
+  // Threads of the workflow engine running in-process tasks; 0: none (call
+  // Engine::tick() yourself).
+  int engine_workers = 4;
 };
 
 // One setting that resolve_options() knows.

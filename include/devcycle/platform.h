@@ -16,6 +16,7 @@
 #include "devcycle/clock.h"
 #include "devcycle/config.h"
 #include "devcycle/database.h"
+#include "devcycle/engine.h"
 #include "devcycle/logger.h"
 #include "devcycle/metrics.h"
 #include "devcycle/registry.h"
@@ -36,6 +37,7 @@ class Platform {
   Database& database() noexcept;
   Registry& registry() noexcept;
   WorkflowCatalog& workflows() noexcept;
+  Engine& engine() noexcept;
   Cache& cache() noexcept;
   const Logger& logger() const noexcept;
   MetricsRegistry& metrics() noexcept;

@@ -14,6 +14,7 @@ struct Platform::Impl {
   std::unique_ptr<Cache> cache;
   std::unique_ptr<Registry> registry;
   std::unique_ptr<WorkflowCatalog> workflows;
+  std::unique_ptr<Engine> engine;
   std::unique_ptr<AgentMonitor> monitor;
 };
 
@@ -22,6 +23,7 @@ Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Platform::~Platform() {
   if (!impl_) return;
   impl_->monitor.reset();  // stops its thread before what it uses goes away
+  impl_->engine.reset();
   impl_->workflows.reset();
   impl_->registry.reset();
   if (impl_->database) impl_->database->close();
@@ -63,6 +65,11 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   impl->registry = std::make_unique<Registry>(*impl->database, registry_options);
   impl->workflows =
       std::make_unique<WorkflowCatalog>(*impl->database, impl->registry.get(), options.clock);
+  EngineOptions engine_options;
+  engine_options.clock = options.clock;
+  engine_options.workers = options.engine_workers;
+  impl->engine =
+      std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   if (options.monitor_interval.count() > 0) {
     impl->monitor = std::make_unique<AgentMonitor>(*impl->registry, options.monitor_interval);
   }
@@ -78,6 +85,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
 Database& Platform::database() noexcept { return *impl_->database; }
 Registry& Platform::registry() noexcept { return *impl_->registry; }
 WorkflowCatalog& Platform::workflows() noexcept { return *impl_->workflows; }
+Engine& Platform::engine() noexcept { return *impl_->engine; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
 const Logger& Platform::logger() const noexcept { return impl_->logger; }
 MetricsRegistry& Platform::metrics() noexcept { return *impl_->options.metrics; }
