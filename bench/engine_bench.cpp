@@ -11,9 +11,11 @@
 #include <devcycle/devcycle.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 namespace {
@@ -71,13 +73,40 @@ struct Setup {
   }
 };
 
+// Ready-to-started delays of every task of a benchmark, in microseconds.
+struct Latencies {
+  std::mutex mu;
+  std::map<std::string, devcycle::Micros> ready_at;
+  std::vector<double> delays;
+
+  void report(benchmark::State& state) {
+    std::sort(delays.begin(), delays.end());
+    if (delays.empty()) return;
+    auto pct = [&](double p) {
+      return delays[static_cast<std::size_t>(p * static_cast<double>(delays.size() - 1))];
+    };
+    state.counters["dispatch_p50_ms"] = pct(0.50) / 1000.0;
+    state.counters["dispatch_p99_ms"] = pct(0.99) / 1000.0;
+  }
+};
+
 // Starts `runs` runs of `workflow` and waits until all have finished.
-void run_batch(Setup& s, const std::string& workflow, const std::string& input, int runs) {
+void run_batch(Setup& s, const std::string& workflow, const std::string& input, int runs,
+               Latencies& lat) {
   std::mutex mu;
   std::condition_variable cv;
   int finished = 0;
   auto sub = s.engine->subscribe([&](const devcycle::EngineEvent& e) {
-    if (e.kind == devcycle::EngineEvent::Kind::kRunFinished) {
+    if (e.kind == devcycle::EngineEvent::Kind::kTaskReady) {
+      std::lock_guard lock(lat.mu);
+      lat.ready_at[e.task_id] = e.at;
+    } else if (e.kind == devcycle::EngineEvent::Kind::kTaskStarted) {
+      std::lock_guard lock(lat.mu);
+      if (auto it = lat.ready_at.find(e.task_id); it != lat.ready_at.end()) {
+        lat.delays.push_back(static_cast<double>(e.at - it->second));
+        lat.ready_at.erase(it);
+      }
+    } else if (e.kind == devcycle::EngineEvent::Kind::kRunFinished) {
       std::lock_guard lock(mu);
       ++finished;
       cv.notify_all();
@@ -97,7 +126,9 @@ void run_batch(Setup& s, const std::string& workflow, const std::string& input, 
 void BM_Linear10(benchmark::State& state) {
   Setup s(static_cast<int>(state.range(0)));
   const int runs = static_cast<int>(state.range(1));
-  for (auto _ : state) run_batch(s, "linear", "{}", runs);
+  Latencies lat;
+  for (auto _ : state) run_batch(s, "linear", "{}", runs, lat);
+  lat.report(state);
   state.counters["durable_tasks_per_second"] = benchmark::Counter(
       static_cast<double>(state.iterations() * runs * 10), benchmark::Counter::kIsRate);
   state.counters["runs_in_flight"] = runs;
@@ -114,7 +145,9 @@ void BM_FanOut100(benchmark::State& state) {
   std::string items = "{\"items\": [0";
   for (int i = 1; i < 100; ++i) items += "," + std::to_string(i);
   items += "]}";
-  for (auto _ : state) run_batch(s, "fanout", items, runs);
+  Latencies lat;
+  for (auto _ : state) run_batch(s, "fanout", items, runs, lat);
+  lat.report(state);
   state.counters["durable_tasks_per_second"] = benchmark::Counter(
       static_cast<double>(state.iterations() * runs * 100), benchmark::Counter::kIsRate);
   state.counters["runs_in_flight"] = runs;

@@ -151,7 +151,8 @@ struct EngineEvent {
     kTaskFailed,
     kTaskRetrying,
     kTaskSkipped,
-    kTaskCancelled
+    kTaskCancelled,
+    kTaskLog  // a line was appended to a task's log: status is its level, message the line
   };
   Kind kind;
   std::string run_id;
@@ -161,6 +162,7 @@ struct EngineEvent {
   std::string status;  // the new run or task status
   std::string error;
   Micros at = 0;
+  std::string message;  // kTaskLog only
 };
 std::string_view to_string(EngineEvent::Kind kind) noexcept;
 
@@ -205,6 +207,11 @@ class Engine {
   // Cancels a run that has not finished: its open tasks are cancelled and
   // running attempts are told through TaskContext::cancelled().
   Run cancel(std::string_view run_id);
+  // Cancels one open task: a running attempt is told through its context and
+  // its completion is refused. The run then fails ("task x cancelled"),
+  // because a workflow cannot succeed without one of its tasks; to make a
+  // task optional, give it a `when`.
+  TaskRun cancel_task(std::string_view task_id);
   // Starts a failed, timed-out or cancelled run again from the tasks that
   // did not succeed; each gets its full retry budget again.
   Run retry(std::string_view run_id);
@@ -213,7 +220,8 @@ class Engine {
   TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,
                    int limit = 100, std::string page_token = {});
 
-  // Hears every run and task event after it committed.
+  // Hears every run and task event after it committed, task log lines
+  // included (follow a task's log live by filtering on task_id).
   Subscription subscribe(std::function<void(const EngineEvent&)> handler);
 
   // One scheduler pass: timeouts, lease expiry, claiming ready tasks for the

@@ -190,7 +190,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         row.start_deadline = *row.task.available_at + us(*d.timeouts.schedule_to_start);
       store.update_task(row);
       events.push_back({EngineEvent::Kind::kTaskRetrying, row.task.run_id, row.task.id,
-                        row.task.key, row.task.attempt, "ready", error, at});
+                        row.task.key, row.task.attempt, "ready", error, at, ""});
       return;
     }
     row.task.status = attempt_status == "timed_out" ? TaskStatus::kTimedOut : TaskStatus::kFailed;
@@ -198,7 +198,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     row.start_deadline.reset();
     store.update_task(row);
     events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id, row.task.key,
-                      row.task.attempt, std::string(to_string(row.task.status)), error, at});
+                      row.task.attempt, std::string(to_string(row.task.status)), error, at, ""});
     advance(t, store, row.task.run_id, at, events);
   }
 
@@ -230,7 +230,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         row.start_deadline.reset();
         store.update_task(row);
         events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id,
-                          row.task.key, row.task.attempt, "timed_out", row.task.error, at});
+                          row.task.key, row.task.attempt, "timed_out", row.task.error, at, ""});
         advance(t, store, row.task.run_id, at, events);
       }
     });
@@ -333,7 +333,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                           agent.second, agent.first, options.engine_id, c->row.task.input, attempt,
                           at, close_deadline, d.timeouts});
         events.push_back({EngineEvent::Kind::kTaskStarted, c->row.task.run_id, c->row.task.id,
-                          c->row.task.key, attempt, "running", "", at});
+                          c->row.task.key, attempt, "running", "", at, ""});
       }
     });
     emit(events);
@@ -371,7 +371,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         row->close_deadline.reset();
         store.update_task(*row);
         events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
-                          c.attempt, "succeeded", "", at});
+                          c.attempt, "succeeded", "", at, ""});
         advance(t, store, c.run_id, at, events);
       } else {
         fail_attempt(t, store, *row, "failed", error, retryable, at, events);
@@ -481,6 +481,8 @@ class ContextImpl final : public TaskContext {
         new_uuid_v7(), c_.task_id, c_.attempt, level, std::string(message.substr(0, 64 * 1024)),
         engine_.now()};
     engine_.db.write([&](Txn& t) { RunStore(t).insert_log(line); });
+    engine_.emit({{EngineEvent::Kind::kTaskLog, c_.run_id, c_.task_id, c_.task_key, c_.attempt,
+                   std::string(to_string(level)), "", line.at, line.message}});
   }
 
   void heartbeat() override {
@@ -648,7 +650,7 @@ Run Engine::start(const StartRun& request) {
     }
     Run r = run;
     store.insert_run(r, workflow.id);
-    events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at});
+    events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
     RunProgress(store, workflow.definition, r, at, events).create_tasks();
     return r;
   });
@@ -724,6 +726,43 @@ Run Engine::cancel(std::string_view run_id) {
   return run;
 }
 
+TaskRun Engine::cancel_task(std::string_view task_id) {
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  auto task = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    auto row = store.find_task(task_id);
+    if (!row)
+      throw Error(ErrorCode::kNotFound,
+                  "task \"" + std::string(task_id.substr(0, 64)) + "\" not found");
+    if (row->task.status == TaskStatus::kCancelled) return row->task;
+    if (is_terminal(row->task.status)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "task " + row->task.key + " already " + std::string(to_string(row->task.status)));
+    }
+    if (row->task.status == TaskStatus::kRunning && row->task.lease_expires_at) {
+      store.finish_attempt(row->task.id, row->task.attempt, "cancelled", "cancelled", at);
+    }
+    row->task.status = TaskStatus::kCancelled;
+    row->task.error = "cancelled";
+    row->task.finished_at = at;
+    row->task.lease_expires_at.reset();
+    row->start_deadline.reset();
+    store.update_task(*row);
+    events.push_back({EngineEvent::Kind::kTaskCancelled, row->task.run_id, row->task.id,
+                      row->task.key, row->task.attempt, "cancelled", "cancelled", at, ""});
+    impl_->advance(t, store, row->task.run_id, at, events);
+    return row->task;
+  });
+  {
+    std::lock_guard lock(impl_->cancelled_mu);
+    impl_->cancelled.insert(task.id);
+  }
+  impl_->emit(events);
+  return task;
+}
+
 Run Engine::retry(std::string_view run_id) {
   const Micros at = impl_->now();
   std::vector<EngineEvent> events;
@@ -777,7 +816,7 @@ Run Engine::retry(std::string_view run_id) {
     r->finished_at.reset();
     if (def->timeout) r->deadline_at = at + us(*def->timeout);
     store.update_run(*r);
-    events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at});
+    events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at, ""});
     RunProgress(store, *def, *r, at, events).advance();
     return *r;
   });

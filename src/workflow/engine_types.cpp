@@ -67,6 +67,8 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept {
       return "task.skipped";
     case EngineEvent::Kind::kTaskCancelled:
       return "task.cancelled";
+    case EngineEvent::Kind::kTaskLog:
+      return "task.log";
   }
   return "task.ready";
 }

@@ -55,7 +55,7 @@ const TaskDefinition& RunProgress::definition_of(const WorkflowDefinition& def,
 
 void RunProgress::event(EngineEvent::Kind kind, const TaskRow& row) {
   events_.push_back({kind, run_.id, row.task.id, row.task.key, row.task.attempt,
-                     std::string(to_string(row.task.status)), row.task.error, now_});
+                     std::string(to_string(row.task.status)), row.task.error, now_, ""});
 }
 
 void RunProgress::set_terminal(TaskRow& row, TaskStatus status, const std::string& error) {
@@ -276,7 +276,8 @@ void RunProgress::advance() {
   run_.status = RunStatus::kSucceeded;
   run_.finished_at = now_;
   store_.update_run(run_);
-  events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_});
+  events_.push_back(
+      {EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_, ""});
 }
 
 void RunProgress::finish_run(RunStatus status, const std::string& error) {
@@ -294,7 +295,7 @@ void RunProgress::finish_run(RunStatus status, const std::string& error) {
   run_.finished_at = now_;
   store_.update_run(run_);
   events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0,
-                     std::string(to_string(status)), error, now_});
+                     std::string(to_string(status)), error, now_, ""});
 }
 
 }  // namespace devcycle::internal

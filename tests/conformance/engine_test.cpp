@@ -604,3 +604,50 @@ TEST_P(EngineTest, RunsFinishCorrectlyDespiteDatabaseFaults) {
 
 }  // namespace
 }  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+TEST_P(EngineTest, CancellingOneTaskStopsItsWorkAndFailsTheRun) {
+  agent("a", "step", "self");
+  Engine* engine = engine_.get();
+  bool told = false;
+  engine_->register_function("self", [&](TaskContext& ctx) -> std::string {
+    engine->cancel_task(ctx.task_id());
+    told = ctx.cancelled();
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "one", "tasks": [{"id": "t", "capability": "step"},
+                                                        {"id": "u", "capability": "step", "depends_on": ["t"]}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  EXPECT_TRUE(told);
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(d.run.error, "task t cancelled: cancelled");
+  EXPECT_EQ(task(d, "t").attempts[0].status, "cancelled");
+  EXPECT_EQ(task(d, "u").status, TaskStatus::kCancelled);
+  EXPECT_EQ(engine_->cancel_task(task(d, "t").id).status, TaskStatus::kCancelled);  // idempotent
+  EXPECT_DEVCYCLE_ERROR(engine_->cancel_task("0190c8a0-0000-7000-8000-000000000000"),
+                        ErrorCode::kNotFound, "task");
+}
+
+TEST_P(EngineTest, LogLinesCanBeFollowedLive) {
+  agent("a", "step", "chatty");
+  engine_->register_function("chatty", [](TaskContext& ctx) {
+    ctx.log(LogLevel::kInfo, "starting");
+    ctx.log(LogLevel::kWarn, "almost done");
+    return std::string("{}");
+  });
+  std::vector<std::string> followed;
+  auto sub = engine_->subscribe([&](const EngineEvent& e) {
+    if (e.kind == EngineEvent::Kind::kTaskLog)
+      followed.push_back(e.task_key + " " + e.status + " " + e.message);
+  });
+  start(workflow(R"({"name": "logs", "tasks": [{"id": "t", "capability": "step"}]})"));
+  engine_->run_until_idle();
+  EXPECT_EQ(followed, (std::vector<std::string>{"t info starting", "t warn almost done"}));
+}
+
+}  // namespace
+}  // namespace devcycle
