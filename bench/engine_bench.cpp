@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -157,6 +158,41 @@ BENCHMARK(BM_FanOut100)
     ->ArgsProduct({{0, 1, 2}, {5}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+double rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+  if (f) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) /
+         (1024.0 * 1024.0);
+}
+
+// Resident memory before and after `tasks` finished tasks (10-task linear
+// runs, 100 in flight, SQLite file): it must not grow with finished work.
+// Run the full size by hand: --benchmark_filter=MemoryWithFinishedTasks/tasks:1000000/
+void BM_MemoryWithFinishedTasks(benchmark::State& state) {
+  Setup s(0);
+  const auto tasks = state.range(0);
+  Latencies lat;
+  run_batch(s, "linear", "{}", 100, lat);  // warm up caches before the first reading
+  const double before = rss_mb();
+  for (auto _ : state) {
+    for (std::int64_t done = 0; done < tasks; done += 1000) run_batch(s, "linear", "{}", 100, lat);
+  }
+  state.counters["rss_before_mb"] = before;
+  state.counters["rss_after_mb"] = rss_mb();
+  state.counters["finished_tasks"] = static_cast<double>(tasks);
+}
+BENCHMARK(BM_MemoryWithFinishedTasks)
+    ->ArgNames({"tasks"})
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 
