@@ -4,6 +4,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/event_hub.h"
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
 #include "devcycle/error.h"
@@ -131,31 +132,14 @@ CompatibilityReport check_requirements(AgentStore& store, const Agent& agent,
 struct Registry::Impl {
   Database& db;
   RegistryOptions options;
-  std::mutex mu;
-  int next_subscriber = 0;
-  std::map<int, std::function<void(const AgentEvent&)>> subscribers;
+  std::shared_ptr<internal::EventHub<AgentEvent>> hub =
+      std::make_shared<internal::EventHub<AgentEvent>>();
 
   Impl(Database& d, RegistryOptions o) : db(d), options(std::move(o)) {}
 
   Micros now() const { return options.clock->now(); }
 
-  void emit(const std::vector<AgentEvent>& events) {
-    if (events.empty()) return;
-    std::vector<std::function<void(const AgentEvent&)>> handlers;
-    {
-      std::lock_guard lock(mu);
-      for (const auto& [id, h] : subscribers) handlers.push_back(h);
-    }
-    for (const auto& e : events) {
-      for (const auto& h : handlers) {
-        try {
-          h(e);
-        } catch (...) {
-          // A subscriber's failure must not undo or hide a committed change.
-        }
-      }
-    }
-  }
+  void emit(const std::vector<AgentEvent>& events) { hub->emit(events); }
 
   AgentEvent event(AgentEvent::Kind kind, const Agent& a, AgentStatus old_status,
                    std::string version = {}) const {
@@ -551,20 +535,7 @@ std::vector<Agent> Registry::sweep_offline() {
 }
 
 Subscription Registry::subscribe(std::function<void(const AgentEvent&)> handler) {
-  if (!handler) invalid("subscribe: handler is empty");
-  int id;
-  {
-    std::lock_guard lock(impl_->mu);
-    id = impl_->next_subscriber++;
-    impl_->subscribers.emplace(id, std::move(handler));
-  }
-  std::weak_ptr<Impl> weak = impl_;
-  return Subscription([weak, id] {
-    if (auto impl = weak.lock()) {
-      std::lock_guard lock(impl->mu);
-      impl->subscribers.erase(id);
-    }
-  });
+  return impl_->hub->subscribe(std::move(handler));
 }
 
 }  // namespace devcycle

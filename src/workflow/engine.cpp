@@ -7,8 +7,10 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
+#include "common/event_hub.h"
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
 #include "devcycle/duration.h"
@@ -43,6 +45,7 @@ struct Claim {
   std::string input;
   int attempt = 0;
   Micros started_at = 0;
+  Micros lease_expires_at = 0;
   std::optional<Micros> close_deadline;
   TaskTimeouts timeouts;
 };
@@ -64,9 +67,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::mutex definitions_mu;
   std::map<std::string, std::shared_ptr<const WorkflowDefinition>> definitions;  // by workflow id
 
-  std::mutex subscribers_mu;
-  int next_subscriber = 0;
-  std::map<int, std::function<void(const EngineEvent&)>> subscribers;
+  std::shared_ptr<internal::EventHub<EngineEvent>> hub =
+      std::make_shared<internal::EventHub<EngineEvent>>();
 
   std::mutex cancelled_mu;
   std::set<std::string> cancelled;  // task ids whose attempt should stop
@@ -100,23 +102,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   Micros now() const { return options.clock->now(); }
 
-  void emit(const std::vector<EngineEvent>& events) {
-    if (events.empty()) return;
-    std::vector<std::function<void(const EngineEvent&)>> handlers;
-    {
-      std::lock_guard lock(subscribers_mu);
-      for (const auto& [id, h] : subscribers) handlers.push_back(h);
-    }
-    for (const auto& e : events) {
-      for (const auto& h : handlers) {
-        try {
-          h(e);
-        } catch (...) {
-          // A subscriber's failure must not undo or hide a committed change.
-        }
-      }
-    }
-  }
+  void emit(const std::vector<EngineEvent>& events) { hub->emit(events); }
 
   void notify_scheduler() {
     {
@@ -219,11 +205,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             .finish_run(RunStatus::kTimedOut,
                         "run timeout of " + format_duration(*def->timeout) + " passed");
       }
-      for (auto& row : store.expired_leases(at)) {
-        fail_attempt(t, store, row, "timed_out",
+      for (const auto& seen : store.expired_leases(at)) {
+        // An earlier iteration may have finished this run and cancelled the task.
+        auto row = store.find_task(seen.task.id);
+        if (!row || row->task.status != TaskStatus::kRunning ||
+            row->task.attempt != seen.task.attempt || !row->task.lease_expires_at ||
+            *row->task.lease_expires_at >= at) {
+          continue;
+        }
+        fail_attempt(t, store, *row, "timed_out",
                      "lease expired (no heartbeat or completion in time)", true, at, events);
       }
-      for (auto& row : store.missed_starts(at)) {
+      for (const auto& seen : store.missed_starts(at)) {
+        auto found = store.find_task(seen.task.id);
+        if (!found || found->task.status != TaskStatus::kReady || !found->start_deadline ||
+            *found->start_deadline >= at) {
+          continue;
+        }
+        auto& row = *found;
         row.task.status = TaskStatus::kTimedOut;
         row.task.finished_at = at;
         row.task.error = "not started within schedule_to_start";
@@ -273,44 +272,60 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       TaskRow row;
       std::string workflow_id;
     };
-    const auto candidates = db.read([&](Txn& t) {
-      RunStore store(t);
-      std::vector<Candidate> out;
-      for (auto& row : store.claimable(at, std::max<Micros>(1, us(options.aging_step)), free * 4)) {
-        auto wid = store.workflow_id_of(row.task.run_id);
-        out.push_back({std::move(row), std::move(wid)});
-      }
-      return out;
-    });
-    if (candidates.empty()) return {};
-    // Agents are chosen outside the write transaction: the registry reads the database itself.
-    std::vector<std::pair<const Candidate*, std::pair<std::string, std::string>>> chosen;
-    for (const auto& c : candidates) {
-      if (static_cast<int>(chosen.size()) >= free) break;
-      std::shared_ptr<const WorkflowDefinition> def;
-      {
-        std::lock_guard lock(definitions_mu);
-        if (auto it = definitions.find(c.workflow_id); it != definitions.end()) def = it->second;
-      }
-      if (!def) def = db.read([&](Txn& t) { return definition(t, c.workflow_id); });
-      const auto& d = RunProgress::definition_of(*def, c.row.task.definition_id);
-      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
-      std::optional<std::pair<std::string, std::string>> found;
-      bool cached = false;
-      {
-        std::lock_guard lock(resolutions_mu);
-        if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
-          found = it->second.agent_and_function;
-          cached = true;
+    // Candidates are chosen outside the write transaction: the registry reads
+    // the database itself. Tasks nobody here can run are passed over, page by
+    // page, so that they cannot hide runnable work behind them.
+    std::vector<Candidate> candidates;
+    std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>>
+        picked;  // index into candidates
+    const int page = std::max(32, free * 4);
+    for (int offset = 0; offset < 20 * page && static_cast<int>(picked.size()) < free;
+         offset += page) {
+      auto batch = db.read([&](Txn& t) {
+        RunStore store(t);
+        std::vector<Candidate> out;
+        for (auto& row :
+             store.claimable(at, std::max<Micros>(1, us(options.aging_step)), page, offset)) {
+          auto wid = store.workflow_id_of(row.task.run_id);
+          out.push_back({std::move(row), std::move(wid)});
+        }
+        return out;
+      });
+      const bool last_page = static_cast<int>(batch.size()) < page;
+      for (auto& c : batch) {
+        if (static_cast<int>(picked.size()) >= free) break;
+        std::shared_ptr<const WorkflowDefinition> def;
+        {
+          std::lock_guard lock(definitions_mu);
+          if (auto it = definitions.find(c.workflow_id); it != definitions.end()) def = it->second;
+        }
+        if (!def) def = db.read([&](Txn& t) { return definition(t, c.workflow_id); });
+        const auto& d = RunProgress::definition_of(*def, c.row.task.definition_id);
+        const auto key =
+            d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+        std::optional<std::pair<std::string, std::string>> found;
+        bool cached = false;
+        {
+          std::lock_guard lock(resolutions_mu);
+          if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
+            found = it->second.agent_and_function;
+            cached = true;
+          }
+        }
+        if (!cached) {
+          found = resolve(d);
+          std::lock_guard lock(resolutions_mu);
+          resolutions[key] = {found, at + 1'000'000};
+        }
+        if (found) {
+          candidates.push_back(std::move(c));
+          picked.emplace_back(candidates.size() - 1, *found);
         }
       }
-      if (!cached) {
-        found = resolve(d);
-        std::lock_guard lock(resolutions_mu);
-        resolutions[key] = {found, at + 1'000'000};
-      }
-      if (found) chosen.emplace_back(&c, *found);
+      if (last_page) break;
     }
+    std::vector<std::pair<const Candidate*, std::pair<std::string, std::string>>> chosen;
+    for (const auto& [i, agent] : picked) chosen.emplace_back(&candidates[i], agent);
     if (chosen.empty()) return {};
     std::vector<Claim> claims;
     std::vector<EngineEvent> events;
@@ -331,11 +346,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                               "", at, std::nullopt});
         claims.push_back({c->row.task.id, c->row.task.run_id, c->row.task.key, c->workflow_id,
                           agent.second, agent.first, options.engine_id, c->row.task.input, attempt,
-                          at, close_deadline, d.timeouts});
+                          at, lease, close_deadline, d.timeouts});
         events.push_back({EngineEvent::Kind::kTaskStarted, c->row.task.run_id, c->row.task.id,
                           c->row.task.key, attempt, "running", "", at, ""});
       }
     });
+    {
+      // A new attempt starts uncancelled (an old entry may be left from a cancel before a retry).
+      std::lock_guard lock(cancelled_mu);
+      for (const auto& c : claims) cancelled.erase(c.task_id);
+    }
     emit(events);
     return claims;
   }
@@ -357,6 +377,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         error = std::string(e.what()) + " (a task's output must be JSON)";
       }
     }
+    struct Forget {
+      Impl& impl;
+      const std::string& id;
+      ~Forget() {
+        std::lock_guard lock(impl.cancelled_mu);
+        impl.cancelled.erase(id);
+      }
+    } forget{*this, c.task_id};
     const bool recorded = db.write([&](Txn& t) {
       RunStore store(t);
       auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
@@ -378,10 +406,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
       return true;
     });
-    {
-      std::lock_guard lock(cancelled_mu);
-      cancelled.erase(c.task_id);
-    }
     emit(events);
     (void)recorded;
   }
@@ -401,7 +425,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       free = 64;
     } else {
       std::lock_guard lock(queue_mu);
-      free = 2 * options.workers - in_flight - static_cast<int>(queue.size());
+      free = options.workers - in_flight - static_cast<int>(queue.size());
     }
     if (free <= 0) return 0;
     auto claims = claim(at, free);
@@ -499,13 +523,36 @@ class ContextImpl final : public TaskContext {
   }
 
   bool cancelled() const noexcept override {
-    std::lock_guard lock(engine_.cancelled_mu);
-    return engine_.cancelled.count(c_.task_id) > 0;
+    {
+      std::lock_guard lock(engine_.cancelled_mu);
+      if (engine_.cancelled.count(c_.task_id)) return true;
+    }
+    // Cancels from elsewhere (another engine, a failed sibling, a run
+    // timeout) show in the database: the attempt no longer holds its task.
+    const Micros at = engine_.now();
+    std::lock_guard lock(mu_);
+    if (lost_) return true;
+    if (at - checked_at_ < 250'000 && checked_at_ != 0) return false;
+    checked_at_ = at;
+    try {
+      lost_ = engine_.db.read([&](Txn& t) {
+        auto rs =
+            t.query("SELECT status, attempt, lease_owner FROM tasks WHERE id = $1", {c_.task_id});
+        return rs.empty() || rs[0][0].as_text() != "running" || rs[0][1].as_int() != c_.attempt ||
+               rs[0][2].is_null() || rs[0][2].as_text() != c_.lease_owner;
+      });
+    } catch (...) {
+      // Unknown: keep working; the completion is fenced anyway.
+    }
+    return lost_;
   }
 
  private:
   Engine::Impl& engine_;
   const Claim& c_;
+  mutable std::mutex mu_;
+  mutable Micros checked_at_ = 0;
+  mutable bool lost_ = false;
 };
 
 }  // namespace
@@ -519,6 +566,20 @@ void Engine::Impl::execute(const Claim& c) {
   if (!fn) {
     complete(c, false, "no function \"" + c.function + "\" is registered in this engine", true);
     return;
+  }
+  // A claim that waited (in the queue, or behind other inline tasks) renews
+  // its lease before it starts, and is dropped if the lease is already gone.
+  const Micros at = now();
+  if (at > c.started_at + (c.lease_expires_at - c.started_at) / 2) {
+    try {
+      const auto until = lease_until(c.timeouts, at, c.close_deadline);
+      const bool held = db.write([&](Txn& t) {
+        return RunStore(t).extend_lease(c.task_id, c.attempt, c.lease_owner, at, until);
+      });
+      if (!held) return;
+    } catch (const Error&) {
+      return;  // the lease will expire and the task will run again
+    }
   }
   ContextImpl ctx(*this, c);
   bool ok = false;
@@ -567,19 +628,49 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
         }
       });
   if (impl_->options.workers > 0) {
-    for (int i = 0; i < impl_->options.workers; ++i) {
-      impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
+    try {
+      for (int i = 0; i < impl_->options.workers; ++i) {
+        impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
+      }
+      impl_->scheduler = std::thread([impl = impl_.get()] { impl->scheduler_loop(); });
+    } catch (const std::system_error& e) {
+      {
+        std::lock_guard lock(impl_->queue_mu);
+        impl_->stopping = true;
+      }
+      impl_->queue_cv.notify_all();
+      for (auto& w : impl_->workers) w.join();
+      throw Error(ErrorCode::kResourceExhausted,
+                  std::string("engine: cannot start its threads: ") + e.what());
     }
-    impl_->scheduler = std::thread([impl = impl_.get()] { impl->scheduler_loop(); });
   }
 }
 
 Engine::~Engine() {
+  std::deque<Claim> unstarted;
   {
     std::lock_guard lock(impl_->queue_mu);
     impl_->stopping = true;
-    // Claimed but not started: their leases expire and they are retried.
-    impl_->queue.clear();
+    unstarted.swap(impl_->queue);
+  }
+  // Claimed but never started: give them back without spending an attempt.
+  if (!unstarted.empty()) {
+    try {
+      impl_->db.write([&](Txn& t) {
+        for (const auto& c : unstarted) {
+          if (t.execute(
+                  "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
+                  "lease_expires_at = NULL, close_deadline = NULL WHERE id = $1 AND attempt = $2 "
+                  "AND lease_owner = $3 AND status = 'running'",
+                  {c.task_id, c.attempt, c.lease_owner}) == 1) {
+            t.execute("DELETE FROM task_attempts WHERE task_id = $1 AND attempt = $2",
+                      {c.task_id, c.attempt});
+          }
+        }
+      });
+    } catch (const Error&) {
+      // Their leases expire instead, and they run again.
+    }
   }
   impl_->scheduler_cv.notify_all();
   impl_->queue_cv.notify_all();
@@ -684,9 +775,17 @@ RunPage Engine::list(const RunFilter& filter) {
     throw Error(ErrorCode::kInvalidArgument, "page_token: not a token from a previous page");
   }
   RunPage page;
-  // Labels are matched after the query: fetch a little more so a page is rarely short.
-  page.runs =
-      impl_->db.read([&](Txn& t) { return RunStore(t).list_runs(filter, filter.limit + 1); });
+  // Labels are matched after the query, so scan batches until the page is
+  // full (or the runs run out); the token is the last run returned.
+  RunFilter batch_filter = filter;
+  const int batch = std::max(filter.limit + 1, 200);
+  while (static_cast<int>(page.runs.size()) <= filter.limit) {
+    auto rows =
+        impl_->db.read([&](Txn& t) { return RunStore(t).list_runs_scanned(batch_filter, batch); });
+    for (auto& r : rows.matched) page.runs.push_back(std::move(r));
+    if (rows.scanned < batch || rows.last_id.empty()) break;
+    batch_filter.page_token = rows.last_id;
+  }
   if (static_cast<int>(page.runs.size()) > filter.limit) {
     page.runs.resize(filter.limit);
     page.next_page_token = page.runs.back().id;
@@ -851,20 +950,7 @@ TaskLogPage Engine::logs(std::string_view task_id, std::optional<int> attempt, i
 }
 
 Subscription Engine::subscribe(std::function<void(const EngineEvent&)> handler) {
-  if (!handler) throw Error(ErrorCode::kInvalidArgument, "subscribe: handler is empty");
-  int id;
-  {
-    std::lock_guard lock(impl_->subscribers_mu);
-    id = impl_->next_subscriber++;
-    impl_->subscribers.emplace(id, std::move(handler));
-  }
-  std::weak_ptr<Impl> weak = impl_;
-  return Subscription([weak, id] {
-    if (auto impl = weak.lock()) {
-      std::lock_guard lock(impl->subscribers_mu);
-      impl->subscribers.erase(id);
-    }
-  });
+  return impl_->hub->subscribe(std::move(handler));
 }
 
 int Engine::tick() { return impl_->tick(); }

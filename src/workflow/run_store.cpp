@@ -197,7 +197,7 @@ void RunStore::update_run(const Run& r) {
        r.finished_at.value_or(r.created_at)});
 }
 
-std::vector<Run> RunStore::list_runs(const RunFilter& f, int limit) {
+RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {
   std::string sql = "SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE 1 = 1";
   std::vector<Value> params;
   auto param = [&](Value v) {
@@ -211,15 +211,17 @@ std::vector<Run> RunStore::list_runs(const RunFilter& f, int limit) {
   if (f.created_after) sql += " AND created_at >= " + param(*f.created_after);
   if (f.created_before) sql += " AND created_at < " + param(*f.created_before);
   sql += " ORDER BY id DESC LIMIT " + param(limit);
-  std::vector<Run> out;
+  RunScan out;
   for (const auto& r : t_.query(sql, params)) {
     Run run = run_from(r);
+    ++out.scanned;
+    out.last_id = run.id;
     bool labels_match = true;
     for (const auto& [k, v] : f.labels) {
       const auto it = run.labels.find(k);
       labels_match = labels_match && it != run.labels.end() && it->second == v;
     }
-    if (labels_match) out.push_back(std::move(run));
+    if (labels_match) out.matched.push_back(std::move(run));
   }
   return out;
 }
@@ -290,11 +292,12 @@ std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
   return tasks(t_, "WHERE run_id = $1 ORDER BY id", {run_id});
 }
 
-std::vector<TaskRow> RunStore::claimable(Micros now, std::int64_t aging_step_us, int limit) {
+std::vector<TaskRow> RunStore::claimable(Micros now, std::int64_t aging_step_us, int limit,
+                                         int offset) {
   return tasks(t_,
                "WHERE status = 'ready' AND available_at <= $1 "
-               "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3",
-               {now, aging_step_us, limit});
+               "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3 OFFSET $4",
+               {now, aging_step_us, limit, offset});
 }
 
 std::vector<TaskRow> RunStore::expired_leases(Micros now) {

@@ -32,7 +32,14 @@ class RunStore {
   std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);
   std::string workflow_id_of(std::string_view run_id);
   void update_run(const Run& run);
-  std::vector<Run> list_runs(const RunFilter& filter, int limit);
+  struct RunScan {
+    std::vector<Run> matched;  // of the scanned rows, those whose labels match
+    int scanned = 0;
+    std::string last_id;  // of the last scanned row
+  };
+  // Up to `limit` runs after the filter's page token, newest first; labels are
+  // matched on the scanned rows.
+  RunScan list_runs_scanned(const RunFilter& filter, int limit);
   // Running runs whose deadline has passed.
   std::vector<std::string> overdue_runs(Micros now);
 
@@ -41,7 +48,7 @@ class RunStore {
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
   // Ready tasks that may start at `now`, best first (priority with aging).
-  std::vector<TaskRow> claimable(Micros now, std::int64_t aging_step_us, int limit);
+  std::vector<TaskRow> claimable(Micros now, std::int64_t aging_step_us, int limit, int offset = 0);
   std::vector<TaskRow> expired_leases(Micros now);
   std::vector<TaskRow> missed_starts(Micros now);
   // The fenced claim: true when this call moved the task from ready to running.

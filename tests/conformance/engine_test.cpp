@@ -651,3 +651,133 @@ TEST_P(EngineTest, LogLinesCanBeFollowedLive) {
 
 }  // namespace
 }  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+TEST_P(EngineTest, TasksNobodyHereCanRunDoNotHideRunnableOnes) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto blocked = workflow(R"({"name": "blocked", "tasks": [{"id": "x", "capability": "nobody",
+    "for_each": "input.n", "priority": 100}]})");
+  std::string many = "{\"n\": [0";
+  for (int i = 1; i < 300; ++i) many += "," + std::to_string(i);
+  many += "]}";
+  start(blocked, many);
+  const auto run =
+      start(workflow(R"({"name": "runnable", "tasks": [{"id": "t", "capability": "step"}]})"));
+  engine_->run_until_idle();
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kSucceeded);
+}
+
+TEST_P(EngineTest, ExpiryThatFailsARunLeavesItsOtherTasksCancelled) {
+  agent("a", "hang", "hang");
+  engine_->register_function("hang", [&](TaskContext&) -> std::string {
+    clock_->advance(2min);  // past every lease: the completion is refused
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "twin", "tasks": [
+    {"id": "a", "capability": "hang", "priority": 10, "timeouts": {"start_to_close": "1m"}, "retry": {"max_attempts": 1}},
+    {"id": "b", "capability": "hang", "timeouts": {"start_to_close": "1m"}, "retry": {"max_attempts": 5}}]})");
+  const auto run = start(wf);
+  engine_->tick();  // claims both; a runs and hangs; b's claim has expired before it starts and is
+                    // dropped
+  engine_->tick();  // both leases expired: a fails for good, the run fails, b is cancelled
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(task(d, "a").status, TaskStatus::kTimedOut);
+  EXPECT_EQ(task(d, "b").status,
+            TaskStatus::kCancelled);  // not revived by the same maintenance pass
+  ASSERT_EQ(task(d, "b").attempts.size(), 1u);
+  EXPECT_EQ(task(d, "b").attempts[0].status, "cancelled");
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+}
+
+TEST_P(EngineTest, ARetriedTaskIsNotBornCancelled) {
+  const auto wf = workflow(R"({"name": "again", "tasks": [{"id": "t", "capability": "late"}]})");
+  const auto run = start(wf);
+  engine_->cancel_task(
+      task(engine_->get(run.id), "t").id);  // cancelled while still waiting for an agent
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kFailed);
+  agent("a", "late", "late");
+  bool cancelled = true;
+  engine_->register_function("late", [&](TaskContext& ctx) {
+    cancelled = ctx.cancelled();
+    return std::string("{}");
+  });
+  engine_->retry(run.id);
+  engine_->run_until_idle();
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kSucceeded);
+  EXPECT_FALSE(cancelled);
+}
+
+TEST_P(EngineTest, ARunFailureTellsRunningSiblingsTheyAreCancelled) {
+  engine_.reset();
+  agent("a", "bad", "bad");
+  agent("b", "watch", "watch");
+  auto engine = make_engine(2, SystemClock::instance());
+  engine->register_function("bad", [](TaskContext&) -> std::string {
+    std::this_thread::sleep_for(50ms);  // let the sibling start first
+    throw Error(ErrorCode::kInvalidArgument, "no");
+  });
+  std::atomic<bool> told{false};
+  engine->register_function("watch", [&](TaskContext& ctx) {
+    // Liveness, not speed: give the cancellation up to 20 s to arrive.
+    for (int i = 0; i < 2000 && !told; ++i) {
+      told = ctx.cancelled();
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::string("{}");
+  });
+  const auto wf =
+      workflow(R"({"name": "sib", "tasks": [{"id": "w", "capability": "watch", "priority": 5},
+                                                        {"id": "x", "capability": "bad"}]})");
+  StartRun r;
+  r.workflow = wf;
+  r.owner = "alice";
+  const auto run = engine->start(r);
+  for (int i = 0; i < 2000 && !is_terminal(engine->get(run.id).run.status); ++i)
+    std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 2000 && !told; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(engine->get(run.id).run.status, RunStatus::kFailed);
+  EXPECT_TRUE(told.load());
+}
+
+TEST_P(EngineTest, LabelFiltersFindOldRunsAcrossManyNewerOnes) {
+  const auto wf = workflow(R"({"name": "l", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  StartRun r;
+  r.workflow = wf;
+  r.owner = "alice";
+  r.labels = {{"team", "core"}};
+  const auto old = engine_->start(r);
+  r.labels.clear();
+  for (int i = 0; i < 300; ++i) engine_->start(r);
+  RunFilter f;
+  f.labels = {{"team", "core"}};
+  f.limit = 10;
+  const auto page = engine_->list(f);
+  ASSERT_EQ(page.runs.size(), 1u);
+  EXPECT_EQ(page.runs[0].id, old.id);
+  EXPECT_TRUE(page.next_page_token.empty());
+}
+
+TEST_P(EngineTest, AHandlerMayUnsubscribeItself) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  int seen = 0;
+  Subscription sub;
+  sub = engine_->subscribe([&](const EngineEvent&) {
+    ++seen;
+    sub.reset();  // must not wait for itself
+  });
+  start(workflow(R"({"name": "once", "tasks": [{"id": "t", "capability": "step"}]})"));
+  engine_->run_until_idle();
+  EXPECT_GE(seen, 1);
+  const int after = seen;
+  start("once");
+  engine_->run_until_idle();
+  EXPECT_EQ(seen, after);
+}
+
+}  // namespace
+}  // namespace devcycle
