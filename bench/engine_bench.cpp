@@ -93,7 +93,7 @@ struct Latencies {
 
 // Starts `runs` runs of `workflow` and waits until all have finished.
 void run_batch(Setup& s, const std::string& workflow, const std::string& input, int runs,
-               Latencies& lat) {
+               Latencies* lat) {
   std::mutex mu;
   std::condition_variable cv;
   int finished = 0;
