@@ -425,7 +425,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       free = 64;
     } else {
       std::lock_guard lock(queue_mu);
-      free = options.workers - in_flight - static_cast<int>(queue.size());
+      // One claim queued per worker keeps workers busy between ticks; a claim
+      // that waits renews its lease before it starts (see execute()).
+      free = 2 * options.workers - in_flight - static_cast<int>(queue.size());
     }
     if (free <= 0) return 0;
     auto claims = claim(at, free);
