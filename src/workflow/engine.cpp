@@ -9,6 +9,7 @@
 #include <set>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "common/event_hub.h"
 #include "common/field_checks.h"
@@ -112,6 +113,22 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     scheduler_cv.notify_one();
   }
 
+  // Which stored workflow version a run uses (never changes); bounded.
+  std::mutex run_workflows_mu;
+  std::unordered_map<std::string, std::string> run_workflows;
+
+  std::string workflow_of(RunStore& store, const std::string& run_id) {
+    {
+      std::lock_guard lock(run_workflows_mu);
+      if (auto it = run_workflows.find(run_id); it != run_workflows.end()) return it->second;
+    }
+    auto id = store.workflow_id_of(run_id);
+    std::lock_guard lock(run_workflows_mu);
+    if (run_workflows.size() >= 100'000) run_workflows.clear();
+    run_workflows.emplace(run_id, id);
+    return id;
+  }
+
   // The definition of a stored workflow version; safe inside a write closure
   // because it reads through the closure's transaction.
   std::shared_ptr<const WorkflowDefinition> definition(Txn& t, const std::string& workflow_id) {
@@ -154,7 +171,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                std::vector<EngineEvent>& events) {
     auto run = store.find_run(run_id);
     if (!run || is_terminal(run->status)) return;
-    const auto def = definition(t, store.workflow_id_of(run_id));
+    const auto def = definition(t, workflow_of(store, run_id));
     RunProgress(store, *def, *run, at, events).advance();
   }
 
@@ -163,7 +180,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                     const std::string& error, bool retryable, Micros at,
                     std::vector<EngineEvent>& events) {
     store.finish_attempt(row.task.id, row.task.attempt, attempt_status, error, at);
-    const auto def = definition(t, store.workflow_id_of(row.task.run_id));
+    const auto def = definition(t, workflow_of(store, row.task.run_id));
     const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
     row.task.error = error;
     row.task.lease_expires_at.reset();
@@ -200,7 +217,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunStore store(t);
       for (const auto& run_id : store.overdue_runs(at)) {
         auto run = store.find_run(run_id);
-        const auto def = definition(t, store.workflow_id_of(run_id));
+        const auto def = definition(t, workflow_of(store, run_id));
         RunProgress(store, *def, *run, at, events)
             .finish_run(RunStatus::kTimedOut,
                         "run timeout of " + format_duration(*def->timeout) + " passed");
@@ -286,7 +303,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         std::vector<Candidate> out;
         for (auto& row :
              store.claimable(at, std::max<Micros>(1, us(options.aging_step)), page, offset)) {
-          auto wid = store.workflow_id_of(row.task.run_id);
+          auto wid = workflow_of(store, row.task.run_id);
           out.push_back({std::move(row), std::move(wid)});
         }
         return out;
@@ -815,7 +832,7 @@ Run Engine::cancel(std::string_view run_id) {
     for (const auto& row : store.tasks_of(r->id)) {
       if (row.task.status == TaskStatus::kRunning) running.push_back(row.task.id);
     }
-    const auto def = impl_->definition(t, store.workflow_id_of(r->id));
+    const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
     RunProgress(store, *def, *r, at, events).finish_run(RunStatus::kCancelled, "cancelled");
     return *r;
   });
@@ -880,7 +897,7 @@ Run Engine::retry(std::string_view run_id) {
                   "run " + r->id + " is " + std::string(to_string(r->status)) +
                       "; only failed, timed-out or cancelled runs can be retried");
     }
-    const auto def = impl_->definition(t, store.workflow_id_of(r->id));
+    const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
     const auto rows = store.tasks_of(r->id);
     std::set<std::string> redo;  // definition ids to run again
     for (const auto& row : rows) {
