@@ -1,6 +1,7 @@
 // The whole public API of DevCycle in one include.
 #pragma once
 
+#include "devcycle/auth.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"
 #include "devcycle/config.h"

@@ -23,8 +23,15 @@ function(expect_failure needle)
   endif()
 endfunction()
 
+# pkg-config sees only libsodium (which the core always needs): each enabled
+# scale-out backend names its package.
 file(MAKE_DIRECTORY "${WORK_DIR}/no-pkgconfig")
-# pkg-config sees nothing: each enabled scale-out backend names its package.
+execute_process(COMMAND pkg-config --variable=pcfiledir libsodium OUTPUT_VARIABLE sodium_dir
+                OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pkg-config cannot find libsodium on this machine")
+endif()
+file(COPY "${sodium_dir}/libsodium.pc" DESTINATION "${WORK_DIR}/no-pkgconfig")
 expect_failure("DEVCYCLE_WITH_POSTGRES=ON needs libpqxx: install the Debian package libpqxx-dev")
 expect_failure("DEVCYCLE_WITH_KAFKA=ON needs rdkafka" -DDEVCYCLE_WITH_POSTGRES=OFF)
 expect_failure("DEVCYCLE_WITH_REDIS=ON needs hiredis" -DDEVCYCLE_WITH_POSTGRES=OFF
@@ -32,6 +39,14 @@ expect_failure("DEVCYCLE_WITH_REDIS=ON needs hiredis" -DDEVCYCLE_WITH_POSTGRES=O
 expect_failure("DEVCYCLE_BUILD_SERVER=ON, but that part has not been written yet"
                -DDEVCYCLE_BUILD_SERVER=ON)
 configure(out rc -DDEVCYCLE_WITH_POSTGRES=OFF -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
+set(configured_rc ${rc})
+set(configured_out "${out}")
+# Without libsodium nothing configures, and the message names the package.
+file(REMOVE "${WORK_DIR}/no-pkgconfig/libsodium.pc")
+expect_failure("install the Debian package libsodium-dev" -DDEVCYCLE_WITH_POSTGRES=OFF
+               -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
+set(rc ${configured_rc})
+set(out "${configured_out}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "configure with every optional backend off failed:\n${out}")
 endif()
