@@ -18,6 +18,7 @@
 #include "devcycle/platform.h"
 #include "devcycle/registry.h"
 #include "devcycle/semver.h"
+#include "devcycle/tokens.h"
 #include "devcycle/uuid.h"
 #include "devcycle/value.h"
 #include "devcycle/version.h"

@@ -1,0 +1,642 @@
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/json_schema_internal.h"
+#include "devcycle/error.h"
+#include "devcycle/tokens.h"
+#include "devcycle/uuid.h"
+
+namespace devcycle {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxToken = 8 * 1024;
+
+[[noreturn]] void unauthenticated(const std::string& why) {
+  throw Error(ErrorCode::kUnauthenticated, why);
+}
+
+void init_sodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) throw Error(ErrorCode::kInternal, "libsodium failed to initialise");
+  });
+}
+
+std::string b64url(std::string_view bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::optional<std::string> unb64url(std::string_view text) {
+  std::string out(text.size(), '\0');
+  std::size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &len, &end,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+      end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+std::string hex_decode(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  std::size_t len = 0;
+  const char* end = nullptr;
+  if (hex.size() % 2 != 0 ||
+      sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), hex.data(),
+                     hex.size(), nullptr, &len, &end) != 0 ||
+      end != hex.data() + hex.size()) {
+    return {};
+  }
+  out.resize(len);
+  return out;
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), n);
+  return out;
+}
+
+// 32 raw bytes from 64 hex digits, standard base64, or 32 raw bytes.
+std::string master_key_bytes(std::string_view text, const std::string& source) {
+  std::string key;
+  if (text.size() == 32) {
+    key = std::string(text);
+  } else if (text.size() == 64) {
+    key = hex_decode(text);
+  } else {
+    std::string out(text.size(), '\0');
+    std::size_t len = 0;
+    const char* end = nullptr;
+    if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                          text.size(), "\n", &len, &end, sodium_base64_VARIANT_ORIGINAL) == 0) {
+      out.resize(len);
+      key = out;
+    }
+  }
+  if (key.size() != crypto_secretbox_KEYBYTES) {
+    throw Error(ErrorCode::kInvalidArgument,
+                source + ": the master key must be 32 bytes, written as 64 hex digits or base64");
+  }
+  if (key.find_first_not_of(key[0]) == std::string::npos) {
+    throw Error(ErrorCode::kInvalidArgument,
+                source + ": the master key is a known default (all bytes equal); generate one");
+  }
+  if (text == "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" ||
+      text == "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff") {
+    throw Error(ErrorCode::kInvalidArgument,
+                source + ": the master key is a known example value; generate one");
+  }
+  return key;
+}
+
+struct Key {
+  std::string kid;
+  SigningAlgorithm algorithm;
+  std::string secret;      // HS256: the HMAC key; EdDSA: the 64-byte secret key
+  std::string public_key;  // EdDSA only
+  bool active = false;
+  Micros created_at = 0;
+  std::optional<Micros> retired_at;
+};
+
+std::string seal(const std::string& master, const std::string& plain) {
+  std::string nonce = random_bytes(crypto_secretbox_NONCEBYTES);
+  std::string box(plain.size() + crypto_secretbox_MACBYTES, '\0');
+  crypto_secretbox_easy(reinterpret_cast<unsigned char*>(box.data()),
+                        reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
+                        reinterpret_cast<const unsigned char*>(nonce.data()),
+                        reinterpret_cast<const unsigned char*>(master.data()));
+  return nonce + box;
+}
+
+std::optional<std::string> open_box(const std::string& master, const std::string& sealed) {
+  if (sealed.size() < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) return std::nullopt;
+  std::string plain(sealed.size() - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES, '\0');
+  if (crypto_secretbox_open_easy(
+          reinterpret_cast<unsigned char*>(plain.data()),
+          reinterpret_cast<const unsigned char*>(sealed.data()) + crypto_secretbox_NONCEBYTES,
+          sealed.size() - crypto_secretbox_NONCEBYTES,
+          reinterpret_cast<const unsigned char*>(sealed.data()),
+          reinterpret_cast<const unsigned char*>(master.data())) != 0) {
+    return std::nullopt;
+  }
+  return plain;
+}
+
+std::string to_blob_text(const Blob& b) {
+  return std::string(reinterpret_cast<const char*>(b.bytes.data()), b.bytes.size());
+}
+Blob to_blob(const std::string& s) {
+  Blob b;
+  b.bytes.resize(s.size());
+  std::memcpy(b.bytes.data(), s.data(), s.size());
+  return b;
+}
+
+std::int64_t seconds(Micros t) { return t / 1'000'000; }
+
+}  // namespace
+
+std::string_view to_string(SigningAlgorithm a) noexcept {
+  return a == SigningAlgorithm::kHS256 ? "HS256" : "EdDSA";
+}
+
+std::string generate_master_key_hex() {
+  init_sodium();
+  const auto bytes = random_bytes(32);
+  std::string hex(65, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                 bytes.size());
+  hex.resize(64);
+  return hex;
+}
+
+std::string load_master_key(const std::string& file, std::string_view environment_variable) {
+  init_sodium();
+  const std::string var(environment_variable);
+  if (const char* v = std::getenv(var.c_str()); v && *v) {
+    std::string text(v);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    master_key_bytes(text, var);
+    return text;
+  }
+  if (file.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "master key: set " + var + " or name a key file");
+  }
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    throw Error(ErrorCode::kInvalidArgument, "master key file " + file + ": cannot be read");
+  }
+  if ((st.st_mode & 077) != 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "master key file " + file +
+                    ": must not be readable or writable by group or others (chmod 600)");
+  }
+  std::ifstream in(file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r'))
+    text.pop_back();
+  master_key_bytes(text, "master key file " + file);
+  return text;
+}
+
+struct TokenService::Impl {
+  Impl(Database& d, Cache& c, std::string m, TokenOptions o, UserDirectory* u)
+      : db(d), cache(c), master(std::move(m)), options(std::move(o)), users(u) {}
+  Database& db;
+  Cache& cache;
+  std::string master;
+  TokenOptions options;
+  UserDirectory* users;
+  mutable std::mutex mu;
+  std::map<std::string, Key, std::less<>> keys;  // by kid
+  Micros last_reload = 0;
+
+  Micros now() const { return options.clock->now(); }
+
+  void load_keys() {
+    auto rows = db.read([](Txn& t) {
+      return t.query(
+          "SELECT kid, algorithm, secret, public_key, active, created_at, retired_at FROM "
+          "signing_keys");
+    });
+    std::map<std::string, Key, std::less<>> loaded;
+    for (const auto& r : rows) {
+      Key k;
+      k.kid = r[0].as_text();
+      k.algorithm = r[1].as_text() == "HS256" ? SigningAlgorithm::kHS256 : SigningAlgorithm::kEdDSA;
+      const auto secret = open_box(master, to_blob_text(r[2].as_blob()));
+      if (!secret) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "master key: it does not decrypt signing key " + k.kid +
+                        " (a wrong key, or the database of another cluster)");
+      }
+      k.secret = *secret;
+      if (!r[3].is_null()) k.public_key = to_blob_text(r[3].as_blob());
+      k.active = r[4].as_bool();
+      k.created_at = r[5].as_int();
+      k.retired_at = r[6].as_optional_int();
+      loaded.emplace(k.kid, std::move(k));
+    }
+    std::lock_guard lock(mu);
+    keys = std::move(loaded);
+    last_reload = now();
+  }
+
+  Key new_key() const {
+    Key k;
+    k.kid = new_uuid_v7();
+    k.algorithm = options.algorithm;
+    k.active = true;
+    k.created_at = now();
+    if (k.algorithm == SigningAlgorithm::kHS256) {
+      k.secret = random_bytes(32);
+    } else {
+      std::string pk(crypto_sign_PUBLICKEYBYTES, '\0'), sk(crypto_sign_SECRETKEYBYTES, '\0');
+      crypto_sign_keypair(reinterpret_cast<unsigned char*>(pk.data()),
+                          reinterpret_cast<unsigned char*>(sk.data()));
+      k.secret = sk;
+      k.public_key = pk;
+    }
+    return k;
+  }
+
+  void insert_key(Txn& t, const Key& k) {
+    t.execute(
+        "INSERT INTO signing_keys (kid, algorithm, secret, public_key, active, created_at, "
+        "retired_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+        {k.kid, std::string(to_string(k.algorithm)), to_blob(seal(master, k.secret)),
+         k.public_key.empty() ? Value() : Value(to_blob(k.public_key)), 1, k.created_at});
+  }
+
+  Key signer() const {
+    std::lock_guard lock(mu);
+    const Key* best = nullptr;
+    for (const auto& [kid, k] : keys) {
+      if (k.active && (!best || k.created_at > best->created_at ||
+                       (k.created_at == best->created_at && k.kid > best->kid)))
+        best = &k;
+    }
+    if (!best) throw Error(ErrorCode::kInternal, "no active signing key");
+    return *best;
+  }
+
+  std::string sign(const Key& k, std::string_view header_json,
+                   std::string_view payload_json) const {
+    const std::string input = b64url(header_json) + "." + b64url(payload_json);
+    std::string sig;
+    if (k.algorithm == SigningAlgorithm::kHS256) {
+      sig.resize(crypto_auth_hmacsha256_BYTES);
+      crypto_auth_hmacsha256_state st;
+      crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(k.secret.data()),
+                                  k.secret.size());
+      crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
+                                    input.size());
+      crypto_auth_hmacsha256_final(&st, reinterpret_cast<unsigned char*>(sig.data()));
+    } else {
+      sig.resize(crypto_sign_BYTES);
+      crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                           reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                           reinterpret_cast<const unsigned char*>(k.secret.data()));
+    }
+    return input + "." + b64url(sig);
+  }
+
+  std::string make_token(const User& user, const std::string& type, const std::string& jti,
+                         const std::string& family, Micros iat, Micros exp) const {
+    const Key k = signer();
+    json header = {{"alg", to_string(k.algorithm)}, {"typ", "JWT"}, {"kid", k.kid}};
+    json payload = {{"iss", options.issuer},
+                    {"aud", options.audience},
+                    {"sub", user.id},
+                    {"iat", seconds(iat)},
+                    {"nbf", seconds(iat)},
+                    {"exp", seconds(exp)},
+                    {"jti", jti},
+                    {"typ", type},
+                    {"role", to_string(user.role)}};
+    if (!family.empty()) payload["fam"] = family;
+    return sign(k, header.dump(), payload.dump());
+  }
+
+  std::optional<Key> key(std::string_view kid) {
+    {
+      std::lock_guard lock(mu);
+      if (auto it = keys.find(kid); it != keys.end()) return it->second;
+      if (now() - last_reload < 1'000'000) return std::nullopt;
+    }
+    load_keys();  // another instance may have rotated
+    std::lock_guard lock(mu);
+    if (auto it = keys.find(kid); it != keys.end()) return it->second;
+    return std::nullopt;
+  }
+
+  TokenClaims verify(std::string_view token, std::string_view expected_type) {
+    if (token.size() > kMaxToken) unauthenticated("token: larger than 8 KiB");
+    const auto d1 = token.find('.');
+    const auto d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
+    if (d1 == std::string_view::npos || d2 == std::string_view::npos ||
+        token.find('.', d2 + 1) != std::string_view::npos) {
+      unauthenticated("token: not a JWT (expected three dot-separated parts)");
+    }
+    const auto header_text = unb64url(token.substr(0, d1));
+    const auto payload_text = unb64url(token.substr(d1 + 1, d2 - d1 - 1));
+    const auto signature = unb64url(token.substr(d2 + 1));
+    if (!header_text || !payload_text || !signature)
+      unauthenticated("token: a part is not base64url");
+    json header, payload;
+    try {
+      header = internal::parse_json(*header_text, "token header");
+      payload = internal::parse_json(*payload_text, "token payload");
+    } catch (const Error& e) {
+      unauthenticated(e.what());
+    }
+    if (!header.is_object() || !payload.is_object())
+      unauthenticated("token: header and payload must be JSON objects");
+    const auto alg = header.find("alg");
+    const auto kid = header.find("kid");
+    if (alg == header.end() || !alg->is_string()) unauthenticated("token: no alg");
+    if (kid == header.end() || !kid->is_string()) unauthenticated("token: no kid");
+    const auto k = key(kid->get<std::string>());
+    if (!k) unauthenticated("token: unknown key id");
+    // The key decides the algorithm; the token's alg must merely agree.
+    if (alg->get<std::string>() != to_string(k->algorithm)) {
+      unauthenticated("token: alg does not match its key");
+    }
+    const std::string input(token.substr(0, d2));
+    bool valid = false;
+    if (k->algorithm == SigningAlgorithm::kHS256) {
+      if (signature->size() == crypto_auth_hmacsha256_BYTES) {
+        unsigned char mac[crypto_auth_hmacsha256_BYTES];
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(k->secret.data()),
+                                    k->secret.size());
+        crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
+                                      input.size());
+        crypto_auth_hmacsha256_final(&st, mac);
+        valid = sodium_memcmp(mac, signature->data(), sizeof mac) == 0;
+      }
+    } else if (signature->size() == crypto_sign_BYTES) {
+      valid = crypto_sign_verify_detached(
+                  reinterpret_cast<const unsigned char*>(signature->data()),
+                  reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                  reinterpret_cast<const unsigned char*>(k->public_key.data())) == 0;
+    }
+    if (!valid) unauthenticated("token: bad signature");
+    if (k->retired_at &&
+        now() > *k->retired_at +
+                    std::chrono::duration_cast<std::chrono::microseconds>(options.refresh_ttl)
+                        .count()) {
+      unauthenticated("token: signed by a retired key");
+    }
+    auto str = [&](const char* name) -> std::string {
+      const auto it = payload.find(name);
+      if (it == payload.end() || !it->is_string())
+        unauthenticated(std::string("token: no ") + name);
+      return it->get<std::string>();
+    };
+    auto num = [&](const char* name) -> std::int64_t {
+      const auto it = payload.find(name);
+      if (it == payload.end() || !it->is_number_integer())
+        unauthenticated(std::string("token: no ") + name);
+      return it->get<std::int64_t>();
+    };
+    if (str("iss") != options.issuer) unauthenticated("token: wrong issuer");
+    const auto aud = payload.find("aud");
+    bool aud_ok =
+        aud != payload.end() && aud->is_string() && aud->get<std::string>() == options.audience;
+    if (aud != payload.end() && aud->is_array()) {
+      for (const auto& a : *aud)
+        aud_ok = aud_ok || (a.is_string() && a.get<std::string>() == options.audience);
+    }
+    if (!aud_ok) unauthenticated("token: wrong audience");
+    const std::int64_t t = seconds(now());
+    const std::int64_t leeway = options.leeway.count();
+    const auto exp = num("exp");
+    if (exp + leeway <= t) unauthenticated("token: expired");
+    if (num("nbf") - leeway > t) unauthenticated("token: not valid yet (nbf)");
+    const auto iat = num("iat");
+    if (iat - leeway > t) unauthenticated("token: issued in the future (iat)");
+    const auto type = str("typ");
+    if (type != expected_type) {
+      auto a = [](const std::string& kind) {
+        return (kind == "access" ? "an " : "a ") + kind + " token";
+      };
+      unauthenticated("token: " + a(type) + " where " + a(std::string(expected_type)) +
+                      " is needed");
+    }
+    TokenClaims c;
+    c.subject = str("sub");
+    c.jti = str("jti");
+    c.role = str("role");
+    c.type = type;
+    if (const auto fam = payload.find("fam"); fam != payload.end() && fam->is_string())
+      c.family = fam->get<std::string>();
+    c.issued_at = iat * 1'000'000;
+    c.expires_at = exp * 1'000'000;
+    return c;
+  }
+
+  TokenPair pair(const User& user, const std::string& family, Txn& t) {
+    const Micros at = now();
+    TokenPair p;
+    p.access_expires_at =
+        at + std::chrono::duration_cast<std::chrono::microseconds>(options.access_ttl).count();
+    p.refresh_expires_at =
+        at + std::chrono::duration_cast<std::chrono::microseconds>(options.refresh_ttl).count();
+    const auto refresh_jti = new_uuid_v7();
+    p.access_token = make_token(user, "access", new_uuid_v7(), "", at, p.access_expires_at);
+    p.refresh_token = make_token(user, "refresh", refresh_jti, family, at, p.refresh_expires_at);
+    t.execute(
+        "INSERT INTO refresh_tokens (jti, family, user_id, role, expires_at, used_at, revoked_at, "
+        "created_at) "
+        "VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
+        {refresh_jti, family, user.id, std::string(to_string(user.role)), p.refresh_expires_at,
+         at});
+    return p;
+  }
+};
+
+std::vector<Migration> TokenService::migrations() {
+  return {
+      {"tokens", 1, "signing keys and refresh tokens",
+       "CREATE TABLE signing_keys ("
+       " kid TEXT PRIMARY KEY, algorithm TEXT NOT NULL, secret BLOB NOT NULL, public_key BLOB,"
+       " active BIGINT NOT NULL, created_at BIGINT NOT NULL, retired_at BIGINT);"
+       "CREATE TABLE refresh_tokens ("
+       " jti TEXT PRIMARY KEY, family TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,"
+       " expires_at BIGINT NOT NULL, used_at BIGINT, revoked_at BIGINT, created_at BIGINT NOT "
+       "NULL);"
+       "CREATE INDEX refresh_tokens_family ON refresh_tokens (family);"
+       "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id)",
+       "CREATE TABLE signing_keys ("
+       " kid TEXT PRIMARY KEY, algorithm TEXT NOT NULL, secret BYTEA NOT NULL, public_key BYTEA,"
+       " active BIGINT NOT NULL, created_at BIGINT NOT NULL, retired_at BIGINT);"
+       "CREATE TABLE refresh_tokens ("
+       " jti TEXT PRIMARY KEY, family TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,"
+       " expires_at BIGINT NOT NULL, used_at BIGINT, revoked_at BIGINT, created_at BIGINT NOT "
+       "NULL);"
+       "CREATE INDEX refresh_tokens_family ON refresh_tokens (family);"
+       "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id)"}};
+}
+
+TokenService::TokenService(Database& db, Cache& cache, std::string_view master_key,
+                           TokenOptions options, UserDirectory* users) {
+  init_sodium();
+  if (!options.clock)
+    throw Error(ErrorCode::kInvalidArgument, "TokenOptions.clock: must not be null");
+  if (options.access_ttl.count() <= 0 || options.refresh_ttl.count() <= 0 ||
+      options.leeway.count() < 0 || options.leeway > std::chrono::minutes(5)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "TokenOptions: lifetimes must be positive and the leeway at most 5 minutes");
+  }
+  if (options.issuer.empty() || options.audience.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "TokenOptions: issuer and audience must not be empty");
+  }
+  db.migrate(migrations());
+  impl_ = std::make_unique<Impl>(db, cache, master_key_bytes(master_key, "master key"),
+                                 std::move(options), users);
+  impl_->load_keys();
+  bool has_active = false;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [kid, k] : impl_->keys) has_active = has_active || k.active;
+  }
+  if (!has_active) {
+    const Key k = impl_->new_key();
+    db.write([&](Txn& t) { impl_->insert_key(t, k); });
+    impl_->load_keys();
+  }
+}
+
+TokenService::~TokenService() = default;
+
+TokenPair TokenService::issue(const User& user) {
+  if (!user.active) unauthenticated("user is deactivated");
+  return impl_->db.write([&](Txn& t) { return impl_->pair(user, new_uuid_v7(), t); });
+}
+
+TokenClaims TokenService::verify_access(std::string_view token) {
+  auto claims = impl_->verify(token, "access");
+  if (impl_->cache.get("revoked-jti:" + claims.jti)) unauthenticated("token: revoked");
+  return claims;
+}
+
+TokenPair TokenService::refresh(std::string_view refresh_token) {
+  const auto claims = impl_->verify(refresh_token, "refresh");
+  std::optional<User> user;
+  if (impl_->users) {
+    try {
+      user = impl_->users->get(claims.subject);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+    }
+  }
+  enum class Outcome { kOk, kUnknown, kRevoked, kReused, kInactive };
+  TokenPair result;
+  const auto outcome = impl_->db.write([&](Txn& t) {
+    auto rs = t.query(
+        "SELECT family, user_id, role, used_at, revoked_at FROM refresh_tokens WHERE jti = $1",
+        {claims.jti});
+    if (rs.empty()) return Outcome::kUnknown;
+    const auto family = rs[0][0].as_text();
+    if (!rs[0][4].is_null()) return Outcome::kRevoked;
+    const Micros at = impl_->now();
+    if (!rs[0][3].is_null()) {
+      // A spent token came back: someone holds a copy. End the whole family.
+      t.execute(
+          "UPDATE refresh_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+          {family, at});
+      return Outcome::kReused;
+    }
+    if (impl_->users && (!user || !user->active)) {
+      t.execute(
+          "UPDATE refresh_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+          {family, at});
+      return Outcome::kInactive;
+    }
+    t.execute("UPDATE refresh_tokens SET used_at = $2 WHERE jti = $1", {claims.jti, at});
+    User u;
+    if (user) {
+      u = *user;
+    } else {
+      u.id = rs[0][1].as_text();
+      u.role = parse_role(rs[0][2].as_text(), "refresh_tokens.role");
+    }
+    result = impl_->pair(u, family, t);
+    return Outcome::kOk;
+  });
+  switch (outcome) {
+    case Outcome::kOk:
+      return result;
+    case Outcome::kUnknown:
+      unauthenticated("refresh token: unknown");
+    case Outcome::kRevoked:
+      unauthenticated("refresh token: revoked");
+    case Outcome::kReused:
+      unauthenticated("refresh token: already used; every token of its login is now revoked");
+    case Outcome::kInactive:
+      unauthenticated("refresh token: the user is deactivated or gone");
+  }
+  unauthenticated("refresh token: refused");
+}
+
+void TokenService::revoke(std::string_view access_token, std::string_view refresh_token) {
+  if (!access_token.empty()) {
+    const auto c = impl_->verify(access_token, "access");
+    const auto left = std::max<Micros>(
+        1000,
+        c.expires_at +
+            std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.leeway).count() -
+            impl_->now());
+    impl_->cache.set("revoked-jti:" + c.jti, "1", std::chrono::milliseconds(left / 1000 + 1));
+  }
+  if (!refresh_token.empty()) {
+    const auto c = impl_->verify(refresh_token, "refresh");
+    impl_->db.write([&](Txn& t) {
+      t.execute(
+          "UPDATE refresh_tokens SET revoked_at = $2 WHERE family = (SELECT family FROM "
+          "refresh_tokens WHERE jti = $1) "
+          "AND revoked_at IS NULL",
+          {c.jti, impl_->now()});
+    });
+  }
+}
+
+void TokenService::revoke_user(std::string_view user_id) {
+  impl_->db.write([&](Txn& t) {
+    t.execute("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+              {user_id, impl_->now()});
+  });
+}
+
+std::string TokenService::rotate_signing_key() {
+  const Key k = impl_->new_key();
+  impl_->db.write([&](Txn& t) {
+    t.execute("UPDATE signing_keys SET active = 0, retired_at = $1 WHERE active = 1",
+              {impl_->now()});
+    impl_->insert_key(t, k);
+  });
+  impl_->load_keys();
+  return k.kid;
+}
+
+std::string TokenService::active_key_id() const { return impl_->signer().kid; }
+
+std::string TokenService::sign_raw_for_tests(std::string_view header_json,
+                                             std::string_view payload_json, std::string_view kid) {
+  const auto k = impl_->key(kid);
+  if (!k) throw Error(ErrorCode::kNotFound, "signing key " + std::string(kid) + " not found");
+  return impl_->sign(*k, header_json, payload_json);
+}
+
+std::string TokenService::public_key_for_tests(std::string_view kid) const {
+  std::lock_guard lock(impl_->mu);
+  const auto it = impl_->keys.find(kid);
+  return it == impl_->keys.end() ? std::string() : it->second.public_key;
+}
+
+}  // namespace devcycle
