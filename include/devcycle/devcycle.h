@@ -2,6 +2,7 @@
 #pragma once
 
 #include "devcycle/auth.h"
+#include "devcycle/authz.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"
 #include "devcycle/config.h"
