@@ -1,6 +1,7 @@
 // The whole public API of DevCycle in one include.
 #pragma once
 
+#include "devcycle/api_keys.h"
 #include "devcycle/auth.h"
 #include "devcycle/authz.h"
 #include "devcycle/cache.h"
