@@ -3,6 +3,7 @@
 
 #include "devcycle/api_keys.h"
 #include "devcycle/auth.h"
+#include "devcycle/auth_service.h"
 #include "devcycle/authz.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"
