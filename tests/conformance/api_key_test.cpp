@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "devcycle/api_keys.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -10,13 +11,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
-
-class ApiKeyTest : public ::testing::TestWithParam<Backend> {
+class ApiKeyTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -118,15 +113,8 @@ TEST_P(ApiKeyTest, NoKeyOutranksItsCreatorAndBadInputStoresNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ApiKeyTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("keys.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("keys.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

@@ -3,17 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
 namespace {
-
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 class PlainHasher final : public PasswordHasher {
  public:
@@ -23,7 +18,7 @@ class PlainHasher final : public PasswordHasher {
   }
 };
 
-class AuthServiceTest : public ::testing::TestWithParam<Backend> {
+class AuthServiceTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -92,15 +87,8 @@ TEST_P(AuthServiceTest, RefreshSeesRoleChangesAndLogoutEndsTheSession) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AuthServiceTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("auth.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("auth.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

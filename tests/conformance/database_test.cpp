@@ -15,20 +15,14 @@
 
 #include "devcycle/metrics.h"
 #include "devcycle/uuid.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
 namespace {
 
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
-
-class DatabaseTest : public ::testing::TestWithParam<Backend> {
+class DatabaseTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   std::string url() const { return GetParam().url(dir_); }
 
@@ -352,15 +346,8 @@ TEST_P(DatabaseTest, UuidV7IdsSortInInsertionOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DatabaseTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("test.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("test.db")),
+                         testing::backend_name);
 
 // Durability: only backends whose data outlives the Database object.
 class DurableDatabaseTest : public DatabaseTest {};
@@ -374,12 +361,10 @@ TEST_P(DurableDatabaseTest, DataSurvivesCloseAndReopen) {
   EXPECT_EQ(count(*db, "id = 'kept' AND n = 7"), 1);
 }
 
+// Only backends whose data outlives the Database object.
 INSTANTIATE_TEST_SUITE_P(Backends, DurableDatabaseTest,
-                         ::testing::Values(Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("test.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::Values(testing::database_backends("test.db")[1]),
+                         testing::backend_name);
 
 // SQLite-specific behaviour.
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "devcycle/database_wrapper.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -19,13 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
-
-class EngineTest : public ::testing::TestWithParam<Backend> {
+class EngineTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -505,15 +500,8 @@ TEST_P(EngineTest, ThreadedEngineRunsManyRunsToTheEnd) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("engine.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("engine.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

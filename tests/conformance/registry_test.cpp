@@ -9,6 +9,7 @@
 
 #include "devcycle/database.h"
 #include "devcycle/uuid.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -16,12 +17,6 @@ namespace devcycle {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 constexpr const char* kCodegenSchema = R"({
   "type": "object",
@@ -33,7 +28,7 @@ constexpr const char* kCodegenSchema = R"({
   "required": ["model"]
 })";
 
-class RegistryTest : public ::testing::TestWithParam<Backend> {
+class RegistryTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -618,15 +613,8 @@ TEST_P(RegistryTest, MonitorThreadSweepsOnItsOwn) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("registry.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("registry.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

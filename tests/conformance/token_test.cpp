@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "devcycle/tokens.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -16,12 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 std::string b64url(std::string_view s) {
   std::string out(sodium_base64_ENCODED_LEN(s.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
@@ -47,7 +42,7 @@ json decode(const std::string& b64) {
   return json::parse(out);
 }
 
-class TokenTest : public ::testing::TestWithParam<Backend> {
+class TokenTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -312,15 +307,8 @@ TEST(MasterKeyTest, LoadsFromAPrivateFileOrTheEnvironment) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, TokenTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("tokens.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("tokens.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

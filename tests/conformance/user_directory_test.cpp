@@ -6,6 +6,7 @@
 
 #include "devcycle/auth.h"
 #include "devcycle/uuid.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
@@ -13,12 +14,6 @@ namespace devcycle {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 // Stores "plain:<password>" and counts calls; stands in for argon2id so the
 // suite runs fast and can count work.
@@ -36,7 +31,7 @@ class CountingHasher final : public PasswordHasher {
   std::atomic<int> verifications{0};
 };
 
-class UserDirectoryTest : public ::testing::TestWithParam<Backend> {
+class UserDirectoryTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -248,15 +243,8 @@ TEST_P(UserDirectoryTest, OversizedLoginInputIsRefusedBeforeAnyHashing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, UserDirectoryTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("users.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("users.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle

@@ -3,17 +3,12 @@
 
 #include "devcycle/registry.h"
 #include "devcycle/workflow.h"
+#include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
 namespace {
-
-struct Backend {
-  std::string name;
-  std::function<std::string(const testing::TempDir&)> url;
-};
-void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
 const char* kV1 =
     R"({"name": "ship", "tasks": [{"id": "build", "capability": "codegen", "version": "^2"}]})";
@@ -21,7 +16,7 @@ const char* kV2 =
     R"({"name": "ship", "tasks": [{"id": "build", "capability": "codegen", "version": "^2"},
                                                   {"id": "test", "capability": "test", "depends_on": ["build"]}]})";
 
-class WorkflowCatalogTest : public ::testing::TestWithParam<Backend> {
+class WorkflowCatalogTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
@@ -124,15 +119,8 @@ TEST_P(WorkflowCatalogTest, CapabilitiesNoAgentOffersAreWarnings) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkflowCatalogTest,
-                         ::testing::Values(Backend{"sqlite_memory",
-                                                   [](const testing::TempDir&) {
-                                                     return std::string("sqlite::memory:");
-                                                   }},
-                                           Backend{"sqlite_file",
-                                                   [](const testing::TempDir& d) {
-                                                     return "sqlite://" + d.file("wf.db");
-                                                   }}),
-                         [](const auto& p) { return p.param.name; });
+                         ::testing::ValuesIn(testing::database_backends("wf.db")),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace devcycle
