@@ -225,9 +225,10 @@ class Engine {
   Subscription subscribe(std::function<void(const EngineEvent&)> handler);
 
   // One scheduler pass: timeouts, lease expiry, claiming ready tasks for the
-  // functions registered here. With workers == 0 the claimed tasks run
-  // before it returns. Returns how many tasks it claimed. The scheduler
-  // thread calls this in a loop when workers > 0.
+  // functions registered here. Returns how many tasks it claimed; with
+  // workers == 0 the claimed tasks run before it returns, and it returns how
+  // many ran (successors dispatched eagerly included). The scheduler thread
+  // calls this in a loop when workers > 0.
   int tick();
   // With workers == 0: ticks until nothing is claimable. Returns the number
   // of tasks run.

@@ -377,7 +377,51 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return claims;
   }
 
-  void complete(const Claim& c, bool ok, const std::string& output_or_error, bool retryable) {
+  // Eager dispatch: inside a completion's transaction, claims one task that
+  // this completion just made ready, when this engine already knows it can
+  // run it, so a chain of tasks skips the scheduler round trip. Registry
+  // lookups are not allowed here (they would read the database inside the
+  // write), so only remembered resolutions count.
+  std::optional<Claim> claim_successor(Txn& t, RunStore& store, const Claim& done,
+                                       std::size_t first_event, Micros at,
+                                       std::vector<EngineEvent>& events) {
+    for (std::size_t i = first_event; i < events.size(); ++i) {
+      const auto& e = events[i];
+      if (e.kind != EngineEvent::Kind::kTaskReady || e.run_id != done.run_id) continue;
+      const auto def = definition(t, done.workflow_id);
+      auto row = store.find_task(e.task_id);
+      if (!row || row->task.status != TaskStatus::kReady ||
+          row->task.available_at.value_or(at) > at)
+        continue;
+      const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
+      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+      std::optional<std::pair<std::string, std::string>> found;
+      {
+        std::lock_guard lock(resolutions_mu);
+        if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
+          found = it->second.agent_and_function;
+        }
+      }
+      if (!found) continue;
+      std::optional<Micros> close_deadline;
+      if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
+      const auto lease = lease_until(d.timeouts, at, close_deadline);
+      if (!store.claim(*row, options.engine_id, found->first, at, lease, close_deadline)) continue;
+      const int attempt = row->task.attempt + 1;
+      store.insert_attempt(row->task.id, {attempt, found->first, options.engine_id, "running", "",
+                                          at, std::nullopt});
+      events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
+                        row->task.key, attempt, "running", "", at, ""});
+      return Claim{
+          row->task.id, row->task.run_id,  row->task.key,   done.workflow_id, found->second,
+          found->first, options.engine_id, row->task.input, attempt,          at,
+          lease,        close_deadline,    d.timeouts};
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Claim> complete(const Claim& c, bool ok, const std::string& output_or_error,
+                                bool retryable) {
     const Micros at = now();
     std::vector<EngineEvent> events;
     std::string output = output_or_error;
@@ -402,8 +446,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         impl.cancelled.erase(id);
       }
     } forget{*this, c.task_id};
+    std::optional<Claim> next;
     const bool recorded = db.write([&](Txn& t) {
       RunStore store(t);
+      next.reset();
+      events.clear();
       auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
       if (!row) return false;  // fenced off: the lease expired or moved on
       if (success) {
@@ -417,17 +464,26 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         store.update_task(*row);
         events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                           c.attempt, "succeeded", "", at, ""});
+        const auto first_new = events.size();
         advance(t, store, c.run_id, at, events);
+        next = claim_successor(t, store, c, first_new, at, events);
       } else {
         fail_attempt(t, store, *row, "failed", error, retryable, at, events);
       }
       return true;
     });
+    if (next) {
+      std::lock_guard lock(cancelled_mu);
+      cancelled.erase(next->task_id);
+    }
     emit(events);
     (void)recorded;
+    return next;
   }
 
-  void execute(const Claim& c);
+  // Runs the claim and the successors eagerly claimed after it; returns how many ran.
+  int execute(const Claim& c);
+  std::optional<Claim> execute_one(const Claim& c);
 
   int tick() {
     std::lock_guard tick_lock(tick_mu);
@@ -448,9 +504,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     if (free <= 0) return 0;
     auto claims = claim(at, free);
-    const int n = static_cast<int>(claims.size());
+    int n = static_cast<int>(claims.size());
     if (options.workers == 0) {
-      for (const auto& c : claims) execute(c);
+      n = 0;
+      for (const auto& c : claims) n += execute(c);
     } else if (n > 0) {
       {
         std::lock_guard lock(queue_mu);
@@ -576,15 +633,27 @@ class ContextImpl final : public TaskContext {
 
 }  // namespace
 
-void Engine::Impl::execute(const Claim& c) {
+int Engine::Impl::execute(const Claim& first) {
+  int ran = 0;
+  for (std::optional<Claim> next = first; next; ++ran) {
+    const Claim c = std::move(*next);
+    next = execute_one(c);
+  }
+  return ran;
+}
+
+std::optional<Claim> Engine::Impl::execute_one(const Claim& c) {
   TaskFunction fn;
   {
     std::lock_guard lock(functions_mu);
     if (auto it = functions.find(c.function); it != functions.end()) fn = it->second;
   }
   if (!fn) {
-    complete(c, false, "no function \"" + c.function + "\" is registered in this engine", true);
-    return;
+    try {
+      complete(c, false, "no function \"" + c.function + "\" is registered in this engine", true);
+    } catch (const Error&) {
+    }
+    return std::nullopt;
   }
   // A claim that waited (in the queue, or behind other inline tasks) renews
   // its lease before it starts, and is dropped if the lease is already gone.
@@ -595,9 +664,9 @@ void Engine::Impl::execute(const Claim& c) {
       const bool held = db.write([&](Txn& t) {
         return RunStore(t).extend_lease(c.task_id, c.attempt, c.lease_owner, at, until);
       });
-      if (!held) return;
+      if (!held) return std::nullopt;
     } catch (const Error&) {
-      return;  // the lease will expire and the task will run again
+      return std::nullopt;  // the lease will expire and the task will run again
     }
   }
   ContextImpl ctx(*this, c);
@@ -616,10 +685,11 @@ void Engine::Impl::execute(const Claim& c) {
     result = "the task function threw something that is not a std::exception";
   }
   try {
-    complete(c, ok, result, retryable);
+    return complete(c, ok, result, retryable);
   } catch (const Error&) {
     // The result could not be recorded (the database failed). The attempt's
     // lease expires and the task runs again: execution is at-least-once.
+    return std::nullopt;
   }
 }
 
