@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "auth/sodium.h"
 #include "common/field_checks.h"
 #include "devcycle/error.h"
 #include "devcycle/uuid.h"
@@ -79,7 +80,7 @@ std::vector<Migration> ApiKeyStore::migrations() {
 
 ApiKeyStore::ApiKeyStore(Database& db, std::shared_ptr<Clock> clock)
     : db_(db), clock_(std::move(clock)) {
-  if (sodium_init() < 0) throw Error(ErrorCode::kInternal, "libsodium failed to initialise");
+  internal::init_sodium();
   if (!clock_) throw Error(ErrorCode::kInvalidArgument, "ApiKeyStore clock: must not be null");
   db_.migrate(migrations());
 }

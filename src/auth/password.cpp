@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 
+#include "auth/sodium.h"
 #include "common/utf8.h"
 #include "devcycle/auth.h"
 #include "devcycle/error.h"
@@ -14,13 +15,6 @@ namespace {
 
 constexpr std::size_t kOwaspMinMemory = 19u * 1024 * 1024;
 constexpr unsigned long long kOwaspMinPasses = 2;
-
-void init_sodium() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (sodium_init() < 0) throw Error(ErrorCode::kInternal, "libsodium failed to initialise");
-  });
-}
 
 class Argon2idHasher final : public PasswordHasher {
  public:
@@ -77,7 +71,7 @@ Role parse_role(std::string_view text, std::string_view field) {
 }
 
 std::unique_ptr<PasswordHasher> make_argon2id_hasher(const Argon2Options& options) {
-  init_sodium();
+  internal::init_sodium();
   if (options.memory_bytes < kOwaspMinMemory || options.passes < kOwaspMinPasses) {
     throw Error(ErrorCode::kInvalidArgument,
                 "argon2id options: at least 19 MiB and 2 passes are required (OWASP's minimum)");

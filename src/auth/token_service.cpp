@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "auth/sodium.h"
 #include "common/json_schema_internal.h"
 #include "devcycle/error.h"
 #include "devcycle/tokens.h"
@@ -24,13 +25,6 @@ constexpr std::size_t kMaxToken = 8 * 1024;
 
 [[noreturn]] void unauthenticated(const std::string& why) {
   throw Error(ErrorCode::kUnauthenticated, why);
-}
-
-void init_sodium() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (sodium_init() < 0) throw Error(ErrorCode::kInternal, "libsodium failed to initialise");
-  });
 }
 
 std::string b64url(std::string_view bytes) {
@@ -162,7 +156,7 @@ std::string_view to_string(SigningAlgorithm a) noexcept {
 }
 
 std::string generate_master_key_hex() {
-  init_sodium();
+  internal::init_sodium();
   const auto bytes = random_bytes(32);
   std::string hex(65, '\0');
   sodium_bin2hex(hex.data(), hex.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
@@ -172,7 +166,7 @@ std::string generate_master_key_hex() {
 }
 
 std::string load_master_key(const std::string& file, std::string_view environment_variable) {
-  init_sodium();
+  internal::init_sodium();
   const std::string var(environment_variable);
   if (const char* v = std::getenv(var.c_str()); v && *v) {
     std::string text(v);
@@ -485,7 +479,7 @@ std::vector<Migration> TokenService::migrations() {
 
 TokenService::TokenService(Database& db, Cache& cache, std::string_view master_key,
                            TokenOptions options, UserDirectory* users) {
-  init_sodium();
+  internal::init_sodium();
   if (!options.clock)
     throw Error(ErrorCode::kInvalidArgument, "TokenOptions.clock: must not be null");
   if (options.access_ttl.count() <= 0 || options.refresh_ttl.count() <= 0 ||
