@@ -127,6 +127,25 @@ CompatibilityReport check_requirements(AgentStore& store, const Agent& agent,
   return report;
 }
 
+void refuse_if_active(const Agent& agent, const std::string& version) {
+  if (agent.active_version == version) {
+    invalid("version: " + version + " is already the active version of agent \"" + agent.name +
+            "\"");
+  }
+}
+
+// Makes `version` the active one and records how it came to be (deploy or rollback).
+Deployment activate(AgentStore& store, Agent& agent, const std::string& version,
+                    const std::string& action, const std::string& actor, Micros now) {
+  Deployment dep{new_uuid_v7(), agent.id, version, agent.active_version, action, actor, now};
+  agent.active_version = version;
+  agent.revision += 1;
+  agent.updated_at = now;
+  store.update_agent(agent);
+  store.insert_deployment(dep);
+  return dep;
+}
+
 }  // namespace
 
 struct Registry::Impl {
@@ -379,10 +398,7 @@ Deployment Registry::deploy(std::string_view agent_id, std::string_view version,
     agent = must_find(store, agent_id);
     const auto v = must_find_version(store, agent, version);
     const auto text = v.version.to_string();
-    if (agent.active_version == text) {
-      invalid("version: " + text + " is already the active version of agent \"" + agent.name +
-              "\"");
-    }
+    refuse_if_active(agent, text);
     if (!options.force) {
       const auto report = check_requirements(store, agent, v);
       if (!report.compatible()) {
@@ -390,14 +406,7 @@ Deployment Registry::deploy(std::string_view agent_id, std::string_view version,
                 report.describe() + " (deploy with force to override)");
       }
     }
-    Deployment dep{new_uuid_v7(), agent.id,      text,        agent.active_version,
-                   "deploy",      options.actor, impl_->now()};
-    agent.active_version = text;
-    agent.revision += 1;
-    agent.updated_at = dep.at;
-    store.update_agent(agent);
-    store.insert_deployment(dep);
-    return dep;
+    return activate(store, agent, text, "deploy", options.actor, impl_->now());
   });
   impl_->emit({impl_->event(AgentEvent::Kind::kDeployed, agent, agent.status, d.version)});
   return d;
@@ -420,18 +429,8 @@ Deployment Registry::rollback(std::string_view agent_id, std::optional<std::stri
       }
       target = *history.front().previous_version;
     }
-    if (agent.active_version == target) {
-      invalid("version: " + target + " is already the active version of agent \"" + agent.name +
-              "\"");
-    }
-    Deployment dep{new_uuid_v7(), agent.id,      target,      agent.active_version,
-                   "rollback",    options.actor, impl_->now()};
-    agent.active_version = target;
-    agent.revision += 1;
-    agent.updated_at = dep.at;
-    store.update_agent(agent);
-    store.insert_deployment(dep);
-    return dep;
+    refuse_if_active(agent, target);
+    return activate(store, agent, target, "rollback", options.actor, impl_->now());
   });
   impl_->emit({impl_->event(AgentEvent::Kind::kRolledBack, agent, agent.status, d.version)});
   return d;

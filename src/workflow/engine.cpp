@@ -30,6 +30,14 @@ using nlohmann::json;
 
 namespace {
 
+Error run_not_found(std::string_view id) {
+  return Error(ErrorCode::kNotFound, "run \"" + std::string(id.substr(0, 64)) + "\" not found");
+}
+
+Error task_not_found(std::string_view id) {
+  return Error(ErrorCode::kNotFound, "task \"" + std::string(id.substr(0, 64)) + "\" not found");
+}
+
 Micros us(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
@@ -843,9 +851,7 @@ RunDetail Engine::get(std::string_view run_id) {
   return impl_->db.read([&](Txn& t) {
     RunStore store(t);
     auto run = store.find_run(run_id);
-    if (!run)
-      throw Error(ErrorCode::kNotFound,
-                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    if (!run) throw run_not_found(run_id);
     RunDetail d{*run, {}};
     for (auto& row : store.tasks_of(run_id)) {
       row.task.attempts = store.attempts_of(row.task.id);
@@ -891,9 +897,7 @@ Run Engine::cancel(std::string_view run_id) {
     events.clear();
     running.clear();
     auto r = store.find_run(run_id);
-    if (!r)
-      throw Error(ErrorCode::kNotFound,
-                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    if (!r) throw run_not_found(run_id);
     if (r->status == RunStatus::kCancelled) return *r;
     if (is_terminal(r->status)) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -921,9 +925,7 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
     RunStore store(t);
     events.clear();
     auto row = store.find_task(task_id);
-    if (!row)
-      throw Error(ErrorCode::kNotFound,
-                  "task \"" + std::string(task_id.substr(0, 64)) + "\" not found");
+    if (!row) throw task_not_found(task_id);
     if (row->task.status == TaskStatus::kCancelled) return row->task;
     if (is_terminal(row->task.status)) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -958,9 +960,7 @@ Run Engine::retry(std::string_view run_id) {
     RunStore store(t);
     events.clear();
     auto r = store.find_run(run_id);
-    if (!r)
-      throw Error(ErrorCode::kNotFound,
-                  "run \"" + std::string(run_id.substr(0, 64)) + "\" not found");
+    if (!r) throw run_not_found(run_id);
     if (r->status != RunStatus::kFailed && r->status != RunStatus::kTimedOut &&
         r->status != RunStatus::kCancelled) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -1026,8 +1026,7 @@ TaskLogPage Engine::logs(std::string_view task_id, std::optional<int> attempt, i
   page.lines = impl_->db.read([&](Txn& t) {
     RunStore store(t);
     if (!store.find_task(task_id)) {
-      throw Error(ErrorCode::kNotFound,
-                  "task \"" + std::string(task_id.substr(0, 64)) + "\" not found");
+      throw task_not_found(task_id);
     }
     return store.logs(task_id, attempt, page_token, limit + 1);
   });

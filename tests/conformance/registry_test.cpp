@@ -11,6 +11,7 @@
 #include "devcycle/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
@@ -63,24 +64,9 @@ class RegistryTest : public ::testing::TestWithParam<testing::Backend> {
 
   // Every registry row, so that a refused call can be shown to change nothing.
   std::string snapshot() {
-    return db_->read([](Txn& t) {
-      std::string out;
-      for (const char* table : {"agent_types", "agents", "agent_labels", "agent_versions",
-                                "agent_capabilities", "agent_requirements", "agent_deployments"}) {
-        out += std::string("#") + table + "\n";
-        for (const auto& row : t.query(std::string("SELECT * FROM ") + table + " ORDER BY 1, 2")) {
-          for (std::size_t i = 0; i < row.size(); ++i) {
-            const auto& v = row[i];
-            out += v.is_null()                      ? "NULL"
-                   : v.type() == Value::Type::kText ? v.as_text()
-                                                    : std::to_string(v.as_int());
-            out += "|";
-          }
-          out += "\n";
-        }
-      }
-      return out;
-    });
+    return testing::table_snapshot(
+        *db_, {"agent_types", "agents", "agent_labels", "agent_versions", "agent_capabilities",
+               "agent_requirements", "agent_deployments"});
   }
 
   testing::TempDir dir_;
@@ -88,15 +74,6 @@ class RegistryTest : public ::testing::TestWithParam<testing::Backend> {
   std::unique_ptr<Database> db_;
   std::unique_ptr<Registry> registry_;
 };
-
-// Expects `stmt` to throw the code and message parts, and the registry's
-// tables to be exactly as before.
-#define EXPECT_REFUSED(stmt, code, ...)             \
-  do {                                              \
-    const auto before__ = snapshot();               \
-    EXPECT_DEVCYCLE_ERROR(stmt, code, __VA_ARGS__); \
-    EXPECT_EQ(snapshot(), before__);                \
-  } while (0)
 
 TEST_P(RegistryTest, TypesAreDefinedOnceAndListed) {
   const auto t = registry_->get_type("codegen");

@@ -8,6 +8,7 @@
 #include "devcycle/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
@@ -51,21 +52,7 @@ class UserDirectoryTest : public ::testing::TestWithParam<testing::Backend> {
     return users_->create({"Alice@Example.com", "Alice", "tolerable mule 9", Role::kDeveloper});
   }
 
-  std::string snapshot() {
-    return db_->read([](Txn& t) {
-      std::string out;
-      for (const auto& r : t.query(
-               "SELECT id, email, username, role, active, password_hash FROM users ORDER BY id")) {
-        for (std::size_t i = 0; i < r.size(); ++i)
-          out += (r[i].is_null()                      ? "NULL"
-                  : r[i].type() == Value::Type::kText ? r[i].as_text()
-                                                      : std::to_string(r[i].as_int())) +
-                 "|";
-        out += "\n";
-      }
-      return out;
-    });
-  }
+  std::string snapshot() { return testing::table_snapshot(*db_, {"users"}); }
 
   testing::TempDir dir_;
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
@@ -74,13 +61,6 @@ class UserDirectoryTest : public ::testing::TestWithParam<testing::Backend> {
   std::unique_ptr<Cache> cache_;
   std::unique_ptr<UserDirectory> users_;
 };
-
-#define EXPECT_REFUSED(stmt, code, ...)             \
-  do {                                              \
-    const auto before__ = snapshot();               \
-    EXPECT_DEVCYCLE_ERROR(stmt, code, __VA_ARGS__); \
-    EXPECT_EQ(snapshot(), before__);                \
-  } while (0)
 
 TEST_P(UserDirectoryTest, CreateStoresLowercasedNamesAndAHashNotThePassword) {
   const auto u = alice();
