@@ -26,6 +26,12 @@ if(NOT Boost_FOUND)
                       "libboost1.81-dev (not libboost-dev, which is 1.74 and conflicts)")
 endif()
 
+# libcrypto for SHA-256 with the CPU's SHA extensions (HS256 verification).
+find_package(OpenSSL 3 QUIET COMPONENTS Crypto)
+if(NOT OpenSSL_FOUND)
+  message(FATAL_ERROR "DevCycle needs OpenSSL 3 (libcrypto): install the Debian package libssl-dev")
+endif()
+
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(libsodium_PC QUIET IMPORTED_TARGET libsodium)
 if(NOT libsodium_PC_FOUND)

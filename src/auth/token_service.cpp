@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "auth/base64url.h"
+#include "auth/hmac_sha256.h"
+#include "auth/jwt_claims.h"
 #include "auth/sodium.h"
 #include "common/json_schema_internal.h"
 #include "devcycle/error.h"
@@ -27,26 +30,13 @@ constexpr std::size_t kMaxToken = 8 * 1024;
   throw Error(ErrorCode::kUnauthenticated, why);
 }
 
-std::string b64url(std::string_view bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                  '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
+std::string b64url(std::string_view bytes) { return internal::base64url_encode(bytes); }
 
 std::optional<std::string> unb64url(std::string_view text) {
-  std::string out(text.size(), '\0');
-  std::size_t len = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
-                        text.size(), nullptr, &len, &end,
-                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-      end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  out.resize(len);
+  std::string out(internal::base64url_decoded_size(text.size()), '\0');
+  const auto n = internal::base64url_decode(text, reinterpret_cast<unsigned char*>(out.data()));
+  if (n < 0) return std::nullopt;
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
@@ -111,7 +101,22 @@ struct Key {
   bool active = false;
   Micros created_at = 0;
   std::optional<Micros> retired_at;
+  // Derived once per key: the MAC with its pads absorbed (HS256), and the
+  // exact header segment this service writes, so that a token carrying it
+  // needs no header parsing.
+  std::shared_ptr<const internal::HmacSha256> hmac;
+  std::string header_segment;
 };
+
+std::string header_json(SigningAlgorithm algorithm, const std::string& kid) {
+  return json{{"alg", to_string(algorithm)}, {"typ", "JWT"}, {"kid", kid}}.dump();
+}
+
+void derive(Key& k) {
+  if (k.algorithm == SigningAlgorithm::kHS256)
+    k.hmac = std::make_shared<internal::HmacSha256>(k.secret);
+  k.header_segment = b64url(header_json(k.algorithm, k.kid));
+}
 
 std::string seal(const std::string& master, const std::string& plain) {
   std::string nonce = random_bytes(crypto_secretbox_NONCEBYTES);
@@ -204,8 +209,10 @@ struct TokenService::Impl {
   std::string master;
   TokenOptions options;
   UserDirectory* users;
+  using KeyPtr = std::shared_ptr<const Key>;
   mutable std::mutex mu;
-  std::map<std::string, Key, std::less<>> keys;  // by kid
+  std::map<std::string, KeyPtr, std::less<>> keys;            // by kid
+  std::map<std::string, KeyPtr, std::less<>> keys_by_header;  // by header segment
   Micros last_reload = 0;
 
   Micros now() const { return options.clock->now(); }
@@ -216,26 +223,30 @@ struct TokenService::Impl {
           "SELECT kid, algorithm, secret, public_key, active, created_at, retired_at FROM "
           "signing_keys");
     });
-    std::map<std::string, Key, std::less<>> loaded;
+    std::map<std::string, KeyPtr, std::less<>> loaded, by_header;
     for (const auto& r : rows) {
-      Key k;
-      k.kid = r[0].as_text();
-      k.algorithm = r[1].as_text() == "HS256" ? SigningAlgorithm::kHS256 : SigningAlgorithm::kEdDSA;
+      auto k = std::make_shared<Key>();
+      k->kid = r[0].as_text();
+      k->algorithm =
+          r[1].as_text() == "HS256" ? SigningAlgorithm::kHS256 : SigningAlgorithm::kEdDSA;
       const auto secret = open_box(master, to_blob_text(r[2].as_blob()));
       if (!secret) {
         throw Error(ErrorCode::kInvalidArgument,
-                    "master key: it does not decrypt signing key " + k.kid +
+                    "master key: it does not decrypt signing key " + k->kid +
                         " (a wrong key, or the database of another cluster)");
       }
-      k.secret = *secret;
-      if (!r[3].is_null()) k.public_key = to_blob_text(r[3].as_blob());
-      k.active = r[4].as_bool();
-      k.created_at = r[5].as_int();
-      k.retired_at = r[6].as_optional_int();
-      loaded.emplace(k.kid, std::move(k));
+      k->secret = *secret;
+      if (!r[3].is_null()) k->public_key = to_blob_text(r[3].as_blob());
+      k->active = r[4].as_bool();
+      k->created_at = r[5].as_int();
+      k->retired_at = r[6].as_optional_int();
+      derive(*k);
+      by_header.emplace(k->header_segment, k);
+      loaded.emplace(k->kid, std::move(k));
     }
     std::lock_guard lock(mu);
     keys = std::move(loaded);
+    keys_by_header = std::move(by_header);
     last_reload = now();
   }
 
@@ -266,30 +277,24 @@ struct TokenService::Impl {
          k.public_key.empty() ? Value() : Value(to_blob(k.public_key)), 1, k.created_at});
   }
 
-  Key signer() const {
+  KeyPtr signer() const {
     std::lock_guard lock(mu);
-    const Key* best = nullptr;
+    const KeyPtr* best = nullptr;
     for (const auto& [kid, k] : keys) {
-      if (k.active && (!best || k.created_at > best->created_at ||
-                       (k.created_at == best->created_at && k.kid > best->kid)))
+      if (k->active && (!best || k->created_at > (*best)->created_at ||
+                        (k->created_at == (*best)->created_at && k->kid > (*best)->kid)))
         best = &k;
     }
     if (!best) throw Error(ErrorCode::kInternal, "no active signing key");
     return *best;
   }
 
-  std::string sign(const Key& k, std::string_view header_json,
-                   std::string_view payload_json) const {
-    const std::string input = b64url(header_json) + "." + b64url(payload_json);
+  std::string sign(const Key& k, std::string_view header, std::string_view payload) const {
+    const std::string input = b64url(header) + "." + b64url(payload);
     std::string sig;
     if (k.algorithm == SigningAlgorithm::kHS256) {
-      sig.resize(crypto_auth_hmacsha256_BYTES);
-      crypto_auth_hmacsha256_state st;
-      crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(k.secret.data()),
-                                  k.secret.size());
-      crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
-                                    input.size());
-      crypto_auth_hmacsha256_final(&st, reinterpret_cast<unsigned char*>(sig.data()));
+      const auto mac = internal::HmacSha256(k.secret).mac(input);
+      sig.assign(reinterpret_cast<const char*>(mac.data()), mac.size());
     } else {
       sig.resize(crypto_sign_BYTES);
       crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
@@ -301,8 +306,7 @@ struct TokenService::Impl {
 
   std::string make_token(const User& user, const std::string& type, const std::string& jti,
                          const std::string& family, Micros iat, Micros exp) const {
-    const Key k = signer();
-    json header = {{"alg", to_string(k.algorithm)}, {"typ", "JWT"}, {"kid", k.kid}};
+    const KeyPtr k = signer();
     json payload = {{"iss", options.issuer},
                     {"aud", options.audience},
                     {"sub", user.id},
@@ -313,19 +317,50 @@ struct TokenService::Impl {
                     {"typ", type},
                     {"role", to_string(user.role)}};
     if (!family.empty()) payload["fam"] = family;
-    return sign(k, header.dump(), payload.dump());
+    return sign(*k, header_json(k->algorithm, k->kid), payload.dump());
   }
 
-  std::optional<Key> key(std::string_view kid) {
+  KeyPtr key(std::string_view kid) {
     {
       std::lock_guard lock(mu);
       if (auto it = keys.find(kid); it != keys.end()) return it->second;
-      if (now() - last_reload < 1'000'000) return std::nullopt;
+      if (now() - last_reload < 1'000'000) return nullptr;
     }
     load_keys();  // another instance may have rotated
     std::lock_guard lock(mu);
     if (auto it = keys.find(kid); it != keys.end()) return it->second;
-    return std::nullopt;
+    return nullptr;
+  }
+
+  KeyPtr key_by_header(std::string_view segment) const {
+    std::lock_guard lock(mu);
+    const auto it = keys_by_header.find(segment);
+    return it == keys_by_header.end() ? nullptr : it->second;
+  }
+
+  // The header names the key; the key decides the algorithm, and the
+  // token's alg must merely agree with it.
+  KeyPtr key_for_header(std::string_view segment) {
+    if (auto k = key_by_header(segment)) return k;  // the exact header we write
+    const auto text = unb64url(segment);
+    if (!text) unauthenticated("token: a part is not base64url");
+    json header;
+    try {
+      header = internal::parse_json(*text, "token header");
+    } catch (const Error& e) {
+      unauthenticated(e.what());
+    }
+    if (!header.is_object()) unauthenticated("token: header and payload must be JSON objects");
+    const auto alg = header.find("alg");
+    const auto kid = header.find("kid");
+    if (alg == header.end() || !alg->is_string()) unauthenticated("token: no alg");
+    if (kid == header.end() || !kid->is_string()) unauthenticated("token: no kid");
+    auto k = key(kid->get<std::string>());
+    if (!k) unauthenticated("token: unknown key id");
+    if (alg->get<std::string>() != to_string(k->algorithm)) {
+      unauthenticated("token: alg does not match its key");
+    }
+    return k;
   }
 
   TokenClaims verify(std::string_view token, std::string_view expected_type) {
@@ -336,102 +371,84 @@ struct TokenService::Impl {
         token.find('.', d2 + 1) != std::string_view::npos) {
       unauthenticated("token: not a JWT (expected three dot-separated parts)");
     }
-    const auto header_text = unb64url(token.substr(0, d1));
-    const auto payload_text = unb64url(token.substr(d1 + 1, d2 - d1 - 1));
-    const auto signature = unb64url(token.substr(d2 + 1));
-    if (!header_text || !payload_text || !signature)
-      unauthenticated("token: a part is not base64url");
-    json header, payload;
-    try {
-      header = internal::parse_json(*header_text, "token header");
-      payload = internal::parse_json(*payload_text, "token payload");
-    } catch (const Error& e) {
-      unauthenticated(e.what());
-    }
-    if (!header.is_object() || !payload.is_object())
-      unauthenticated("token: header and payload must be JSON objects");
-    const auto alg = header.find("alg");
-    const auto kid = header.find("kid");
-    if (alg == header.end() || !alg->is_string()) unauthenticated("token: no alg");
-    if (kid == header.end() || !kid->is_string()) unauthenticated("token: no kid");
-    const auto k = key(kid->get<std::string>());
-    if (!k) unauthenticated("token: unknown key id");
-    // The key decides the algorithm; the token's alg must merely agree.
-    if (alg->get<std::string>() != to_string(k->algorithm)) {
-      unauthenticated("token: alg does not match its key");
-    }
-    const std::string input(token.substr(0, d2));
+    const KeyPtr k = key_for_header(token.substr(0, d1));
+
+    // The signature is checked before anything in the payload is read.
+    const auto signature_text = token.substr(d2 + 1);
+    unsigned char signature[internal::base64url_decoded_size(88)];
+    const auto signature_size =
+        signature_text.size() > 88 ? -1 : internal::base64url_decode(signature_text, signature);
+    if (signature_size < 0) unauthenticated("token: a part is not base64url");
+    const std::string_view input = token.substr(0, d2);
     bool valid = false;
     if (k->algorithm == SigningAlgorithm::kHS256) {
-      if (signature->size() == crypto_auth_hmacsha256_BYTES) {
-        unsigned char mac[crypto_auth_hmacsha256_BYTES];
-        crypto_auth_hmacsha256_state st;
-        crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(k->secret.data()),
-                                    k->secret.size());
-        crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
-                                      input.size());
-        crypto_auth_hmacsha256_final(&st, mac);
-        valid = sodium_memcmp(mac, signature->data(), sizeof mac) == 0;
-      }
-    } else if (signature->size() == crypto_sign_BYTES) {
+      valid = signature_size == internal::HmacSha256::kSize && k->hmac->verify(input, signature);
+    } else if (signature_size == crypto_sign_BYTES) {
       valid = crypto_sign_verify_detached(
-                  reinterpret_cast<const unsigned char*>(signature->data()),
-                  reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                  signature, reinterpret_cast<const unsigned char*>(input.data()), input.size(),
                   reinterpret_cast<const unsigned char*>(k->public_key.data())) == 0;
     }
     if (!valid) unauthenticated("token: bad signature");
+    const Micros at = now();
     if (k->retired_at &&
-        now() > *k->retired_at +
-                    std::chrono::duration_cast<std::chrono::microseconds>(options.refresh_ttl)
-                        .count()) {
+        at > *k->retired_at +
+                 std::chrono::duration_cast<std::chrono::microseconds>(options.refresh_ttl)
+                     .count()) {
       unauthenticated("token: signed by a retired key");
     }
-    auto str = [&](const char* name) -> std::string {
-      const auto it = payload.find(name);
-      if (it == payload.end() || !it->is_string())
-        unauthenticated(std::string("token: no ") + name);
-      return it->get<std::string>();
-    };
-    auto num = [&](const char* name) -> std::int64_t {
-      const auto it = payload.find(name);
-      if (it == payload.end() || !it->is_number_integer())
-        unauthenticated(std::string("token: no ") + name);
-      return it->get<std::int64_t>();
-    };
-    if (str("iss") != options.issuer) unauthenticated("token: wrong issuer");
-    const auto aud = payload.find("aud");
-    bool aud_ok =
-        aud != payload.end() && aud->is_string() && aud->get<std::string>() == options.audience;
-    if (aud != payload.end() && aud->is_array()) {
-      for (const auto& a : *aud)
-        aud_ok = aud_ok || (a.is_string() && a.get<std::string>() == options.audience);
+
+    const auto payload_text = token.substr(d1 + 1, d2 - d1 - 1);
+    unsigned char payload_bytes[internal::base64url_decoded_size(kMaxToken)];
+    const auto payload_size = internal::base64url_decode(payload_text, payload_bytes);
+    if (payload_size < 0) unauthenticated("token: a part is not base64url");
+    const std::string_view payload(reinterpret_cast<const char*>(payload_bytes),
+                                   static_cast<std::size_t>(payload_size));
+    internal::RawClaims claims;
+    json document;  // owns the views in `claims` when the full parser reads them
+    if (!internal::read_flat_claims(payload, claims)) {
+      try {
+        document = internal::parse_json(payload, "token payload");
+      } catch (const Error& e) {
+        unauthenticated(e.what());
+      }
+      if (!document.is_object()) unauthenticated("token: header and payload must be JSON objects");
+      internal::read_claims(document, claims);
     }
+    return check(claims, expected_type, at);
+  }
+
+  TokenClaims check(const internal::RawClaims& c, std::string_view expected_type, Micros at) const {
+    auto need = [](const auto& field, const char* name) {
+      if (!field) unauthenticated(std::string("token: no ") + name);
+      return *field;
+    };
+    if (need(c.iss, "iss") != options.issuer) unauthenticated("token: wrong issuer");
+    bool aud_ok = false;
+    for (const auto a : c.aud) aud_ok = aud_ok || a == options.audience;
     if (!aud_ok) unauthenticated("token: wrong audience");
-    const std::int64_t t = seconds(now());
+    const std::int64_t t = seconds(at);
     const std::int64_t leeway = options.leeway.count();
-    const auto exp = num("exp");
+    const auto exp = need(c.exp, "exp");
     if (exp + leeway <= t) unauthenticated("token: expired");
-    if (num("nbf") - leeway > t) unauthenticated("token: not valid yet (nbf)");
-    const auto iat = num("iat");
+    if (need(c.nbf, "nbf") - leeway > t) unauthenticated("token: not valid yet (nbf)");
+    const auto iat = need(c.iat, "iat");
     if (iat - leeway > t) unauthenticated("token: issued in the future (iat)");
-    const auto type = str("typ");
+    const auto type = need(c.typ, "typ");
     if (type != expected_type) {
-      auto a = [](const std::string& kind) {
-        return (kind == "access" ? "an " : "a ") + kind + " token";
+      auto a = [](std::string_view kind) {
+        return (kind == "access" ? "an " : "a ") + std::string(kind) + " token";
       };
-      unauthenticated("token: " + a(type) + " where " + a(std::string(expected_type)) +
-                      " is needed");
+      unauthenticated("token: " + a(type) + " where " + a(expected_type) + " is needed");
     }
-    TokenClaims c;
-    c.subject = str("sub");
-    c.jti = str("jti");
-    c.role = str("role");
-    c.type = type;
-    if (const auto fam = payload.find("fam"); fam != payload.end() && fam->is_string())
-      c.family = fam->get<std::string>();
-    c.issued_at = iat * 1'000'000;
-    c.expires_at = exp * 1'000'000;
-    return c;
+    TokenClaims out;
+    out.subject = need(c.sub, "sub");
+    out.jti = need(c.jti, "jti");
+    out.role = need(c.role, "role");
+    out.type = type;
+    if (c.fam) out.family = *c.fam;
+    out.issued_at = iat * 1'000'000;
+    out.expires_at = exp * 1'000'000;
+    return out;
   }
 
   TokenPair pair(const User& user, const std::string& family, Txn& t) {
@@ -497,7 +514,7 @@ TokenService::TokenService(Database& db, Cache& cache, std::string_view master_k
   bool has_active = false;
   {
     std::lock_guard lock(impl_->mu);
-    for (const auto& [kid, k] : impl_->keys) has_active = has_active || k.active;
+    for (const auto& [kid, k] : impl_->keys) has_active = has_active || k->active;
   }
   if (!has_active) {
     const Key k = impl_->new_key();
@@ -618,7 +635,7 @@ std::string TokenService::rotate_signing_key() {
   return k.kid;
 }
 
-std::string TokenService::active_key_id() const { return impl_->signer().kid; }
+std::string TokenService::active_key_id() const { return impl_->signer()->kid; }
 
 std::string TokenService::sign_raw_for_tests(std::string_view header_json,
                                              std::string_view payload_json, std::string_view kid) {
@@ -630,7 +647,7 @@ std::string TokenService::sign_raw_for_tests(std::string_view header_json,
 std::string TokenService::public_key_for_tests(std::string_view kid) const {
   std::lock_guard lock(impl_->mu);
   const auto it = impl_->keys.find(kid);
-  return it == impl_->keys.end() ? std::string() : it->second.public_key;
+  return it == impl_->keys.end() ? std::string() : it->second->public_key;
 }
 
 }  // namespace devcycle

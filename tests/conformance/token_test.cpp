@@ -210,6 +210,73 @@ TEST_P(TokenTest, AttackSuite) {
   refused("", "three dot-separated parts");
 }
 
+// HS256 verification takes a fast path for the exact header and flat payload
+// the service writes; everything else goes through the full JSON parser. Both
+// must refuse the same things.
+TEST_P(TokenTest, Hs256AttackSuite) {
+  auto hs = make_service(SigningAlgorithm::kHS256);
+  const std::string kid = hs->rotate_signing_key();
+  const auto good = hs->issue(user_);
+  ASSERT_EQ(decode(part(good.access_token, 0))["alg"], "HS256");
+  auto refused = [&](const std::string& token, const std::string& why) {
+    EXPECT_DEVCYCLE_ERROR(hs->verify_access(token), ErrorCode::kUnauthenticated, why);
+  };
+  const auto h = json{{"alg", "HS256"}, {"typ", "JWT"}, {"kid", kid}};
+  const auto head = part(good.access_token, 0), body = part(good.access_token, 1),
+             sig = part(good.access_token, 2);
+  // Tampered payload, signature, and a signature spelt with unused bits set
+  // (the same bytes under another spelling is still a different token).
+  auto p = decode(body);
+  p["role"] = "admin";
+  refused(head + "." + b64url(p.dump()) + "." + sig, "bad signature");
+  auto bad = sig;
+  bad[3] = bad[3] == 'A' ? 'B' : 'A';
+  refused(head + "." + body + "." + bad, "bad signature");
+  bad = sig;
+  bad.back() = static_cast<char>(bad.back() + 1);
+  refused(head + "." + body + "." + bad, "not base64url");
+  refused(head + "." + body + "." + sig + "AAAA", "bad signature");
+  refused(head + "." + body + ".", "bad signature");
+  refused(head + "." + body + "." + sig + "=", "not base64url");
+  // alg in the header disagrees with the HS256 key; none.
+  for (const char* alg : {"EdDSA", "none", "HS512", "hs256"}) {
+    auto other = h;
+    other["alg"] = alg;
+    refused(b64url(other.dump()) + "." + body + "." + sig, "alg does not match");
+  }
+  // The same header in another key order is not the fast path's header, but
+  // it names the same key and verifies when correctly signed.
+  const std::string reordered = R"({"kid":")" + kid + R"(","typ":"JWT","alg":"HS256"})";
+  EXPECT_NO_THROW(hs->verify_access(hs->sign_raw_for_tests(reordered, payload().dump(), kid)));
+  refused(b64url(reordered) + "." + body + "." + sig, "bad signature");
+  // Payloads outside the flat subset are judged by the full parser.
+  {
+    auto q = payload();
+    q["sub"] = "user \"quoted\" \u00e9";
+    q["aud"] = json::array({"other", "devcycle"});
+    q["extra"] = {{"nested", {1, 2.5, nullptr}}};
+    const auto c = hs->verify_access(hs->sign_raw_for_tests(h.dump(), q.dump(), kid));
+    EXPECT_EQ(c.subject, "user \"quoted\" \u00e9");
+  }
+  for (const auto& [field, value, why] : std::vector<std::tuple<std::string, json, std::string>>{
+           {"exp", 1.5e9, "no exp"},
+           {"exp", "2000000000", "no exp"},
+           {"iss", json::array({"devcycle"}), "no iss"},
+           {"typ", "refresh", "a refresh token where an access token is needed"},
+           {"aud", 5, "wrong audience"},
+           {"nbf", nullptr, "no nbf"}}) {
+    auto q = payload();
+    q[field] = value;
+    refused(hs->sign_raw_for_tests(h.dump(), q.dump(), kid), why);
+  }
+  refused(hs->sign_raw_for_tests(h.dump(), R"({"iss":"devcycle",)", kid), "not valid JSON");
+  refused(hs->sign_raw_for_tests(h.dump(), "[]", kid), "must be JSON objects");
+  // Revocation applies to fast-path tokens too.
+  EXPECT_NO_THROW(hs->verify_access(good.access_token));
+  hs->revoke(good.access_token, "");
+  refused(good.access_token, "revoked");
+}
+
 TEST_P(TokenTest, RefreshRotatesAndReuseRevokesTheFamily) {
   const auto first = service_->issue(user_);
   clock_->advance(1s);
