@@ -28,7 +28,7 @@ struct Setup {
   std::unique_ptr<devcycle::WorkflowCatalog> catalog;
   std::unique_ptr<devcycle::Engine> engine;
 
-  explicit Setup(int db_kind) {
+  explicit Setup(int db_kind, int workers = 4) {
     dir = std::filesystem::temp_directory_path() /
           ("devcycle-engine-bench-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
@@ -41,7 +41,7 @@ struct Setup {
     registry = std::make_unique<devcycle::Registry>(*db);
     catalog = std::make_unique<devcycle::WorkflowCatalog>(*db, registry.get());
     devcycle::EngineOptions o;
-    o.workers = 4;
+    o.workers = workers;
     o.poll_interval = std::chrono::milliseconds(1);
     engine = std::make_unique<devcycle::Engine>(*db, *registry, *catalog, o);
     engine->register_function("noop", [](devcycle::TaskContext&) { return std::string("{}"); });
@@ -125,7 +125,7 @@ void run_batch(Setup& s, const std::string& workflow, const std::string& input, 
 }
 
 void BM_Linear10(benchmark::State& state) {
-  Setup s(static_cast<int>(state.range(0)));
+  Setup s(static_cast<int>(state.range(0)), static_cast<int>(state.range(2)));
   const int runs = static_cast<int>(state.range(1));
   Latencies lat;
   for (auto _ : state) run_batch(s, "linear", "{}", runs, &lat);
@@ -135,8 +135,8 @@ void BM_Linear10(benchmark::State& state) {
   state.counters["runs_in_flight"] = runs;
 }
 BENCHMARK(BM_Linear10)
-    ->ArgNames({"db", "runs"})
-    ->ArgsProduct({{0, 1, 2}, {50}})
+    ->ArgNames({"db", "runs", "workers"})
+    ->ArgsProduct({{0, 1, 2}, {50, 200}, {4, 16}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -163,6 +163,10 @@ struct EngineEvent {
   std::string error;
   Micros at = 0;
   std::string message;  // kTaskLog only
+  // kTaskReady and kTaskRetrying: when the task may start (after the retry
+  // backoff) and its priority.
+  Micros available_at = 0;
+  int priority = 0;
 };
 std::string_view to_string(EngineEvent::Kind kind) noexcept;
 

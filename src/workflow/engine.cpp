@@ -18,6 +18,7 @@
 #include "devcycle/error.h"
 #include "devcycle/json_schema.h"
 #include "devcycle/uuid.h"
+#include "workflow/ready_queue.h"
 #include "workflow/run_progress.h"
 #include "workflow/run_store.h"
 
@@ -111,7 +112,65 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   Micros now() const { return options.clock->now(); }
 
-  void emit(const std::vector<EngineEvent>& events) { hub->emit(events); }
+  // Which ready task to claim next, kept from this engine's own events and
+  // refilled from the database (see ready_queue.h).
+  std::mutex ready_mu;
+  internal::ReadyQueue ready{std::max<Micros>(1, us(options.aging_step))};
+  Micros next_refill = 0;
+  Micros last_refill = 0;
+
+  // Events are emitted after their transaction committed, so they can keep
+  // the ready queue current.
+  void emit(const std::vector<EngineEvent>& events) {
+    note_ready(events);
+    hub->emit(events);
+  }
+
+  void note_ready(const std::vector<EngineEvent>& events) {
+    const Micros at = now();
+    std::lock_guard lock(ready_mu);
+    for (const auto& e : events) {
+      switch (e.kind) {
+        case EngineEvent::Kind::kTaskReady:
+        case EngineEvent::Kind::kTaskRetrying:
+          ready.push({e.task_id, e.run_id, e.task_key.substr(0, e.task_key.find('[')), e.attempt,
+                      e.priority, e.at, e.available_at},
+                     at);
+          break;
+        case EngineEvent::Kind::kTaskStarted:
+        case EngineEvent::Kind::kTaskSucceeded:
+        case EngineEvent::Kind::kTaskFailed:
+        case EngineEvent::Kind::kTaskSkipped:
+        case EngineEvent::Kind::kTaskCancelled:
+          ready.erase(e.task_id);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  // Ready tasks made by other engines, or before this one started, come from
+  // the database: when the queue is empty, and once a second.
+  void refill_ready(Micros at) {
+    {
+      std::lock_guard lock(ready_mu);
+      if (!ready.empty() && at < next_refill && at >= last_refill) return;
+    }
+    auto rows = db.read([&](Txn& t) {
+      return RunStore(t).ready_tasks(at, std::max<Micros>(1, us(options.aging_step)), kRefillLimit);
+    });
+    std::lock_guard lock(ready_mu);
+    for (auto& r : rows) {
+      ready.push({std::move(r.task.id), std::move(r.task.run_id), std::move(r.task.definition_id),
+                  r.task.attempt, r.task.priority, r.task.ready_at.value_or(at),
+                  r.task.available_at.value_or(at)},
+                 at);
+    }
+    last_refill = at;
+    next_refill = at + 1'000'000;
+  }
+  static constexpr int kRefillLimit = 4096;
 
   void notify_scheduler() {
     {
@@ -124,6 +183,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Which stored workflow version a run uses (never changes); bounded.
   std::mutex run_workflows_mu;
   std::unordered_map<std::string, std::string> run_workflows;
+
+  std::string workflow_of(const std::string& run_id) {
+    {
+      std::lock_guard lock(run_workflows_mu);
+      if (auto it = run_workflows.find(run_id); it != run_workflows.end()) return it->second;
+    }
+    return db.read([&](Txn& t) {
+      RunStore store(t);
+      return workflow_of(store, run_id);
+    });
+  }
 
   std::string workflow_of(RunStore& store, const std::string& run_id) {
     {
@@ -201,7 +271,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         row.start_deadline = *row.task.available_at + us(*d.timeouts.schedule_to_start);
       store.update_task(row);
       events.push_back({EngineEvent::Kind::kTaskRetrying, row.task.run_id, row.task.id,
-                        row.task.key, row.task.attempt, "ready", error, at, ""});
+                        row.task.key, row.task.attempt, "ready", error, at, "",
+                        *row.task.available_at, row.task.priority});
       return;
     }
     row.task.status = attempt_status == "timed_out" ? TaskStatus::kTimedOut : TaskStatus::kFailed;
@@ -293,64 +364,66 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   std::vector<Claim> claim(Micros at, int free) {
+    refill_ready(at);
     struct Candidate {
-      TaskRow row;
+      internal::ReadyEntry entry;
       std::string workflow_id;
+      std::pair<std::string, std::string> agent;  // agent id, function
     };
     // Candidates are chosen outside the write transaction: the registry reads
-    // the database itself. Tasks nobody here can run are passed over, page by
-    // page, so that they cannot hide runnable work behind them.
-    std::vector<Candidate> candidates;
-    std::vector<std::pair<std::size_t, std::pair<std::string, std::string>>>
-        picked;  // index into candidates
-    const int page = std::max(32, free * 4);
-    for (int offset = 0; offset < 20 * page && static_cast<int>(picked.size()) < free;
-         offset += page) {
-      auto batch = db.read([&](Txn& t) {
-        RunStore store(t);
-        std::vector<Candidate> out;
-        for (auto& row :
-             store.claimable(at, std::max<Micros>(1, us(options.aging_step)), page, offset)) {
-          auto wid = workflow_of(store, row.task.run_id);
-          out.push_back({std::move(row), std::move(wid)});
-        }
-        return out;
-      });
-      const bool last_page = static_cast<int>(batch.size()) < page;
-      for (auto& c : batch) {
-        if (static_cast<int>(picked.size()) >= free) break;
-        std::shared_ptr<const WorkflowDefinition> def;
+    // the database itself. Tasks nobody here can run are passed over and put
+    // back, so that they cannot hide runnable work behind them.
+    std::vector<Candidate> chosen;
+    std::vector<internal::ReadyEntry> passed_over;
+    const int max_looks = 20 * std::max(32, free * 4);
+    for (int looked = 0; static_cast<int>(chosen.size()) < free && looked < max_looks; ++looked) {
+      std::optional<internal::ReadyEntry> e;
+      {
+        std::lock_guard lock(ready_mu);
+        e = ready.pop(at);
+      }
+      if (!e) break;
+      std::string wid;
+      std::shared_ptr<const WorkflowDefinition> def;
+      try {
+        wid = workflow_of(e->run_id);
         {
           std::lock_guard lock(definitions_mu);
-          if (auto it = definitions.find(c.workflow_id); it != definitions.end()) def = it->second;
+          if (auto it = definitions.find(wid); it != definitions.end()) def = it->second;
         }
-        if (!def) def = db.read([&](Txn& t) { return definition(t, c.workflow_id); });
-        const auto& d = RunProgress::definition_of(*def, c.row.task.definition_id);
-        const auto key =
-            d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
-        std::optional<std::pair<std::string, std::string>> found;
-        bool cached = false;
-        {
-          std::lock_guard lock(resolutions_mu);
-          if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
-            found = it->second.agent_and_function;
-            cached = true;
-          }
-        }
-        if (!cached) {
-          found = resolve(d);
-          std::lock_guard lock(resolutions_mu);
-          resolutions[key] = {found, at + 1'000'000};
-        }
-        if (found) {
-          candidates.push_back(std::move(c));
-          picked.emplace_back(candidates.size() - 1, *found);
+        if (!def) def = db.read([&](Txn& t) { return definition(t, wid); });
+      } catch (const Error& err) {
+        if (err.code() == ErrorCode::kNotFound) continue;  // the run is gone: a stale entry
+        std::lock_guard lock(ready_mu);
+        ready.push(std::move(*e), at);
+        throw;
+      }
+      const auto& d = RunProgress::definition_of(*def, e->definition_id);
+      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+      std::optional<std::pair<std::string, std::string>> found;
+      bool cached = false;
+      {
+        std::lock_guard lock(resolutions_mu);
+        if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
+          found = it->second.agent_and_function;
+          cached = true;
         }
       }
-      if (last_page) break;
+      if (!cached) {
+        found = resolve(d);
+        std::lock_guard lock(resolutions_mu);
+        resolutions[key] = {found, at + 1'000'000};
+      }
+      if (found) {
+        chosen.push_back({std::move(*e), std::move(wid), std::move(*found)});
+      } else {
+        passed_over.push_back(std::move(*e));
+      }
     }
-    std::vector<std::pair<const Candidate*, std::pair<std::string, std::string>>> chosen;
-    for (const auto& [i, agent] : picked) chosen.emplace_back(&candidates[i], agent);
+    if (!passed_over.empty()) {
+      std::lock_guard lock(ready_mu);
+      for (auto& e : passed_over) ready.push(std::move(e), at);
+    }
     if (chosen.empty()) return {};
     std::vector<Claim> claims;
     std::vector<EngineEvent> events;
@@ -358,22 +431,26 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunStore store(t);
       claims.clear();
       events.clear();
-      for (const auto& [c, agent] : chosen) {
-        const auto def = definition(t, c->workflow_id);
-        const auto& d = RunProgress::definition_of(*def, c->row.task.definition_id);
+      for (const auto& c : chosen) {
+        // The entry may be stale; the row and the fenced UPDATE decide.
+        const auto row = store.find_task(c.entry.task_id);
+        if (!row || row->task.status != TaskStatus::kReady || row->task.attempt != c.entry.attempt)
+          continue;
+        const auto& agent = c.agent;
+        const auto def = definition(t, c.workflow_id);
+        const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
         std::optional<Micros> close_deadline;
         if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
         const auto lease = lease_until(d.timeouts, at, close_deadline);
-        if (!store.claim(c->row, options.engine_id, agent.first, at, lease, close_deadline))
-          continue;
-        const int attempt = c->row.task.attempt + 1;
-        store.insert_attempt(c->row.task.id, {attempt, agent.first, options.engine_id, "running",
-                                              "", at, std::nullopt});
-        claims.push_back({c->row.task.id, c->row.task.run_id, c->row.task.key, c->workflow_id,
-                          agent.second, agent.first, options.engine_id, c->row.task.input, attempt,
+        if (!store.claim(*row, options.engine_id, agent.first, at, lease, close_deadline)) continue;
+        const int attempt = row->task.attempt + 1;
+        store.insert_attempt(row->task.id, {attempt, agent.first, options.engine_id, "running", "",
+                                            at, std::nullopt});
+        claims.push_back({row->task.id, row->task.run_id, row->task.key, c.workflow_id,
+                          agent.second, agent.first, options.engine_id, row->task.input, attempt,
                           at, lease, close_deadline, d.timeouts});
-        events.push_back({EngineEvent::Kind::kTaskStarted, c->row.task.run_id, c->row.task.id,
-                          c->row.task.key, attempt, "running", "", at, ""});
+        events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
+                          row->task.key, attempt, "running", "", at, ""});
       }
     });
     {

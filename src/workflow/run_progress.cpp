@@ -55,7 +55,8 @@ const TaskDefinition& RunProgress::definition_of(const WorkflowDefinition& def,
 
 void RunProgress::event(EngineEvent::Kind kind, const TaskRow& row) {
   events_.push_back({kind, run_.id, row.task.id, row.task.key, row.task.attempt,
-                     std::string(to_string(row.task.status)), row.task.error, now_, ""});
+                     std::string(to_string(row.task.status)), row.task.error, now_, "",
+                     row.task.available_at.value_or(now_), row.task.priority});
 }
 
 void RunProgress::set_terminal(TaskRow& row, TaskStatus status, const std::string& error) {

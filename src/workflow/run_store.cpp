@@ -292,12 +292,11 @@ std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
   return tasks(t_, "WHERE run_id = $1 ORDER BY id", {run_id});
 }
 
-std::vector<TaskRow> RunStore::claimable(Micros now, std::int64_t aging_step_us, int limit,
-                                         int offset) {
+std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_us, int limit) {
   return tasks(t_,
-               "WHERE status = 'ready' AND available_at <= $1 "
-               "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3 OFFSET $4",
-               {now, aging_step_us, limit, offset});
+               "WHERE status = 'ready' "
+               "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3",
+               {now, aging_step_us, limit});
 }
 
 std::vector<TaskRow> RunStore::expired_leases(Micros now) {

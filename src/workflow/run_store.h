@@ -47,8 +47,9 @@ class RunStore {
   void update_task(const TaskRow& row);
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
-  // Ready tasks that may start at `now`, best first (priority with aging).
-  std::vector<TaskRow> claimable(Micros now, std::int64_t aging_step_us, int limit, int offset = 0);
+  // Ready tasks (including those waiting out a retry backoff), best first
+  // by priority with aging at `now`.
+  std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit);
   std::vector<TaskRow> expired_leases(Micros now);
   std::vector<TaskRow> missed_starts(Micros now);
   // The fenced claim: true when this call moved the task from ready to running.

@@ -422,6 +422,49 @@ TEST_P(EngineTest, HigherPriorityRunsFirst) {
   EXPECT_EQ(order, (std::vector<std::string>{"high", "mid", "low"}));
 }
 
+TEST_P(EngineTest, WaitingWorkOvertakesFresherHigherPriorityWork) {
+  agent("a", "step", "record");
+  std::vector<std::string> order;
+  engine_->register_function("record", [&](TaskContext& ctx) {
+    order.push_back(ctx.run_id());
+    return std::string("{}");
+  });
+  const auto old_wf = workflow(R"({"name": "old", "tasks": [{"id": "t", "capability": "step"}]})");
+  const auto p2 =
+      workflow(R"({"name": "p2", "tasks": [{"id": "t", "capability": "step", "priority": 2}]})");
+  const auto p4 =
+      workflow(R"({"name": "p4", "tasks": [{"id": "t", "capability": "step", "priority": 4}]})");
+  const auto old_run = start(old_wf);
+  clock_->advance(std::chrono::seconds(35));  // 3 aging steps of 10 s, and a half
+  const auto p2_run = start(p2);
+  const auto p4_run = start(p4);
+  engine_->run_until_idle();
+  EXPECT_EQ(order, (std::vector<std::string>{p4_run.id, old_run.id, p2_run.id}));
+}
+
+TEST_P(EngineTest, WorkReadiedByAnotherEngineIsFoundWithinASecond) {
+  agent("a", "step", "record");
+  int ran = 0;
+  engine_->register_function("record", [&](TaskContext&) {
+    ++ran;
+    return std::string("{}");
+  });
+  // This engine's queue holds a task it cannot run, so it is not empty.
+  start(workflow(R"({"name": "stuck", "tasks": [{"id": "t", "capability": "nobody"}]})"));
+  EXPECT_EQ(engine_->tick(), 0);
+  auto other = make_engine(0);
+  StartRun r;
+  r.workflow = workflow(R"({"name": "w", "tasks": [{"id": "t", "capability": "step"}]})");
+  r.owner = "alice";
+  const auto run = other->start(r);
+  other.reset();
+  EXPECT_EQ(engine_->tick(), 0) << "not looked for yet";
+  clock_->advance(std::chrono::seconds(1));
+  EXPECT_EQ(engine_->tick(), 1);
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kSucceeded);
+}
+
 TEST_P(EngineTest, AnotherEngineContinuesTheRun) {
   agent("a", "first", "first");
   agent("b", "second", "second");
