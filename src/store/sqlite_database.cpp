@@ -157,6 +157,20 @@ class Connection {
     }
   }
 
+  // Transaction control (BEGIN, SAVEPOINT, RELEASE, COMMIT, ROLLBACK) runs
+  // several times per write: keep it prepared instead of parsing it each time.
+  void control(std::string_view sql) {
+    sqlite3_stmt* st = prepare(sql).stmt;
+    const int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+      const int code = sqlite3_extended_errcode(db_);
+      std::string msg = sqlite3_errmsg(db_);
+      sqlite3_reset(st);
+      throw Error(code_from_sqlite(code), msg + " (in SQL: " + std::string(sql) + ")");
+    }
+    sqlite3_reset(st);
+  }
+
   Statement& prepare(std::string_view sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return it->second;
     Statement st;
@@ -421,18 +435,18 @@ class SqliteDatabase final : public Database {
   }
 
   static void read_on(Connection& c, const TxnFn& fn) {
-    c.exec("BEGIN");
+    c.control("BEGIN");
     try {
       SqliteTxn txn(c);
       fn(txn);
     } catch (...) {
       try {
-        c.exec("ROLLBACK");
+        c.control("ROLLBACK");
       } catch (...) {
       }
       throw;
     }
-    c.exec("COMMIT");
+    c.control("COMMIT");
   }
 
   std::unique_ptr<Connection> acquire_reader() {
@@ -498,13 +512,13 @@ class SqliteDatabase final : public Database {
       Connection& c = *writer_;
       std::exception_ptr batch_error;
       try {
-        c.exec("BEGIN IMMEDIATE");
+        c.control("BEGIN IMMEDIATE");
         for (std::size_t i = 0; i < batch.size(); ++i) {
-          c.exec("SAVEPOINT devcycle_closure");
+          c.control("SAVEPOINT devcycle_closure");
           try {
             SqliteTxn txn(c);
             batch[i].fn(txn);
-            c.exec("RELEASE devcycle_closure");
+            c.control("RELEASE devcycle_closure");
           } catch (...) {
             errors[i] = std::current_exception();
             ++failed;
@@ -522,16 +536,16 @@ class SqliteDatabase final : public Database {
               }
               break;
             }
-            c.exec("ROLLBACK TO devcycle_closure");
-            c.exec("RELEASE devcycle_closure");
+            c.control("ROLLBACK TO devcycle_closure");
+            c.control("RELEASE devcycle_closure");
           }
         }
-        if (!batch_error) c.exec("COMMIT");
+        if (!batch_error) c.control("COMMIT");
       } catch (...) {
         const auto e = std::current_exception();
         if (!sqlite3_get_autocommit(c.handle())) {
           try {
-            c.exec("ROLLBACK");
+            c.control("ROLLBACK");
           } catch (...) {
           }
         }
