@@ -62,8 +62,9 @@ class FlatReader {
     std::uint64_t v = 0;
     constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-      v = v * 10 + static_cast<std::uint64_t>(*p_ - '0');
-      if (v > kMax) return false;
+      const auto digit = static_cast<std::uint64_t>(*p_ - '0');
+      if (v > (kMax - digit) / 10) return false;  // before it could wrap
+      v = v * 10 + digit;
       ++p_;
     }
     if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) return false;

@@ -25,6 +25,7 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxToken = 8 * 1024;
+constexpr std::int64_t kMaxNumericDate = 100'000'000'000;  // seconds: year 5138
 
 [[noreturn]] void unauthenticated(const std::string& why) {
   throw Error(ErrorCode::kUnauthenticated, why);
@@ -428,10 +429,18 @@ struct TokenService::Impl {
     if (!aud_ok) unauthenticated("token: wrong audience");
     const std::int64_t t = seconds(at);
     const std::int64_t leeway = options.leeway.count();
-    const auto exp = need(c.exp, "exp");
+    // NumericDates far outside any real clock are refused before any
+    // arithmetic on them could overflow.
+    auto date = [&](const std::optional<std::int64_t>& field, const char* name) {
+      const auto v = need(field, name);
+      if (v < 0 || v > kMaxNumericDate)
+        unauthenticated(std::string("token: ") + name + " is out of range");
+      return v;
+    };
+    const auto exp = date(c.exp, "exp");
     if (exp + leeway <= t) unauthenticated("token: expired");
-    if (need(c.nbf, "nbf") - leeway > t) unauthenticated("token: not valid yet (nbf)");
-    const auto iat = need(c.iat, "iat");
+    if (date(c.nbf, "nbf") - leeway > t) unauthenticated("token: not valid yet (nbf)");
+    const auto iat = date(c.iat, "iat");
     if (iat - leeway > t) unauthenticated("token: issued in the future (iat)");
     const auto type = need(c.typ, "typ");
     if (type != expected_type) {

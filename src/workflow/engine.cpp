@@ -129,6 +129,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void note_ready(const std::vector<EngineEvent>& events) {
     const Micros at = now();
     std::lock_guard lock(ready_mu);
+    // Bounded: an engine that never claims (or whose tasks others run) would
+    // otherwise keep every entry; the database refills what is still ready.
+    if (ready.size() > kMaxQueued) {
+      ready.clear();
+      next_refill = 0;
+    }
     for (const auto& e : events) {
       switch (e.kind) {
         case EngineEvent::Kind::kTaskReady:
@@ -171,6 +177,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     next_refill = at + 1'000'000;
   }
   static constexpr int kRefillLimit = 4096;
+  static constexpr std::size_t kMaxQueued = 100'000;
 
   void notify_scheduler() {
     {
@@ -266,6 +273,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     row.close_deadline.reset();
     if (retryable && row.task.attempt < row.task.max_attempts) {
       row.task.status = TaskStatus::kReady;
+      row.task.ready_at = at;  // ready again: aging starts over
       row.task.available_at = at + backoff(d.retry, row.task.attempt);
       if (d.timeouts.schedule_to_start)
         row.start_deadline = *row.task.available_at + us(*d.timeouts.schedule_to_start);
@@ -420,11 +428,23 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         passed_over.push_back(std::move(*e));
       }
     }
-    if (!passed_over.empty()) {
-      std::lock_guard lock(ready_mu);
-      for (auto& e : passed_over) ready.push(std::move(e), at);
-    }
+    // Tasks passed over are dropped rather than put back: the next refill
+    // brings back those still ready, and entries that went stale behind
+    // them (finished by another engine) cannot pile up.
+    passed_over.clear();
     if (chosen.empty()) return {};
+    // If the claim transaction fails, the chosen tasks go back in the queue.
+    struct Restore {
+      Impl& impl;
+      std::vector<Candidate>& chosen;
+      Micros at;
+      bool armed = true;
+      ~Restore() {
+        if (!armed) return;
+        std::lock_guard lock(impl.ready_mu);
+        for (auto& c : chosen) impl.ready.push(std::move(c.entry), at);
+      }
+    } restore{*this, chosen, at};
     std::vector<Claim> claims;
     std::vector<EngineEvent> events;
     db.write([&](Txn& t) {
@@ -453,6 +473,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                           row->task.key, attempt, "running", "", at, ""});
       }
     });
+    restore.armed = false;
     {
       // A new attempt starts uncancelled (an old entry may be left from a cancel before a retry).
       std::lock_guard lock(cancelled_mu);

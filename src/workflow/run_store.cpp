@@ -294,7 +294,7 @@ std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
 
 std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_us, int limit) {
   return tasks(t_,
-               "WHERE status = 'ready' "
+               "WHERE status = 'ready' AND available_at <= $1 "
                "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3",
                {now, aging_step_us, limit});
 }

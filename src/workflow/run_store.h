@@ -47,8 +47,7 @@ class RunStore {
   void update_task(const TaskRow& row);
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
-  // Ready tasks (including those waiting out a retry backoff), best first
-  // by priority with aging at `now`.
+  // Ready tasks that may start at `now`, best first by priority with aging.
   std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit);
   std::vector<TaskRow> expired_leases(Micros now);
   std::vector<TaskRow> missed_starts(Micros now);

@@ -442,14 +442,15 @@ TEST_P(EngineTest, WaitingWorkOvertakesFresherHigherPriorityWork) {
   EXPECT_EQ(order, (std::vector<std::string>{p4_run.id, old_run.id, p2_run.id}));
 }
 
-TEST_P(EngineTest, WorkReadiedByAnotherEngineIsFoundWithinASecond) {
+// The ready queue is a cache: work another engine readied is found from the
+// database, and tasks this engine cannot run do not hide it.
+TEST_P(EngineTest, WorkReadiedByAnotherEngineIsFound) {
   agent("a", "step", "record");
   int ran = 0;
   engine_->register_function("record", [&](TaskContext&) {
     ++ran;
     return std::string("{}");
   });
-  // This engine's queue holds a task it cannot run, so it is not empty.
   start(workflow(R"({"name": "stuck", "tasks": [{"id": "t", "capability": "nobody"}]})"));
   EXPECT_EQ(engine_->tick(), 0);
   auto other = make_engine(0);
@@ -458,11 +459,10 @@ TEST_P(EngineTest, WorkReadiedByAnotherEngineIsFoundWithinASecond) {
   r.owner = "alice";
   const auto run = other->start(r);
   other.reset();
-  EXPECT_EQ(engine_->tick(), 0) << "not looked for yet";
-  clock_->advance(std::chrono::seconds(1));
   EXPECT_EQ(engine_->tick(), 1);
   EXPECT_EQ(ran, 1);
   EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(engine_->tick(), 0) << "the stuck task stays where it is";
 }
 
 TEST_P(EngineTest, AnotherEngineContinuesTheRun) {

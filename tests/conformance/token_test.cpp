@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "devcycle/tokens.h"
@@ -264,7 +265,11 @@ TEST_P(TokenTest, Hs256AttackSuite) {
            {"iss", json::array({"devcycle"}), "no iss"},
            {"typ", "refresh", "a refresh token where an access token is needed"},
            {"aud", 5, "wrong audience"},
-           {"nbf", nullptr, "no nbf"}}) {
+           {"nbf", nullptr, "no nbf"},
+           {"exp", json::number_unsigned_t{18446744073709551615u}, "exp is out of range"},
+           {"exp", std::numeric_limits<std::int64_t>::max(), "exp is out of range"},
+           {"nbf", std::numeric_limits<std::int64_t>::min(), "nbf is out of range"},
+           {"iat", -1, "iat is out of range"}}) {
     auto q = payload();
     q[field] = value;
     refused(hs->sign_raw_for_tests(h.dump(), q.dump(), kid), why);

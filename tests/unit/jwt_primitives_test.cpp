@@ -133,6 +133,7 @@ TEST(FlatClaimsTest, LeavesAnythingUnusualToTheFullParser) {
            R"({"exp":1e3})",                   // exponent
            R"({"exp":01})",                    // leading zero (invalid JSON)
            R"({"exp":99999999999999999999})",  // beyond int64
+           R"({"exp":18446744075709551616})",  // wraps uint64 to 2e9 if unchecked
            R"({"a":1,})",                      // trailing comma
            R"({"a":1} x)",                     // trailing text
            R"({"a":tru})",                     // bad literal
@@ -169,6 +170,8 @@ TEST(FlatClaimsTest, AgreesWithTheFullParserOnRandomPayloads) {
                                            "{}",
                                            "9223372036854775807",
                                            "9223372036854775808",
+                                           "18446744075709551616",
+                                           "-9223372036854775808",
                                            "\"\t\"",
                                            "tru",
                                            "\"x"};
