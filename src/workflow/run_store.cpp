@@ -151,6 +151,17 @@ CREATE TABLE task_logs (
 );
 CREATE INDEX task_logs_task ON task_logs (task_id, id);
 )sql",
+           ""},
+          // Only ready and running tasks need finding by state; partial
+          // indexes keep finished tasks out of them, and a state change
+          // touches only the index of the state it leaves or enters.
+          {"engine", 2, "partial indexes for ready and running tasks",
+           R"sql(
+DROP INDEX tasks_claimable;
+DROP INDEX tasks_leases;
+CREATE INDEX tasks_ready ON tasks (available_at) WHERE status = 'ready';
+CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
+)sql",
            ""}};
 }
 
