@@ -252,12 +252,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // Advances the run of `row` after its task changed, in the same transaction.
-  void advance(Txn& t, RunStore& store, const std::string& run_id, Micros at,
-               std::vector<EngineEvent>& events) {
+  // Returns the run's task rows as they now are (empty when the run had
+  // already finished).
+  std::vector<TaskRow> advance(Txn& t, RunStore& store, const std::string& run_id, Micros at,
+                               std::vector<EngineEvent>& events) {
     auto run = store.find_run(run_id);
-    if (!run || is_terminal(run->status)) return;
+    if (!run || is_terminal(run->status)) return {};
     const auto def = definition(t, workflow_of(store, run_id));
-    RunProgress(store, *def, *run, at, events).advance();
+    RunProgress progress(store, *def, *run, at, events);
+    progress.advance();
+    return progress.take_rows();
   }
 
   // A failed or expired attempt: retry after backoff, or fail for good.
@@ -490,13 +494,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // write), so only remembered resolutions count.
   std::optional<Claim> claim_successor(Txn& t, RunStore& store, const Claim& done,
                                        std::size_t first_event, Micros at,
+                                       const std::vector<TaskRow>& rows,
                                        std::vector<EngineEvent>& events) {
     for (std::size_t i = first_event; i < events.size(); ++i) {
       const auto& e = events[i];
       if (e.kind != EngineEvent::Kind::kTaskReady || e.run_id != done.run_id) continue;
       const auto def = definition(t, done.workflow_id);
-      auto row = store.find_task(e.task_id);
-      if (!row || row->task.status != TaskStatus::kReady ||
+      // The row as this transaction's advance() just wrote it.
+      const auto row = std::find_if(rows.begin(), rows.end(),
+                                    [&](const TaskRow& r) { return r.task.id == e.task_id; });
+      if (row == rows.end() || row->task.status != TaskStatus::kReady ||
           row->task.available_at.value_or(at) > at)
         continue;
       const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
@@ -557,25 +564,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunStore store(t);
       next.reset();
       events.clear();
-      auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
-      if (!row) return false;  // fenced off: the lease expired or moved on
       if (success) {
+        // The fence and the record in one statement.
+        if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, output)) return false;
         store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
-        row->task.status = TaskStatus::kSucceeded;
-        row->task.output = output;
-        row->task.error.clear();
-        row->task.finished_at = at;
-        row->task.lease_expires_at.reset();
-        row->close_deadline.reset();
-        store.update_task(*row);
         events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                           c.attempt, "succeeded", "", at, ""});
         const auto first_new = events.size();
-        advance(t, store, c.run_id, at, events);
-        next = claim_successor(t, store, c, first_new, at, events);
-      } else {
-        fail_attempt(t, store, *row, "failed", error, retryable, at, events);
+        const auto rows = advance(t, store, c.run_id, at, events);
+        next = claim_successor(t, store, c, first_new, at, rows, events);
+        return true;
       }
+      auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
+      if (!row) return false;  // fenced off: the lease expired or moved on
+      fail_attempt(t, store, *row, "failed", error, retryable, at, events);
       return true;
     });
     if (next) {

@@ -26,6 +26,9 @@ class RunProgress {
   // Ends the run with `status`; every open task is cancelled.
   void finish_run(RunStatus status, const std::string& error);
 
+  // The run's task rows as advance() left them.
+  std::vector<TaskRow> take_rows() { return std::move(rows_); }
+
   static const TaskDefinition& definition_of(const WorkflowDefinition& def, const std::string& id);
 
  private:

@@ -1,5 +1,6 @@
 #include "workflow/run_store.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "devcycle/error.h"
@@ -293,6 +294,16 @@ void RunStore::update_task(const TaskRow& row) {
        null_if_empty(row.lease_owner)});
 }
 
+bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
+                              Micros now, std::string_view output) {
+  return t_.execute(
+             "UPDATE tasks SET status = 'succeeded', output = $5, error = NULL, finished_at = $4, "
+             "lease_expires_at = NULL, close_deadline = NULL, updated_at = $4 "
+             "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' "
+             "AND lease_expires_at >= $4",
+             {task_id, attempt, lease_owner, now, output}) == 1;
+}
+
 std::optional<TaskRow> RunStore::find_task(std::string_view id) {
   auto found = tasks(t_, "WHERE id = $1", {id});
   if (found.empty()) return std::nullopt;
@@ -300,7 +311,11 @@ std::optional<TaskRow> RunStore::find_task(std::string_view id) {
 }
 
 std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
-  return tasks(t_, "WHERE run_id = $1 ORDER BY id", {run_id});
+  // Sorted here: ten rows sort faster in C++ than through SQLite's sorter.
+  auto rows = tasks(t_, "WHERE run_id = $1", {run_id});
+  std::sort(rows.begin(), rows.end(),
+            [](const TaskRow& a, const TaskRow& b) { return a.task.id < b.task.id; });
+  return rows;
 }
 
 std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_us, int limit) {

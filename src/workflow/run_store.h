@@ -61,6 +61,11 @@ class RunStore {
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now);
 
+  // The fenced success: records `output` when this attempt still holds a
+  // valid lease, in one statement; false when it does not.
+  bool succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
+                      Micros now, std::string_view output);
+
   void insert_attempt(const std::string& task_id, const TaskAttempt& a);
   void finish_attempt(const std::string& task_id, int attempt, std::string_view status,
                       std::string_view error, Micros at);
