@@ -1,4 +1,7 @@
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "common/checksum.h"
 #include "common/field_checks.h"
@@ -12,6 +15,25 @@ namespace {
 
 constexpr std::string_view kColumns = "id, name, version, owner, definition, checksum, created_at";
 
+// Validation is a pure function of the stored text and versions never
+// change, so every catalog in the process shares the results (run starts
+// would otherwise re-validate their definition each time). Bounded.
+std::shared_ptr<const WorkflowDefinition> cached_definition(const std::string& text) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::shared_ptr<const WorkflowDefinition>> cache;
+  {
+    std::lock_guard lock(mu);
+    if (auto it = cache.find(text); it != cache.end()) return it->second;
+  }
+  auto [def, report] = validate_definition(text);
+  if (!def) return nullptr;
+  auto shared = std::make_shared<const WorkflowDefinition>(std::move(*def));
+  std::lock_guard lock(mu);
+  if (cache.size() >= 1024) cache.clear();
+  cache.emplace(text, shared);
+  return shared;
+}
+
 StoredWorkflow from_row(const Row& r) {
   StoredWorkflow w;
   w.id = r[0].as_text();
@@ -21,13 +43,14 @@ StoredWorkflow from_row(const Row& r) {
   w.definition_json = r[4].as_text();
   w.checksum = r[5].as_text();
   w.created_at = r[6].as_int();
-  auto [def, report] = validate_definition(w.definition_json);
+  const auto def = cached_definition(w.definition_json);
   if (!def) {
+    auto [_, report] = validate_definition(w.definition_json);
     throw Error(ErrorCode::kInternal, "stored workflow " + w.name + " v" +
                                           std::to_string(w.version) +
                                           " no longer validates: " + report.describe());
   }
-  w.definition = std::move(*def);
+  w.definition = *def;
   return w;
 }
 
