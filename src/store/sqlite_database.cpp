@@ -503,7 +503,8 @@ class SqliteDatabase final : public Database {
     }
   }
 
-  // One transaction, one SAVEPOINT per closure; see Database's contract.
+  // One transaction, one SAVEPOINT per closure when there are several; see
+  // Database's contract.
   void run_batch(std::vector<Request>& batch) {
     std::vector<std::exception_ptr> errors(batch.size());
     std::size_t failed = 0;
@@ -511,17 +512,21 @@ class SqliteDatabase final : public Database {
       std::lock_guard conn_lock(conn_mu_);
       Connection& c = *writer_;
       std::exception_ptr batch_error;
+      // A lone closure needs no savepoint: if it fails, the whole
+      // transaction is rolled back, which is just that closure.
+      const bool isolate = batch.size() > 1;
       try {
         c.control("BEGIN IMMEDIATE");
         for (std::size_t i = 0; i < batch.size(); ++i) {
-          c.control("SAVEPOINT devcycle_closure");
+          if (isolate) c.control("SAVEPOINT devcycle_closure");
           try {
             SqliteTxn txn(c);
             batch[i].fn(txn);
-            c.control("RELEASE devcycle_closure");
+            if (isolate) c.control("RELEASE devcycle_closure");
           } catch (...) {
             errors[i] = std::current_exception();
             ++failed;
+            if (!isolate) break;
             if (sqlite3_get_autocommit(c.handle())) {
               // SQLite rolled the whole transaction back (I/O error, disk
               // full): the closures before this one are lost with it.
@@ -540,7 +545,11 @@ class SqliteDatabase final : public Database {
             c.control("RELEASE devcycle_closure");
           }
         }
-        if (!batch_error) c.control("COMMIT");
+        if (isolate || !errors[0]) {
+          if (!batch_error) c.control("COMMIT");
+        } else if (!sqlite3_get_autocommit(c.handle())) {
+          c.control("ROLLBACK");
+        }
       } catch (...) {
         const auto e = std::current_exception();
         if (!sqlite3_get_autocommit(c.handle())) {

@@ -130,6 +130,23 @@ TEST_P(DatabaseTest, FailingClosureLeavesNoTraceBesideSucceedingOnes) {
   EXPECT_EQ(count(*db, "note = 'touched'"), 200);
 }
 
+// A closure alone in its transaction runs without a savepoint: its failure
+// must still leave nothing behind, and the next write must work.
+TEST_P(DatabaseTest, ALoneFailingClosureLeavesNoTrace) {
+  auto db = open();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THROW(db->write([i](Txn& t) {
+      insert(t, "lone-" + std::to_string(i), i);
+      throw std::runtime_error("gives up");
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(count(*db), i);
+    db->write([i](Txn& t) { insert(t, "kept-" + std::to_string(i), i); });
+    EXPECT_EQ(count(*db), i + 1);
+  }
+  EXPECT_EQ(count(*db, "id LIKE 'lone-%'"), 0);
+}
+
 TEST_P(DatabaseTest, UniqueViolationIsAlreadyExistsAndRollsBackOnlyThatClosure) {
   auto db = open();
   db->write([](Txn& t) { insert(t, "dup", 1); });
