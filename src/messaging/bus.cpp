@@ -1,0 +1,75 @@
+#include "common/field_checks.h"
+#include "common/url.h"
+#include "devcycle/error.h"
+#include "devcycle/messaging.h"
+#include "messaging/bus_checks.h"
+#include "platform/bus_url.h"
+
+namespace devcycle {
+
+namespace internal {
+
+void check_topic(const std::string& topic, const std::string& field) {
+  check_name(field, topic, 200, "a-zA-Z0-9._-", "a-zA-Z0-9._-", "[a-zA-Z0-9._-]+");
+}
+
+void check_group(const std::string& group, const std::string& field) {
+  check_name(field, group, 200, "a-zA-Z0-9._-", "a-zA-Z0-9._-", "[a-zA-Z0-9._-]+");
+}
+
+void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field) {
+  check_topic(m.topic, field + ".topic");
+  check_text(field + ".key", m.key, 1024);
+  if (m.headers.size() > 64)
+    throw Error(ErrorCode::kInvalidArgument, field + ".headers: more than 64 headers");
+  for (const auto& [k, v] : m.headers) {
+    check_text(field + ".headers key", k, 256, true);
+    check_text(field + ".headers[\"" + k + "\"]", v, 4096);
+  }
+  if (m.payload.size() > max_payload_bytes) {
+    throw Error(ErrorCode::kInvalidArgument,
+                field + ".payload: " + std::to_string(m.payload.size()) +
+                    " bytes, more than the limit of " + std::to_string(max_payload_bytes));
+  }
+}
+
+}  // namespace internal
+
+std::vector<Migration> MessageBus::migrations() {
+  auto schema = [](const char* blob) {
+    return std::string(
+               "CREATE TABLE bus_topics (topic TEXT PRIMARY KEY, next_offset BIGINT NOT NULL);"
+               "CREATE TABLE bus_messages (topic TEXT NOT NULL, msg_offset BIGINT NOT NULL,"
+               " id TEXT NOT NULL UNIQUE, msg_key TEXT NOT NULL, headers TEXT NOT NULL,"
+               " payload ") +
+           blob +
+           " NOT NULL, published_at BIGINT NOT NULL, PRIMARY KEY (topic, msg_offset));"
+           "CREATE INDEX bus_messages_time ON bus_messages (topic, published_at);"
+           "CREATE TABLE bus_groups (topic TEXT NOT NULL, grp TEXT NOT NULL,"
+           " position BIGINT NOT NULL, PRIMARY KEY (topic, grp));"
+           "CREATE TABLE bus_pending (topic TEXT NOT NULL, grp TEXT NOT NULL,"
+           " msg_offset BIGINT NOT NULL, msg_key TEXT NOT NULL, delivery_count BIGINT NOT NULL,"
+           " visible_at BIGINT NOT NULL, reason TEXT, PRIMARY KEY (topic, grp, msg_offset));"
+           "CREATE TABLE bus_dead (topic TEXT NOT NULL, grp TEXT NOT NULL,"
+           " msg_offset BIGINT NOT NULL, delivery_count BIGINT NOT NULL, reason TEXT NOT NULL,"
+           " dead_at BIGINT NOT NULL, PRIMARY KEY (topic, grp, msg_offset))";
+  };
+  return {{"messaging", 1, "message bus: topics, messages, groups, pending, dead letters",
+           schema("BLOB"), schema("BYTEA")}};
+}
+
+std::unique_ptr<MessageBus> MessageBus::open(const std::string& url, Database& db,
+                                             BusOptions options) {
+  switch (internal::check_bus_url(url, "bus")) {
+    case internal::BusKind::kInproc:
+      return internal::open_inproc_bus(db, std::move(options));
+    case internal::BusKind::kKafka:
+      break;
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "bus: \"" + url +
+                  "\": the Kafka backend is not in this build yet (use inproc://); see "
+                  "docs/messaging.md");
+}
+
+}  // namespace devcycle

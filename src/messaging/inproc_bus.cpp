@@ -1,0 +1,503 @@
+// inproc://: the message bus kept in the platform's Database.
+//
+// A topic is rows of bus_messages numbered by msg_offset. A consumer group
+// has a position (the next message it has not taken yet) and a set of
+// pending messages: taken, not yet acknowledged. fetch() first takes new
+// messages into the pending set, then hands out those that are visible and
+// not held back by an earlier pending message with the same key; handing
+// one out makes it invisible for the visibility timeout. ack() deletes it;
+// nack() makes it visible again, or moves it to bus_dead after the last
+// allowed delivery. Every step is one write closure, so nothing is ever
+// half-done.
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/field_checks.h"
+#include "common/json_schema_internal.h"
+#include "devcycle/error.h"
+#include "devcycle/messaging.h"
+#include "devcycle/uuid.h"
+#include "messaging/bus_checks.h"
+
+namespace devcycle::internal {
+
+namespace {
+
+// How many messages one group may hold pending; fetch() takes no new ones
+// beyond it, which bounds the work of one fetch.
+constexpr int kMaxPending = 10'000;
+
+Blob to_blob(const std::string& s) {
+  Blob b;
+  b.bytes.resize(s.size());
+  std::memcpy(b.bytes.data(), s.data(), s.size());
+  return b;
+}
+
+std::string from_blob(const Blob& b) {
+  return std::string(reinterpret_cast<const char*>(b.bytes.data()), b.bytes.size());
+}
+
+std::string headers_json(const std::map<std::string, std::string>& headers) {
+  return nlohmann::json(headers).dump();
+}
+
+std::map<std::string, std::string> parse_headers(const std::string& text) {
+  return nlohmann::json::parse(text).get<std::map<std::string, std::string>>();
+}
+
+Micros ms(std::chrono::milliseconds d) { return d.count() * 1000; }
+
+class InprocBus final : public MessageBus {
+ public:
+  InprocBus(Database& db, BusOptions options) : db_(db), options_(std::move(options)) {
+    if (!options_.clock)
+      throw Error(ErrorCode::kInvalidArgument, "BusOptions.clock: must not be null");
+    db_.migrate(MessageBus::migrations());
+  }
+
+  ~InprocBus() override {
+    std::vector<std::shared_ptr<Worker>> workers;
+    {
+      std::lock_guard lock(mu_);
+      workers.assign(workers_.begin(), workers_.end());
+    }
+    for (auto& w : workers) stop(w);
+  }
+
+  std::future<Published> publish(Message message) override {
+    check_message(message, options_.max_payload_bytes, "message");
+    const Micros at = options_.clock->now();
+    auto future = db_.submit(
+        [this, message = std::move(message), at](Txn& t) { return insert(t, message, at); });
+    wake_all();
+    return future;
+  }
+
+  std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
+    for (std::size_t i = 0; i < messages.size(); ++i)
+      check_message(messages[i], options_.max_payload_bytes, "messages[" + std::to_string(i) + "]");
+    const Micros at = options_.clock->now();
+    auto future = db_.submit([this, messages = std::move(messages), at](Txn& t) {
+      std::vector<Published> out;
+      out.reserve(messages.size());
+      for (const auto& m : messages) out.push_back(insert(t, m, at));
+      return out;
+    });
+    wake_all();
+    return future;
+  }
+
+  std::vector<Delivery> fetch(const std::string& topic, const std::string& group, int max,
+                              const ConsumeOptions& options) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    check_consume(options);
+    if (max < 1 || max > 10'000) throw Error(ErrorCode::kInvalidArgument, "max: must be 1..10000");
+    const Micros at = options_.clock->now();
+    return db_.write([&](Txn& t) { return take(t, topic, group, max, options, at); });
+  }
+
+  void ack(const Delivery& d) override {
+    check_topic(d.message.topic, "delivery.message.topic");
+    check_group(d.group, "delivery.group");
+    const auto removed = db_.write([&](Txn& t) {
+      return t.execute("DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
+                       {d.message.topic, d.group, d.offset});
+    });
+    if (removed == 0) throw not_pending(d);
+  }
+
+  void nack(const Delivery& d, const std::string& reason, const ConsumeOptions& options) override {
+    check_topic(d.message.topic, "delivery.message.topic");
+    check_group(d.group, "delivery.group");
+    check_consume(options);
+    const std::string why = reason.empty() ? "refused" : reason.substr(0, 4096);
+    const Micros at = options_.clock->now();
+    const bool found = db_.write([&](Txn& t) {
+      auto rs = t.query(
+          "SELECT delivery_count FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = "
+          "$3",
+          {d.message.topic, d.group, d.offset});
+      if (rs.empty()) return false;
+      const auto count = rs[0][0].as_int();
+      if (count >= options.max_deliveries) {
+        bury(t, d.message.topic, d.group, d.offset, count, why, at);
+      } else {
+        t.execute(
+            "UPDATE bus_pending SET visible_at = $4, reason = $5 WHERE topic = $1 AND grp = $2 "
+            "AND msg_offset = $3",
+            {d.message.topic, d.group, d.offset, at, why});
+      }
+      return true;
+    });
+    if (!found) throw not_pending(d);
+    wake_all();
+  }
+
+  Subscription subscribe(const std::string& topic, const std::string& group, MessageHandler handler,
+                         SubscribeOptions options) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    check_consume(options.consume);
+    if (!handler) throw Error(ErrorCode::kInvalidArgument, "handler: must not be empty");
+    if (options.batch < 1 || options.batch > 10'000)
+      throw Error(ErrorCode::kInvalidArgument, "batch: must be 1..10000");
+    if (options.poll_interval.count() <= 0)
+      throw Error(ErrorCode::kInvalidArgument, "poll_interval: must be positive");
+    auto worker = std::make_shared<Worker>();
+    {
+      std::lock_guard lock(mu_);
+      workers_.insert(worker);
+    }
+    worker->thread = std::thread([this, worker, topic, group, handler = std::move(handler),
+                                  options] { consume(*worker, topic, group, handler, options); });
+    return Subscription([this, worker] { stop(worker); });
+  }
+
+  std::vector<DeadLetter> dead_letters(const std::string& topic, const std::string& group,
+                                       int limit, std::int64_t after_offset) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    if (limit < 1 || limit > 1000)
+      throw Error(ErrorCode::kInvalidArgument, "limit: must be 1..1000");
+    return db_.read([&](Txn& t) {
+      std::vector<DeadLetter> out;
+      for (const auto& r :
+           t.query("SELECT m.msg_offset, m.id, m.msg_key, m.headers, m.payload, m.published_at, "
+                   "d.delivery_count, d.reason, d.dead_at FROM bus_dead d JOIN bus_messages m "
+                   "ON m.topic = d.topic AND m.msg_offset = d.msg_offset "
+                   "WHERE d.topic = $1 AND d.grp = $2 AND d.msg_offset > $3 "
+                   "ORDER BY d.msg_offset LIMIT $4",
+                   {topic, group, after_offset, limit})) {
+        DeadLetter dl;
+        dl.delivery =
+            delivery(topic, group, r[0].as_int(), r[1].as_text(), r[2].as_text(), r[3].as_text(),
+                     r[4].as_blob(), r[5].as_int(), static_cast<int>(r[6].as_int()));
+        dl.reason = r[7].as_text();
+        dl.dead_at = r[8].as_int();
+        out.push_back(std::move(dl));
+      }
+      return out;
+    });
+  }
+
+  int redrive(const std::string& topic, const std::string& group,
+              const std::vector<std::string>& ids) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (!is_uuid(ids[i]))
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "ids[" + std::to_string(i) + "]: \"" + ids[i].substr(0, 64) + "\" is not a message id");
+    }
+    const Micros at = options_.clock->now();
+    const int moved = db_.write([&](Txn& t) {
+      std::vector<Row> rows;
+      if (ids.empty()) {
+        rows = t.query(
+                    "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON "
+                    "m.topic = d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND "
+                    "d.grp = $2",
+                    {topic, group})
+                   .rows;
+      } else {
+        for (const auto& id : ids) {
+          auto rs = t.query(
+              "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON m.topic = "
+              "d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND d.grp = $2 AND "
+              "m.id = $3",
+              {topic, group, id});
+          if (rs.empty())
+            throw Error(ErrorCode::kNotFound, "ids: message " + id + " is not a dead letter of " +
+                                                  topic + " for group " + group);
+          rows.push_back(rs[0]);
+        }
+      }
+      for (const auto& r : rows) {
+        t.execute("DELETE FROM bus_dead WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
+                  {topic, group, r[0].as_int()});
+        t.execute(
+            "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, "
+            "visible_at, reason) VALUES ($1, $2, $3, $4, 0, $5, NULL)",
+            {topic, group, r[0].as_int(), r[1].as_text(), at});
+      }
+      return static_cast<int>(rows.size());
+    });
+    if (moved > 0) wake_all();
+    return moved;
+  }
+
+  void seek(const std::string& topic, const std::string& group, std::int64_t offset) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    if (offset < 0) throw Error(ErrorCode::kInvalidArgument, "offset: must not be negative");
+    db_.write([&](Txn& t) { set_position(t, topic, group, offset); });
+    wake_all();
+  }
+
+  void seek_to_time(const std::string& topic, const std::string& group, Micros at) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    db_.write([&](Txn& t) {
+      auto rs = t.query(
+          "SELECT MIN(msg_offset) FROM bus_messages WHERE topic = $1 AND published_at >= $2",
+          {topic, at});
+      std::int64_t offset = 0;
+      if (!rs.empty() && !rs[0][0].is_null()) {
+        offset = rs[0][0].as_int();
+      } else {
+        offset = next_offset(t, topic);  // nothing that recent: only new messages
+      }
+      set_position(t, topic, group, offset);
+    });
+    wake_all();
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stopping = false;
+    bool woken = false;
+  };
+
+  static Error not_pending(const Delivery& d) {
+    return Error(ErrorCode::kNotFound,
+                 "delivery of " + d.message.topic + " offset " + std::to_string(d.offset) +
+                     " to group " + d.group +
+                     " is not pending (already acknowledged, or dead-lettered)");
+  }
+
+  static void check_consume(const ConsumeOptions& o) {
+    if (o.visibility_timeout.count() <= 0)
+      throw Error(ErrorCode::kInvalidArgument, "visibility_timeout: must be positive");
+    if (o.max_deliveries < 1 || o.max_deliveries > 1000)
+      throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
+  }
+
+  static std::int64_t next_offset(Txn& t, const std::string& topic) {
+    auto rs = t.query("SELECT next_offset FROM bus_topics WHERE topic = $1", {topic});
+    return rs.empty() ? 0 : rs[0][0].as_int();
+  }
+
+  static Published insert(Txn& t, const Message& m, Micros at) {
+    auto rs = t.query("SELECT next_offset FROM bus_topics WHERE topic = $1", {m.topic});
+    std::int64_t offset = 0;
+    if (rs.empty()) {
+      t.execute("INSERT INTO bus_topics (topic, next_offset) VALUES ($1, 1)", {m.topic});
+    } else {
+      offset = rs[0][0].as_int();
+      t.execute("UPDATE bus_topics SET next_offset = $2 WHERE topic = $1", {m.topic, offset + 1});
+    }
+    Published p{new_uuid_v7(), offset, at};
+    t.execute(
+        "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
+        "published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        {m.topic, offset, p.id, m.key, headers_json(m.headers), to_blob(m.payload), at});
+    return p;
+  }
+
+  static void set_position(Txn& t, const std::string& topic, const std::string& group,
+                           std::int64_t offset) {
+    if (t.execute("UPDATE bus_groups SET position = $3 WHERE topic = $1 AND grp = $2",
+                  {topic, group, offset}) == 0) {
+      t.execute("INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, $3)",
+                {topic, group, offset});
+    }
+  }
+
+  static void bury(Txn& t, const std::string& topic, const std::string& group, std::int64_t offset,
+                   std::int64_t count, const std::string& reason, Micros at) {
+    t.execute("DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
+              {topic, group, offset});
+    t.execute(
+        "INSERT INTO bus_dead (topic, grp, msg_offset, delivery_count, reason, dead_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {topic, group, offset, count, reason, at});
+  }
+
+  static Delivery delivery(const std::string& topic, const std::string& group, std::int64_t offset,
+                           std::string id, std::string key, const std::string& headers,
+                           const Blob& payload, Micros published_at, int count) {
+    Delivery d;
+    d.id = std::move(id);
+    d.offset = offset;
+    d.group = group;
+    d.message.topic = topic;
+    d.message.key = std::move(key);
+    d.message.headers = parse_headers(headers);
+    d.message.payload = from_blob(payload);
+    d.delivery_count = count;
+    d.published_at = published_at;
+    return d;
+  }
+
+  // One fetch, inside one transaction.
+  static std::vector<Delivery> take(Txn& t, const std::string& topic, const std::string& group,
+                                    int max, const ConsumeOptions& o, Micros at) {
+    // A group starts at the topic's beginning the first time it is seen.
+    auto pos =
+        t.query("SELECT position FROM bus_groups WHERE topic = $1 AND grp = $2", {topic, group});
+    std::int64_t position = 0;
+    if (pos.empty()) {
+      t.execute("INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, 0)", {topic, group});
+    } else {
+      position = pos[0][0].as_int();
+    }
+    // Take new messages into the pending set, up to the group's bound.
+    const auto pending_count =
+        t.query("SELECT COUNT(*) FROM bus_pending WHERE topic = $1 AND grp = $2",
+                {topic, group})[0][0]
+            .as_int();
+    const auto room = std::min<std::int64_t>(kMaxPending - pending_count, std::max(max, 64));
+    const auto available = next_offset(t, topic) - position;
+    if (const auto n = std::min(room, available); n > 0) {
+      // Offsets are contiguous, so [position, position + n) are the next n
+      // messages. Some may still be pending after a seek back: kept as they are.
+      t.execute(
+          "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, visible_at, "
+          "reason) SELECT topic, $2, msg_offset, msg_key, 0, $4, NULL FROM bus_messages "
+          "WHERE topic = $1 AND msg_offset >= $3 AND msg_offset < $5 ON CONFLICT DO NOTHING",
+          {topic, group, position, at, position + n});
+      set_position(t, topic, group, position + n);
+    }
+    // Hand out what is visible, in offset order, skipping keys held by an
+    // earlier pending message.
+    auto rows = t.query(
+        "SELECT msg_offset, msg_key, delivery_count, visible_at, reason FROM bus_pending "
+        "WHERE topic = $1 AND grp = $2 ORDER BY msg_offset",
+        {topic, group});
+    std::set<std::string> held;
+    std::vector<std::pair<std::int64_t, int>> chosen;  // offset, new delivery count
+    for (const auto& r : rows) {
+      if (static_cast<int>(chosen.size()) >= max) break;
+      const auto offset = r[0].as_int();
+      const auto& key = r[1].as_text();
+      const auto count = r[2].as_int();
+      const bool visible = r[3].as_int() <= at;
+      const bool blocked = !key.empty() && held.count(key);
+      if (!key.empty()) held.insert(key);
+      if (!visible || blocked) continue;
+      if (count >= o.max_deliveries) {
+        // Its last delivery expired: it will not be delivered again.
+        bury(t, topic, group, offset, count,
+             r[4].is_null() ? "not acknowledged within the visibility timeout, " +
+                                  std::to_string(count) + " deliveries"
+                            : r[4].as_text(),
+             at);
+        if (!key.empty()) held.erase(key);  // the next message of the key may go
+        continue;
+      }
+      chosen.emplace_back(offset, static_cast<int>(count) + 1);
+    }
+    std::vector<Delivery> out;
+    out.reserve(chosen.size());
+    for (const auto& [offset, count] : chosen) {
+      t.execute(
+          "UPDATE bus_pending SET delivery_count = $4, visible_at = $5 WHERE topic = $1 AND grp = "
+          "$2 AND msg_offset = $3",
+          {topic, group, offset, count, at + ms(o.visibility_timeout)});
+      auto m = t.query(
+          "SELECT id, msg_key, headers, payload, published_at FROM bus_messages WHERE topic = $1 "
+          "AND msg_offset = $2",
+          {topic, offset});
+      out.push_back(delivery(topic, group, offset, m[0][0].as_text(), m[0][1].as_text(),
+                             m[0][2].as_text(), m[0][3].as_blob(), m[0][4].as_int(), count));
+    }
+    return out;
+  }
+
+  void consume(Worker& w, const std::string& topic, const std::string& group,
+               const MessageHandler& handler, const SubscribeOptions& o) {
+    while (true) {
+      {
+        std::lock_guard lock(w.mu);
+        if (w.stopping) return;
+      }
+      std::vector<Delivery> batch;
+      try {
+        batch = fetch(topic, group, o.batch, o.consume);
+      } catch (const Error&) {
+        // The database may be briefly unavailable; look again after a pause.
+      }
+      for (const auto& d : batch) {
+        {
+          std::lock_guard lock(w.mu);
+          if (w.stopping) return;  // the rest become visible again after the timeout
+        }
+        Ack verdict = Ack::kNack;
+        std::string reason = "refused by the handler";
+        try {
+          verdict = handler(d);
+        } catch (const std::exception& e) {
+          reason = e.what();
+        } catch (...) {
+          reason = "the handler threw something that is not a std::exception";
+        }
+        try {
+          if (verdict == Ack::kAck) {
+            ack(d);
+          } else {
+            nack(d, reason, o.consume);
+          }
+        } catch (const Error&) {
+          // Not pending any more, or the database failed: the visibility
+          // timeout decides what happens next.
+        }
+      }
+      if (batch.empty()) {
+        std::unique_lock lock(w.mu);
+        w.cv.wait_for(lock, o.poll_interval, [&] { return w.stopping || w.woken; });
+        w.woken = false;
+      }
+    }
+  }
+
+  void wake_all() {
+    std::lock_guard lock(mu_);
+    for (const auto& w : workers_) {
+      {
+        std::lock_guard wl(w->mu);
+        w->woken = true;
+      }
+      w->cv.notify_one();
+    }
+  }
+
+  void stop(const std::shared_ptr<Worker>& w) {
+    {
+      std::lock_guard lock(w->mu);
+      w->stopping = true;
+    }
+    w->cv.notify_one();
+    if (w->thread.joinable()) {
+      if (w->thread.get_id() == std::this_thread::get_id()) {
+        w->thread.detach();  // a handler cancelled its own subscription
+      } else {
+        w->thread.join();
+      }
+    }
+    std::lock_guard lock(mu_);
+    workers_.erase(w);
+  }
+
+  Database& db_;
+  BusOptions options_;
+  std::mutex mu_;
+  std::set<std::shared_ptr<Worker>> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<MessageBus> open_inproc_bus(Database& db, BusOptions options) {
+  return std::make_unique<InprocBus>(db, std::move(options));
+}
+
+}  // namespace devcycle::internal

@@ -1,0 +1,326 @@
+// The MessageBus contract, over every backend (inproc on each Database
+// backend here; the Kafka instantiation joins with its backend).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "devcycle/messaging.h"
+#include "support/backends.h"
+#include "support/error_matchers.h"
+#include "support/table_snapshot.h"
+#include "support/temp_dir.h"
+
+namespace devcycle {
+namespace {
+
+using namespace std::chrono_literals;
+
+class MessageBusTest : public ::testing::TestWithParam<testing::Backend> {
+ protected:
+  void SetUp() override { open(); }
+
+  void open() {
+    bus_.reset();
+    db_.reset();
+    db_ = Database::open(GetParam().url(dir_));
+    BusOptions o;
+    o.clock = clock_;
+    o.max_payload_bytes = 64 * 1024;
+    bus_ = MessageBus::open("inproc://", *db_, o);
+  }
+
+  Published publish(const std::string& topic, const std::string& payload,
+                    const std::string& key = "") {
+    return bus_->publish({topic, key, {{"h", "v"}}, payload}).get();
+  }
+
+  std::vector<std::string> payloads(const std::vector<Delivery>& ds) {
+    std::vector<std::string> out;
+    for (const auto& d : ds) out.push_back(d.message.payload);
+    return out;
+  }
+
+  ConsumeOptions consume(int max_deliveries = 3) {
+    ConsumeOptions o;
+    o.visibility_timeout = 10s;
+    o.max_deliveries = max_deliveries;
+    return o;
+  }
+
+  testing::TempDir dir_;
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<MessageBus> bus_;
+};
+
+TEST_P(MessageBusTest, PublishedMessagesArriveWholeAndInOrder) {
+  const auto a = publish("orders", "a");
+  const auto b = publish("orders", std::string("b\0\xff", 3));
+  const auto batch = bus_->publish_batch({{"orders", "", {}, "c"}, {"orders", "", {}, "d"}}).get();
+  EXPECT_EQ(a.offset, 0);
+  EXPECT_EQ(b.offset, 1);
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(batch[1].offset, 3);
+  EXPECT_NE(a.id, b.id);
+  const auto got = bus_->fetch("orders", "billing", 10, consume());
+  EXPECT_EQ(payloads(got), (std::vector<std::string>{"a", std::string("b\0\xff", 3), "c", "d"}));
+  EXPECT_EQ(got[0].id, a.id);
+  EXPECT_EQ(got[0].message.headers.at("h"), "v");
+  EXPECT_EQ(got[0].delivery_count, 1);
+  EXPECT_EQ(got[0].group, "billing");
+  EXPECT_TRUE(bus_->fetch("orders", "billing", 10, consume()).empty()) << "all are in flight";
+}
+
+TEST_P(MessageBusTest, AckRemovesNackRedeliversAtOnce) {
+  publish("t", "one");
+  publish("t", "two");
+  auto got = bus_->fetch("t", "g", 10, consume());
+  ASSERT_EQ(got.size(), 2u);
+  bus_->ack(got[0]);
+  bus_->nack(got[1], "try later", consume());
+  got = bus_->fetch("t", "g", 10, consume());
+  ASSERT_EQ(payloads(got), (std::vector<std::string>{"two"}));
+  EXPECT_EQ(got[0].delivery_count, 2);
+  bus_->ack(got[0]);
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(got[0]), ErrorCode::kNotFound, "not pending");
+  clock_->advance(1h);
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
+}
+
+TEST_P(MessageBusTest, UnacknowledgedDeliveriesComeBackAfterTheVisibilityTimeout) {
+  publish("t", "x");
+  ASSERT_EQ(bus_->fetch("t", "g", 10, consume()).size(), 1u);
+  clock_->advance(9s);
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
+  clock_->advance(2s);
+  const auto again = bus_->fetch("t", "g", 10, consume());
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].delivery_count, 2);
+}
+
+TEST_P(MessageBusTest, DeadLettersAfterMaxDeliveriesAndRedrive) {
+  const auto poison = publish("t", "poison");
+  publish("t", "fine");
+  for (int i = 1; i <= 3; ++i) {
+    auto got = bus_->fetch("t", "g", 10, consume(3));
+    ASSERT_FALSE(got.empty()) << "delivery " << i;
+    EXPECT_EQ(got[0].message.payload, "poison");
+    EXPECT_EQ(got[0].delivery_count, i);
+    for (const auto& d : got) {
+      if (d.message.payload == "fine") bus_->ack(d);
+    }
+    bus_->nack(got[0], "cannot parse order " + std::to_string(i), consume(3));
+  }
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume(3)).empty());
+  auto dead = bus_->dead_letters("t", "g");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].delivery.id, poison.id);
+  EXPECT_EQ(dead[0].delivery.message.payload, "poison");
+  EXPECT_EQ(dead[0].delivery.delivery_count, 3);
+  EXPECT_EQ(dead[0].reason, "cannot parse order 3");
+  EXPECT_TRUE(bus_->dead_letters("t", "other").empty()) << "dead letters belong to a group";
+
+  EXPECT_EQ(bus_->redrive("t", "g", {poison.id}), 1);
+  EXPECT_TRUE(bus_->dead_letters("t", "g").empty());
+  const auto back = bus_->fetch("t", "g", 10, consume(3));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].delivery_count, 1) << "a redriven message starts counting again";
+  EXPECT_DEVCYCLE_ERROR(bus_->redrive("t", "g", {poison.id}), ErrorCode::kNotFound,
+                        "not a dead letter");
+}
+
+TEST_P(MessageBusTest, ExpiredLastDeliveryIsDeadLetteredWithTheReason) {
+  publish("t", "slow");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(bus_->fetch("t", "g", 10, consume(2)).size(), 1u);
+    clock_->advance(11s);
+  }
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume(2)).empty());
+  const auto dead = bus_->dead_letters("t", "g");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].reason.find("visibility timeout"), std::string::npos) << dead[0].reason;
+}
+
+TEST_P(MessageBusTest, MessagesOfOneKeyWaitForTheEarlierOne) {
+  publish("t", "k1-first", "k1");
+  publish("t", "k1-second", "k1");
+  publish("t", "k2-only", "k2");
+  publish("t", "no-key-1");
+  publish("t", "no-key-2");
+  auto got = bus_->fetch("t", "g", 10, consume());
+  EXPECT_EQ(payloads(got),
+            (std::vector<std::string>{"k1-first", "k2-only", "no-key-1", "no-key-2"}));
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
+  // A refused message keeps its key's place: it comes back before the next.
+  bus_->nack(got[0], "again", consume());
+  got = bus_->fetch("t", "g", 10, consume());
+  EXPECT_EQ(payloads(got), (std::vector<std::string>{"k1-first"}));
+  bus_->ack(got[0]);
+  got = bus_->fetch("t", "g", 10, consume());
+  EXPECT_EQ(payloads(got), (std::vector<std::string>{"k1-second"}));
+}
+
+TEST_P(MessageBusTest, GroupsAreIndependentAndSeekReplays) {
+  publish("t", "0");
+  clock_->advance(1s);
+  const Micros later = clock_->now();
+  publish("t", "1");
+  publish("t", "2");
+  for (const auto& d : bus_->fetch("t", "a", 10, consume())) bus_->ack(d);
+  EXPECT_EQ(payloads(bus_->fetch("t", "b", 2, consume())), (std::vector<std::string>{"0", "1"}));
+  EXPECT_TRUE(bus_->fetch("t", "a", 10, consume()).empty());
+
+  auto fetch_and_ack = [&] {
+    auto got = bus_->fetch("t", "a", 10, consume());
+    for (const auto& d : got) bus_->ack(d);
+    return payloads(got);
+  };
+  bus_->seek("t", "a", 1);
+  EXPECT_EQ(fetch_and_ack(), (std::vector<std::string>{"1", "2"}));
+  bus_->seek_to_time("t", "a", later);
+  EXPECT_EQ(fetch_and_ack(), (std::vector<std::string>{"1", "2"}));
+  clock_->advance(1s);
+  bus_->seek_to_time("t", "a", clock_->now());  // nothing that recent: only what comes next
+  publish("t", "3");
+  EXPECT_EQ(fetch_and_ack(), (std::vector<std::string>{"3"}));
+}
+
+TEST_P(MessageBusTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
+  const auto before = testing::table_snapshot(*db_, {"bus_messages", "bus_topics"});
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"", "", {}, "x"}), ErrorCode::kInvalidArgument,
+                        "message.topic");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"a b", "", {}, "x"}), ErrorCode::kInvalidArgument,
+                        "message.topic");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({std::string(201, 't'), "", {}, "x"}),
+                        ErrorCode::kInvalidArgument, "message.topic");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"t", "", {}, std::string(64 * 1024 + 1, 'x')}),
+                        ErrorCode::kInvalidArgument, "message.payload: 65537 bytes");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"t", "\xff", {}, "x"}), ErrorCode::kInvalidArgument,
+                        "message.key");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"t", "", {{"", "v"}}, "x"}), ErrorCode::kInvalidArgument,
+                        "message.headers");
+  EXPECT_DEVCYCLE_ERROR(
+      bus_->publish_batch({{"t", "", {}, "ok"}, {"t", "", {}, std::string(70'000, 'x')}}),
+      ErrorCode::kInvalidArgument, "messages[1].payload");
+  EXPECT_EQ(testing::table_snapshot(*db_, {"bus_messages", "bus_topics"}), before);
+
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch("t", "bad group!", 10, consume()), ErrorCode::kInvalidArgument,
+                        "group");
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch("t", "g", 0, consume()), ErrorCode::kInvalidArgument, "max");
+  ConsumeOptions bad;
+  bad.max_deliveries = 0;
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch("t", "g", 1, bad), ErrorCode::kInvalidArgument,
+                        "max_deliveries");
+  Delivery unknown;
+  unknown.message.topic = "t";
+  unknown.group = "g";
+  unknown.offset = 42;
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(unknown), ErrorCode::kNotFound, "not pending");
+  EXPECT_DEVCYCLE_ERROR(bus_->nack(unknown, "x", consume()), ErrorCode::kNotFound, "not pending");
+  EXPECT_DEVCYCLE_ERROR(bus_->redrive("t", "g", {"not-an-id"}), ErrorCode::kInvalidArgument,
+                        "ids[0]");
+  EXPECT_DEVCYCLE_ERROR(bus_->seek("t", "g", -1), ErrorCode::kInvalidArgument, "offset");
+  EXPECT_DEVCYCLE_ERROR(MessageBus::open("nats://x", *db_), ErrorCode::kInvalidArgument, "bus");
+}
+
+TEST_P(MessageBusTest, SubscriptionsHandleEveryMessageInOrderAndDeadLetterPoison) {
+  std::mutex mu;
+  std::vector<std::string> seen;
+  std::atomic<int> poison_attempts{0};
+  SubscribeOptions o;
+  o.consume.max_deliveries = 3;
+  o.poll_interval = 5ms;
+  auto sub = bus_->subscribe(
+      "jobs", "workers",
+      [&](const Delivery& d) {
+        if (d.message.payload == "poison") {
+          ++poison_attempts;
+          throw std::runtime_error("poison pill");
+        }
+        std::lock_guard lock(mu);
+        seen.push_back(d.message.payload);
+        return Ack::kAck;
+      },
+      o);
+  std::vector<Message> batch;
+  for (int i = 0; i < 50; ++i) {
+    batch.push_back({"jobs", "same-key", {}, std::to_string(i)});
+    if (i == 20) batch.push_back({"jobs", "", {}, "poison"});
+  }
+  bus_->publish_batch(batch).get();
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (seen.size() == 50 && poison_attempts == 3) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  sub.reset();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 50; ++i) expected.push_back(std::to_string(i));
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(poison_attempts.load(), 3);
+  const auto dead = bus_->dead_letters("jobs", "workers");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].reason, "poison pill");
+  EXPECT_EQ(dead[0].delivery.delivery_count, 3);
+}
+
+TEST_P(MessageBusTest, ConcurrentPublishersLoseNothing) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) publish("c", std::to_string(t) + "-" + std::to_string(i));
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> got;
+  std::set<std::int64_t> offsets;
+  while (true) {
+    auto batch = bus_->fetch("c", "g", 1000, consume());
+    if (batch.empty()) break;
+    for (const auto& d : batch) {
+      got.insert(d.message.payload);
+      offsets.insert(d.offset);
+      bus_->ack(d);
+    }
+  }
+  EXPECT_EQ(got.size(), 800u);
+  ASSERT_EQ(offsets.size(), 800u);
+  EXPECT_EQ(*offsets.begin(), 0);
+  EXPECT_EQ(*offsets.rbegin(), 799) << "offsets are contiguous";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MessageBusTest,
+                         ::testing::ValuesIn(testing::database_backends("bus.db")),
+                         testing::backend_name);
+
+// Durability: what was published, pending and dead survives a restart.
+class DurableMessageBusTest : public MessageBusTest {};
+
+TEST_P(DurableMessageBusTest, PendingAckedAndDeadSurviveARestart) {
+  publish("t", "acked");
+  publish("t", "pending");
+  publish("t", "dead");
+  publish("t", "new");
+  auto got = bus_->fetch("t", "g", 3, consume(1));
+  ASSERT_EQ(got.size(), 3u);
+  bus_->ack(got[0]);
+  bus_->nack(got[2], "bad", consume(1));
+  open();  // a new process, as far as the bus can tell
+  EXPECT_EQ(payloads(bus_->fetch("t", "g", 10, consume(2))), (std::vector<std::string>{"new"}));
+  clock_->advance(11s);
+  EXPECT_EQ(payloads(bus_->fetch("t", "g", 10, consume(2))),
+            (std::vector<std::string>{"pending", "new"}));
+  ASSERT_EQ(bus_->dead_letters("t", "g").size(), 1u);
+  EXPECT_EQ(bus_->dead_letters("t", "g")[0].delivery.message.payload, "dead");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DurableMessageBusTest,
+                         ::testing::ValuesIn(testing::durable_database_backends("bus.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
