@@ -9,6 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Boost 1.81 comes from its versioned -dev package: the unversioned
 # libboost-*-dev packages are 1.74, whose Asio does not build as C++20 with
 # g++ 12, and they conflict with 1.81. Nothing below may pull them in.
+# Java and Maven run the Kafka broker for tests (scripts/kafka.sh fetches
+# its jars); kcat is the reference producer in the bus benchmark.
 PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config clang-format git
   libboost1.81-dev
@@ -20,6 +22,7 @@ PACKAGES=(
   libsodium-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev swig
+  openjdk-17-jre-headless maven kcat
 )
 
 missing=()
