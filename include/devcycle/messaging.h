@@ -110,6 +110,9 @@ class MessageBus {
   virtual std::vector<Delivery> fetch(const std::string& topic, const std::string& group, int max,
                                       const ConsumeOptions& options = {}) = 0;
   virtual void ack(const Delivery& delivery) = 0;
+  // Acknowledges all of them in one round trip, or none: Error{kNotFound}
+  // names the first that is no longer pending.
+  virtual void ack(const std::vector<Delivery>& deliveries) = 0;
   // Refuses a delivery: it is delivered again at once, or dead-lettered
   // with `reason` once it has been delivered max_deliveries times.
   virtual void nack(const Delivery& delivery, const std::string& reason,

@@ -112,6 +112,21 @@ class InprocBus final : public MessageBus {
     if (removed == 0) throw not_pending(d);
   }
 
+  void ack(const std::vector<Delivery>& deliveries) override {
+    for (const auto& d : deliveries) {
+      check_topic(d.message.topic, "delivery.message.topic");
+      check_group(d.group, "delivery.group");
+    }
+    if (deliveries.empty()) return;
+    db_.write([&](Txn& t) {
+      for (const auto& d : deliveries) {
+        if (t.execute("DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
+                      {d.message.topic, d.group, d.offset}) == 0)
+          throw not_pending(d);  // rolls back the others
+      }
+    });
+  }
+
   void nack(const Delivery& d, const std::string& reason, const ConsumeOptions& options) override {
     check_topic(d.message.topic, "delivery.message.topic");
     check_group(d.group, "delivery.group");
@@ -427,10 +442,30 @@ class InprocBus final : public MessageBus {
       } catch (const Error&) {
         // The database may be briefly unavailable; look again after a pause.
       }
+      // Acknowledgements go out together after the batch (or before a stop):
+      // a crash in between only means those messages come again.
+      std::vector<Delivery> acked;
+      auto flush_acks = [&] {
+        try {
+          ack(acked);
+        } catch (const Error&) {
+          // Some were no longer pending (their timeout passed): ack the rest.
+          for (const auto& d : acked) {
+            try {
+              ack(d);
+            } catch (const Error&) {
+            }
+          }
+        }
+        acked.clear();
+      };
       for (const auto& d : batch) {
         {
           std::lock_guard lock(w.mu);
-          if (w.stopping) return;  // the rest become visible again after the timeout
+          if (w.stopping) {
+            flush_acks();
+            return;  // the rest become visible again after the timeout
+          }
         }
         Ack verdict = Ack::kNack;
         std::string reason = "refused by the handler";
@@ -441,17 +476,18 @@ class InprocBus final : public MessageBus {
         } catch (...) {
           reason = "the handler threw something that is not a std::exception";
         }
+        if (verdict == Ack::kAck) {
+          acked.push_back(d);
+          continue;
+        }
         try {
-          if (verdict == Ack::kAck) {
-            ack(d);
-          } else {
-            nack(d, reason, o.consume);
-          }
+          nack(d, reason, o.consume);
         } catch (const Error&) {
           // Not pending any more, or the database failed: the visibility
           // timeout decides what happens next.
         }
       }
+      flush_acks();
       if (batch.empty()) {
         std::unique_lock lock(w.mu);
         w.cv.wait_for(lock, o.poll_interval, [&] { return w.stopping || w.woken; });

@@ -89,6 +89,18 @@ TEST_P(MessageBusTest, AckRemovesNackRedeliversAtOnce) {
   EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
 }
 
+TEST_P(MessageBusTest, AckingABatchIsAllOrNothing) {
+  for (int i = 0; i < 5; ++i) publish("t", std::to_string(i));
+  auto got = bus_->fetch("t", "g", 10, consume());
+  ASSERT_EQ(got.size(), 5u);
+  bus_->ack(got[4]);
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(got), ErrorCode::kNotFound, "offset 4");
+  got.pop_back();
+  bus_->ack(got);  // none of them was acknowledged by the refused call
+  clock_->advance(1h);
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
+}
+
 TEST_P(MessageBusTest, UnacknowledgedDeliveriesComeBackAfterTheVisibilityTimeout) {
   publish("t", "x");
   ASSERT_EQ(bus_->fetch("t", "g", 10, consume()).size(), 1u);
