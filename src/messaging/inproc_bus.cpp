@@ -11,6 +11,7 @@
 // half-done.
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -72,8 +73,9 @@ class InprocBus final : public MessageBus {
   std::future<Published> publish(Message message) override {
     check_message(message, options_.max_payload_bytes, "message");
     const Micros at = options_.clock->now();
-    auto future = db_.submit(
-        [this, message = std::move(message), at](Txn& t) { return insert(t, message, at); });
+    auto future = db_.submit([message = std::move(message), at](Txn& t) {
+      return insert(t, std::vector<Message>{message}, at).front();
+    });
     wake_all();
     return future;
   }
@@ -82,12 +84,8 @@ class InprocBus final : public MessageBus {
     for (std::size_t i = 0; i < messages.size(); ++i)
       check_message(messages[i], options_.max_payload_bytes, "messages[" + std::to_string(i) + "]");
     const Micros at = options_.clock->now();
-    auto future = db_.submit([this, messages = std::move(messages), at](Txn& t) {
-      std::vector<Published> out;
-      out.reserve(messages.size());
-      for (const auto& m : messages) out.push_back(insert(t, m, at));
-      return out;
-    });
+    auto future = db_.submit(
+        [messages = std::move(messages), at](Txn& t) { return insert(t, messages, at); });
     wake_all();
     return future;
   }
@@ -302,21 +300,35 @@ class InprocBus final : public MessageBus {
     return rs.empty() ? 0 : rs[0][0].as_int();
   }
 
-  static Published insert(Txn& t, const Message& m, Micros at) {
-    auto rs = t.query("SELECT next_offset FROM bus_topics WHERE topic = $1", {m.topic});
-    std::int64_t offset = 0;
-    if (rs.empty()) {
-      t.execute("INSERT INTO bus_topics (topic, next_offset) VALUES ($1, 1)", {m.topic});
-    } else {
-      offset = rs[0][0].as_int();
-      t.execute("UPDATE bus_topics SET next_offset = $2 WHERE topic = $1", {m.topic, offset + 1});
+  // Stores `messages` in order; each topic's offset counter is read and
+  // written once per call, whatever the number of messages.
+  static std::vector<Published> insert(Txn& t, const std::vector<Message>& messages, Micros at) {
+    std::map<std::string, std::pair<std::int64_t, bool>> next;  // topic -> offset, known
+    std::vector<Published> out;
+    out.reserve(messages.size());
+    for (const auto& m : messages) {
+      auto it = next.find(m.topic);
+      if (it == next.end()) {
+        auto rs = t.query("SELECT next_offset FROM bus_topics WHERE topic = $1", {m.topic});
+        it = next.emplace(m.topic, std::make_pair(rs.empty() ? 0 : rs[0][0].as_int(), !rs.empty()))
+                 .first;
+      }
+      Published p{new_uuid_v7(), it->second.first++, at};
+      t.execute(
+          "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
+          "published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+          {m.topic, p.offset, p.id, m.key, headers_json(m.headers), to_blob(m.payload), at});
+      out.push_back(std::move(p));
     }
-    Published p{new_uuid_v7(), offset, at};
-    t.execute(
-        "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
-        "published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        {m.topic, offset, p.id, m.key, headers_json(m.headers), to_blob(m.payload), at});
-    return p;
+    for (const auto& [topic, state] : next) {
+      if (state.second) {
+        t.execute("UPDATE bus_topics SET next_offset = $2 WHERE topic = $1", {topic, state.first});
+      } else {
+        t.execute("INSERT INTO bus_topics (topic, next_offset) VALUES ($1, $2)",
+                  {topic, state.first});
+      }
+    }
+    return out;
   }
 
   static void set_position(Txn& t, const std::string& topic, const std::string& group,
