@@ -1,6 +1,7 @@
 // The whole public API of DevCycle in one include.
 #pragma once
 
+#include "devcycle/agent_messages.h"
 #include "devcycle/api_keys.h"
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
@@ -17,6 +18,7 @@
 #include "devcycle/expression.h"
 #include "devcycle/json_schema.h"
 #include "devcycle/logger.h"
+#include "devcycle/messaging.h"
 #include "devcycle/metrics.h"
 #include "devcycle/platform.h"
 #include "devcycle/registry.h"

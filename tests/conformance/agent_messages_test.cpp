@@ -1,0 +1,114 @@
+// Direct agent-to-agent messages and their receipts, over every Database backend.
+#include "devcycle/agent_messages.h"
+
+#include <gtest/gtest.h>
+
+#include "support/backends.h"
+#include "support/error_matchers.h"
+#include "support/table_snapshot.h"
+#include "support/temp_dir.h"
+
+namespace devcycle {
+namespace {
+
+using namespace std::chrono_literals;
+
+class AgentMessagesTest : public ::testing::TestWithParam<testing::Backend> {
+ protected:
+  void SetUp() override {
+    db_ = Database::open(GetParam().url(dir_));
+    RegistryOptions ro;
+    ro.clock = clock_;
+    registry_ = std::make_unique<Registry>(*db_, ro);
+    registry_->define_type({"worker", "", "{}"});
+    messages_ = std::make_unique<AgentMessages>(*db_, *registry_, clock_);
+    coder_ = agent("code-generator");
+    tester_ = agent("test-engineer");
+  }
+
+  std::string agent(const std::string& name) {
+    AgentSpec spec;
+    spec.owner = "ops";
+    spec.name = name;
+    spec.type = "worker";
+    return registry_->create(spec).id;
+  }
+
+  testing::TempDir dir_;
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::unique_ptr<Database> db_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<AgentMessages> messages_;
+  std::string coder_, tester_;
+};
+
+TEST_P(AgentMessagesTest, SentDeliveredReadWithTheirTimes) {
+  const auto sent = messages_->send(coder_, tester_, "code.ready", R"({"commit": "abc123"})");
+  EXPECT_EQ(sent.status, MessageStatus::kSent);
+  EXPECT_EQ(sent.sent_at, clock_->now());
+  EXPECT_FALSE(sent.delivered_at);
+
+  clock_->advance(2s);
+  const auto inbox = messages_->receive(tester_);
+  ASSERT_EQ(inbox.size(), 1u);
+  EXPECT_EQ(inbox[0].id, sent.id);
+  EXPECT_EQ(inbox[0].payload, R"({"commit":"abc123"})");
+  EXPECT_EQ(inbox[0].status, MessageStatus::kDelivered);
+  EXPECT_EQ(inbox[0].delivered_at, clock_->now());
+  EXPECT_TRUE(messages_->receive(tester_).empty()) << "delivered once";
+  EXPECT_TRUE(messages_->receive(coder_).empty()) << "the sender's inbox is its own";
+
+  clock_->advance(3s);
+  const auto read = messages_->mark_read(sent.id, tester_);
+  EXPECT_EQ(read.status, MessageStatus::kRead);
+  EXPECT_EQ(read.read_at, clock_->now());
+  EXPECT_EQ(read.delivered_at, clock_->now() - 3'000'000);
+  const auto stored = messages_->get(sent.id);
+  EXPECT_EQ(stored.status, MessageStatus::kRead);
+  EXPECT_EQ(stored.read_at, read.read_at);
+  EXPECT_EQ(messages_->mark_read(sent.id, tester_).read_at, read.read_at) << "idempotent";
+}
+
+TEST_P(AgentMessagesTest, InboxIsOldestFirstAndPaged) {
+  for (int i = 0; i < 5; ++i) messages_->send(coder_, tester_, "n", std::to_string(i));
+  auto first = messages_->receive(tester_, 3);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first[0].payload, "0");
+  EXPECT_EQ(first[2].payload, "2");
+  auto rest = messages_->receive(tester_, 3);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[1].payload, "4");
+}
+
+TEST_P(AgentMessagesTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
+  const auto before = testing::table_snapshot(*db_, {"messages"});
+  const std::string nobody = "0190c8a0-0000-7000-8000-0000000000ff";
+  EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, nobody, "t", "{}"), ErrorCode::kNotFound,
+                        "recipient: agent");
+  EXPECT_DEVCYCLE_ERROR(messages_->send(nobody, tester_, "t", "{}"), ErrorCode::kNotFound,
+                        "sender: agent");
+  EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, "../etc", "t", "{}"), ErrorCode::kInvalidArgument,
+                        "recipient");
+  EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, tester_, "Bad Type", "{}"),
+                        ErrorCode::kInvalidArgument, "message_type");
+  EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, tester_, "t", "{not json"),
+                        ErrorCode::kInvalidArgument, "payload");
+  EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, tester_, "t", std::string(1024 * 1024 + 1, ' ')),
+                        ErrorCode::kInvalidArgument, "payload");
+  EXPECT_DEVCYCLE_ERROR(messages_->receive(tester_, 0), ErrorCode::kInvalidArgument, "limit");
+  EXPECT_EQ(testing::table_snapshot(*db_, {"messages"}), before);
+
+  const auto m = messages_->send(coder_, tester_, "t", "{}");
+  EXPECT_DEVCYCLE_ERROR(messages_->mark_read(m.id, coder_), ErrorCode::kPermissionDenied,
+                        "only the recipient");
+  EXPECT_EQ(messages_->get(m.id).status, MessageStatus::kSent);
+  EXPECT_DEVCYCLE_ERROR(messages_->mark_read(nobody, tester_), ErrorCode::kNotFound, "not found");
+  EXPECT_DEVCYCLE_ERROR(messages_->get("x"), ErrorCode::kNotFound, "not found");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, AgentMessagesTest,
+                         ::testing::ValuesIn(testing::database_backends("messages.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
