@@ -4,7 +4,8 @@
 // Platform::open({}) runs on the embedded defaults with no external service:
 // a SQLite file ./devcycle.db, the in-process bus and the in-memory cache.
 // The agent registry hangs off it, with a monitor thread that marks agents
-// offline after missed heartbeats; workflows, messaging and auth follow.
+// offline after missed heartbeats; the workflow engine, the message bus and
+// direct agent messages too.
 //
 // Thread-safety: every accessor may be called from any thread; the parts
 // returned are themselves thread-safe.
@@ -12,12 +13,14 @@
 
 #include <memory>
 
+#include "devcycle/agent_messages.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"
 #include "devcycle/config.h"
 #include "devcycle/database.h"
 #include "devcycle/engine.h"
 #include "devcycle/logger.h"
+#include "devcycle/messaging.h"
 #include "devcycle/metrics.h"
 #include "devcycle/registry.h"
 #include "devcycle/workflow.h"
@@ -39,6 +42,10 @@ class Platform {
   WorkflowCatalog& workflows() noexcept;
   Engine& engine() noexcept;
   Cache& cache() noexcept;
+  // The message bus named by PlatformOptions::bus, and direct messages
+  // between agents.
+  MessageBus& bus() noexcept;
+  AgentMessages& messages() noexcept;
   const Logger& logger() const noexcept;
   MetricsRegistry& metrics() noexcept;
   const Clock& clock() const noexcept;

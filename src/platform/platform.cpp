@@ -16,6 +16,8 @@ struct Platform::Impl {
   std::unique_ptr<WorkflowCatalog> workflows;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<AgentMonitor> monitor;
+  std::unique_ptr<MessageBus> bus;
+  std::unique_ptr<AgentMessages> messages;
 };
 
 Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -23,6 +25,8 @@ Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Platform::~Platform() {
   if (!impl_) return;
   impl_->monitor.reset();  // stops its thread before what it uses goes away
+  impl_->bus.reset();      // and the bus its subscription threads
+  impl_->messages.reset();
   impl_->engine.reset();
   impl_->workflows.reset();
   impl_->registry.reset();
@@ -70,6 +74,10 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.workers = options.engine_workers;
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
+  BusOptions bus_options;
+  bus_options.clock = options.clock;
+  impl->bus = MessageBus::open(options.bus, *impl->database, bus_options);
+  impl->messages = std::make_unique<AgentMessages>(*impl->database, *impl->registry, options.clock);
   if (options.monitor_interval.count() > 0) {
     impl->monitor = std::make_unique<AgentMonitor>(*impl->registry, options.monitor_interval);
   }
@@ -87,6 +95,8 @@ Registry& Platform::registry() noexcept { return *impl_->registry; }
 WorkflowCatalog& Platform::workflows() noexcept { return *impl_->workflows; }
 Engine& Platform::engine() noexcept { return *impl_->engine; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
+MessageBus& Platform::bus() noexcept { return *impl_->bus; }
+AgentMessages& Platform::messages() noexcept { return *impl_->messages; }
 const Logger& Platform::logger() const noexcept { return impl_->logger; }
 MetricsRegistry& Platform::metrics() noexcept { return *impl_->options.metrics; }
 const Clock& Platform::clock() const noexcept { return *impl_->options.clock; }

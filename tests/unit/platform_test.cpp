@@ -26,6 +26,12 @@ TEST(PlatformTest, OpensEveryPartAndSaysSo) {
   p->cache().set("k", "v");
   EXPECT_EQ(p->cache().get("k"), "v");
   EXPECT_EQ(p->database().dialect(), Dialect::kSqlite);
+  const auto published = p->bus().publish({"platform.test", "", {}, "hello"}).get();
+  const auto got = p->bus().fetch("platform.test", "g", 10);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, published.id);
+  EXPECT_EQ(got[0].message.payload, "hello");
+  EXPECT_THROW(p->messages().receive("not-an-agent"), Error);
 
   const auto lines = sink->lines();
   ASSERT_FALSE(lines.empty());
