@@ -145,7 +145,10 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
 
 bool RunProgress::make_ready(TaskRow& row) {
   const auto& d = definition_of(def_, row.task.definition_id);
-  const json ctx = context();
+  // Building the context parses every upstream output: only when it is used.
+  const bool uses_context =
+      !d.when.empty() || !d.for_each.empty() || d.input.find("{{") != std::string::npos;
+  const json ctx = uses_context ? context() : json::object();
   if (d.for_each.empty()) {
     ready_one(row, d, ctx);
     return true;
