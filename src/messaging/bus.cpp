@@ -40,7 +40,7 @@ std::vector<Migration> MessageBus::migrations() {
     return std::string(
                "CREATE TABLE bus_topics (topic TEXT PRIMARY KEY, next_offset BIGINT NOT NULL);"
                "CREATE TABLE bus_messages (topic TEXT NOT NULL, msg_offset BIGINT NOT NULL,"
-               " id TEXT NOT NULL UNIQUE, msg_key TEXT NOT NULL, headers TEXT NOT NULL,"
+               " id TEXT NOT NULL, msg_key TEXT NOT NULL, headers TEXT NOT NULL,"
                " payload ") +
            blob +
            " NOT NULL, published_at BIGINT NOT NULL, PRIMARY KEY (topic, msg_offset));"

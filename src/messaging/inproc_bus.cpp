@@ -44,7 +44,7 @@ std::string from_blob(const Blob& b) {
 }
 
 std::string headers_json(const std::map<std::string, std::string>& headers) {
-  return nlohmann::json(headers).dump();
+  return headers.empty() ? "{}" : nlohmann::json(headers).dump();
 }
 
 std::map<std::string, std::string> parse_headers(const std::string& text) {
@@ -117,10 +117,33 @@ class InprocBus final : public MessageBus {
     }
     if (deliveries.empty()) return;
     db_.write([&](Txn& t) {
-      for (const auto& d : deliveries) {
-        if (t.execute("DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
-                      {d.message.topic, d.group, d.offset}) == 0)
-          throw not_pending(d);  // rolls back the others
+      // Runs of consecutive offsets of one topic and group go in one DELETE.
+      for (std::size_t i = 0; i < deliveries.size();) {
+        const auto& d = deliveries[i];
+        std::size_t j = i + 1;
+        while (j < deliveries.size() && deliveries[j].message.topic == d.message.topic &&
+               deliveries[j].group == d.group &&
+               deliveries[j].offset == d.offset + static_cast<std::int64_t>(j - i))
+          ++j;
+        const auto end = d.offset + static_cast<std::int64_t>(j - i);
+        const auto present = t.query(
+            "SELECT msg_offset FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset >= "
+            "$3 AND msg_offset < $4 ORDER BY msg_offset",
+            {d.message.topic, d.group, d.offset, end});
+        if (present.size() != j - i) {
+          // Name the first that is not pending; throwing rolls back the others.
+          std::size_t k = i;
+          for (const auto& r : present) {
+            if (r[0].as_int() != deliveries[k].offset) break;
+            ++k;
+          }
+          throw not_pending(deliveries[k]);
+        }
+        t.execute(
+            "DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset >= $3 AND "
+            "msg_offset < $4",
+            {d.message.topic, d.group, d.offset, end});
+        i = j;
       }
     });
   }
@@ -300,6 +323,27 @@ class InprocBus final : public MessageBus {
     return rs.empty() ? 0 : rs[0][0].as_int();
   }
 
+  // INSERT INTO bus_messages with `rows` rows of parameters ($1..$7, $8..$14, ...).
+  static const std::string& insert_sql(std::size_t rows) {
+    static const auto all = [] {
+      std::vector<std::string> out(65);
+      for (std::size_t n = 1; n <= 64; ++n) {
+        std::string sql =
+            "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
+            "published_at) VALUES ";
+        for (std::size_t r = 0; r < n; ++r) {
+          sql += r ? ", (" : "(";
+          for (std::size_t c = 1; c <= 7; ++c)
+            sql += (c > 1 ? ", $" : "$") + std::to_string(r * 7 + c);
+          sql += ")";
+        }
+        out[n] = std::move(sql);
+      }
+      return out;
+    }();
+    return all.at(rows);
+  }
+
   // Stores `messages` in order; each topic's offset counter is read and
   // written once per call, whatever the number of messages.
   static std::vector<Published> insert(Txn& t, const std::vector<Message>& messages, Micros at) {
@@ -313,12 +357,21 @@ class InprocBus final : public MessageBus {
         it = next.emplace(m.topic, std::make_pair(rs.empty() ? 0 : rs[0][0].as_int(), !rs.empty()))
                  .first;
       }
-      Published p{new_uuid_v7(), it->second.first++, at};
-      t.execute(
-          "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
-          "published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-          {m.topic, p.offset, p.id, m.key, headers_json(m.headers), to_blob(m.payload), at});
-      out.push_back(std::move(p));
+      out.push_back(Published{new_uuid_v7(), it->second.first++, at});
+    }
+    // Multi-row INSERTs: one statement per chunk instead of one per message.
+    constexpr std::size_t kChunk = 64;
+    std::vector<Value> params;
+    for (std::size_t start = 0; start < messages.size(); start += kChunk) {
+      const std::size_t n = std::min(kChunk, messages.size() - start);
+      params.clear();
+      for (std::size_t i = start; i < start + n; ++i) {
+        const auto& m = messages[i];
+        params.insert(params.end(),
+                      {Value(m.topic), Value(out[i].offset), Value(out[i].id), Value(m.key),
+                       Value(headers_json(m.headers)), Value(to_blob(m.payload)), Value(at)});
+      }
+      t.execute(insert_sql(n), params);
     }
     for (const auto& [topic, state] : next) {
       if (state.second) {
@@ -425,18 +478,35 @@ class InprocBus final : public MessageBus {
       chosen.emplace_back(offset, static_cast<int>(count) + 1);
     }
     std::vector<Delivery> out;
+    if (chosen.empty()) return out;
     out.reserve(chosen.size());
-    for (const auto& [offset, count] : chosen) {
+    // One UPDATE and one read for the whole span of chosen offsets (pending
+    // messages lie within it, so the span is at most the pending bound).
+    const auto first = chosen.front().first, last = chosen.back().first;
+    std::set<std::int64_t> wanted;
+    for (const auto& c : chosen) wanted.insert(c.first);
+    if (wanted.size() == static_cast<std::size_t>(last - first + 1)) {
       t.execute(
-          "UPDATE bus_pending SET delivery_count = $4, visible_at = $5 WHERE topic = $1 AND grp = "
-          "$2 AND msg_offset = $3",
-          {topic, group, offset, count, at + ms(o.visibility_timeout)});
-      auto m = t.query(
-          "SELECT id, msg_key, headers, payload, published_at FROM bus_messages WHERE topic = $1 "
-          "AND msg_offset = $2",
-          {topic, offset});
-      out.push_back(delivery(topic, group, offset, m[0][0].as_text(), m[0][1].as_text(),
-                             m[0][2].as_text(), m[0][3].as_blob(), m[0][4].as_int(), count));
+          "UPDATE bus_pending SET delivery_count = delivery_count + 1, visible_at = $5 "
+          "WHERE topic = $1 AND grp = $2 AND msg_offset >= $3 AND msg_offset <= $4",
+          {topic, group, first, last, at + ms(o.visibility_timeout)});
+    } else {
+      for (const auto& [offset, count] : chosen) {
+        t.execute(
+            "UPDATE bus_pending SET delivery_count = $4, visible_at = $5 WHERE topic = $1 AND "
+            "grp = $2 AND msg_offset = $3",
+            {topic, group, offset, count, at + ms(o.visibility_timeout)});
+      }
+    }
+    std::size_t next = 0;
+    for (const auto& m :
+         t.query("SELECT msg_offset, id, msg_key, headers, payload, published_at FROM bus_messages "
+                 "WHERE topic = $1 AND msg_offset >= $2 AND msg_offset <= $3 ORDER BY msg_offset",
+                 {topic, first, last})) {
+      const auto offset = m[0].as_int();
+      if (!wanted.count(offset)) continue;
+      out.push_back(delivery(topic, group, offset, m[1].as_text(), m[2].as_text(), m[3].as_text(),
+                             m[4].as_blob(), m[5].as_int(), chosen[next++].second));
     }
     return out;
   }
