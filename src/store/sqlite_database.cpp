@@ -106,6 +106,8 @@ class Connection {
   struct Statement {
     sqlite3_stmt* stmt = nullptr;
     std::vector<int> slot;  // slot[k] = sqlite's index of $k+1
+    // Result column names, shared by every ResultSet of the statement.
+    std::shared_ptr<const std::vector<std::string>> columns;
   };
 
   Connection(const SqliteSettings& s, bool reader) {
@@ -196,6 +198,10 @@ class Connection {
       if (static_cast<int>(st.slot.size()) < k) st.slot.resize(k, 0);
       st.slot[k - 1] = i;
     }
+    auto names = std::make_shared<std::vector<std::string>>();
+    for (int i = 0; i < sqlite3_column_count(st.stmt); ++i)
+      names->emplace_back(sqlite3_column_name(st.stmt, i));
+    st.columns = std::move(names);
     return cache_.emplace(std::string(sql), st).first->second;
   }
 
@@ -266,9 +272,14 @@ class SqliteTxn final : public Txn {
 
     const int ncol = sqlite3_column_count(s);
     if (out) {
-      auto cols = std::make_shared<std::vector<std::string>>();
-      for (int i = 0; i < ncol; ++i) cols->emplace_back(sqlite3_column_name(s, i));
-      out->columns = std::move(cols);
+      // SQLite re-prepares a statement after a schema change (a migration
+      // adding a column to a SELECT * table): refresh the names then.
+      if (static_cast<int>(st.columns->size()) != ncol) {
+        auto names = std::make_shared<std::vector<std::string>>();
+        for (int i = 0; i < ncol; ++i) names->emplace_back(sqlite3_column_name(s, i));
+        st.columns = std::move(names);
+      }
+      out->columns = st.columns;
     }
     for (;;) {
       const int rc = sqlite3_step(s);
