@@ -31,7 +31,8 @@ Run run_from(const Row& r) {
   run.output = text_or_empty(r[6]);
   run.error = text_or_empty(r[7]);
   run.idempotency_key = text_or_empty(r[8]);
-  run.labels = nlohmann::json::parse(r[9].as_text()).get<std::map<std::string, std::string>>();
+  if (const auto& labels = r[9].as_text(); labels != "{}")
+    run.labels = nlohmann::json::parse(labels).get<std::map<std::string, std::string>>();
   run.created_at = r[10].as_int();
   run.started_at = r[11].as_optional_int();
   run.finished_at = r[12].as_optional_int();
