@@ -107,6 +107,12 @@ std::vector<DirectMessage> AgentMessages::receive(std::string_view recipient, in
     throw Error(ErrorCode::kInvalidArgument,
                 "recipient: \"" + std::string(recipient.substr(0, 64)) + "\" is not an agent id");
   if (limit < 1 || limit > 1000) throw Error(ErrorCode::kInvalidArgument, "limit: must be 1..1000");
+  try {
+    registry_.get(recipient);  // outside the write: the registry reads the database
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error(ErrorCode::kNotFound, "recipient: agent " + std::string(recipient) + " not found");
+  }
   const Micros at = clock_->now();
   return db_.write([&](Txn& t) {
     std::vector<DirectMessage> out;

@@ -9,6 +9,7 @@
 // nack() makes it visible again, or moves it to bus_dead after the last
 // allowed delivery. Every step is one write closure, so nothing is ever
 // half-done.
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -19,6 +20,7 @@
 
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
+#include "common/utf8.h"
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
 #include "devcycle/uuid.h"
@@ -62,32 +64,32 @@ class InprocBus final : public MessageBus {
   }
 
   ~InprocBus() override {
-    std::vector<std::shared_ptr<Worker>> workers;
+    std::vector<std::shared_ptr<Worker>> live;
     {
-      std::lock_guard lock(mu_);
-      workers.assign(workers_.begin(), workers_.end());
+      std::lock_guard lock(workers_->mu);
+      live.assign(workers_->live.begin(), workers_->live.end());
     }
-    for (auto& w : workers) stop(w);
+    for (auto& w : live) stop(*workers_, w);
+    // A subscription stopped from its own handler finishes on its own thread.
+    std::unique_lock lock(workers_->mu);
+    workers_->done.wait(lock, [&] { return workers_->running == 0; });
   }
 
   std::future<Published> publish(Message message) override {
     check_message(message, options_.max_payload_bytes, "message");
     const Micros at = options_.clock->now();
-    auto future = db_.submit([message = std::move(message), at](Txn& t) {
-      return insert(t, std::vector<Message>{message}, at).front();
-    });
-    wake_all();
-    return future;
+    std::vector<Message> one;
+    one.push_back(std::move(message));
+    return submit_insert<Published>(
+        std::move(one), at, [](std::vector<Published>&& p) { return std::move(p.front()); });
   }
 
   std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
     for (std::size_t i = 0; i < messages.size(); ++i)
       check_message(messages[i], options_.max_payload_bytes, "messages[" + std::to_string(i) + "]");
     const Micros at = options_.clock->now();
-    auto future = db_.submit(
-        [messages = std::move(messages), at](Txn& t) { return insert(t, messages, at); });
-    wake_all();
-    return future;
+    return submit_insert<std::vector<Published>>(
+        std::move(messages), at, [](std::vector<Published>&& p) { return std::move(p); });
   }
 
   std::vector<Delivery> fetch(const std::string& topic, const std::string& group, int max,
@@ -103,11 +105,7 @@ class InprocBus final : public MessageBus {
   void ack(const Delivery& d) override {
     check_topic(d.message.topic, "delivery.message.topic");
     check_group(d.group, "delivery.group");
-    const auto removed = db_.write([&](Txn& t) {
-      return t.execute("DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
-                       {d.message.topic, d.group, d.offset});
-    });
-    if (removed == 0) throw not_pending(d);
+    ack(std::vector<Delivery>{d});
   }
 
   void ack(const std::vector<Delivery>& deliveries) override {
@@ -126,19 +124,21 @@ class InprocBus final : public MessageBus {
                deliveries[j].offset == d.offset + static_cast<std::int64_t>(j - i))
           ++j;
         const auto end = d.offset + static_cast<std::int64_t>(j - i);
+        // The delivery count is the delivery's token: an acknowledgement of
+        // an older delivery (whose visibility timeout passed and which was
+        // handed out again) does not count. Throwing rolls back the others.
         const auto present = t.query(
-            "SELECT msg_offset FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset >= "
-            "$3 AND msg_offset < $4 ORDER BY msg_offset",
+            "SELECT msg_offset, delivery_count FROM bus_pending WHERE topic = $1 AND grp = $2 "
+            "AND msg_offset >= $3 AND msg_offset < $4 ORDER BY msg_offset",
             {d.message.topic, d.group, d.offset, end});
-        if (present.size() != j - i) {
-          // Name the first that is not pending; throwing rolls back the others.
-          std::size_t k = i;
-          for (const auto& r : present) {
-            if (r[0].as_int() != deliveries[k].offset) break;
-            ++k;
-          }
-          throw not_pending(deliveries[k]);
+        std::size_t k = i;
+        for (const auto& r : present) {
+          if (k == j || r[0].as_int() != deliveries[k].offset ||
+              r[1].as_int() != deliveries[k].delivery_count)
+            break;
+          ++k;
         }
+        if (k != j) throw not_pending(deliveries[k]);
         t.execute(
             "DELETE FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset >= $3 AND "
             "msg_offset < $4",
@@ -152,13 +152,13 @@ class InprocBus final : public MessageBus {
     check_topic(d.message.topic, "delivery.message.topic");
     check_group(d.group, "delivery.group");
     check_consume(options);
-    const std::string why = reason.empty() ? "refused" : reason.substr(0, 4096);
+    const std::string why = reason.empty() ? "refused" : clean_reason(reason);
     const Micros at = options_.clock->now();
     const bool found = db_.write([&](Txn& t) {
       auto rs = t.query(
           "SELECT delivery_count FROM bus_pending WHERE topic = $1 AND grp = $2 AND msg_offset = "
-          "$3",
-          {d.message.topic, d.group, d.offset});
+          "$3 AND delivery_count = $4",
+          {d.message.topic, d.group, d.offset, d.delivery_count});
       if (rs.empty()) return false;
       const auto count = rs[0][0].as_int();
       if (count >= options.max_deliveries) {
@@ -172,7 +172,7 @@ class InprocBus final : public MessageBus {
       return true;
     });
     if (!found) throw not_pending(d);
-    wake_all();
+    workers_->wake_all();
   }
 
   Subscription subscribe(const std::string& topic, const std::string& group, MessageHandler handler,
@@ -186,13 +186,22 @@ class InprocBus final : public MessageBus {
     if (options.poll_interval.count() <= 0)
       throw Error(ErrorCode::kInvalidArgument, "poll_interval: must be positive");
     auto worker = std::make_shared<Worker>();
+    auto workers = workers_;
     {
-      std::lock_guard lock(mu_);
-      workers_.insert(worker);
+      std::lock_guard lock(workers->mu);
+      workers->live.insert(worker);
+      ++workers->running;
     }
-    worker->thread = std::thread([this, worker, topic, group, handler = std::move(handler),
-                                  options] { consume(*worker, topic, group, handler, options); });
-    return Subscription([this, worker] { stop(worker); });
+    std::lock_guard lock(worker->mu);  // the thread is owned before it can stop itself
+    worker->thread =
+        std::thread([this, workers, worker, topic, group, handler = std::move(handler), options] {
+          consume(*worker, topic, group, handler, options);
+          std::lock_guard done_lock(workers->mu);
+          --workers->running;
+          workers->done.notify_all();
+        });
+    // The Subscription may outlive the bus: it holds only shared state.
+    return Subscription([workers, worker] { stop(*workers, worker); });
   }
 
   std::vector<DeadLetter> dead_letters(const std::string& topic, const std::string& group,
@@ -232,10 +241,14 @@ class InprocBus final : public MessageBus {
             ErrorCode::kInvalidArgument,
             "ids[" + std::to_string(i) + "]: \"" + ids[i].substr(0, 64) + "\" is not a message id");
     }
+    std::vector<std::string> unique;
+    for (const auto& id : ids) {
+      if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);
+    }
     const Micros at = options_.clock->now();
     const int moved = db_.write([&](Txn& t) {
       std::vector<Row> rows;
-      if (ids.empty()) {
+      if (unique.empty()) {
         rows = t.query(
                     "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON "
                     "m.topic = d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND "
@@ -243,7 +256,7 @@ class InprocBus final : public MessageBus {
                     {topic, group})
                    .rows;
       } else {
-        for (const auto& id : ids) {
+        for (const auto& id : unique) {
           auto rs = t.query(
               "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON m.topic = "
               "d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND d.grp = $2 AND "
@@ -260,12 +273,12 @@ class InprocBus final : public MessageBus {
                   {topic, group, r[0].as_int()});
         t.execute(
             "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, "
-            "visible_at, reason) VALUES ($1, $2, $3, $4, 0, $5, NULL)",
+            "visible_at, reason) VALUES ($1, $2, $3, $4, 0, $5, NULL) ON CONFLICT DO NOTHING",
             {topic, group, r[0].as_int(), r[1].as_text(), at});
       }
       return static_cast<int>(rows.size());
     });
-    if (moved > 0) wake_all();
+    if (moved > 0) workers_->wake_all();
     return moved;
   }
 
@@ -273,8 +286,15 @@ class InprocBus final : public MessageBus {
     check_topic(topic, "topic");
     check_group(group, "group");
     if (offset < 0) throw Error(ErrorCode::kInvalidArgument, "offset: must not be negative");
-    db_.write([&](Txn& t) { set_position(t, topic, group, offset); });
-    wake_all();
+    db_.write([&](Txn& t) {
+      if (const auto end = next_offset(t, topic); offset > end) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "offset: " + std::to_string(offset) + " is beyond the end of topic " + topic +
+                        " (its next offset is " + std::to_string(end) + ")");
+      }
+      set_position(t, topic, group, offset);
+    });
+    workers_->wake_all();
   }
 
   void seek_to_time(const std::string& topic, const std::string& group, Micros at) override {
@@ -292,17 +312,77 @@ class InprocBus final : public MessageBus {
       }
       set_position(t, topic, group, offset);
     });
-    wake_all();
+    workers_->wake_all();
   }
 
  private:
   struct Worker {
-    std::thread thread;
+    std::thread thread;  // moved out, under mu, by whoever stops it
     std::mutex mu;
     std::condition_variable cv;
     bool stopping = false;
     bool woken = false;
   };
+  // The subscriptions' shared state: also held by Subscriptions and commit
+  // callbacks, which may outlive the bus.
+  struct Workers {
+    std::mutex mu;
+    std::condition_variable done;
+    std::set<std::shared_ptr<Worker>> live;
+    int running = 0;  // threads that have not finished
+
+    void wake_all() {
+      std::lock_guard lock(mu);
+      for (const auto& w : live) {
+        {
+          std::lock_guard wl(w->mu);
+          w->woken = true;
+        }
+        w->cv.notify_one();
+      }
+    }
+  };
+
+  // Stores messages and wakes the subscriptions once they are committed;
+  // the future holds pick(the published list).
+  template <class R, class Pick>
+  std::future<R> submit_insert(std::vector<Message> messages, Micros at, Pick pick) {
+    auto promise = std::make_shared<std::promise<R>>();
+    auto future = promise->get_future();
+    auto result = std::make_shared<std::vector<Published>>();
+    db_.submit(
+        [messages = std::move(messages), at, result](Txn& t) { *result = insert(t, messages, at); },
+        [promise, result, pick, workers = workers_](std::exception_ptr e) {
+          if (e) {
+            promise->set_exception(e);
+            return;
+          }
+          promise->set_value(pick(std::move(*result)));
+          workers->wake_all();
+        });
+    return future;
+  }
+
+  // Refusal reasons end up in TEXT columns: well-formed UTF-8 without NUL,
+  // at most 4 KiB, cut on a character boundary.
+  static std::string clean_reason(std::string_view reason) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < reason.size() && out.size() < 4096) {
+      const auto c = static_cast<unsigned char>(reason[i]);
+      const std::size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+      const auto seq = reason.substr(i, len);
+      if (c == 0 || seq.size() != len || !valid_utf8(seq)) {
+        out += '?';
+        ++i;
+        continue;
+      }
+      if (out.size() + len > 4096) break;
+      out += seq;
+      i += len;
+    }
+    return out;
+  }
 
   static Error not_pending(const Delivery& d) {
     return Error(ErrorCode::kNotFound,
@@ -312,8 +392,9 @@ class InprocBus final : public MessageBus {
   }
 
   static void check_consume(const ConsumeOptions& o) {
-    if (o.visibility_timeout.count() <= 0)
-      throw Error(ErrorCode::kInvalidArgument, "visibility_timeout: must be positive");
+    if (o.visibility_timeout.count() <= 0 || o.visibility_timeout > std::chrono::hours(24 * 30))
+      throw Error(ErrorCode::kInvalidArgument,
+                  "visibility_timeout: must be positive and at most 30 days");
     if (o.max_deliveries < 1 || o.max_deliveries > 1000)
       throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
   }
@@ -399,7 +480,9 @@ class InprocBus final : public MessageBus {
               {topic, group, offset});
     t.execute(
         "INSERT INTO bus_dead (topic, grp, msg_offset, delivery_count, reason, dead_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (topic, grp, msg_offset) DO UPDATE SET "
+        "delivery_count = excluded.delivery_count, reason = excluded.reason, "
+        "dead_at = excluded.dead_at",
         {topic, group, offset, count, reason, at});
   }
 
@@ -487,41 +570,55 @@ class InprocBus final : public MessageBus {
     for (const auto& c : chosen) wanted.insert(c.first);
     if (wanted.size() == static_cast<std::size_t>(last - first + 1)) {
       t.execute(
-          "UPDATE bus_pending SET delivery_count = delivery_count + 1, visible_at = $5 "
-          "WHERE topic = $1 AND grp = $2 AND msg_offset >= $3 AND msg_offset <= $4",
+          "UPDATE bus_pending SET delivery_count = delivery_count + 1, visible_at = $5, "
+          "reason = NULL WHERE topic = $1 AND grp = $2 AND msg_offset >= $3 AND msg_offset <= $4",
           {topic, group, first, last, at + ms(o.visibility_timeout)});
     } else {
       for (const auto& [offset, count] : chosen) {
         t.execute(
-            "UPDATE bus_pending SET delivery_count = $4, visible_at = $5 WHERE topic = $1 AND "
-            "grp = $2 AND msg_offset = $3",
+            "UPDATE bus_pending SET delivery_count = $4, visible_at = $5, reason = NULL WHERE "
+            "topic = $1 AND grp = $2 AND msg_offset = $3",
             {topic, group, offset, count, at + ms(o.visibility_timeout)});
       }
     }
-    std::size_t next = 0;
-    for (const auto& m :
-         t.query("SELECT msg_offset, id, msg_key, headers, payload, published_at FROM bus_messages "
-                 "WHERE topic = $1 AND msg_offset >= $2 AND msg_offset <= $3 ORDER BY msg_offset",
-                 {topic, first, last})) {
-      const auto offset = m[0].as_int();
-      if (!wanted.count(offset)) continue;
-      out.push_back(delivery(topic, group, offset, m[1].as_text(), m[2].as_text(), m[3].as_text(),
-                             m[4].as_blob(), m[5].as_int(), chosen[next++].second));
+    constexpr std::string_view kRead =
+        "SELECT msg_offset, id, msg_key, headers, payload, published_at FROM bus_messages ";
+    auto add = [&](const Row& m, int count) {
+      out.push_back(delivery(topic, group, m[0].as_int(), m[1].as_text(), m[2].as_text(),
+                             m[3].as_text(), m[4].as_blob(), m[5].as_int(), count));
+    };
+    if (wanted.size() == static_cast<std::size_t>(last - first + 1)) {
+      std::size_t next = 0;
+      for (const auto& m : t.query(std::string(kRead) +
+                                       "WHERE topic = $1 AND msg_offset >= $2 AND msg_offset <= $3 "
+                                       "ORDER BY msg_offset",
+                                   {topic, first, last}))
+        add(m, chosen[next++].second);
+    } else {
+      // Scattered offsets (a replay, a redrive, keys held back): one read each,
+      // never a scan of everything in between.
+      for (const auto& [offset, count] : chosen) {
+        const auto m =
+            t.query(std::string(kRead) + "WHERE topic = $1 AND msg_offset = $2", {topic, offset});
+        add(m[0], count);
+      }
     }
     return out;
   }
 
+  // A subscription's thread. Nothing may escape it: every failure either
+  // leaves a message pending (its visibility timeout decides) or is retried.
   void consume(Worker& w, const std::string& topic, const std::string& group,
                const MessageHandler& handler, const SubscribeOptions& o) {
-    while (true) {
-      {
-        std::lock_guard lock(w.mu);
-        if (w.stopping) return;
-      }
+    auto stopping = [&] {
+      std::lock_guard lock(w.mu);
+      return w.stopping;
+    };
+    while (!stopping()) {
       std::vector<Delivery> batch;
       try {
         batch = fetch(topic, group, o.batch, o.consume);
-      } catch (const Error&) {
+      } catch (...) {
         // The database may be briefly unavailable; look again after a pause.
       }
       // Acknowledgements go out together after the batch (or before a stop):
@@ -530,24 +627,22 @@ class InprocBus final : public MessageBus {
       auto flush_acks = [&] {
         try {
           ack(acked);
-        } catch (const Error&) {
+        } catch (...) {
           // Some were no longer pending (their timeout passed): ack the rest.
           for (const auto& d : acked) {
             try {
               ack(d);
-            } catch (const Error&) {
+            } catch (...) {
             }
           }
         }
         acked.clear();
       };
+      bool stopped = false;
       for (const auto& d : batch) {
-        {
-          std::lock_guard lock(w.mu);
-          if (w.stopping) {
-            flush_acks();
-            return;  // the rest become visible again after the timeout
-          }
+        if (stopping()) {
+          stopped = true;  // the rest become visible again after the timeout
+          break;
         }
         Ack verdict = Ack::kNack;
         std::string reason = "refused by the handler";
@@ -564,12 +659,13 @@ class InprocBus final : public MessageBus {
         }
         try {
           nack(d, reason, o.consume);
-        } catch (const Error&) {
+        } catch (...) {
           // Not pending any more, or the database failed: the visibility
           // timeout decides what happens next.
         }
       }
       flush_acks();
+      if (stopped) return;
       if (batch.empty()) {
         std::unique_lock lock(w.mu);
         w.cv.wait_for(lock, o.poll_interval, [&] { return w.stopping || w.woken; });
@@ -578,38 +674,31 @@ class InprocBus final : public MessageBus {
     }
   }
 
-  void wake_all() {
-    std::lock_guard lock(mu_);
-    for (const auto& w : workers_) {
-      {
-        std::lock_guard wl(w->mu);
-        w->woken = true;
-      }
-      w->cv.notify_one();
-    }
-  }
-
-  void stop(const std::shared_ptr<Worker>& w) {
+  // Stops a subscription; safe from any thread, any number of times, and
+  // from the subscription's own handler (its thread then finishes alone and
+  // the bus's destructor waits for it).
+  static void stop(Workers& workers, const std::shared_ptr<Worker>& w) {
+    std::thread thread;
     {
       std::lock_guard lock(w->mu);
       w->stopping = true;
+      thread = std::move(w->thread);
     }
     w->cv.notify_one();
-    if (w->thread.joinable()) {
-      if (w->thread.get_id() == std::this_thread::get_id()) {
-        w->thread.detach();  // a handler cancelled its own subscription
+    if (thread.joinable()) {
+      if (thread.get_id() == std::this_thread::get_id()) {
+        thread.detach();
       } else {
-        w->thread.join();
+        thread.join();
       }
     }
-    std::lock_guard lock(mu_);
-    workers_.erase(w);
+    std::lock_guard lock(workers.mu);
+    workers.live.erase(w);
   }
 
   Database& db_;
   BusOptions options_;
-  std::mutex mu_;
-  std::set<std::shared_ptr<Worker>> workers_;
+  std::shared_ptr<Workers> workers_ = std::make_shared<Workers>();
 };
 
 }  // namespace

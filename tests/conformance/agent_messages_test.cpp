@@ -96,6 +96,7 @@ TEST_P(AgentMessagesTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
   EXPECT_DEVCYCLE_ERROR(messages_->send(coder_, tester_, "t", std::string(1024 * 1024 + 1, ' ')),
                         ErrorCode::kInvalidArgument, "payload");
   EXPECT_DEVCYCLE_ERROR(messages_->receive(tester_, 0), ErrorCode::kInvalidArgument, "limit");
+  EXPECT_DEVCYCLE_ERROR(messages_->receive(nobody), ErrorCode::kNotFound, "recipient: agent");
   EXPECT_EQ(testing::table_snapshot(*db_, {"messages"}), before);
 
   const auto m = messages_->send(coder_, tester_, "t", "{}");

@@ -155,6 +155,89 @@ TEST_P(MessageBusTest, ExpiredLastDeliveryIsDeadLetteredWithTheReason) {
   EXPECT_NE(dead[0].reason.find("visibility timeout"), std::string::npos) << dead[0].reason;
 }
 
+TEST_P(MessageBusTest, AStaleDeliveryCannotAckOrRefuseItsSuccessor) {
+  publish("t", "x");
+  const auto first = bus_->fetch("t", "g", 10, consume());
+  clock_->advance(11s);
+  const auto second = bus_->fetch("t", "g", 10, consume());
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(first[0]), ErrorCode::kNotFound, "not pending");
+  EXPECT_DEVCYCLE_ERROR(bus_->nack(first[0], "late", consume()), ErrorCode::kNotFound,
+                        "not pending");
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty()) << "still in flight";
+  bus_->ack(second[0]);
+}
+
+TEST_P(MessageBusTest, ARefusalThenATimeoutIsDeadLetteredForTheTimeout) {
+  publish("t", "x");
+  bus_->nack(bus_->fetch("t", "g", 10, consume(2))[0], "first refusal", consume(2));
+  ASSERT_EQ(bus_->fetch("t", "g", 10, consume(2)).size(), 1u);
+  clock_->advance(11s);
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume(2)).empty());
+  const auto dead = bus_->dead_letters("t", "g");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_NE(dead[0].reason.find("visibility timeout"), std::string::npos) << dead[0].reason;
+}
+
+TEST_P(MessageBusTest, ReplayingOverADeadLetterAndFailingAgainUpdatesIt) {
+  const auto p = publish("t", "poison");
+  bus_->nack(bus_->fetch("t", "g", 10, consume(1))[0], "bad once", consume(1));
+  ASSERT_EQ(bus_->dead_letters("t", "g").size(), 1u);
+  bus_->seek("t", "g", 0);
+  const auto again = bus_->fetch("t", "g", 10, consume(1));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, p.id);
+  bus_->nack(again[0], "bad twice", consume(1));
+  const auto dead = bus_->dead_letters("t", "g");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].reason, "bad twice");
+  // Redriving what is also pending again (a replay) does not duplicate it.
+  bus_->seek("t", "g", 0);
+  ASSERT_EQ(bus_->fetch("t", "g", 10, consume(5)).size(), 1u);
+  EXPECT_EQ(bus_->redrive("t", "g", {p.id, p.id}), 1);
+  EXPECT_TRUE(bus_->dead_letters("t", "g").empty());
+}
+
+TEST_P(MessageBusTest, SeekingBeyondTheEndIsRefused) {
+  publish("t", "a");
+  EXPECT_DEVCYCLE_ERROR(bus_->seek("t", "g", 2), ErrorCode::kInvalidArgument,
+                        "beyond the end of topic t (its next offset is 1)");
+  bus_->seek("t", "g", 1);  // the end itself: only new messages
+  publish("t", "b");
+  EXPECT_EQ(payloads(bus_->fetch("t", "g", 10, consume())), (std::vector<std::string>{"b"}));
+}
+
+TEST_P(MessageBusTest, ASubscriptionMayStopItselfAndOutliveTheBus) {
+  std::mutex mu;
+  Subscription self;
+  std::atomic<bool> ready{false}, handled{false};
+  SubscribeOptions o;
+  o.poll_interval = 5ms;
+  {
+    std::lock_guard lock(mu);
+    self = bus_->subscribe(
+        "t", "g",
+        [&](const Delivery&) {
+          while (!ready) std::this_thread::sleep_for(1ms);
+          {
+            std::lock_guard l(mu);
+            self.reset();  // from its own handler
+          }
+          handled = true;
+          return Ack::kAck;
+        },
+        o);
+  }
+  ready = true;
+  auto other = bus_->subscribe(
+      "t", "h", [](const Delivery&) { return Ack::kAck; }, o);
+  publish("t", "x");
+  for (int i = 0; i < 500 && !handled; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(handled.load());
+  bus_.reset();   // waits for the self-stopped thread
+  other.reset();  // after the bus is gone: nothing to stop, nothing to touch
+}
+
 TEST_P(MessageBusTest, MessagesOfOneKeyWaitForTheEarlierOne) {
   publish("t", "k1-first", "k1");
   publish("t", "k1-second", "k1");
