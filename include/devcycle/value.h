@@ -20,6 +20,9 @@ namespace devcycle {
 
 struct Blob {
   std::vector<std::byte> bytes;
+  // From and to a std::string used as a byte buffer (any bytes, NUL included).
+  static Blob of(std::string_view data);
+  std::string str() const;
   bool operator==(const Blob&) const = default;
 };
 

@@ -143,16 +143,6 @@ std::optional<std::string> open_box(const std::string& master, const std::string
   return plain;
 }
 
-std::string to_blob_text(const Blob& b) {
-  return std::string(reinterpret_cast<const char*>(b.bytes.data()), b.bytes.size());
-}
-Blob to_blob(const std::string& s) {
-  Blob b;
-  b.bytes.resize(s.size());
-  std::memcpy(b.bytes.data(), s.data(), s.size());
-  return b;
-}
-
 std::int64_t seconds(Micros t) { return t / 1'000'000; }
 
 }  // namespace
@@ -230,14 +220,14 @@ struct TokenService::Impl {
       k->kid = r[0].as_text();
       k->algorithm =
           r[1].as_text() == "HS256" ? SigningAlgorithm::kHS256 : SigningAlgorithm::kEdDSA;
-      const auto secret = open_box(master, to_blob_text(r[2].as_blob()));
+      const auto secret = open_box(master, r[2].as_blob().str());
       if (!secret) {
         throw Error(ErrorCode::kInvalidArgument,
                     "master key: it does not decrypt signing key " + k->kid +
                         " (a wrong key, or the database of another cluster)");
       }
       k->secret = *secret;
-      if (!r[3].is_null()) k->public_key = to_blob_text(r[3].as_blob());
+      if (!r[3].is_null()) k->public_key = r[3].as_blob().str();
       k->active = r[4].as_bool();
       k->created_at = r[5].as_int();
       k->retired_at = r[6].as_optional_int();
@@ -274,8 +264,8 @@ struct TokenService::Impl {
         "INSERT INTO signing_keys (kid, algorithm, secret, public_key, active, created_at, "
         "retired_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, NULL)",
-        {k.kid, std::string(to_string(k.algorithm)), to_blob(seal(master, k.secret)),
-         k.public_key.empty() ? Value() : Value(to_blob(k.public_key)), 1, k.created_at});
+        {k.kid, std::string(to_string(k.algorithm)), Blob::of(seal(master, k.secret)),
+         k.public_key.empty() ? Value() : Value(Blob::of(k.public_key)), 1, k.created_at});
   }
 
   KeyPtr signer() const {

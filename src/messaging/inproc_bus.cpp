@@ -34,17 +34,6 @@ namespace {
 // beyond it, which bounds the work of one fetch.
 constexpr int kMaxPending = 10'000;
 
-Blob to_blob(const std::string& s) {
-  Blob b;
-  b.bytes.resize(s.size());
-  std::memcpy(b.bytes.data(), s.data(), s.size());
-  return b;
-}
-
-std::string from_blob(const Blob& b) {
-  return std::string(reinterpret_cast<const char*>(b.bytes.data()), b.bytes.size());
-}
-
 std::string headers_json(const std::map<std::string, std::string>& headers) {
   return headers.empty() ? "{}" : nlohmann::json(headers).dump();
 }
@@ -450,7 +439,7 @@ class InprocBus final : public MessageBus {
         const auto& m = messages[i];
         params.insert(params.end(),
                       {Value(m.topic), Value(out[i].offset), Value(out[i].id), Value(m.key),
-                       Value(headers_json(m.headers)), Value(to_blob(m.payload)), Value(at)});
+                       Value(headers_json(m.headers)), Value(Blob::of(m.payload)), Value(at)});
       }
       t.execute(insert_sql(n), params);
     }
@@ -496,7 +485,7 @@ class InprocBus final : public MessageBus {
     d.message.topic = topic;
     d.message.key = std::move(key);
     d.message.headers = parse_headers(headers);
-    d.message.payload = from_blob(payload);
+    d.message.payload = payload.str();
     d.delivery_count = count;
     d.published_at = published_at;
     return d;

@@ -1,8 +1,21 @@
 #include "devcycle/value.h"
 
+#include <cstring>
+
 #include "devcycle/error.h"
 
 namespace devcycle {
+
+Blob Blob::of(std::string_view data) {
+  Blob b;
+  b.bytes.resize(data.size());
+  if (!data.empty()) std::memcpy(b.bytes.data(), data.data(), data.size());
+  return b;
+}
+
+std::string Blob::str() const {
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
 namespace {
 
 [[noreturn]] void wrong_type(Value::Type want, Value::Type have) {

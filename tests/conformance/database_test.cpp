@@ -77,6 +77,8 @@ TEST_P(DatabaseTest, ValuesRoundTripEveryPortableType) {
   EXPECT_DOUBLE_EQ(row["d"].as_double(), 2.5);
   EXPECT_EQ(row["s"].as_text(), "naïve \"json\"\n");
   EXPECT_EQ(row["b"].as_blob(), (Blob{{std::byte{0}, std::byte{255}, std::byte{7}}}));
+  EXPECT_EQ(row["b"].as_blob().str(), std::string("\0\xff\x07", 3));
+  EXPECT_EQ(Blob::of(std::string("\0\xff\x07", 3)), row["b"].as_blob());
   EXPECT_TRUE(row["z"].is_null());
   EXPECT_DEVCYCLE_ERROR(row["nope"], ErrorCode::kInternal, "nope");
   EXPECT_DEVCYCLE_ERROR(row["s"].as_int(), ErrorCode::kInternal, "text");
