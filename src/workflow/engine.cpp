@@ -570,6 +570,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
         events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                           c.attempt, "succeeded", "", at, ""});
+        // A fan-out element whose siblings are still open changes nothing
+        // else in the run: its group finishes with the last of them. Only
+        // then is the whole run looked at again.
+        if (const auto bracket = c.task_key.find('[');
+            bracket != std::string::npos &&
+            store.open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)) > 0) {
+          return true;
+        }
         const auto first_new = events.size();
         const auto rows = advance(t, store, c.run_id, at, events);
         next = claim_successor(t, store, c, first_new, at, rows, events);

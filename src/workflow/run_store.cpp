@@ -295,6 +295,19 @@ void RunStore::update_task(const TaskRow& row) {
        null_if_empty(row.lease_owner)});
 }
 
+std::int64_t RunStore::open_elements(std::string_view run_id, std::string_view definition_id) {
+  // Elements are keyed "<definition>[<index>]": a range of the (run_id,
+  // task_key) index, with no index of its own to maintain on every change.
+  const std::string from = std::string(definition_id) + "[";
+  const std::string to = std::string(definition_id) + "\\";  // the character after '['
+  return t_
+      .query(
+          "SELECT COUNT(*) FROM tasks WHERE run_id = $1 AND task_key > $2 AND task_key < $3 AND "
+          "status IN ('pending', 'ready', 'running')",
+          {run_id, from, to})[0][0]
+      .as_int();
+}
+
 bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                               Micros now, std::string_view output) {
   return t_.execute(

@@ -61,6 +61,8 @@ class RunStore {
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now);
 
+  // Fan-out elements of `definition_id` in the run not finished yet.
+  std::int64_t open_elements(std::string_view run_id, std::string_view definition_id);
   // The fenced success: records `output` when this attempt still holds a
   // valid lease, in one statement; false when it does not.
   bool succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
