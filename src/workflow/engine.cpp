@@ -264,6 +264,19 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return progress.take_rows();
   }
 
+  // advance() after a success, reading only the rows concerned when it can.
+  std::vector<TaskRow> advance_after_success(Txn& t, RunStore& store, const Claim& c, Micros at,
+                                             std::vector<EngineEvent>& events) {
+    if (c.task_key.find('[') == std::string::npos) {
+      auto run = store.find_run(c.run_id);
+      if (!run || is_terminal(run->status)) return {};
+      const auto def = definition(t, c.workflow_id);
+      RunProgress progress(store, *def, *run, at, events);
+      if (progress.advance_after_success(c.task_key)) return progress.take_rows();
+    }
+    return advance(t, store, c.run_id, at, events);
+  }
+
   // A failed or expired attempt: retry after backoff, or fail for good.
   void fail_attempt(Txn& t, RunStore& store, TaskRow& row, const std::string& attempt_status,
                     const std::string& error, bool retryable, Micros at,
@@ -579,7 +592,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return true;
         }
         const auto first_new = events.size();
-        const auto rows = advance(t, store, c.run_id, at, events);
+        auto rows = advance_after_success(t, store, c, at, events);
         next = claim_successor(t, store, c, first_new, at, rows, events);
         return true;
       }

@@ -1,5 +1,6 @@
 #include "workflow/run_progress.h"
 
+#include <algorithm>
 #include <set>
 
 #include "common/json_schema_internal.h"
@@ -282,6 +283,47 @@ void RunProgress::advance() {
   store_.update_run(run_);
   events_.push_back(
       {EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_, ""});
+}
+
+bool RunProgress::advance_after_success(const std::string& done_key) {
+  if (is_terminal(run_.status)) return true;
+  std::vector<const TaskDefinition*> dependents;
+  for (const auto& d : def_.tasks) {
+    if (std::find(d.depends_on.begin(), d.depends_on.end(), done_key) == d.depends_on.end())
+      continue;
+    if (!d.when.empty() || !d.for_each.empty() || d.input.find("{{") != std::string::npos)
+      return false;  // needs the context of the whole run
+    dependents.push_back(&d);
+  }
+  if (dependents.empty()) {
+    // A leaf: the run finishes only when nothing else is open.
+    return store_.open_tasks(run_.id) > 0;
+  }
+  std::vector<std::string> keys;
+  for (const auto* d : dependents) {
+    keys.push_back(d->id);
+    keys.insert(keys.end(), d->depends_on.begin(), d->depends_on.end());
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  rows_ = store_.tasks_by_keys(run_.id, keys);
+  auto find = [&](const std::string& key) -> TaskRow* {
+    for (auto& r : rows_) {
+      if (!r.task.index && r.task.key == key) return &r;
+    }
+    return nullptr;
+  };
+  for (const auto* d : dependents) {
+    TaskRow* row = find(d->id);
+    if (!row || row->task.status != TaskStatus::kPending) continue;
+    bool ready = true;
+    for (const auto& dep : d->depends_on) {
+      const TaskRow* r = find(dep);
+      ready = ready && r && done_ok(r->task.status);
+    }
+    if (ready) ready_one(*row, *d, json::object());
+  }
+  return true;
 }
 
 void RunProgress::finish_run(RunStatus status, const std::string& error) {

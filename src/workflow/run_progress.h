@@ -23,6 +23,12 @@ class RunProgress {
   // Readies what can run, finishes groups and the run. Call after any task
   // reached a terminal state.
   void advance();
+  // After the definition-level task `done_key` succeeded: readies what that
+  // can ready, reading only the rows concerned. Returns false, having
+  // changed nothing, when the full advance() is needed instead: a dependent
+  // whose input, condition or fan-out needs the run's context, or no
+  // dependents and no other open task (the run may be finishing).
+  bool advance_after_success(const std::string& done_key);
   // Ends the run with `status`; every open task is cancelled.
   void finish_run(RunStatus status, const std::string& error);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "devcycle/error.h"
 
@@ -68,13 +69,17 @@ TaskRow task_from(const Row& r) {
   return row;
 }
 
-std::vector<TaskRow> tasks(Txn& t, const std::string& where, std::initializer_list<Value> params) {
+std::vector<TaskRow> tasks(Txn& t, const std::string& where, std::span<const Value> params) {
   std::vector<TaskRow> out;
   for (const auto& r :
        t.query("SELECT " + std::string(kTaskColumns) + " FROM tasks " + where, params)) {
     out.push_back(task_from(r));
   }
   return out;
+}
+
+std::vector<TaskRow> tasks(Txn& t, const std::string& where, std::initializer_list<Value> params) {
+  return tasks(t, where, std::span<const Value>(params.begin(), params.size()));
 }
 
 }  // namespace
@@ -295,6 +300,15 @@ void RunStore::update_task(const TaskRow& row) {
        null_if_empty(row.lease_owner)});
 }
 
+std::int64_t RunStore::open_tasks(std::string_view run_id) {
+  return t_
+      .query(
+          "SELECT COUNT(*) FROM tasks WHERE run_id = $1 AND "
+          "status IN ('pending', 'ready', 'running')",
+          {run_id})[0][0]
+      .as_int();
+}
+
 std::int64_t RunStore::open_elements(std::string_view run_id, std::string_view definition_id) {
   // Elements are keyed "<definition>[<index>]": a range of the (run_id,
   // task_key) index, with no index of its own to maintain on every change.
@@ -322,6 +336,22 @@ std::optional<TaskRow> RunStore::find_task(std::string_view id) {
   auto found = tasks(t_, "WHERE id = $1", {id});
   if (found.empty()) return std::nullopt;
   return std::move(found.front());
+}
+
+std::vector<TaskRow> RunStore::tasks_by_keys(std::string_view run_id,
+                                             const std::vector<std::string>& keys) {
+  if (keys.empty()) return {};
+  std::string where = "WHERE run_id = $1 AND task_key IN (";
+  std::vector<Value> params{Value(run_id)};
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    where += (i ? ", $" : "$") + std::to_string(i + 2);
+    params.emplace_back(keys[i]);
+  }
+  where += ")";
+  auto rows = tasks(t_, where, params);
+  std::sort(rows.begin(), rows.end(),
+            [](const TaskRow& a, const TaskRow& b) { return a.task.id < b.task.id; });
+  return rows;
 }
 
 std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {

@@ -47,6 +47,8 @@ class RunStore {
   void update_task(const TaskRow& row);
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
+  // The tasks of a run with these keys (elements excluded unless named).
+  std::vector<TaskRow> tasks_by_keys(std::string_view run_id, const std::vector<std::string>& keys);
   // Ready tasks that may start at `now`, best first by priority with aging.
   std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit);
   std::vector<TaskRow> expired_leases(Micros now);
@@ -61,6 +63,8 @@ class RunStore {
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now);
 
+  // Tasks of the run not finished yet (groups and elements included).
+  std::int64_t open_tasks(std::string_view run_id);
   // Fan-out elements of `definition_id` in the run not finished yet.
   std::int64_t open_elements(std::string_view run_id, std::string_view definition_id);
   // The fenced success: records `output` when this attempt still holds a
