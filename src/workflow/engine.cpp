@@ -268,10 +268,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::vector<TaskRow> advance_after_success(Txn& t, RunStore& store, const Claim& c, Micros at,
                                              std::vector<EngineEvent>& events) {
     if (c.task_key.find('[') == std::string::npos) {
-      auto run = store.find_run(c.run_id);
-      if (!run || is_terminal(run->status)) return {};
+      // The fence just held, so the run is still running: a finished run
+      // has cancelled its tasks and their leases. No need to read it.
+      // (A paused state, when runs get one, must be checked here.)
+      Run run;
+      run.id = c.run_id;
+      run.status = RunStatus::kRunning;
       const auto def = definition(t, c.workflow_id);
-      RunProgress progress(store, *def, *run, at, events);
+      RunProgress progress(store, *def, run, at, events);
       if (progress.advance_after_success(c.task_key)) return progress.take_rows();
     }
     return advance(t, store, c.run_id, at, events);

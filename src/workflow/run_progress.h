@@ -27,7 +27,8 @@ class RunProgress {
   // can ready, reading only the rows concerned. Returns false, having
   // changed nothing, when the full advance() is needed instead: a dependent
   // whose input, condition or fan-out needs the run's context, or no
-  // dependents and no other open task (the run may be finishing).
+  // dependents and no other open task (the run may be finishing). Uses only
+  // the run's id and status.
   bool advance_after_success(const std::string& done_key);
   // Ends the run with `status`; every open task is cancelled.
   void finish_run(RunStatus status, const std::string& error);
