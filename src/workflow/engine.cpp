@@ -265,8 +265,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   // advance() after a success, reading only the rows concerned when it can.
+  // When it can, it also claims one newly ready successor for the same
+  // worker in the same write as readying it (`next`).
   std::vector<TaskRow> advance_after_success(Txn& t, RunStore& store, const Claim& c, Micros at,
-                                             std::vector<EngineEvent>& events) {
+                                             std::vector<EngineEvent>& events,
+                                             std::optional<Claim>& next) {
     if (c.task_key.find('[') == std::string::npos) {
       // The fence just held, so the run is still running: a finished run
       // has cancelled its tasks and their leases. No need to read it.
@@ -276,7 +279,34 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       run.status = RunStatus::kRunning;
       const auto def = definition(t, c.workflow_id);
       RunProgress progress(store, *def, run, at, events);
+      progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
+        if (next || row.task.available_at.value_or(at) > at) return false;
+        const auto found = remembered_resolution(d, at);
+        if (!found) return false;
+        std::optional<Micros> close_deadline;
+        if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
+        const auto lease = lease_until(d.timeouts, at, close_deadline);
+        // The row was read pending in this very transaction, so claiming it
+        // here is as fenced as the conditional UPDATE of claim().
+        row.task.status = TaskStatus::kRunning;
+        row.task.attempt += 1;
+        row.task.agent_id = found->first;
+        row.task.lease_expires_at = lease;
+        row.task.started_at = at;
+        row.close_deadline = close_deadline;
+        row.lease_owner = options.engine_id;
+        store.insert_attempt(row.task.id, {row.task.attempt, found->first, options.engine_id,
+                                           "running", "", at, std::nullopt});
+        events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id,
+                          row.task.key, row.task.attempt, "running", "", at, ""});
+        next =
+            Claim{row.task.id,  row.task.run_id,   row.task.key,   c.workflow_id,    found->second,
+                  found->first, options.engine_id, row.task.input, row.task.attempt, at,
+                  lease,        close_deadline,    d.timeouts};
+        return true;
+      });
       if (progress.advance_after_success(c.task_key)) return progress.take_rows();
+      next.reset();  // nothing was written: the full advance decides
     }
     return advance(t, store, c.run_id, at, events);
   }
@@ -509,6 +539,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // run it, so a chain of tasks skips the scheduler round trip. Registry
   // lookups are not allowed here (they would read the database inside the
   // write), so only remembered resolutions count.
+  // Which agent and function run `d`, if this engine already knows; never
+  // asks the registry (safe inside a write closure).
+  std::optional<std::pair<std::string, std::string>> remembered_resolution(const TaskDefinition& d,
+                                                                           Micros at) {
+    const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+    std::lock_guard lock(resolutions_mu);
+    if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
+      return it->second.agent_and_function;
+    }
+    return std::nullopt;
+  }
+
   std::optional<Claim> claim_successor(Txn& t, RunStore& store, const Claim& done,
                                        std::size_t first_event, Micros at,
                                        const std::vector<TaskRow>& rows,
@@ -524,14 +566,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           row->task.available_at.value_or(at) > at)
         continue;
       const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
-      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
-      std::optional<std::pair<std::string, std::string>> found;
-      {
-        std::lock_guard lock(resolutions_mu);
-        if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
-          found = it->second.agent_and_function;
-        }
-      }
+      const auto found = remembered_resolution(d, at);
       if (!found) continue;
       std::optional<Micros> close_deadline;
       if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
@@ -596,8 +631,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           return true;
         }
         const auto first_new = events.size();
-        auto rows = advance_after_success(t, store, c, at, events);
-        next = claim_successor(t, store, c, first_new, at, rows, events);
+        auto rows = advance_after_success(t, store, c, at, events, next);
+        if (!next) next = claim_successor(t, store, c, first_new, at, rows, events);
         return true;
       }
       auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);

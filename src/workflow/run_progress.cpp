@@ -140,8 +140,9 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
         now_ + std::chrono::duration_cast<std::chrono::microseconds>(*d.timeouts.schedule_to_start)
                    .count();
   }
-  store_.update_task(row);
   event(EngineEvent::Kind::kTaskReady, row);
+  if (claim_hook_) claim_hook_(row, d);
+  store_.update_task(row);
 }
 
 bool RunProgress::make_ready(TaskRow& row) {

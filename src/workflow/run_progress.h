@@ -3,6 +3,7 @@
 // input templates), finishes fan-out groups and the run. Internal.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ class RunProgress {
   // The run's task rows as advance() left them.
   std::vector<TaskRow> take_rows() { return std::move(rows_); }
 
+  // Called when a task becomes ready, before its row is written: a hook
+  // that claims it (setting the row running, with its lease) returns true,
+  // and the row is written once instead of twice.
+  using ClaimHook = std::function<bool(TaskRow&, const TaskDefinition&)>;
+  void set_claim_hook(ClaimHook hook) { claim_hook_ = std::move(hook); }
+
   static const TaskDefinition& definition_of(const WorkflowDefinition& def, const std::string& id);
 
  private:
@@ -52,6 +59,7 @@ class RunProgress {
   Micros now_;
   std::vector<EngineEvent>& events_;
   std::vector<TaskRow> rows_;
+  ClaimHook claim_hook_;
 };
 
 }  // namespace devcycle::internal
