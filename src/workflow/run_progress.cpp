@@ -97,8 +97,9 @@ void RunProgress::create_tasks() {
     row.task.max_attempts = d.retry.max_attempts;
     row.created_at = now_;
     store_.insert_task(row);
+    rows_.push_back(std::move(row));  // as a read would return it: no need to read
   }
-  advance();
+  if (!is_terminal(run_.status)) advance_rows();
 }
 
 json RunProgress::context() const {
@@ -205,6 +206,10 @@ bool RunProgress::make_ready(TaskRow& row) {
 void RunProgress::advance() {
   if (is_terminal(run_.status)) return;
   load();
+  advance_rows();
+}
+
+void RunProgress::advance_rows() {
   for (bool changed = true; changed;) {
     changed = false;
     // Fan-out groups finish when all their elements have.

@@ -47,6 +47,7 @@ class RunProgress {
 
  private:
   void load();
+  void advance_rows();  // advance() over rows_ as they are
   bool make_ready(TaskRow& row);
   void ready_one(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
   nlohmann::json context() const;
