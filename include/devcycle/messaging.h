@@ -135,6 +135,11 @@ class MessageBus {
   // the first published at or after `at`. Pending deliveries are kept.
   virtual void seek(const std::string& topic, const std::string& group, std::int64_t offset) = 0;
   virtual void seek_to_time(const std::string& topic, const std::string& group, Micros at) = 0;
+
+  // Retention: deletes the messages of every topic published before
+  // `before`, except those a group still holds pending or dead-lettered;
+  // returns how many. Groups that had not reached them skip them.
+  virtual std::int64_t purge(Micros before) = 0;
 };
 
 }  // namespace devcycle

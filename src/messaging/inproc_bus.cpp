@@ -304,6 +304,22 @@ class InprocBus final : public MessageBus {
     workers_->wake_all();
   }
 
+  std::int64_t purge(Micros before) override {
+    return db_.write([&](Txn& t) {
+      std::int64_t removed = 0;
+      for (const auto& r : t.query("SELECT topic FROM bus_topics")) {
+        removed += t.execute(
+            "DELETE FROM bus_messages WHERE topic = $1 AND published_at < $2 "
+            "AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.topic = bus_messages.topic "
+            "AND p.msg_offset = bus_messages.msg_offset) "
+            "AND NOT EXISTS (SELECT 1 FROM bus_dead d WHERE d.topic = bus_messages.topic "
+            "AND d.msg_offset = bus_messages.msg_offset)",
+            {r[0].as_text(), before});
+      }
+      return removed;
+    });
+  }
+
  private:
   struct Worker {
     std::thread thread;  // moved out, under mu, by whoever stops it

@@ -282,6 +282,29 @@ TEST_P(MessageBusTest, GroupsAreIndependentAndSeekReplays) {
   EXPECT_EQ(fetch_and_ack(), (std::vector<std::string>{"3"}));
 }
 
+TEST_P(MessageBusTest, PurgeDropsOldMessagesNobodyHolds) {
+  publish("t", "done");
+  publish("t", "pending");
+  publish("t", "dead");
+  publish("t", "unread");
+  auto got = bus_->fetch("t", "g", 3, consume(1));
+  ASSERT_EQ(got.size(), 3u);
+  bus_->ack(got[0]);
+  bus_->nack(got[2], "bad", consume(1));
+  clock_->advance(1h);
+  publish("t", "recent");
+  // Only "done" goes: the group holds "pending" (delivered), "dead" and
+  // "unread" (taken into its pending set with the others, not yet delivered).
+  EXPECT_EQ(bus_->purge(clock_->now() - 1000), 1);
+  EXPECT_EQ(bus_->dead_letters("t", "g")[0].delivery.message.payload, "dead");
+  EXPECT_EQ(payloads(bus_->fetch("t", "g", 10, consume(2))),
+            (std::vector<std::string>{"pending", "unread", "recent"}));
+  EXPECT_EQ(bus_->purge(clock_->now() - 1000), 0);
+  EXPECT_EQ(payloads(bus_->fetch("t", "other", 10, consume())),
+            (std::vector<std::string>{"pending", "dead", "unread", "recent"}))
+      << "a new group sees what is left";
+}
+
 TEST_P(MessageBusTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
   const auto before = testing::table_snapshot(*db_, {"bus_messages", "bus_topics"});
   EXPECT_DEVCYCLE_ERROR(bus_->publish({"", "", {}, "x"}), ErrorCode::kInvalidArgument,
