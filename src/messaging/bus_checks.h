@@ -1,5 +1,5 @@
-// Checks of what callers hand the bus. Each throws Error{kInvalidArgument}
-// naming the field. Internal.
+// Checks of what callers hand the bus (each throws Error{kInvalidArgument}
+// naming the field), and the backends' factories. Internal.
 #pragma once
 
 #include <string>

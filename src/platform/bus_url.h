@@ -1,4 +1,4 @@
-// Checking a message-bus URL. Internal; moves to src/messaging with the bus.
+// Checking a message-bus URL (settings and MessageBus::open share it). Internal.
 #pragma once
 
 #include <string>
