@@ -120,10 +120,49 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   Micros last_refill = 0;
 
   // Events are emitted after their transaction committed, so they can keep
-  // the ready queue current.
-  void emit(const std::vector<EngineEvent>& events) {
+  // the ready queue current. With worker threads, subscribers hear them on
+  // one dispatch thread in the order they were emitted, so that no
+  // subscriber runs on (and slows) the database's writer thread.
+  void emit(std::vector<EngineEvent> events) {
+    if (events.empty()) return;
     note_ready(events);
-    hub->emit(events);
+    if (!dispatcher.joinable()) {
+      hub->emit(events);
+      return;
+    }
+    {
+      std::lock_guard lock(emit_mu);
+      emit_queue.push_back(std::move(events));
+    }
+    emit_cv.notify_one();
+  }
+
+  std::mutex emit_mu;
+  std::condition_variable emit_cv;
+  std::deque<std::vector<EngineEvent>> emit_queue;
+  bool emit_stopping = false;
+  std::thread dispatcher;
+
+  void stop_dispatcher() {
+    {
+      std::lock_guard lock(emit_mu);
+      emit_stopping = true;
+    }
+    emit_cv.notify_all();
+    if (dispatcher.joinable()) dispatcher.join();
+  }
+
+  void dispatch_loop() {
+    std::unique_lock lock(emit_mu);
+    while (true) {
+      emit_cv.wait(lock, [&] { return emit_stopping || !emit_queue.empty(); });
+      if (emit_queue.empty()) return;  // stopping, and everything is out
+      auto batch = std::move(emit_queue);
+      emit_queue.clear();
+      lock.unlock();
+      for (const auto& events : batch) hub->emit(events);
+      lock.lock();
+    }
   }
 
   void note_ready(const std::vector<EngineEvent>& events) {
@@ -585,73 +624,200 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return std::nullopt;
   }
 
+  // What an attempt came to, ready to be recorded: the output is already
+  // normalised JSON (done on the worker, not on the writer).
+  struct Outcome {
+    Claim claim;
+    bool success = false;
+    std::string output;
+    std::string error;
+    bool retryable = true;
+  };
+
+  static Outcome outcome_of(Claim c, bool ok, std::string output_or_error, bool retryable) {
+    Outcome o{std::move(c), ok, "", "", retryable};
+    if (!ok) {
+      o.error = std::move(output_or_error);
+      return o;
+    }
+    if (output_or_error.empty()) output_or_error = "null";
+    try {
+      o.output = internal::parse_json(output_or_error, "output")
+                     .dump(-1, ' ', false, json::error_handler_t::replace);
+    } catch (const Error& e) {
+      o.success = false;
+      o.retryable = false;
+      o.error = std::string(e.what()) + " (a task's output must be JSON)";
+    }
+    return o;
+  }
+
+  // Records one outcome inside a write. Returns false when the attempt was
+  // fenced off (its lease expired or moved on) and nothing was written.
+  bool record(Txn& t, RunStore& store, const Outcome& o, Micros at,
+              std::vector<EngineEvent>& events, std::optional<Claim>& next) {
+    const Claim& c = o.claim;
+    if (o.success) {
+      // The fence and the record in one statement.
+      if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, o.output)) return false;
+      store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
+      events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
+                        c.attempt, "succeeded", "", at, ""});
+      // A fan-out element whose siblings are still open changes nothing
+      // else in the run: its group finishes with the last of them. Only
+      // then is the whole run looked at again.
+      if (const auto bracket = c.task_key.find('[');
+          bracket != std::string::npos &&
+          store.open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)) > 0) {
+        return true;
+      }
+      const auto first_new = events.size();
+      auto rows = advance_after_success(t, store, c, at, events, next);
+      if (!next) next = claim_successor(t, store, c, first_new, at, rows, events);
+      return true;
+    }
+    auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
+    if (!row) return false;
+    fail_attempt(t, store, *row, "failed", o.error, o.retryable, at, events);
+    return true;
+  }
+
+  void forget_cancel(const std::string& task_id) {
+    std::lock_guard lock(cancelled_mu);
+    cancelled.erase(task_id);
+  }
+
+  // Records an outcome and waits for it (engines without worker threads).
   std::optional<Claim> complete(const Claim& c, bool ok, const std::string& output_or_error,
                                 bool retryable) {
+    const auto o = outcome_of(c, ok, output_or_error, retryable);
+    forget_cancel(c.task_id);
     const Micros at = now();
     std::vector<EngineEvent> events;
-    std::string output = output_or_error;
-    bool success = ok;
-    std::string error = ok ? "" : output_or_error;
-    if (ok) {
-      if (output.empty()) output = "null";
-      try {
-        output = internal::parse_json(output, "output")
-                     .dump(-1, ' ', false, json::error_handler_t::replace);
-      } catch (const Error& e) {
-        success = false;
-        retryable = false;
-        error = std::string(e.what()) + " (a task's output must be JSON)";
-      }
-    }
-    struct Forget {
-      Impl& impl;
-      const std::string& id;
-      ~Forget() {
-        std::lock_guard lock(impl.cancelled_mu);
-        impl.cancelled.erase(id);
-      }
-    } forget{*this, c.task_id};
     std::optional<Claim> next;
-    const bool recorded = db.write([&](Txn& t) {
+    db.write([&](Txn& t) {
       RunStore store(t);
       next.reset();
       events.clear();
-      if (success) {
-        // The fence and the record in one statement.
-        if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, output)) return false;
-        store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
-        events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
-                          c.attempt, "succeeded", "", at, ""});
-        // A fan-out element whose siblings are still open changes nothing
-        // else in the run: its group finishes with the last of them. Only
-        // then is the whole run looked at again.
-        if (const auto bracket = c.task_key.find('[');
-            bracket != std::string::npos &&
-            store.open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)) > 0) {
-          return true;
-        }
-        const auto first_new = events.size();
-        auto rows = advance_after_success(t, store, c, at, events, next);
-        if (!next) next = claim_successor(t, store, c, first_new, at, rows, events);
-        return true;
-      }
-      auto row = store.leased(c.task_id, c.attempt, c.lease_owner, at);
-      if (!row) return false;  // fenced off: the lease expired or moved on
-      fail_attempt(t, store, *row, "failed", error, retryable, at, events);
-      return true;
+      record(t, store, o, at, events, next);
     });
-    if (next) {
-      std::lock_guard lock(cancelled_mu);
-      cancelled.erase(next->task_id);
-    }
-    emit(events);
-    (void)recorded;
+    if (next) forget_cancel(next->task_id);
+    emit(std::move(events));
     return next;
+  }
+
+  // Engines with worker threads record asynchronously: a worker hands its
+  // outcome over and takes its next task; one write closure records every
+  // outcome gathered by the time the writer reaches it, and the successors
+  // it claimed go to the workers once it has committed. So the writer's work
+  // per task is statements, not thread hand-offs and one savepoint each.
+  struct RecordBatch {
+    bool ran = false;
+    std::vector<Outcome> outcomes;
+    std::vector<EngineEvent> events;
+    std::vector<Claim> next;
+  };
+  std::mutex record_mu;
+  std::condition_variable record_cv;
+  std::vector<Outcome> to_record;
+  bool record_armed = false;  // a closure is queued that will take to_record
+  int record_writes = 0;      // submitted and not yet done; the destructor waits for 0
+
+  void record_later(Outcome o) {
+    bool arm = false;
+    {
+      std::lock_guard lock(record_mu);
+      to_record.push_back(std::move(o));
+      if (!record_armed) {
+        record_armed = arm = true;
+        ++record_writes;
+      }
+    }
+    if (arm) submit_records();
+  }
+
+  void submit_records() {
+    auto batch = std::make_shared<RecordBatch>();
+    db.submit(
+        [this, batch](Txn& t) {
+          {
+            std::lock_guard lock(record_mu);
+            batch->outcomes.swap(to_record);
+            record_armed = false;
+            batch->ran = true;
+          }
+          const Micros at = now();
+          RunStore store(t);
+          for (const auto& o : batch->outcomes) {
+            std::optional<Claim> next;
+            record(t, store, o, at, batch->events, next);
+            if (next) batch->next.push_back(std::move(*next));
+          }
+        },
+        [this, batch](std::exception_ptr e) {
+          if (!e) {
+            post(std::move(batch->events), std::move(batch->next));
+          } else if (!batch->ran) {
+            // Never ran (the database is closing): the outcomes stay queued;
+            // if nothing records them, their leases expire and they run again.
+            std::lock_guard lock(record_mu);
+            record_armed = false;
+          } else {
+            // One outcome broke the shared closure: record each on its own,
+            // so that the others are not lost with it.
+            for (auto& o : batch->outcomes) record_alone(std::move(o));
+          }
+          std::lock_guard lock(record_mu);
+          --record_writes;
+          record_cv.notify_all();
+        });
+  }
+
+  // Runs on the writer thread (from a done callback): must not wait for a write.
+  void record_alone(Outcome o) {
+    auto batch = std::make_shared<RecordBatch>();
+    batch->outcomes.push_back(std::move(o));
+    {
+      std::lock_guard lock(record_mu);
+      ++record_writes;
+    }
+    db.submit(
+        [this, batch](Txn& t) {
+          const Micros at = now();
+          RunStore store(t);
+          std::optional<Claim> next;
+          record(t, store, batch->outcomes[0], at, batch->events, next);
+          if (next) batch->next.push_back(std::move(*next));
+        },
+        [this, batch](std::exception_ptr e) {
+          // On failure the attempt's lease expires and the task runs again.
+          if (!e) post(std::move(batch->events), std::move(batch->next));
+          std::lock_guard lock(record_mu);
+          --record_writes;
+          record_cv.notify_all();
+        });
+  }
+
+  // After a record write committed: events out, claimed successors to the
+  // workers (after their task.started events), the scheduler told.
+  void post(std::vector<EngineEvent> events, std::vector<Claim> next) {
+    for (const auto& n : next) forget_cancel(n.task_id);
+    emit(std::move(events));
+    {
+      std::lock_guard lock(queue_mu);
+      for (auto& n : next) queue.push_back(std::move(n));
+      wake = true;
+    }
+    if (!next.empty()) queue_cv.notify_all();
+    scheduler_cv.notify_one();
   }
 
   // Runs the claim and the successors eagerly claimed after it; returns how many ran.
   int execute(const Claim& c);
-  std::optional<Claim> execute_one(const Claim& c);
+  // Runs one claimed attempt. `async`: hands the outcome to record_later()
+  // and returns nothing; otherwise records it and returns the successor
+  // claimed eagerly, if any.
+  std::optional<Claim> execute_one(const Claim& c, bool async = false);
 
   int tick() {
     std::lock_guard tick_lock(tick_mu);
@@ -712,18 +878,22 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       {
         std::unique_lock lock(queue_mu);
         queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) return;  // stopping
+        if (stopping) return;  // the destructor gives back what is still queued
         c = std::move(queue.front());
         queue.pop_front();
         ++in_flight;
       }
-      execute(c);
+      execute_one(c, true);
+      bool idle;
       {
         std::lock_guard lock(queue_mu);
         --in_flight;
-        wake = true;
+        idle = queue.empty();
+        if (idle) wake = true;
       }
-      scheduler_cv.notify_one();
+      // Successors come with their record write (post()); the scheduler is
+      // needed only when this worker is about to wait.
+      if (idle) scheduler_cv.notify_one();
     }
   }
 };
@@ -810,15 +980,21 @@ int Engine::Impl::execute(const Claim& first) {
   return ran;
 }
 
-std::optional<Claim> Engine::Impl::execute_one(const Claim& c) {
+std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
   TaskFunction fn;
   {
     std::lock_guard lock(functions_mu);
     if (auto it = functions.find(c.function); it != functions.end()) fn = it->second;
   }
   if (!fn) {
+    const auto error = "no function \"" + c.function + "\" is registered in this engine";
     try {
-      complete(c, false, "no function \"" + c.function + "\" is registered in this engine", true);
+      if (async) {
+        forget_cancel(c.task_id);
+        record_later(outcome_of(c, false, error, true));
+      } else {
+        complete(c, false, error, true);
+      }
     } catch (const Error&) {
     }
     return std::nullopt;
@@ -853,6 +1029,11 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c) {
     result = "the task function threw something that is not a std::exception";
   }
   try {
+    if (async) {
+      forget_cancel(c.task_id);
+      record_later(outcome_of(c, ok, std::move(result), retryable));
+      return std::nullopt;
+    }
     return complete(c, ok, result, retryable);
   } catch (const Error&) {
     // The result could not be recorded (the database failed). The attempt's
@@ -889,6 +1070,7 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
       for (int i = 0; i < impl_->options.workers; ++i) {
         impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_loop(); });
       }
+      impl_->dispatcher = std::thread([impl = impl_.get()] { impl->dispatch_loop(); });
       impl_->scheduler = std::thread([impl = impl_.get()] { impl->scheduler_loop(); });
     } catch (const std::system_error& e) {
       {
@@ -897,6 +1079,7 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
       }
       impl_->queue_cv.notify_all();
       for (auto& w : impl_->workers) w.join();
+      impl_->stop_dispatcher();
       throw Error(ErrorCode::kResourceExhausted,
                   std::string("engine: cannot start its threads: ") + e.what());
     }
@@ -904,16 +1087,29 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
 }
 
 Engine::~Engine() {
+  auto& impl = *impl_;
+  {
+    std::lock_guard lock(impl.queue_mu);
+    impl.stopping = true;
+  }
+  impl.scheduler_cv.notify_all();
+  impl.queue_cv.notify_all();
+  if (impl.scheduler.joinable()) impl.scheduler.join();
+  for (auto& w : impl.workers) w.join();
+  {
+    // Outcomes handed over are recorded before the engine goes.
+    std::unique_lock lock(impl.record_mu);
+    impl.record_cv.wait(lock, [&] { return impl.record_writes == 0; });
+  }
   std::deque<Claim> unstarted;
   {
-    std::lock_guard lock(impl_->queue_mu);
-    impl_->stopping = true;
-    unstarted.swap(impl_->queue);
+    std::lock_guard lock(impl.queue_mu);
+    unstarted.swap(impl.queue);
   }
   // Claimed but never started: give them back without spending an attempt.
   if (!unstarted.empty()) {
     try {
-      impl_->db.write([&](Txn& t) {
+      impl.db.write([&](Txn& t) {
         for (const auto& c : unstarted) {
           if (t.execute(
                   "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
@@ -929,10 +1125,7 @@ Engine::~Engine() {
       // Their leases expire instead, and they run again.
     }
   }
-  impl_->scheduler_cv.notify_all();
-  impl_->queue_cv.notify_all();
-  if (impl_->scheduler.joinable()) impl_->scheduler.join();
-  for (auto& w : impl_->workers) w.join();
+  impl.stop_dispatcher();
 }
 
 void Engine::register_function(std::string name, TaskFunction fn) {
