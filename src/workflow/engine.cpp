@@ -334,8 +334,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         row.task.started_at = at;
         row.close_deadline = close_deadline;
         row.lease_owner = options.engine_id;
-        store.insert_attempt(row.task.id, {row.task.attempt, found->first, options.engine_id,
-                                           "running", "", at, std::nullopt});
         events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id,
                           row.task.key, row.task.attempt, "running", "", at, ""});
         next =
@@ -354,7 +352,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   void fail_attempt(Txn& t, RunStore& store, TaskRow& row, const std::string& attempt_status,
                     const std::string& error, bool retryable, Micros at,
                     std::vector<EngineEvent>& events) {
-    store.finish_attempt(row.task.id, row.task.attempt, attempt_status, error, at);
+    store.end_attempt(row, attempt_status, error, at);
     const auto def = definition(t, workflow_of(store, row.task.run_id));
     const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
     row.task.error = error;
@@ -554,8 +552,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         const auto lease = lease_until(d.timeouts, at, close_deadline);
         if (!store.claim(*row, options.engine_id, agent.first, at, lease, close_deadline)) continue;
         const int attempt = row->task.attempt + 1;
-        store.insert_attempt(row->task.id, {attempt, agent.first, options.engine_id, "running", "",
-                                            at, std::nullopt});
         claims.push_back({row->task.id, row->task.run_id, row->task.key, c.workflow_id,
                           agent.second, agent.first, options.engine_id, row->task.input, attempt,
                           at, lease, close_deadline, d.timeouts});
@@ -612,8 +608,6 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const auto lease = lease_until(d.timeouts, at, close_deadline);
       if (!store.claim(*row, options.engine_id, found->first, at, lease, close_deadline)) continue;
       const int attempt = row->task.attempt + 1;
-      store.insert_attempt(row->task.id, {attempt, found->first, options.engine_id, "running", "",
-                                          at, std::nullopt});
       events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
                         row->task.key, attempt, "running", "", at, ""});
       return Claim{
@@ -660,7 +654,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (o.success) {
       // The fence and the record in one statement.
       if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, o.output)) return false;
-      store.finish_attempt(c.task_id, c.attempt, "succeeded", "", at);
+      store.insert_attempt(
+          c.task_id, {c.attempt, c.agent_id, c.lease_owner, "succeeded", "", c.started_at, at});
       events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                         c.attempt, "succeeded", "", at, ""});
       // A fan-out element whose siblings are still open changes nothing
@@ -812,6 +807,22 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     scheduler_cv.notify_one();
   }
 
+  // How long tasks run here, smoothed (microseconds); decides claim_ahead().
+  std::atomic<Micros> typical_run{1'000'000};
+
+  void note_run_time(Micros took) {
+    const Micros was = typical_run.load(std::memory_order_relaxed);
+    typical_run.store(was + (std::max<Micros>(took, 1) - was) / 8, std::memory_order_relaxed);
+  }
+
+  // Claims per worker: as many as run in a tenth of the default lease,
+  // between 2 and 32.
+  int claim_ahead() const {
+    const Micros budget = us(options.default_lease) / 10;
+    const Micros took = std::max<Micros>(typical_run.load(std::memory_order_relaxed), 1);
+    return static_cast<int>(std::clamp<Micros>(budget / took, 2, 32));
+  }
+
   // Runs the claim and the successors eagerly claimed after it; returns how many ran.
   int execute(const Claim& c);
   // Runs one claimed attempt. `async`: hands the outcome to record_later()
@@ -832,9 +843,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       free = 64;
     } else {
       std::lock_guard lock(queue_mu);
-      // One claim queued per worker keeps workers busy between ticks; a claim
-      // that waits renews its lease before it starts (see execute()).
-      free = 2 * options.workers - in_flight - static_cast<int>(queue.size());
+      // Claims queued ahead keep workers busy between ticks and make claim
+      // writes worth their round trip; how many depends on how long tasks
+      // take, so that a queued claim never waits out its lease (a claim that
+      // waits renews its lease before it starts, see execute_one()).
+      free = claim_ahead() * options.workers - in_flight - static_cast<int>(queue.size());
     }
     if (free <= 0) return 0;
     auto claims = claim(at, free);
@@ -1018,7 +1031,9 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
   bool retryable = true;
   std::string result;
   try {
+    const Micros began = now();
     result = fn(ctx);
+    note_run_time(now() - began);
     ok = true;
   } catch (const Error& e) {
     result = e.what();
@@ -1111,14 +1126,12 @@ Engine::~Engine() {
     try {
       impl.db.write([&](Txn& t) {
         for (const auto& c : unstarted) {
-          if (t.execute(
-                  "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
-                  "lease_expires_at = NULL, close_deadline = NULL WHERE id = $1 AND attempt = $2 "
-                  "AND lease_owner = $3 AND status = 'running'",
-                  {c.task_id, c.attempt, c.lease_owner}) == 1) {
-            t.execute("DELETE FROM task_attempts WHERE task_id = $1 AND attempt = $2",
-                      {c.task_id, c.attempt});
-          }
+          // (An attempt is recorded when it ends, so there is no row to remove.)
+          t.execute(
+              "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
+              "lease_expires_at = NULL, close_deadline = NULL WHERE id = $1 AND attempt = $2 "
+              "AND lease_owner = $3 AND status = 'running'",
+              {c.task_id, c.attempt, c.lease_owner});
         }
       });
     } catch (const Error&) {
@@ -1207,7 +1220,7 @@ RunDetail Engine::get(std::string_view run_id) {
     if (!run) throw run_not_found(run_id);
     RunDetail d{*run, {}};
     for (auto& row : store.tasks_of(run_id)) {
-      row.task.attempts = store.attempts_of(row.task.id);
+      row.task.attempts = store.attempts_of(row);
       d.tasks.push_back(std::move(row.task));
     }
     return d;
@@ -1285,7 +1298,7 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
                   "task " + row->task.key + " already " + std::string(to_string(row->task.status)));
     }
     if (row->task.status == TaskStatus::kRunning && row->task.lease_expires_at) {
-      store.finish_attempt(row->task.id, row->task.attempt, "cancelled", "cancelled", at);
+      store.end_attempt(*row, "cancelled", "cancelled", at);
     }
     row->task.status = TaskStatus::kCancelled;
     row->task.error = "cancelled";

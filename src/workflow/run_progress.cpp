@@ -338,7 +338,7 @@ void RunProgress::finish_run(RunStatus status, const std::string& error) {
     if (is_terminal(row.task.status)) continue;
     if (row.task.status == TaskStatus::kRunning && row.task.attempt > 0 &&
         row.task.lease_expires_at) {
-      store_.finish_attempt(row.task.id, row.task.attempt, "cancelled", "", now_);
+      store_.end_attempt(row, "cancelled", "", now_);
     }
     set_terminal(row, TaskStatus::kCancelled);
   }

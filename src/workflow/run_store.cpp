@@ -169,7 +169,12 @@ DROP INDEX tasks_leases;
 CREATE INDEX tasks_ready ON tasks (available_at) WHERE status = 'ready';
 CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
 )sql",
-           ""}};
+           ""},
+          // An attempt is written once, when it ends; while it runs the task
+          // row describes it. Rows of attempts running at the upgrade go:
+          // their end writes them again.
+          {"engine", 3, "attempts recorded when they end",
+           "DELETE FROM task_attempts WHERE status = 'running';", ""}};
 }
 
 void RunStore::insert_run(const Run& r, const std::string& workflow_id) {
@@ -420,22 +425,27 @@ void RunStore::insert_attempt(const std::string& task_id, const TaskAttempt& a) 
        a.started_at, Value(a.finished_at)});
 }
 
-void RunStore::finish_attempt(const std::string& task_id, int attempt, std::string_view status,
-                              std::string_view error, Micros at) {
-  t_.execute(
-      "UPDATE task_attempts SET status = $3, error = $4, finished_at = $5 WHERE task_id = $1 AND "
-      "attempt = $2",
-      {task_id, attempt, status, error.empty() ? Value() : Value(error), at});
+void RunStore::end_attempt(const TaskRow& row, std::string_view status, std::string_view error,
+                           Micros at) {
+  insert_attempt(row.task.id,
+                 {row.task.attempt, row.task.agent_id, row.lease_owner, std::string(status),
+                  std::string(error), row.task.started_at.value_or(at), at});
 }
 
-std::vector<TaskAttempt> RunStore::attempts_of(std::string_view task_id) {
+std::vector<TaskAttempt> RunStore::attempts_of(const TaskRow& row) {
   std::vector<TaskAttempt> out;
   for (const auto& r : t_.query("SELECT attempt, agent_id, lease_owner, status, error, started_at, "
                                 "finished_at FROM task_attempts "
                                 "WHERE task_id = $1 ORDER BY attempt",
-                                {task_id})) {
+                                {row.task.id})) {
     out.push_back({static_cast<int>(r[0].as_int()), r[1].as_text(), r[2].as_text(), r[3].as_text(),
                    text_or_empty(r[4]), r[5].as_int(), r[6].as_optional_int()});
+  }
+  // The attempt in progress is described by the task row until it ends.
+  if (row.task.status == TaskStatus::kRunning && row.task.attempt > 0 &&
+      (out.empty() || out.back().attempt < row.task.attempt)) {
+    out.push_back({row.task.attempt, row.task.agent_id, row.lease_owner, "running", "",
+                   row.task.started_at.value_or(0), std::nullopt});
   }
   return out;
 }

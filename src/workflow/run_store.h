@@ -73,9 +73,10 @@ class RunStore {
                       Micros now, std::string_view output);
 
   void insert_attempt(const std::string& task_id, const TaskAttempt& a);
-  void finish_attempt(const std::string& task_id, int attempt, std::string_view status,
-                      std::string_view error, Micros at);
-  std::vector<TaskAttempt> attempts_of(std::string_view task_id);
+  // Records the row's current attempt as ended (agent, owner and start from the row).
+  void end_attempt(const TaskRow& row, std::string_view status, std::string_view error, Micros at);
+  // Ended attempts, then the one in progress (from the task row), oldest first.
+  std::vector<TaskAttempt> attempts_of(const TaskRow& row);
 
   void insert_log(const TaskLogLine& line);
   std::vector<TaskLogLine> logs(std::string_view task_id, std::optional<int> attempt,

@@ -59,8 +59,7 @@ TEST(EngineCrashTest, RunsSurviveRepeatedKill9) {
       // Snapshot what was running when it died.
       auto db = Database::open("sqlite://" + db_path);
       db->read([&](Txn& t) {
-        for (const auto& r :
-             t.query("SELECT task_id, attempt FROM task_attempts WHERE status = 'running'")) {
+        for (const auto& r : t.query("SELECT id, attempt FROM tasks WHERE status = 'running'")) {
           running_at_kill.emplace(r[0].as_text(), static_cast<int>(r[1].as_int()));
         }
       });
