@@ -27,6 +27,16 @@ struct Setup {
   std::unique_ptr<devcycle::Registry> registry;
   std::unique_ptr<devcycle::WorkflowCatalog> catalog;
   std::unique_ptr<devcycle::Engine> engine;
+  std::shared_ptr<devcycle::MetricsRegistry> metrics =
+      std::make_shared<devcycle::MetricsRegistry>();
+
+  // Transactions committed so far, and closures in them.
+  double commits() { return metrics->counter("db_commits_total", "").value(); }
+  double closures() {
+    return metrics
+        ->histogram("db_batch_size", "", devcycle::Histogram::exponential_buckets(1, 2, 10))
+        .sum();
+  }
 
   explicit Setup(int db_kind, int workers = 4) {
     dir = std::filesystem::temp_directory_path() /
@@ -37,7 +47,9 @@ struct Setup {
                                 ? "sqlite::memory:"
                                 : "sqlite://" + (dir / "bench.db").string() +
                                       (db_kind == 1 ? "?synchronous=full" : "?synchronous=normal");
-    db = devcycle::Database::open(url);
+    devcycle::DatabaseOptions dbo;
+    dbo.metrics = metrics;
+    db = devcycle::Database::open(url, dbo);
     registry = std::make_unique<devcycle::Registry>(*db);
     catalog = std::make_unique<devcycle::WorkflowCatalog>(*db, registry.get());
     devcycle::EngineOptions o;
@@ -91,7 +103,8 @@ struct Latencies {
   }
 };
 
-// Starts `runs` runs of `workflow` and waits until all have finished.
+// Starts `runs` runs of `workflow` in one start_many() and waits until all
+// have finished.
 void run_batch(Setup& s, const std::string& workflow, const std::string& input, int runs,
                Latencies* lat) {
   std::mutex mu;
@@ -113,23 +126,34 @@ void run_batch(Setup& s, const std::string& workflow, const std::string& input, 
       cv.notify_all();
     }
   });
-  for (int i = 0; i < runs; ++i) {
-    devcycle::StartRun r;
+  std::vector<devcycle::StartRun> requests(static_cast<std::size_t>(runs));
+  for (auto& r : requests) {
     r.workflow = workflow;
     r.owner = "bench";
     r.input = input;
-    s.engine->start(r);
   }
+  s.engine->start_many(requests);
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return finished >= runs; });
+}
+
+// How the writer batched the work: transactions per task, closures per transaction.
+void report_commits(benchmark::State& state, Setup& s, double commits_before,
+                    double closures_before, double tasks) {
+  const double commits = s.commits() - commits_before;
+  state.counters["commits_per_task"] = commits / tasks;
+  state.counters["closures_per_commit"] =
+      commits > 0 ? (s.closures() - closures_before) / commits : 0;
 }
 
 void BM_Linear10(benchmark::State& state) {
   Setup s(static_cast<int>(state.range(0)), static_cast<int>(state.range(2)));
   const int runs = static_cast<int>(state.range(1));
   Latencies lat;
+  const double commits = s.commits(), closures = s.closures();
   for (auto _ : state) run_batch(s, "linear", "{}", runs, &lat);
   lat.report(state);
+  report_commits(state, s, commits, closures, static_cast<double>(state.iterations() * runs * 10));
   state.counters["durable_tasks_per_second"] = benchmark::Counter(
       static_cast<double>(state.iterations() * runs * 10), benchmark::Counter::kIsRate);
   state.counters["runs_in_flight"] = runs;
@@ -147,8 +171,10 @@ void BM_FanOut100(benchmark::State& state) {
   for (int i = 1; i < 100; ++i) items += "," + std::to_string(i);
   items += "]}";
   Latencies lat;
+  const double commits = s.commits(), closures = s.closures();
   for (auto _ : state) run_batch(s, "fanout", items, runs, &lat);
   lat.report(state);
+  report_commits(state, s, commits, closures, static_cast<double>(state.iterations() * runs * 100));
   state.counters["durable_tasks_per_second"] = benchmark::Counter(
       static_cast<double>(state.iterations() * runs * 100), benchmark::Counter::kIsRate);
   state.counters["runs_in_flight"] = runs;

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -206,6 +207,11 @@ class Engine {
   // workflow or version, kInvalidArgument naming the field for bad input,
   // kConflict when the idempotency key was used for another workflow.
   Run start(const StartRun& request);
+  // Starts up to 1,000 runs in one transaction: all of them or none. Each is
+  // checked as start() checks it, and an error names the run by its index
+  // ("runs[2].input: ..."). Returns the runs in request order; a repeated
+  // idempotency key returns the run it first started, as start() does.
+  std::vector<Run> start_many(std::span<const StartRun> requests);
   RunDetail get(std::string_view run_id);
   RunPage list(const RunFilter& filter = {});
   // Cancels a run that has not finished: its open tasks are cancelled and

@@ -100,6 +100,15 @@ SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
 
 namespace {
 
+// SQLite's memory statistics take a process-wide mutex on every allocation;
+// nothing here reads them. Possible only before SQLite initialises, so the
+// first database opened in a process decides (a host that already uses
+// SQLite keeps its own settings: sqlite3_config then refuses, harmlessly).
+void configure_sqlite_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
 // One sqlite3 handle with its prepared statements. Used by one thread at a time.
 class Connection {
  public:
@@ -111,6 +120,7 @@ class Connection {
   };
 
   Connection(const SqliteSettings& s, bool reader) {
+    configure_sqlite_once();
     const char* path = s.memory ? ":memory:" : s.path.c_str();
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     const int rc = sqlite3_open_v2(path, &db_, flags, nullptr);
@@ -357,6 +367,7 @@ class SqliteDatabase final : public Database {
       batch_ = &m->histogram("db_batch_size", "Closures per group commit",
                              Histogram::exponential_buckets(1, 2, 10));
     }
+    if (!settings_.memory) start_checkpointer();
     thread_ = std::thread([this] { writer_loop(); });
   }
 
@@ -423,6 +434,7 @@ class SqliteDatabase final : public Database {
         cv_.notify_all();
       }
       thread_.join();  // drains the queue first
+      stop_checkpointer();
       {
         std::lock_guard conn_lock(conn_mu_);
         closed_ = true;
@@ -440,6 +452,58 @@ class SqliteDatabase final : public Database {
     TxnFn fn;
     DoneFn done;
   };
+
+  // Checkpoints copy the WAL back into the database file and fsync it. SQLite
+  // runs them inside the COMMIT that crosses the threshold, on the writer
+  // thread; here a thread of their own does that with its own connection
+  // (PASSIVE: it never blocks the writer), so the writer keeps writing.
+  static constexpr int kCheckpointPages = 1000;  // SQLite's default threshold
+  static constexpr int kInlineCheckpointPages = 16 * kCheckpointPages;
+
+  static int on_wal_commit(void* self, sqlite3* db, const char*, int pages) {
+    auto& me = *static_cast<SqliteDatabase*>(self);
+    if (pages >= kInlineCheckpointPages) {
+      // The checkpointer cannot keep up (or readers hold it back): do what
+      // SQLite would have done, so the WAL cannot grow without bound.
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (pages >= kCheckpointPages) {
+      {
+        std::lock_guard lock(me.checkpoint_mu_);
+        me.checkpoint_due_ = true;
+      }
+      me.checkpoint_cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void start_checkpointer() {
+    checkpointer_conn_ = std::make_unique<Connection>(settings_, /*reader=*/false);
+    sqlite3_wal_hook(writer_->handle(), &SqliteDatabase::on_wal_commit, this);
+    checkpointer_ = std::thread([this] {
+      std::unique_lock lock(checkpoint_mu_);
+      for (;;) {
+        checkpoint_cv_.wait(lock, [&] { return checkpoint_due_ || checkpoint_stop_; });
+        if (checkpoint_stop_) return;
+        checkpoint_due_ = false;
+        lock.unlock();
+        // Failures (SQLITE_BUSY) only mean the next commit asks again.
+        sqlite3_wal_checkpoint_v2(checkpointer_conn_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                  nullptr, nullptr);
+        lock.lock();
+      }
+    });
+  }
+
+  void stop_checkpointer() {
+    if (!checkpointer_.joinable()) return;
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_one();
+    checkpointer_.join();
+    checkpointer_conn_.reset();
+  }
 
   Error closed_error() const {
     return Error(ErrorCode::kUnavailable, "database " + url_ + " is closed");
@@ -592,6 +656,13 @@ class SqliteDatabase final : public Database {
   SqliteSettings settings_;
   std::string url_;
   std::unique_ptr<Connection> writer_;
+
+  std::unique_ptr<Connection> checkpointer_conn_;
+  std::thread checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_due_ = false;
+  bool checkpoint_stop_ = false;
 
   std::mutex mu_;  // guards queue_ and stopping_
   std::condition_variable cv_;

@@ -1153,62 +1153,129 @@ void Engine::register_function(std::string name, TaskFunction fn) {
   impl_->resolutions.clear();
 }
 
+namespace {
+
+// An error about the i-th run of a batch: "runs[2].input: ..." when the
+// message starts with a field, else "runs[2]: ...".
+std::string in_batch(std::size_t i, std::string_view message) {
+  const auto colon = message.find(':');
+  const bool field = colon != std::string_view::npos && colon > 0 &&
+                     message.substr(0, colon).find(' ') == std::string_view::npos;
+  return "runs[" + std::to_string(i) + "]" + (field ? "." : ": ") + std::string(message);
+}
+
+// A run checked and made ready to insert, on the caller's thread.
+struct PreparedStart {
+  const StartRun* request = nullptr;
+  std::string workflow_id;
+  std::shared_ptr<const WorkflowDefinition> definition;
+  Run run;
+};
+
+}  // namespace
+
 Run Engine::start(const StartRun& request) {
-  internal::check_text("owner", request.owner, 128, true);
-  internal::check_text("idempotency_key", request.idempotency_key, 256);
-  for (const auto& [k, v] : request.labels) {
-    internal::check_name("labels key", k, 63, "a-z0-9", "a-z0-9._/-", "[a-z0-9][a-z0-9._/-]*");
-    internal::check_text("labels[\"" + k + "\"]", v, 256);
-  }
-  if (request.input.size() > 1024 * 1024)
-    throw Error(ErrorCode::kInvalidArgument, "input: larger than 1 MiB");
-  const auto workflow = impl_->catalog.get(request.workflow, request.version);
-  const auto input = internal::parse_json(request.input, "input");
-  if (!input.is_object()) throw Error(ErrorCode::kInvalidArgument, "input: must be a JSON object");
-  const auto schema = JsonSchema::parse(workflow.definition.input_schema, "input_schema");
-  if (const auto violations = internal::validate(schema, input); !violations.empty()) {
+  return start_many(std::span<const StartRun>(&request, 1)).front();
+}
+
+std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
+  if (requests.empty()) return {};
+  if (requests.size() > 1000) {
     throw Error(ErrorCode::kInvalidArgument,
-                "input does not match the workflow's input_schema: " + describe(violations));
-  }
-  {
-    std::lock_guard lock(impl_->definitions_mu);
-    impl_->definitions.emplace(workflow.id,
-                               std::make_shared<const WorkflowDefinition>(workflow.definition));
+                "runs: " + std::to_string(requests.size()) + " runs in one call; at most 1000");
   }
   const Micros at = impl_->now();
-  Run run;
-  run.id = new_uuid_v7();
-  run.workflow = workflow.name;
-  run.workflow_version = workflow.version;
-  run.owner = request.owner;
-  run.status = RunStatus::kRunning;
-  run.input = input.dump(-1, ' ', false, json::error_handler_t::replace);
-  run.idempotency_key = request.idempotency_key;
-  run.labels = request.labels;
-  run.created_at = at;
-  run.started_at = at;
-  if (workflow.definition.timeout) run.deadline_at = at + us(*workflow.definition.timeout);
+  // Workflow versions looked up once per call, whatever the number of runs.
+  std::map<std::pair<std::string, std::optional<int>>, std::pair<StoredWorkflow, JsonSchema>>
+      workflows;
+  std::vector<PreparedStart> prepared;
+  prepared.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& request = requests[i];
+    try {
+      internal::check_text("owner", request.owner, 128, true);
+      internal::check_text("idempotency_key", request.idempotency_key, 256);
+      for (const auto& [k, v] : request.labels) {
+        internal::check_name("labels key", k, 63, "a-z0-9", "a-z0-9._/-", "[a-z0-9][a-z0-9._/-]*");
+        internal::check_text("labels[\"" + k + "\"]", v, 256);
+      }
+      if (request.input.size() > 1024 * 1024)
+        throw Error(ErrorCode::kInvalidArgument, "input: larger than 1 MiB");
+      auto found = workflows.find({request.workflow, request.version});
+      if (found == workflows.end()) {
+        auto workflow = impl_->catalog.get(request.workflow, request.version);
+        auto schema = JsonSchema::parse(workflow.definition.input_schema, "input_schema");
+        found = workflows
+                    .emplace(std::make_pair(request.workflow, request.version),
+                             std::make_pair(std::move(workflow), std::move(schema)))
+                    .first;
+      }
+      const auto& [workflow, schema] = found->second;
+      const auto input = internal::parse_json(request.input, "input");
+      if (!input.is_object())
+        throw Error(ErrorCode::kInvalidArgument, "input: must be a JSON object");
+      if (const auto violations = internal::validate(schema, input); !violations.empty()) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "input: does not match the workflow's input_schema: " + describe(violations));
+      }
+      PreparedStart p;
+      p.request = &request;
+      p.workflow_id = workflow.id;
+      {
+        std::lock_guard lock(impl_->definitions_mu);
+        auto& known = impl_->definitions[workflow.id];
+        if (!known) known = std::make_shared<const WorkflowDefinition>(workflow.definition);
+        p.definition = known;
+      }
+      Run& run = p.run;
+      run.id = new_uuid_v7();
+      run.workflow = workflow.name;
+      run.workflow_version = workflow.version;
+      run.owner = request.owner;
+      run.status = RunStatus::kRunning;
+      run.input = input.dump(-1, ' ', false, json::error_handler_t::replace);
+      run.idempotency_key = request.idempotency_key;
+      run.labels = request.labels;
+      run.created_at = at;
+      run.started_at = at;
+      if (workflow.definition.timeout) run.deadline_at = at + us(*workflow.definition.timeout);
+      prepared.push_back(std::move(p));
+    } catch (const Error& e) {
+      if (requests.size() == 1) throw;
+      throw Error(e.code(), in_batch(i, e.what()));
+    }
+  }
   std::vector<EngineEvent> events;
-  const auto result = impl_->db.write([&](Txn& t) {
+  auto result = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
-    if (!request.idempotency_key.empty()) {
-      if (auto existing = store.find_run_by_key(request.owner, request.idempotency_key)) {
-        if (existing->workflow != run.workflow) {
-          throw Error(ErrorCode::kConflict, "idempotency_key: \"" + request.idempotency_key +
-                                                "\" was already used for a run of workflow \"" +
-                                                existing->workflow + "\"");
+    std::vector<Run> runs;
+    runs.reserve(prepared.size());
+    for (std::size_t i = 0; i < prepared.size(); ++i) {
+      const auto& p = prepared[i];
+      const auto& request = *p.request;
+      if (!request.idempotency_key.empty()) {
+        if (auto existing = store.find_run_by_key(request.owner, request.idempotency_key)) {
+          if (existing->workflow != p.run.workflow) {
+            std::string message = "idempotency_key: \"" + request.idempotency_key +
+                                  "\" was already used for a run of workflow \"" +
+                                  existing->workflow + "\"";
+            if (prepared.size() > 1) message = in_batch(i, message);
+            throw Error(ErrorCode::kConflict, std::move(message));
+          }
+          runs.push_back(std::move(*existing));
+          continue;
         }
-        return *existing;
       }
+      Run r = p.run;
+      store.insert_run(r, p.workflow_id);
+      events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
+      RunProgress(store, *p.definition, r, at, events).create_tasks();
+      runs.push_back(std::move(r));
     }
-    Run r = run;
-    store.insert_run(r, workflow.id);
-    events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
-    RunProgress(store, workflow.definition, r, at, events).create_tasks();
-    return r;
+    return runs;
   });
-  impl_->emit(events);
+  impl_->emit(std::move(events));
   impl_->notify_scheduler();
   return result;
 }

@@ -12,6 +12,7 @@
 #include "devcycle/database_wrapper.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
@@ -393,6 +394,64 @@ TEST_P(EngineTest, BadStartsAreRefusedNamingTheFieldAndStoreNothing) {
   EXPECT_DEVCYCLE_ERROR(engine_->start(r), ErrorCode::kNotFound, "version 9");
   EXPECT_TRUE(engine_->list().runs.empty());
   EXPECT_DEVCYCLE_ERROR(engine_->get("nope"), ErrorCode::kNotFound, "nope");
+}
+
+TEST_P(EngineTest, StartManyStartsEveryRunInOrder) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "m", "tasks": [
+    {"id": "t", "capability": "step", "input": {"n": "{{ input.n }}"}}]})");
+  std::vector<StartRun> requests(3);
+  for (int i = 0; i < 3; ++i) {
+    requests[i].workflow = wf;
+    requests[i].owner = "alice";
+    requests[i].input = json{{"n", i}}.dump();
+  }
+  requests[2].idempotency_key = "same";
+  requests.push_back(requests[2]);  // the same key again: the same run
+  const auto runs = engine_->start_many(requests);
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(runs[3].id, runs[2].id);
+  EXPECT_EQ(engine_->list().runs.size(), 3u);
+  EXPECT_EQ(engine_->run_until_idle(), 3);
+  for (int i = 0; i < 3; ++i) {
+    const auto d = engine_->get(runs[i].id);
+    EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+    EXPECT_EQ(json::parse(task(d, "t").input), json({{"n", i}})) << i;
+  }
+  EXPECT_TRUE(engine_->start_many({}).empty());
+}
+
+TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
+  const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
+    "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");
+  const auto other = workflow(R"({"name": "o", "tasks": [{"id": "t", "capability": "nobody"}]})");
+  start(other, "{}", "taken");
+  const auto before = testing::table_snapshot(*db_, {"workflow_runs", "tasks", "task_attempts"});
+  std::vector<StartRun> requests(3);
+  for (auto& r : requests) {
+    r.workflow = wf;
+    r.owner = "alice";
+    r.input = R"({"repo": "x"})";
+  }
+  requests[1].input = R"({"repo": 5})";
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(requests), ErrorCode::kInvalidArgument,
+                        "runs[1].input: does not match", "$.repo: must be a string");
+  requests[1].input = R"({"repo": "y"})";
+  requests[2].owner = "";
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(requests), ErrorCode::kInvalidArgument,
+                        "runs[2].owner");
+  requests[2].owner = "alice";
+  requests[2].workflow = "ghost";
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(requests), ErrorCode::kNotFound, "runs[2]: ", "ghost");
+  requests[2].workflow = wf;
+  // Found only inside the transaction: the runs before it are not kept either.
+  requests[2].idempotency_key = "taken";
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(requests), ErrorCode::kConflict,
+                        "runs[2].idempotency_key", "taken");
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(std::vector<StartRun>(1001, requests[0])),
+                        ErrorCode::kInvalidArgument, "runs: 1001 runs", "at most 1000");
+  EXPECT_EQ(testing::table_snapshot(*db_, {"workflow_runs", "tasks", "task_attempts"}), before);
 }
 
 TEST_P(EngineTest, TemplateErrorsAtRunTimeFailTheTaskOnce) {
