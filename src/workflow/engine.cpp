@@ -663,7 +663,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       // then is the whole run looked at again.
       if (const auto bracket = c.task_key.find('[');
           bracket != std::string::npos &&
-          store.open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)) > 0) {
+          store.has_open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket))) {
         return true;
       }
       const auto first_new = events.size();

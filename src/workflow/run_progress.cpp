@@ -66,7 +66,7 @@ void RunProgress::set_terminal(TaskRow& row, TaskStatus status, const std::strin
   if (!error.empty()) row.task.error = error;
   row.task.lease_expires_at.reset();
   row.start_deadline.reset();
-  store_.update_task(row);
+  save(row);
   switch (status) {
     case TaskStatus::kSucceeded:
       event(EngineEvent::Kind::kTaskSucceeded, row);
@@ -85,6 +85,21 @@ void RunProgress::set_terminal(TaskRow& row, TaskStatus status, const std::strin
 
 void RunProgress::load() { rows_ = store_.tasks_of(run_.id); }
 
+void RunProgress::save(const TaskRow& row) {
+  if (!unsaved_.count(row.task.id)) store_.update_task(row);
+}
+
+void RunProgress::insert_unsaved() {
+  if (unsaved_.empty()) return;
+  std::vector<TaskRow> batch;
+  batch.reserve(unsaved_.size());
+  for (const auto& row : rows_) {
+    if (unsaved_.count(row.task.id)) batch.push_back(row);
+  }
+  store_.insert_tasks(batch);
+  unsaved_.clear();
+}
+
 void RunProgress::create_tasks() {
   for (const auto& d : def_.tasks) {
     TaskRow row;
@@ -96,10 +111,11 @@ void RunProgress::create_tasks() {
     row.task.priority = d.priority;
     row.task.max_attempts = d.retry.max_attempts;
     row.created_at = now_;
-    store_.insert_task(row);
+    unsaved_.insert(row.task.id);
     rows_.push_back(std::move(row));  // as a read would return it: no need to read
   }
   if (!is_terminal(run_.status)) advance_rows();
+  insert_unsaved();
 }
 
 json RunProgress::context() const {
@@ -143,7 +159,7 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
   }
   event(EngineEvent::Kind::kTaskReady, row);
   if (claim_hook_) claim_hook_(row, d);
-  store_.update_task(row);
+  save(row);
 }
 
 bool RunProgress::make_ready(TaskRow& row) {
@@ -175,7 +191,7 @@ bool RunProgress::make_ready(TaskRow& row) {
   // The definition-level row becomes the group; each element is a task.
   row.task.status = TaskStatus::kRunning;
   row.task.started_at = now_;
-  store_.update_task(row);
+  save(row);
   // `row` points into rows_: build the elements aside and append them last.
   const int max_attempts = row.task.max_attempts;
   std::vector<TaskRow> children;
@@ -191,15 +207,19 @@ bool RunProgress::make_ready(TaskRow& row) {
     child.task.max_attempts = max_attempts;
     child.item = list[i].dump();
     child.created_at = now_;
-    store_.insert_task(child);
+    unsaved_.insert(child.task.id);
     json child_ctx = ctx;
     child_ctx["item"] = list[i];
     child_ctx["index"] = i;
     ready_one(child, d, child_ctx);
     children.push_back(std::move(child));
   }
+  // A group made by create_tasks is still unsaved: its elements are
+  // inserted with it when create_tasks ends.
+  const bool group_saved = !unsaved_.count(row.task.id);
   rows_.insert(rows_.end(), std::make_move_iterator(children.begin()),
-               std::make_move_iterator(children.end()));
+               std::make_move_iterator(children.end()));  // `row` may dangle from here
+  if (group_saved) insert_unsaved();
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "devcycle/engine.h"
@@ -53,6 +54,11 @@ class RunProgress {
   nlohmann::json context() const;
   void event(EngineEvent::Kind kind, const TaskRow& row);
   void set_terminal(TaskRow& row, TaskStatus status, const std::string& error = {});
+  // Writes a row's change. Rows made in this transaction are not written
+  // until insert_unsaved(): each is inserted once, as it ends up, in
+  // multi-row statements, instead of inserted and then updated.
+  void save(const TaskRow& row);
+  void insert_unsaved();
 
   RunStore& store_;
   const WorkflowDefinition& def_;
@@ -60,6 +66,7 @@ class RunProgress {
   Micros now_;
   std::vector<EngineEvent>& events_;
   std::vector<TaskRow> rows_;
+  std::unordered_set<std::string> unsaved_;  // ids of rows_ not inserted yet
   ClaimHook claim_hook_;
 };
 

@@ -259,35 +259,52 @@ std::vector<std::string> RunStore::overdue_runs(Micros now) {
   return out;
 }
 
-void RunStore::insert_task(const TaskRow& row) {
-  const auto& t = row.task;
-  t_.execute("INSERT INTO tasks (" + std::string(kTaskColumns) +
-                 ", created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                 "$12, $13, "
-                 "$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $23)",
-             {t.id,
-              t.run_id,
-              t.key,
-              t.definition_id,
-              Value(t.index),
-              to_string(t.status),
-              t.priority,
-              null_if_empty(t.input),
-              null_if_empty(t.output),
-              null_if_empty(t.error),
-              t.attempt,
-              t.max_attempts,
-              null_if_empty(t.agent_id),
-              Value(t.lease_expires_at),
-              Value(t.ready_at),
-              Value(t.available_at),
-              Value(t.started_at),
-              Value(t.finished_at),
-              null_if_empty(row.item),
-              Value(row.close_deadline),
-              Value(row.start_deadline),
-              null_if_empty(row.lease_owner),
-              row.created_at});
+void RunStore::insert_task(const TaskRow& row) { insert_tasks({&row, 1}); }
+
+void RunStore::insert_tasks(std::span<const TaskRow> rows) {
+  // Multi-row INSERTs: one statement per 32 rows (23 parameters each).
+  constexpr std::size_t kPerStatement = 32;
+  constexpr int kParams = 23;
+  std::vector<Value> params;
+  for (std::size_t first = 0; first < rows.size(); first += kPerStatement) {
+    const auto chunk = rows.subspan(first, std::min(kPerStatement, rows.size() - first));
+    std::string sql =
+        "INSERT INTO tasks (" + std::string(kTaskColumns) + ", created_at, updated_at) VALUES ";
+    params.clear();
+    params.reserve(chunk.size() * kParams);
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const int base = static_cast<int>(i) * kParams;
+      sql += i ? ", (" : "(";
+      for (int k = 1; k <= kParams; ++k) sql += "$" + std::to_string(base + k) + ", ";
+      sql += "$" + std::to_string(base + kParams) + ")";  // updated_at = created_at
+      const auto& row = chunk[i];
+      const auto& t = row.task;
+      params.insert(params.end(), {t.id,
+                                   t.run_id,
+                                   t.key,
+                                   t.definition_id,
+                                   Value(t.index),
+                                   to_string(t.status),
+                                   t.priority,
+                                   null_if_empty(t.input),
+                                   null_if_empty(t.output),
+                                   null_if_empty(t.error),
+                                   t.attempt,
+                                   t.max_attempts,
+                                   null_if_empty(t.agent_id),
+                                   Value(t.lease_expires_at),
+                                   Value(t.ready_at),
+                                   Value(t.available_at),
+                                   Value(t.started_at),
+                                   Value(t.finished_at),
+                                   null_if_empty(row.item),
+                                   Value(row.close_deadline),
+                                   Value(row.start_deadline),
+                                   null_if_empty(row.lease_owner),
+                                   row.created_at});
+    }
+    t_.execute(sql, params);
+  }
 }
 
 void RunStore::update_task(const TaskRow& row) {
@@ -314,17 +331,19 @@ std::int64_t RunStore::open_tasks(std::string_view run_id) {
       .as_int();
 }
 
-std::int64_t RunStore::open_elements(std::string_view run_id, std::string_view definition_id) {
+bool RunStore::has_open_elements(std::string_view run_id, std::string_view definition_id) {
   // Elements are keyed "<definition>[<index>]": a range of the (run_id,
   // task_key) index, with no index of its own to maintain on every change.
+  // Searched from the end, because elements finish roughly in the order they
+  // were made ready: the last keys are open until near the end, so this
+  // stops at the first row it looks at instead of counting the group.
   const std::string from = std::string(definition_id) + "[";
   const std::string to = std::string(definition_id) + "\\";  // the character after '['
-  return t_
-      .query(
-          "SELECT COUNT(*) FROM tasks WHERE run_id = $1 AND task_key > $2 AND task_key < $3 AND "
-          "status IN ('pending', 'ready', 'running')",
-          {run_id, from, to})[0][0]
-      .as_int();
+  return !t_.query(
+                "SELECT 1 FROM tasks WHERE run_id = $1 AND task_key > $2 AND task_key < $3 AND "
+                "status IN ('pending', 'ready', 'running') ORDER BY task_key DESC LIMIT 1",
+                {run_id, from, to})
+              .empty();
 }
 
 bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,

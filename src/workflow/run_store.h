@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,7 @@ class RunStore {
   std::vector<std::string> overdue_runs(Micros now);
 
   void insert_task(const TaskRow& row);
+  void insert_tasks(std::span<const TaskRow> rows);
   void update_task(const TaskRow& row);
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
@@ -65,8 +67,8 @@ class RunStore {
 
   // Tasks of the run not finished yet (groups and elements included).
   std::int64_t open_tasks(std::string_view run_id);
-  // Fan-out elements of `definition_id` in the run not finished yet.
-  std::int64_t open_elements(std::string_view run_id, std::string_view definition_id);
+  // Whether fan-out elements of `definition_id` in the run are not finished yet.
+  bool has_open_elements(std::string_view run_id, std::string_view definition_id);
   // The fenced success: records `output` when this attempt still holds a
   // valid lease, in one statement; false when it does not.
   bool succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
