@@ -325,10 +325,15 @@ bool RunProgress::advance_after_success(const std::string& done_key) {
     // A leaf: the run finishes only when nothing else is open.
     return store_.open_tasks(run_.id) > 0;
   }
+  // The dependents' rows and those of their other dependencies; `done_key`
+  // itself just succeeded in this transaction, so it is not read again (a
+  // chain reads one row).
   std::vector<std::string> keys;
   for (const auto* d : dependents) {
     keys.push_back(d->id);
-    keys.insert(keys.end(), d->depends_on.begin(), d->depends_on.end());
+    for (const auto& dep : d->depends_on) {
+      if (dep != done_key) keys.push_back(dep);
+    }
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -344,6 +349,7 @@ bool RunProgress::advance_after_success(const std::string& done_key) {
     if (!row || row->task.status != TaskStatus::kPending) continue;
     bool ready = true;
     for (const auto& dep : d->depends_on) {
+      if (dep == done_key) continue;
       const TaskRow* r = find(dep);
       ready = ready && r && done_ok(r->task.status);
     }

@@ -365,6 +365,7 @@ std::optional<TaskRow> RunStore::find_task(std::string_view id) {
 std::vector<TaskRow> RunStore::tasks_by_keys(std::string_view run_id,
                                              const std::vector<std::string>& keys) {
   if (keys.empty()) return {};
+  if (keys.size() == 1) return tasks(t_, "WHERE run_id = $1 AND task_key = $2", {run_id, keys[0]});
   std::string where = "WHERE run_id = $1 AND task_key IN (";
   std::vector<Value> params{Value(run_id)};
   for (std::size_t i = 0; i < keys.size(); ++i) {
