@@ -646,24 +646,40 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return o;
   }
 
+  // What recording a batch of outcomes leaves to the batch's end, to do it
+  // once for all of them: the successes' attempt rows (one multi-row
+  // INSERT), and whether fan-out groups have finished (one question per
+  // group, asked after every element of the batch is written).
+  struct Deferred {
+    std::vector<std::pair<std::string, TaskAttempt>> attempts;
+    std::vector<Claim> groups;  // the last element recorded, per group
+  };
+
   // Records one outcome inside a write. Returns false when the attempt was
   // fenced off (its lease expired or moved on) and nothing was written.
   bool record(Txn& t, RunStore& store, const Outcome& o, Micros at,
-              std::vector<EngineEvent>& events, std::optional<Claim>& next) {
+              std::vector<EngineEvent>& events, std::optional<Claim>& next, Deferred& later) {
     const Claim& c = o.claim;
     if (o.success) {
       // The fence and the record in one statement.
       if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, o.output)) return false;
-      store.insert_attempt(
-          c.task_id, {c.attempt, c.agent_id, c.lease_owner, "succeeded", "", c.started_at, at});
+      later.attempts.push_back(
+          {c.task_id, {c.attempt, c.agent_id, c.lease_owner, "succeeded", "", c.started_at, at}});
       events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                         c.attempt, "succeeded", "", at, ""});
-      // A fan-out element whose siblings are still open changes nothing
-      // else in the run: its group finishes with the last of them. Only
-      // then is the whole run looked at again.
-      if (const auto bracket = c.task_key.find('[');
-          bracket != std::string::npos &&
-          store.has_open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket))) {
+      // A fan-out element changes nothing else in the run unless it was the
+      // last open one of its group: the batch's end asks, once per group.
+      if (const auto bracket = c.task_key.find('['); bracket != std::string::npos) {
+        const auto group = std::string_view(c.task_key).substr(0, bracket + 1);  // "<id>["
+        const auto same =
+            std::find_if(later.groups.begin(), later.groups.end(), [&](const Claim& g) {
+              return g.run_id == c.run_id && std::string_view(g.task_key).starts_with(group);
+            });
+        if (same != later.groups.end()) {
+          *same = c;
+        } else {
+          later.groups.push_back(c);
+        }
         return true;
       }
       const auto first_new = events.size();
@@ -675,6 +691,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!row) return false;
     fail_attempt(t, store, *row, "failed", o.error, o.retryable, at, events);
     return true;
+  }
+
+  void finish_batch(Txn& t, RunStore& store, Deferred& later, Micros at,
+                    std::vector<EngineEvent>& events, std::vector<Claim>& next) {
+    store.insert_attempts(later.attempts);
+    for (const auto& c : later.groups) {
+      const auto bracket = c.task_key.find('[');
+      if (store.has_open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)))
+        continue;
+      std::optional<Claim> n;
+      const auto first_new = events.size();
+      auto rows = advance_after_success(t, store, c, at, events, n);
+      if (!n) n = claim_successor(t, store, c, first_new, at, rows, events);
+      if (n) next.push_back(std::move(*n));
+    }
   }
 
   void forget_cancel(const std::string& task_id) {
@@ -694,7 +725,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunStore store(t);
       next.reset();
       events.clear();
-      record(t, store, o, at, events, next);
+      Deferred later;
+      std::vector<Claim> more;
+      record(t, store, o, at, events, next, later);
+      finish_batch(t, store, later, at, events, more);
+      if (!next && !more.empty()) next = std::move(more.front());
     });
     if (next) forget_cancel(next->task_id);
     emit(std::move(events));
@@ -743,11 +778,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           }
           const Micros at = now();
           RunStore store(t);
+          Deferred later;
           for (const auto& o : batch->outcomes) {
             std::optional<Claim> next;
-            record(t, store, o, at, batch->events, next);
+            record(t, store, o, at, batch->events, next, later);
             if (next) batch->next.push_back(std::move(*next));
           }
+          finish_batch(t, store, later, at, batch->events, batch->next);
         },
         [this, batch](std::exception_ptr e) {
           if (!e) {
@@ -781,8 +818,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           const Micros at = now();
           RunStore store(t);
           std::optional<Claim> next;
-          record(t, store, batch->outcomes[0], at, batch->events, next);
+          Deferred later;
+          record(t, store, batch->outcomes[0], at, batch->events, next, later);
           if (next) batch->next.push_back(std::move(*next));
+          finish_batch(t, store, later, at, batch->events, batch->next);
         },
         [this, batch](std::exception_ptr e) {
           // On failure the attempt's lease expires and the task runs again.

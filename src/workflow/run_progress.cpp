@@ -192,6 +192,7 @@ bool RunProgress::make_ready(TaskRow& row) {
   row.task.status = TaskStatus::kRunning;
   row.task.started_at = now_;
   save(row);
+  const bool element_needs_context = !d.when.empty() || d.input.find("{{") != std::string::npos;
   // `row` points into rows_: build the elements aside and append them last.
   const int max_attempts = row.task.max_attempts;
   std::vector<TaskRow> children;
@@ -208,10 +209,14 @@ bool RunProgress::make_ready(TaskRow& row) {
     child.item = list[i].dump();
     child.created_at = now_;
     unsaved_.insert(child.task.id);
-    json child_ctx = ctx;
-    child_ctx["item"] = list[i];
-    child_ctx["index"] = i;
-    ready_one(child, d, child_ctx);
+    if (element_needs_context) {
+      json child_ctx = ctx;
+      child_ctx["item"] = list[i];
+      child_ctx["index"] = i;
+      ready_one(child, d, child_ctx);
+    } else {
+      ready_one(child, d, json::object());  // a copy of the context per element is quadratic
+    }
     children.push_back(std::move(child));
   }
   // A group made by create_tasks is still unsaved: its elements are

@@ -445,6 +445,30 @@ void RunStore::insert_attempt(const std::string& task_id, const TaskAttempt& a) 
        a.started_at, Value(a.finished_at)});
 }
 
+void RunStore::insert_attempts(std::span<const std::pair<std::string, TaskAttempt>> attempts) {
+  constexpr std::size_t kPerStatement = 64;
+  constexpr int kParams = 8;
+  std::vector<Value> params;
+  for (std::size_t first = 0; first < attempts.size(); first += kPerStatement) {
+    const auto chunk = attempts.subspan(first, std::min(kPerStatement, attempts.size() - first));
+    std::string sql =
+        "INSERT INTO task_attempts (task_id, attempt, agent_id, lease_owner, status, error, "
+        "started_at, finished_at) VALUES ";
+    params.clear();
+    params.reserve(chunk.size() * kParams);
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      const int base = static_cast<int>(i) * kParams;
+      sql += i ? ", (" : "(";
+      for (int k = 1; k <= kParams; ++k)
+        sql += "$" + std::to_string(base + k) + (k < kParams ? ", " : ")");
+      const auto& [task_id, a] = chunk[i];
+      params.insert(params.end(), {task_id, a.attempt, a.agent_id, a.lease_owner, a.status,
+                                   null_if_empty(a.error), a.started_at, Value(a.finished_at)});
+    }
+    t_.execute(sql, params);
+  }
+}
+
 void RunStore::end_attempt(const TaskRow& row, std::string_view status, std::string_view error,
                            Micros at) {
   insert_attempt(row.task.id,

@@ -75,6 +75,7 @@ class RunStore {
                       Micros now, std::string_view output);
 
   void insert_attempt(const std::string& task_id, const TaskAttempt& a);
+  void insert_attempts(std::span<const std::pair<std::string, TaskAttempt>> attempts);
   // Records the row's current attempt as ended (agent, owner and start from the row).
   void end_attempt(const TaskRow& row, std::string_view status, std::string_view error, Micros at);
   // Ended attempts, then the one in progress (from the task row), oldest first.
