@@ -303,6 +303,41 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return progress.take_rows();
   }
 
+  // Claims a task that this very transaction is readying (the row is not
+  // written yet), for this engine, when it already knows who runs it:
+  // as fenced as the conditional UPDATE of claim(), since the row was found
+  // pending (or made) in the same transaction.
+  std::optional<Claim> claim_in_place(TaskRow& row, const TaskDefinition& d,
+                                      const std::string& workflow_id, Micros at,
+                                      std::vector<EngineEvent>& events) {
+    if (row.task.available_at.value_or(at) > at) return std::nullopt;
+    const auto found = remembered_resolution(d, at);
+    if (!found) return std::nullopt;
+    std::optional<Micros> close_deadline;
+    if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
+    const auto lease = lease_until(d.timeouts, at, close_deadline);
+    row.task.status = TaskStatus::kRunning;
+    row.task.attempt += 1;
+    row.task.agent_id = found->first;
+    row.task.lease_expires_at = lease;
+    row.task.started_at = at;
+    row.close_deadline = close_deadline;
+    row.start_deadline.reset();
+    row.lease_owner = options.engine_id;
+    events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id, row.task.key,
+                      row.task.attempt, "running", "", at, ""});
+    return Claim{row.task.id,  row.task.run_id,   row.task.key,   workflow_id,      found->second,
+                 found->first, options.engine_id, row.task.input, row.task.attempt, at,
+                 lease,        close_deadline,    d.timeouts};
+  }
+
+  // How many more claims the workers' queue takes now (see tick()).
+  int claim_room() {
+    if (options.workers == 0) return 0;
+    std::lock_guard lock(queue_mu);
+    return claim_ahead() * options.workers - in_flight - static_cast<int>(queue.size());
+  }
+
   // advance() after a success, reading only the rows concerned when it can.
   // When it can, it also claims one newly ready successor for the same
   // worker in the same write as readying it (`next`).
@@ -319,28 +354,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const auto def = definition(t, c.workflow_id);
       RunProgress progress(store, *def, run, at, events);
       progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
-        if (next || row.task.available_at.value_or(at) > at) return false;
-        const auto found = remembered_resolution(d, at);
-        if (!found) return false;
-        std::optional<Micros> close_deadline;
-        if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
-        const auto lease = lease_until(d.timeouts, at, close_deadline);
-        // The row was read pending in this very transaction, so claiming it
-        // here is as fenced as the conditional UPDATE of claim().
-        row.task.status = TaskStatus::kRunning;
-        row.task.attempt += 1;
-        row.task.agent_id = found->first;
-        row.task.lease_expires_at = lease;
-        row.task.started_at = at;
-        row.close_deadline = close_deadline;
-        row.lease_owner = options.engine_id;
-        events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id,
-                          row.task.key, row.task.attempt, "running", "", at, ""});
-        next =
-            Claim{row.task.id,  row.task.run_id,   row.task.key,   c.workflow_id,    found->second,
-                  found->first, options.engine_id, row.task.input, row.task.attempt, at,
-                  lease,        close_deadline,    d.timeouts};
-        return true;
+        if (next) return false;
+        next = claim_in_place(row, d, c.workflow_id, at, events);
+        return next.has_value();
       });
       if (progress.advance_after_success(c.task_key)) return progress.take_rows();
       next.reset();  // nothing was written: the full advance decides
@@ -1285,9 +1301,14 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
     }
   }
   std::vector<EngineEvent> events;
+  std::vector<Claim> claims;
+  // Roots are claimed as they are inserted, up to what the workers' queue
+  // takes now; the scheduler claims the rest.
+  const int room = impl_->claim_room();
   auto result = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    claims.clear();
     std::vector<Run> runs;
     runs.reserve(prepared.size());
     for (std::size_t i = 0; i < prepared.size(); ++i) {
@@ -1309,13 +1330,19 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       Run r = p.run;
       store.insert_run(r, p.workflow_id);
       events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
-      RunProgress(store, *p.definition, r, at, events).create_tasks();
+      RunProgress progress(store, *p.definition, r, at, events);
+      progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
+        if (static_cast<int>(claims.size()) >= room) return false;
+        auto c = impl_->claim_in_place(row, d, p.workflow_id, at, events);
+        if (c) claims.push_back(std::move(*c));
+        return c.has_value();
+      });
+      progress.create_tasks();
       runs.push_back(std::move(r));
     }
     return runs;
   });
-  impl_->emit(std::move(events));
-  impl_->notify_scheduler();
+  impl_->post(std::move(events), std::move(claims));
   return result;
 }
 

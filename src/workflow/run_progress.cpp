@@ -311,7 +311,7 @@ void RunProgress::advance_rows() {
   run_.output = output.dump(-1, ' ', false, json::error_handler_t::replace);
   run_.status = RunStatus::kSucceeded;
   run_.finished_at = now_;
-  store_.update_run(run_);
+  store_.finish_run(run_);
   events_.push_back(
       {EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_, ""});
 }
@@ -327,8 +327,15 @@ bool RunProgress::advance_after_success(const std::string& done_key) {
     dependents.push_back(&d);
   }
   if (dependents.empty()) {
-    // A leaf: the run finishes only when nothing else is open.
-    return store_.open_tasks(run_.id) > 0;
+    // A leaf: the run finishes only when nothing else is open. Its rows tell,
+    // and finish it when so (advance_rows writes only what finishing
+    // changes, so the run's own row need not be read).
+    rows_ = store_.tasks_of(run_.id);
+    if (std::any_of(rows_.begin(), rows_.end(),
+                    [](const TaskRow& r) { return !is_terminal(r.task.status); }))
+      return true;
+    advance_rows();
+    return true;
   }
   // The dependents' rows and those of their other dependencies; `done_key`
   // itself just succeeded in this transaction, so it is not read again (a
@@ -376,7 +383,7 @@ void RunProgress::finish_run(RunStatus status, const std::string& error) {
   run_.status = status;
   run_.error = error;
   run_.finished_at = now_;
-  store_.update_run(run_);
+  store_.finish_run(run_);
   events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0,
                      std::string(to_string(status)), error, now_, ""});
 }

@@ -26,11 +26,11 @@ class RunProgress {
   // reached a terminal state.
   void advance();
   // After the definition-level task `done_key` succeeded: readies what that
-  // can ready, reading only the rows concerned. Returns false, having
+  // can ready, reading only the rows concerned (a leaf reads the run's rows
+  // and finishes the run when nothing else is open). Returns false, having
   // changed nothing, when the full advance() is needed instead: a dependent
-  // whose input, condition or fan-out needs the run's context, or no
-  // dependents and no other open task (the run may be finishing). Uses only
-  // the run's id and status.
+  // whose input, condition or fan-out needs the run's context. Uses only the
+  // run's id and status.
   bool advance_after_success(const std::string& done_key);
   // Ends the run with `status`; every open task is cancelled.
   void finish_run(RunStatus status, const std::string& error);

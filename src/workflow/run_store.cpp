@@ -220,6 +220,14 @@ void RunStore::update_run(const Run& r) {
        r.finished_at.value_or(r.created_at)});
 }
 
+void RunStore::finish_run(const Run& r) {
+  t_.execute(
+      "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, "
+      "updated_at = $5 WHERE id = $1",
+      {r.id, to_string(r.status), null_if_empty(r.output), null_if_empty(r.error),
+       Value(r.finished_at)});
+}
+
 RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {
   std::string sql = "SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE 1 = 1";
   std::vector<Value> params;
@@ -320,15 +328,6 @@ void RunStore::update_task(const TaskRow& row) {
        Value(t.lease_expires_at), Value(t.ready_at), Value(t.available_at), Value(t.started_at),
        Value(t.finished_at), Value(row.close_deadline), Value(row.start_deadline),
        null_if_empty(row.lease_owner)});
-}
-
-std::int64_t RunStore::open_tasks(std::string_view run_id) {
-  return t_
-      .query(
-          "SELECT COUNT(*) FROM tasks WHERE run_id = $1 AND "
-          "status IN ('pending', 'ready', 'running')",
-          {run_id})[0][0]
-      .as_int();
 }
 
 bool RunStore::has_open_elements(std::string_view run_id, std::string_view definition_id) {

@@ -33,6 +33,8 @@ class RunStore {
   std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);
   std::string workflow_id_of(std::string_view run_id);
   void update_run(const Run& run);
+  // Writes only what finishing changes: status, output, error, finished_at.
+  void finish_run(const Run& run);
   struct RunScan {
     std::vector<Run> matched;  // of the scanned rows, those whose labels match
     int scanned = 0;
@@ -65,8 +67,6 @@ class RunStore {
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now);
 
-  // Tasks of the run not finished yet (groups and elements included).
-  std::int64_t open_tasks(std::string_view run_id);
   // Whether fan-out elements of `definition_id` in the run are not finished yet.
   bool has_open_elements(std::string_view run_id, std::string_view definition_id);
   // The fenced success: records `output` when this attempt still holds a
