@@ -26,5 +26,11 @@ install(FILES "${PROJECT_BINARY_DIR}/devcycleConfig.cmake"
 # The .pc file finds its prefix from its own location, so the installed tree
 # may be moved (and the install test may use a scratch prefix).
 string(REGEX REPLACE "[^/]+" ".." DEVCYCLE_PC_UP "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+# librdkafka links as Debian ships it, shared: its own dependencies
+# (lz4, zstd, sasl) come with it rather than through pkg-config --static.
+set(DEVCYCLE_PC_KAFKA "")
+if(DEVCYCLE_WITH_KAFKA)
+  set(DEVCYCLE_PC_KAFKA " -lrdkafka")
+endif()
 configure_file(cmake/devcycle.pc.in "${PROJECT_BINARY_DIR}/devcycle.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/devcycle.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -40,14 +40,15 @@ namespace devcycle {
 struct Message {
   std::string topic;  // [a-zA-Z0-9._-], 1..200 characters
   std::string key;    // ordering key; empty: no ordering with other messages
-  std::map<std::string, std::string> headers;
-  std::string payload;  // bytes
+  std::map<std::string, std::string> headers;  // names starting with "devcycle-" are reserved
+  std::string payload;                         // bytes
 };
 
 struct Published {
-  std::string id;  // uuid v7
-  std::int64_t offset = 0;
+  std::string id;           // uuid v7
+  std::int64_t offset = 0;  // within its partition
   Micros published_at = 0;
+  int partition = 0;  // Kafka's partition; always 0 on inproc://
 };
 
 struct Delivery {
@@ -57,6 +58,7 @@ struct Delivery {
   Message message;
   int delivery_count = 0;  // 1 on the first delivery
   Micros published_at = 0;
+  int partition = 0;  // Kafka's partition; always 0 on inproc://
 };
 
 struct DeadLetter {

@@ -1,5 +1,6 @@
 #include "common/field_checks.h"
 #include "common/url.h"
+#include "common/utf8.h"
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
 #include "messaging/bus_checks.h"
@@ -24,6 +25,9 @@ void check_message(const Message& m, std::size_t max_payload_bytes, const std::s
     throw Error(ErrorCode::kInvalidArgument, field + ".headers: more than 64 headers");
   for (const auto& [k, v] : m.headers) {
     check_text(field + ".headers key", k, 256, true);
+    if (k.starts_with("devcycle-"))
+      throw Error(ErrorCode::kInvalidArgument,
+                  field + ".headers: \"" + k + "\": names starting with devcycle- are reserved");
     check_text(field + ".headers[\"" + k + "\"]", v, 4096);
   }
   if (m.payload.size() > max_payload_bytes) {
@@ -31,6 +35,40 @@ void check_message(const Message& m, std::size_t max_payload_bytes, const std::s
                 field + ".payload: " + std::to_string(m.payload.size()) +
                     " bytes, more than the limit of " + std::to_string(max_payload_bytes));
   }
+}
+
+void check_consume(const ConsumeOptions& o) {
+  if (o.visibility_timeout.count() <= 0 || o.visibility_timeout > std::chrono::hours(24 * 30))
+    throw Error(ErrorCode::kInvalidArgument,
+                "visibility_timeout: must be positive and at most 30 days");
+  if (o.max_deliveries < 1 || o.max_deliveries > 1000)
+    throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
+}
+
+std::string clean_reason(std::string_view reason) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < reason.size() && out.size() < 4096) {
+    const auto c = static_cast<unsigned char>(reason[i]);
+    const std::size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    const auto seq = reason.substr(i, len);
+    if (c == 0 || seq.size() != len || !valid_utf8(seq)) {
+      out += '?';
+      ++i;
+      continue;
+    }
+    if (out.size() + len > 4096) break;
+    out += seq;
+    i += len;
+  }
+  return out;
+}
+
+Error not_pending(const Delivery& d) {
+  return Error(ErrorCode::kNotFound,
+               "delivery of " + d.message.topic + " offset " + std::to_string(d.offset) +
+                   " to group " + d.group +
+                   " is not pending (already acknowledged, or dead-lettered)");
 }
 
 }  // namespace internal

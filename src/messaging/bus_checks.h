@@ -3,7 +3,9 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
+#include "devcycle/error.h"
 #include "devcycle/messaging.h"
 
 namespace devcycle::internal {
@@ -11,6 +13,14 @@ namespace devcycle::internal {
 void check_topic(const std::string& topic, const std::string& field);
 void check_group(const std::string& group, const std::string& field);
 void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field);
+void check_consume(const ConsumeOptions& o);
+
+// A refusal reason as stored: well-formed UTF-8 without NUL, at most 4 KiB,
+// cut on a character boundary.
+std::string clean_reason(std::string_view reason);
+// Error{kNotFound} for acknowledging or refusing a delivery that is no
+// longer pending.
+Error not_pending(const Delivery& d);
 
 std::unique_ptr<MessageBus> open_inproc_bus(Database& db, BusOptions options);
 

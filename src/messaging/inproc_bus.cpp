@@ -25,6 +25,7 @@
 #include "devcycle/messaging.h"
 #include "devcycle/uuid.h"
 #include "messaging/bus_checks.h"
+#include "messaging/subscription_threads.h"
 
 namespace devcycle::internal {
 
@@ -52,17 +53,7 @@ class InprocBus final : public MessageBus {
     db_.migrate(MessageBus::migrations());
   }
 
-  ~InprocBus() override {
-    std::vector<std::shared_ptr<Worker>> live;
-    {
-      std::lock_guard lock(workers_->mu);
-      live.assign(workers_->live.begin(), workers_->live.end());
-    }
-    for (auto& w : live) stop(*workers_, w);
-    // A subscription stopped from its own handler finishes on its own thread.
-    std::unique_lock lock(workers_->mu);
-    workers_->done.wait(lock, [&] { return workers_->running == 0; });
-  }
+  ~InprocBus() override { workers_->stop_all(); }
 
   std::future<Published> publish(Message message) override {
     check_message(message, options_.max_payload_bytes, "message");
@@ -166,31 +157,7 @@ class InprocBus final : public MessageBus {
 
   Subscription subscribe(const std::string& topic, const std::string& group, MessageHandler handler,
                          SubscribeOptions options) override {
-    check_topic(topic, "topic");
-    check_group(group, "group");
-    check_consume(options.consume);
-    if (!handler) throw Error(ErrorCode::kInvalidArgument, "handler: must not be empty");
-    if (options.batch < 1 || options.batch > 10'000)
-      throw Error(ErrorCode::kInvalidArgument, "batch: must be 1..10000");
-    if (options.poll_interval.count() <= 0)
-      throw Error(ErrorCode::kInvalidArgument, "poll_interval: must be positive");
-    auto worker = std::make_shared<Worker>();
-    auto workers = workers_;
-    {
-      std::lock_guard lock(workers->mu);
-      workers->live.insert(worker);
-      ++workers->running;
-    }
-    std::lock_guard lock(worker->mu);  // the thread is owned before it can stop itself
-    worker->thread =
-        std::thread([this, workers, worker, topic, group, handler = std::move(handler), options] {
-          consume(*worker, topic, group, handler, options);
-          std::lock_guard done_lock(workers->mu);
-          --workers->running;
-          workers->done.notify_all();
-        });
-    // The Subscription may outlive the bus: it holds only shared state.
-    return Subscription([workers, worker] { stop(*workers, worker); });
+    return workers_->start(*this, topic, group, std::move(handler), std::move(options));
   }
 
   std::vector<DeadLetter> dead_letters(const std::string& topic, const std::string& group,
@@ -321,33 +288,6 @@ class InprocBus final : public MessageBus {
   }
 
  private:
-  struct Worker {
-    std::thread thread;  // moved out, under mu, by whoever stops it
-    std::mutex mu;
-    std::condition_variable cv;
-    bool stopping = false;
-    bool woken = false;
-  };
-  // The subscriptions' shared state: also held by Subscriptions and commit
-  // callbacks, which may outlive the bus.
-  struct Workers {
-    std::mutex mu;
-    std::condition_variable done;
-    std::set<std::shared_ptr<Worker>> live;
-    int running = 0;  // threads that have not finished
-
-    void wake_all() {
-      std::lock_guard lock(mu);
-      for (const auto& w : live) {
-        {
-          std::lock_guard wl(w->mu);
-          w->woken = true;
-        }
-        w->cv.notify_one();
-      }
-    }
-  };
-
   // Stores messages and wakes the subscriptions once they are committed;
   // the future holds pick(the published list).
   template <class R, class Pick>
@@ -366,42 +306,6 @@ class InprocBus final : public MessageBus {
           workers->wake_all();
         });
     return future;
-  }
-
-  // Refusal reasons end up in TEXT columns: well-formed UTF-8 without NUL,
-  // at most 4 KiB, cut on a character boundary.
-  static std::string clean_reason(std::string_view reason) {
-    std::string out;
-    std::size_t i = 0;
-    while (i < reason.size() && out.size() < 4096) {
-      const auto c = static_cast<unsigned char>(reason[i]);
-      const std::size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-      const auto seq = reason.substr(i, len);
-      if (c == 0 || seq.size() != len || !valid_utf8(seq)) {
-        out += '?';
-        ++i;
-        continue;
-      }
-      if (out.size() + len > 4096) break;
-      out += seq;
-      i += len;
-    }
-    return out;
-  }
-
-  static Error not_pending(const Delivery& d) {
-    return Error(ErrorCode::kNotFound,
-                 "delivery of " + d.message.topic + " offset " + std::to_string(d.offset) +
-                     " to group " + d.group +
-                     " is not pending (already acknowledged, or dead-lettered)");
-  }
-
-  static void check_consume(const ConsumeOptions& o) {
-    if (o.visibility_timeout.count() <= 0 || o.visibility_timeout > std::chrono::hours(24 * 30))
-      throw Error(ErrorCode::kInvalidArgument,
-                  "visibility_timeout: must be positive and at most 30 days");
-    if (o.max_deliveries < 1 || o.max_deliveries > 1000)
-      throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
   }
 
   static std::int64_t next_offset(Txn& t, const std::string& topic) {
@@ -613,97 +517,10 @@ class InprocBus final : public MessageBus {
 
   // A subscription's thread. Nothing may escape it: every failure either
   // leaves a message pending (its visibility timeout decides) or is retried.
-  void consume(Worker& w, const std::string& topic, const std::string& group,
-               const MessageHandler& handler, const SubscribeOptions& o) {
-    auto stopping = [&] {
-      std::lock_guard lock(w.mu);
-      return w.stopping;
-    };
-    while (!stopping()) {
-      std::vector<Delivery> batch;
-      try {
-        batch = fetch(topic, group, o.batch, o.consume);
-      } catch (...) {
-        // The database may be briefly unavailable; look again after a pause.
-      }
-      // Acknowledgements go out together after the batch (or before a stop):
-      // a crash in between only means those messages come again.
-      std::vector<Delivery> acked;
-      auto flush_acks = [&] {
-        try {
-          ack(acked);
-        } catch (...) {
-          // Some were no longer pending (their timeout passed): ack the rest.
-          for (const auto& d : acked) {
-            try {
-              ack(d);
-            } catch (...) {
-            }
-          }
-        }
-        acked.clear();
-      };
-      bool stopped = false;
-      for (const auto& d : batch) {
-        if (stopping()) {
-          stopped = true;  // the rest become visible again after the timeout
-          break;
-        }
-        Ack verdict = Ack::kNack;
-        std::string reason = "refused by the handler";
-        try {
-          verdict = handler(d);
-        } catch (const std::exception& e) {
-          reason = e.what();
-        } catch (...) {
-          reason = "the handler threw something that is not a std::exception";
-        }
-        if (verdict == Ack::kAck) {
-          acked.push_back(d);
-          continue;
-        }
-        try {
-          nack(d, reason, o.consume);
-        } catch (...) {
-          // Not pending any more, or the database failed: the visibility
-          // timeout decides what happens next.
-        }
-      }
-      flush_acks();
-      if (stopped) return;
-      if (batch.empty()) {
-        std::unique_lock lock(w.mu);
-        w.cv.wait_for(lock, o.poll_interval, [&] { return w.stopping || w.woken; });
-        w.woken = false;
-      }
-    }
-  }
-
-  // Stops a subscription; safe from any thread, any number of times, and
-  // from the subscription's own handler (its thread then finishes alone and
-  // the bus's destructor waits for it).
-  static void stop(Workers& workers, const std::shared_ptr<Worker>& w) {
-    std::thread thread;
-    {
-      std::lock_guard lock(w->mu);
-      w->stopping = true;
-      thread = std::move(w->thread);
-    }
-    w->cv.notify_one();
-    if (thread.joinable()) {
-      if (thread.get_id() == std::this_thread::get_id()) {
-        thread.detach();
-      } else {
-        thread.join();
-      }
-    }
-    std::lock_guard lock(workers.mu);
-    workers.live.erase(w);
-  }
 
   Database& db_;
   BusOptions options_;
-  std::shared_ptr<Workers> workers_ = std::make_shared<Workers>();
+  std::shared_ptr<SubscriptionThreads> workers_ = SubscriptionThreads::create();
 };
 
 }  // namespace

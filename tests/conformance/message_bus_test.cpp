@@ -319,6 +319,8 @@ TEST_P(MessageBusTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
                         "message.key");
   EXPECT_DEVCYCLE_ERROR(bus_->publish({"t", "", {{"", "v"}}, "x"}), ErrorCode::kInvalidArgument,
                         "message.headers");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"t", "", {{"devcycle-id", "v"}}, "x"}),
+                        ErrorCode::kInvalidArgument, "message.headers", "reserved");
   EXPECT_DEVCYCLE_ERROR(
       bus_->publish_batch({{"t", "", {}, "ok"}, {"t", "", {}, std::string(70'000, 'x')}}),
       ErrorCode::kInvalidArgument, "messages[1].payload");

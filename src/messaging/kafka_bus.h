@@ -1,0 +1,18 @@
+// kafka://host:port — the MessageBus on Apache Kafka through librdkafka.
+// Internal; built with DEVCYCLE_WITH_KAFKA. How the contract maps onto
+// Kafka: docs/decisions/0014-kafka-bus-design.md.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "devcycle/messaging.h"
+
+namespace devcycle::internal {
+
+// `url`: kafka://host:port[,host:port...][?partitions=N&replication=N]
+// (partitions and replication of the topics the bus creates; 1 and 1 by
+// default). Throws Error{kInvalidArgument} for a malformed URL.
+std::unique_ptr<MessageBus> open_kafka_bus(const std::string& url, BusOptions options);
+
+}  // namespace devcycle::internal

@@ -1,0 +1,149 @@
+#include "messaging/subscription_threads.h"
+
+#include <vector>
+
+#include "devcycle/error.h"
+#include "messaging/bus_checks.h"
+
+namespace devcycle::internal {
+
+Subscription SubscriptionThreads::start(MessageBus& bus, const std::string& topic,
+                                        const std::string& group, MessageHandler handler,
+                                        SubscribeOptions options) {
+  check_topic(topic, "topic");
+  check_group(group, "group");
+  check_consume(options.consume);
+  if (!handler) throw Error(ErrorCode::kInvalidArgument, "handler: must not be empty");
+  if (options.batch < 1 || options.batch > 10'000)
+    throw Error(ErrorCode::kInvalidArgument, "batch: must be 1..10000");
+  if (options.poll_interval.count() <= 0)
+    throw Error(ErrorCode::kInvalidArgument, "poll_interval: must be positive");
+  auto worker = std::make_shared<Worker>();
+  auto self = shared_from_this();
+  {
+    std::lock_guard lock(mu_);
+    live_.insert(worker);
+    ++running_;
+  }
+  std::lock_guard lock(worker->mu);  // the thread is owned before it can stop itself
+  worker->thread =
+      std::thread([&bus, self, worker, topic, group, handler = std::move(handler), options] {
+        run(bus, *worker, topic, group, handler, options);
+        std::lock_guard done_lock(self->mu_);
+        --self->running_;
+        self->done_.notify_all();
+      });
+  // The Subscription may outlive the bus: it holds only shared state.
+  return Subscription([self, worker] { self->stop(worker); });
+}
+
+void SubscriptionThreads::wake_all() {
+  std::lock_guard lock(mu_);
+  for (const auto& w : live_) {
+    {
+      std::lock_guard wl(w->mu);
+      w->woken = true;
+    }
+    w->cv.notify_one();
+  }
+}
+
+void SubscriptionThreads::stop_all() {
+  std::vector<std::shared_ptr<Worker>> live;
+  {
+    std::lock_guard lock(mu_);
+    live.assign(live_.begin(), live_.end());
+  }
+  for (auto& w : live) stop(w);
+  // A subscription stopped from its own handler finishes on its own thread.
+  std::unique_lock lock(mu_);
+  done_.wait(lock, [&] { return running_ == 0; });
+}
+
+void SubscriptionThreads::stop(const std::shared_ptr<Worker>& w) {
+  std::thread thread;
+  {
+    std::lock_guard lock(w->mu);
+    w->stopping = true;
+    thread = std::move(w->thread);
+  }
+  w->cv.notify_one();
+  if (thread.joinable()) {
+    if (thread.get_id() == std::this_thread::get_id()) {
+      thread.detach();
+    } else {
+      thread.join();
+    }
+  }
+  std::lock_guard lock(mu_);
+  live_.erase(w);
+}
+
+void SubscriptionThreads::run(MessageBus& bus, Worker& w, const std::string& topic,
+                              const std::string& group, const MessageHandler& handler,
+                              const SubscribeOptions& o) {
+  auto stopping = [&] {
+    std::lock_guard lock(w.mu);
+    return w.stopping;
+  };
+  while (!stopping()) {
+    std::vector<Delivery> batch;
+    try {
+      batch = bus.fetch(topic, group, o.batch, o.consume);
+    } catch (...) {
+      // The backend may be briefly unavailable; look again after a pause.
+    }
+    // Acknowledgements go out together after the batch (or before a stop):
+    // a crash in between only means those messages come again.
+    std::vector<Delivery> acked;
+    auto flush_acks = [&] {
+      try {
+        bus.ack(acked);
+      } catch (...) {
+        // Some were no longer pending (their timeout passed): ack the rest.
+        for (const auto& d : acked) {
+          try {
+            bus.ack(d);
+          } catch (...) {
+          }
+        }
+      }
+      acked.clear();
+    };
+    bool stopped = false;
+    for (const auto& d : batch) {
+      if (stopping()) {
+        stopped = true;  // the rest become visible again after the timeout
+        break;
+      }
+      Ack verdict = Ack::kNack;
+      std::string reason = "refused by the handler";
+      try {
+        verdict = handler(d);
+      } catch (const std::exception& e) {
+        reason = e.what();
+      } catch (...) {
+        reason = "the handler threw something that is not a std::exception";
+      }
+      if (verdict == Ack::kAck) {
+        acked.push_back(d);
+        continue;
+      }
+      try {
+        bus.nack(d, reason, o.consume);
+      } catch (...) {
+        // Not pending any more, or the backend failed: the visibility
+        // timeout decides what happens next.
+      }
+    }
+    flush_acks();
+    if (stopped) return;
+    if (batch.empty()) {
+      std::unique_lock lock(w.mu);
+      w.cv.wait_for(lock, o.poll_interval, [&] { return w.stopping || w.woken; });
+      w.woken = false;
+    }
+  }
+}
+
+}  // namespace devcycle::internal

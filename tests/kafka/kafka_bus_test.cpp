@@ -1,0 +1,272 @@
+// The Kafka backend of the MessageBus on the real broker that
+// scripts/kafka.sh starts (label `kafka`). Every test uses topics and groups
+// of its own: the broker lives for the whole test run.
+#include "messaging/kafka_bus.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "devcycle/messaging.h"
+#include "devcycle/uuid.h"
+#include "support/error_matchers.h"
+
+namespace devcycle {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string broker_url() {
+  const char* b = std::getenv("DEVCYCLE_TEST_KAFKA");
+  return std::string("kafka://") + (b ? b : "127.0.0.1:19692");
+}
+
+class KafkaBusTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+
+  void open() {
+    bus_.reset();
+    BusOptions o;
+    o.clock = clock_;
+    o.max_payload_bytes = 64 * 1024;
+    bus_ = internal::open_kafka_bus(broker_url(), o);
+  }
+
+  // A topic or group name of this test only.
+  std::string name(const std::string& base) { return base + "-" + unique_; }
+
+  Published publish(const std::string& topic, const std::string& payload,
+                    const std::string& key = "") {
+    return bus_->publish({topic, key, {{"h", "v"}}, payload}).get();
+  }
+
+  static std::vector<std::string> payloads(const std::vector<Delivery>& ds) {
+    std::vector<std::string> out;
+    for (const auto& d : ds) out.push_back(d.message.payload);
+    return out;
+  }
+
+  static ConsumeOptions consume(int max_deliveries = 3) {
+    ConsumeOptions o;
+    o.visibility_timeout = 10s;
+    o.max_deliveries = max_deliveries;
+    return o;
+  }
+
+  std::string unique_ = new_uuid_v7().substr(24);
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::unique_ptr<MessageBus> bus_;
+};
+
+TEST_F(KafkaBusTest, PublishedMessagesArriveWholeInOrderAndOnlyOnceAcknowledged) {
+  const auto t = name("orders"), g = name("billing");
+  const auto a = publish(t, "a");
+  const auto b = publish(t, std::string("b\0\xff", 3));
+  const auto batch = bus_->publish_batch({{t, "", {}, "c"}, {t, "", {}, "d"}}).get();
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_LT(a.offset, b.offset);
+  EXPECT_LT(b.offset, batch[0].offset);
+  EXPECT_LT(batch[0].offset, batch[1].offset);
+  EXPECT_EQ(a.published_at, clock_->now() / 1000 * 1000);
+  const auto got = bus_->fetch(t, g, 10, consume());
+  ASSERT_EQ(payloads(got), (std::vector<std::string>{"a", std::string("b\0\xff", 3), "c", "d"}));
+  EXPECT_EQ(got[0].id, a.id);
+  EXPECT_EQ(got[0].offset, a.offset);
+  EXPECT_EQ(got[3].id, batch[1].id);
+  EXPECT_EQ(got[0].message.headers, (std::map<std::string, std::string>{{"h", "v"}}));
+  EXPECT_EQ(got[0].message.topic, t);
+  EXPECT_EQ(got[0].group, g);
+  EXPECT_EQ(got[0].delivery_count, 1);
+  EXPECT_EQ(got[0].published_at, a.published_at);
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume()).empty()) << "all are in flight";
+  bus_->ack(got);
+  open();  // another process in the same group: the committed offsets hold
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume()).empty());
+  EXPECT_EQ(payloads(bus_->fetch(t, name("other"), 10, consume())),
+            (std::vector<std::string>{"a", std::string("b\0\xff", 3), "c", "d"}))
+      << "every group sees every message";
+}
+
+TEST_F(KafkaBusTest, ARefusalComesBackThroughTheRetryTopicBeforeLaterMessagesOfItsKey) {
+  const auto t = name("t"), g = name("g");
+  publish(t, "k1-first", "k1");
+  publish(t, "k1-second", "k1");
+  publish(t, "k2-only", "k2");
+  publish(t, "no-key");
+  auto got = bus_->fetch(t, g, 10, consume());
+  EXPECT_EQ(payloads(got), (std::vector<std::string>{"k1-first", "k2-only", "no-key"}));
+  bus_->nack(got[0], "again", consume());
+  auto again = bus_->fetch(t, g, 10, consume());
+  ASSERT_EQ(payloads(again), (std::vector<std::string>{"k1-first"}));
+  EXPECT_EQ(again[0].delivery_count, 2);
+  EXPECT_EQ(again[0].id, got[0].id);
+  EXPECT_EQ(again[0].offset, got[0].offset) << "the original offset, not the retry topic's";
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(got[0]), ErrorCode::kNotFound, "not pending");
+  bus_->ack(again[0]);
+  EXPECT_EQ(payloads(bus_->fetch(t, g, 10, consume())), (std::vector<std::string>{"k1-second"}));
+}
+
+TEST_F(KafkaBusTest, TimeoutsRedeliverAndTheLastRefusalDeadLetters) {
+  const auto t = name("t"), g = name("g");
+  const auto poison = publish(t, "poison");
+  ASSERT_EQ(bus_->fetch(t, g, 10, consume(3)).size(), 1u);
+  clock_->advance(9s);
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume(3)).empty());
+  clock_->advance(2s);
+  auto got = bus_->fetch(t, g, 10, consume(3));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].delivery_count, 2);
+  bus_->nack(got[0], "cannot parse", consume(3));
+  got = bus_->fetch(t, g, 10, consume(3));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].delivery_count, 3);
+  bus_->nack(got[0], "cannot parse order 3", consume(3));
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume(3)).empty());
+  const auto dead = bus_->dead_letters(t, g);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].delivery.id, poison.id);
+  EXPECT_EQ(dead[0].delivery.offset, poison.offset);
+  EXPECT_EQ(dead[0].delivery.message.payload, "poison");
+  EXPECT_EQ(dead[0].delivery.message.headers, (std::map<std::string, std::string>{{"h", "v"}}));
+  EXPECT_EQ(dead[0].delivery.delivery_count, 3);
+  EXPECT_EQ(dead[0].reason, "cannot parse order 3");
+  EXPECT_EQ(dead[0].dead_at, clock_->now());
+  EXPECT_TRUE(bus_->dead_letters(t, name("other")).empty()) << "dead letters belong to a group";
+
+  // An expired last delivery is dead-lettered for the timeout.
+  publish(t, "slow");
+  ASSERT_EQ(bus_->fetch(t, g, 10, consume(1)).size(), 1u);
+  clock_->advance(11s);
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume(1)).empty());
+  const auto both = bus_->dead_letters(t, g);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_NE(both[1].reason.find("visibility timeout"), std::string::npos) << both[1].reason;
+  EXPECT_EQ(bus_->dead_letters(t, g, 10, poison.offset).size(), 1u) << "after an offset";
+}
+
+TEST_F(KafkaBusTest, AckingABatchIsAllOrNothingAndStaleDeliveriesAreRefused) {
+  const auto t = name("t"), g = name("g");
+  for (int i = 0; i < 5; ++i) publish(t, std::to_string(i));
+  auto got = bus_->fetch(t, g, 10, consume());
+  ASSERT_EQ(got.size(), 5u);
+  bus_->ack(got[4]);
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(got), ErrorCode::kNotFound,
+                        "offset " + std::to_string(got[4].offset));
+  got.pop_back();
+  bus_->ack(got);  // none of them was acknowledged by the refused call
+  clock_->advance(1h);
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume()).empty());
+  Delivery unknown;
+  unknown.message.topic = t;
+  unknown.group = name("never-fetched");
+  EXPECT_DEVCYCLE_ERROR(bus_->ack(unknown), ErrorCode::kNotFound, "not pending");
+  EXPECT_DEVCYCLE_ERROR(bus_->nack(unknown, "x", consume()), ErrorCode::kNotFound, "not pending");
+}
+
+// A consumer that goes away before acknowledging: what it had not
+// acknowledged comes again to the next one, what it had does not.
+TEST_F(KafkaBusTest, WhatWasNotAcknowledgedComesAgainAfterARestart) {
+  const auto t = name("t"), g = name("g");
+  publish(t, "acked");
+  publish(t, "taken");
+  publish(t, "new");
+  auto got = bus_->fetch(t, g, 2, consume());
+  ASSERT_EQ(payloads(got), (std::vector<std::string>{"acked", "taken"}));
+  bus_->ack(got[0]);
+  open();
+  EXPECT_EQ(payloads(bus_->fetch(t, g, 10, consume())), (std::vector<std::string>{"taken", "new"}));
+}
+
+TEST_F(KafkaBusTest, BadInputIsRefusedNamingTheFieldAndPublishesNothing) {
+  const auto t = name("t"), g = name("g");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({"a b", "", {}, "x"}), ErrorCode::kInvalidArgument,
+                        "message.topic");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({t, "", {}, std::string(64 * 1024 + 1, 'x')}),
+                        ErrorCode::kInvalidArgument, "message.payload: 65537 bytes");
+  EXPECT_DEVCYCLE_ERROR(bus_->publish({t, "", {{"devcycle-id", "x"}}, "x"}),
+                        ErrorCode::kInvalidArgument, "reserved");
+  EXPECT_DEVCYCLE_ERROR(
+      bus_->publish_batch({{t, "", {}, "ok"}, {t, "", {}, std::string(70'000, 'x')}}),
+      ErrorCode::kInvalidArgument, "messages[1].payload");
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch(t, "bad group!", 10, consume()), ErrorCode::kInvalidArgument,
+                        "group");
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch(std::string(100, 't'), std::string(200, 'g'), 10, consume()),
+                        ErrorCode::kInvalidArgument, "249 characters");
+  EXPECT_TRUE(bus_->fetch(t, g, 10, consume()).empty()) << "nothing of the refused batch";
+  EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus("kafka://", {}), ErrorCode::kInvalidArgument,
+                        "bus");
+  EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus(broker_url() + "?partitions=0", {}),
+                        ErrorCode::kInvalidArgument, "partitions=0");
+}
+
+TEST_F(KafkaBusTest, SubscriptionsHandleEveryMessageInOrderAndDeadLetterPoison) {
+  const auto t = name("jobs"), g = name("workers");
+  std::mutex mu;
+  std::vector<std::string> seen;
+  std::atomic<int> poison_attempts{0};
+  SubscribeOptions o;
+  o.consume.max_deliveries = 3;
+  o.poll_interval = 5ms;
+  auto sub = bus_->subscribe(
+      t, g,
+      [&](const Delivery& d) {
+        if (d.message.payload == "poison") {
+          ++poison_attempts;
+          throw std::runtime_error("poison pill");
+        }
+        std::lock_guard lock(mu);
+        seen.push_back(d.message.payload);
+        return Ack::kAck;
+      },
+      o);
+  std::vector<Message> batch;
+  for (int i = 0; i < 50; ++i) {
+    batch.push_back({t, "same-key", {}, std::to_string(i)});
+    if (i == 20) batch.push_back({t, "", {}, "poison"});
+  }
+  bus_->publish_batch(batch).get();
+  // Liveness, not speed: up to 60 s.
+  for (int i = 0; i < 6000; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (seen.size() == 50 && poison_attempts == 3) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  sub.reset();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 50; ++i) expected.push_back(std::to_string(i));
+  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(poison_attempts.load(), 3);
+  const auto dead = bus_->dead_letters(t, g);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].reason, "poison pill");
+}
+
+TEST_F(KafkaBusTest, ConcurrentPublishersLoseNothing) {
+  const auto t = name("c"), g = name("g");
+  std::vector<std::thread> threads;
+  for (int n = 0; n < 4; ++n) {
+    threads.emplace_back([&, n] {
+      std::vector<std::future<Published>> pending;
+      for (int i = 0; i < 200; ++i)
+        pending.push_back(bus_->publish({t, "", {}, std::to_string(n) + "-" + std::to_string(i)}));
+      for (auto& f : pending) f.get();
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> got;
+  for (;;) {
+    auto batch = bus_->fetch(t, g, 1000, consume());
+    if (batch.empty()) break;
+    for (const auto& d : batch) got.insert(d.message.payload);
+    bus_->ack(batch);
+  }
+  EXPECT_EQ(got.size(), 800u);
+}
+
+}  // namespace
+}  // namespace devcycle
