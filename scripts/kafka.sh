@@ -80,6 +80,10 @@ offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Keep records whatever their timestamps say: tests publish with a manual
+# clock years in the past, and time-based retention would delete them 30 s
+# after start. DevCycle's own purge() is the retention here.
+log.retention.ms=-1
 auto.create.topics.enable=true
 PROPS
   local cp

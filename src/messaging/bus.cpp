@@ -4,6 +4,9 @@
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
 #include "messaging/bus_checks.h"
+#ifdef DEVCYCLE_WITH_KAFKA
+#include "messaging/kafka_bus.h"
+#endif
 #include "platform/bus_url.h"
 
 namespace devcycle {
@@ -102,12 +105,16 @@ std::unique_ptr<MessageBus> MessageBus::open(const std::string& url, Database& d
     case internal::BusKind::kInproc:
       return internal::open_inproc_bus(db, std::move(options));
     case internal::BusKind::kKafka:
+#ifdef DEVCYCLE_WITH_KAFKA
+      return internal::open_kafka_bus(url, std::move(options));
+#else
       break;
+#endif
   }
   throw Error(ErrorCode::kInvalidArgument,
               "bus: \"" + url +
-                  "\": the Kafka backend is not in this build yet (use inproc://); see "
-                  "docs/messaging.md");
+                  "\": this build has no Kafka backend (configure with -DDEVCYCLE_WITH_KAFKA=ON); "
+                  "use inproc://");
 }
 
 }  // namespace devcycle

@@ -103,6 +103,22 @@ Client make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   return Client(rk, &rd_kafka_destroy);
 }
 
+// A partition's first and next offsets. A topic created a moment ago may
+// have no leader yet: that is waited out (up to 10 s), not reported.
+rd_kafka_resp_err_t watermarks(rd_kafka_t* rk, const std::string& topic, std::int32_t partition,
+                               std::int64_t& low, std::int64_t& high) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    const auto err =
+        rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, 10'000);
+    const bool settling = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                          err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                          err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (!settling || std::chrono::steady_clock::now() > deadline) return err;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 std::string header(const rd_kafka_message_t* m, const char* name) {
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
@@ -244,6 +260,9 @@ struct PartitionState {
   std::int64_t next = -1;       // one past the last offset read (or the end seen)
   std::int64_t committed = -1;
   std::int64_t end_seen = -1;  // where the consumer last reached the partition's end
+  // After a seek, until the consumer shows it has moved: news of the old
+  // position (an end-of-partition event already queued) is ignored.
+  std::int64_t seek_to = -1;
 };
 
 }  // namespace
@@ -260,6 +279,10 @@ class GroupConsumer {
   void ack(const std::vector<Delivery>& deliveries);
   void nack(const Delivery& d, const std::string& reason, const ConsumeOptions& options,
             Micros now);
+  // Moves the group's position in `topic_` (partition -> offset): what was
+  // taken and not handed out is dropped and read again from there; what is
+  // handed out stays pending. The new position is committed at once.
+  void seek(const std::map<std::int32_t, std::int64_t>& offsets);
 
  private:
   using Key = std::pair<std::string, std::int32_t>;
@@ -281,14 +304,20 @@ class GroupConsumer {
   std::set<Key> assigned_;
   bool ever_assigned_ = false;
   std::vector<Key> to_commit_;
+  // Ids dead-lettered and not redriven: read again after a restart (they
+  // may lie beyond the committed offset), they are skipped, not handed out.
+  std::set<std::string> dead_;
 
  public:
   std::mutex mu;
 };
 
 class KafkaBus final : public MessageBus {
+  friend class GroupConsumer;
+
  public:
-  KafkaBus(std::string brokers, int partitions, int replication, BusOptions options)
+  KafkaBus(std::string brokers, int partitions, int replication, int connect_timeout_ms,
+           BusOptions options)
       : brokers_(std::move(brokers)),
         partitions_(partitions),
         replication_(replication),
@@ -297,6 +326,14 @@ class KafkaBus final : public MessageBus {
     if (!options_.clock)
       throw Error(ErrorCode::kInvalidArgument, "BusOptions.clock: must not be null");
     producer_ = std::make_unique<Producer>(brokers_, false, name_);
+    // Fail at open, clearly, rather than at the first publish.
+    const rd_kafka_metadata_t* md = nullptr;
+    if (const auto err = rd_kafka_metadata(producer_->get(), 0, nullptr, &md, connect_timeout_ms)) {
+      throw Error(ErrorCode::kUnavailable,
+                  "bus: no Kafka broker of " + brokers_ + " answered within " +
+                      std::to_string(connect_timeout_ms) + " ms: " + rd_kafka_err2str(err));
+    }
+    rd_kafka_metadata_destroy(md);
   }
 
   ~KafkaBus() override {
@@ -462,23 +499,9 @@ class KafkaBus final : public MessageBus {
     if (limit < 1 || limit > 1000)
       throw Error(ErrorCode::kInvalidArgument, "limit: must be 1..1000");
     std::vector<DeadLetter> out;
-    read_all(dlq_topic(topic, group), [&](const rd_kafka_message_t* m) {
-      DeadLetter dl;
-      auto& d = dl.delivery;
-      d.id = header(m, kIdHeader);
-      d.offset = header_int(m, kOffsetHeader, -1);
-      d.partition = static_cast<int>(header_int(m, kPartitionHeader, 0));
-      d.group = group;
-      d.message.topic = topic;
-      if (m->key) d.message.key.assign(static_cast<const char*>(m->key), m->key_len);
-      d.message.headers = user_headers(m);
-      if (m->payload) d.message.payload.assign(static_cast<const char*>(m->payload), m->len);
-      d.delivery_count = static_cast<int>(header_int(m, kCountHeader, 0));
-      d.published_at = header_int(m, kPublishedHeader, 0);
-      dl.reason = header(m, kReasonHeader);
-      dl.dead_at = header_int(m, kDeadAtHeader, 0);
-      if (d.offset > after_offset) out.push_back(std::move(dl));
-    });
+    for (auto& d : current_dead_letters(topic, group)) {
+      if (d.letter.delivery.offset > after_offset) out.push_back(std::move(d.letter));
+    }
     std::stable_sort(out.begin(), out.end(), [](const DeadLetter& a, const DeadLetter& b) {
       return a.delivery.offset < b.delivery.offset;
     });
@@ -486,16 +509,153 @@ class KafkaBus final : public MessageBus {
     return out;
   }
 
-  int redrive(const std::string&, const std::string&, const std::vector<std::string>&) override {
-    throw not_yet("redrive");
+  int redrive(const std::string& topic, const std::string& group,
+              const std::vector<std::string>& ids) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (!is_uuid(ids[i]))
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "ids[" + std::to_string(i) + "]: \"" + ids[i].substr(0, 64) + "\" is not a message id");
+    }
+    auto dead = current_dead_letters(topic, group);
+    std::vector<const Dead*> chosen;
+    if (ids.empty()) {
+      for (const auto& d : dead) chosen.push_back(&d);
+    } else {
+      for (const auto& id : ids) {
+        const auto it = std::find_if(dead.begin(), dead.end(),
+                                     [&](const Dead& d) { return d.letter.delivery.id == id; });
+        if (it == dead.end())
+          throw Error(ErrorCode::kNotFound, "ids: message " + id + " is not a dead letter of " +
+                                                topic + " for group " + group);
+        if (std::find(chosen.begin(), chosen.end(), &*it) == chosen.end()) chosen.push_back(&*it);
+      }
+    }
+    const Micros at = now();
+    for (const auto* d : chosen) {
+      // Back through the retry topic with a fresh count, then marked as
+      // redriven: a crash in between redrives it twice at worst, and the
+      // consumer does not take a message it already holds.
+      const auto& m = d->letter.delivery;
+      produce_and_wait(
+          retry_topic(topic, group), m.message.key, m.message.payload,
+          make_headers(m.message.headers, {{kIdHeader, m.id},
+                                           {kCountHeader, "0"},
+                                           {kOffsetHeader, std::to_string(m.offset)},
+                                           {kPartitionHeader, std::to_string(m.partition)},
+                                           {kPublishedHeader, std::to_string(m.published_at)}}),
+          at);
+      produce_and_wait(redriven_topic(topic, group), m.id, std::to_string(d->dlq_offset),
+                       make_headers({}, {}), at);
+    }
+    subscriptions_->wake_all();
+    return static_cast<int>(chosen.size());
   }
-  void seek(const std::string&, const std::string&, std::int64_t) override {
-    throw not_yet("seek");
+
+  void seek(const std::string& topic, const std::string& group, std::int64_t offset) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    if (offset < 0) throw Error(ErrorCode::kInvalidArgument, "offset: must not be negative");
+    const auto ends = partition_ends(topic);
+    std::map<std::int32_t, std::int64_t> offsets;
+    for (const auto& [partition, end] : ends) {
+      if (offset > end) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "offset: " + std::to_string(offset) + " is beyond the end of topic " + topic +
+                        (ends.size() > 1 ? " partition " + std::to_string(partition) : "") +
+                        " (its next offset is " + std::to_string(end) + ")");
+      }
+      offsets[partition] = offset;
+    }
+    move_group(topic, group, offsets);
   }
-  void seek_to_time(const std::string&, const std::string&, Micros) override {
-    throw not_yet("seek_to_time");
+
+  void seek_to_time(const std::string& topic, const std::string& group, Micros at) override {
+    check_topic(topic, "topic");
+    check_group(group, "group");
+    const auto ends = partition_ends(topic);
+    PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(ends.size())),
+                       &rd_kafka_topic_partition_list_destroy);
+    for (const auto& [partition, end] : ends)
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset =
+          std::max<Micros>(0, at) / 1000;
+    if (const auto err = rd_kafka_offsets_for_times(producer_->get(), list.get(), 10'000))
+      throw unavailable("cannot find the offsets of " + topic + " at that time", err);
+    std::map<std::int32_t, std::int64_t> offsets;
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& e = list->elems[i];
+      // Nothing that recent: only what comes next.
+      offsets[e.partition] = e.err || e.offset < 0 ? ends.at(e.partition) : e.offset;
+    }
+    move_group(topic, group, offsets);
   }
-  std::int64_t purge(Micros) override { throw not_yet("purge"); }
+
+  std::int64_t purge(Micros before) override {
+    std::vector<std::string> topics;
+    {
+      std::lock_guard lock(topics_mu_);
+      topics.assign(user_topics_.begin(), user_topics_.end());
+    }
+    using Key = std::pair<std::string, std::int32_t>;
+    std::map<Key, std::pair<std::int64_t, std::int64_t>> plan;  // low, cut
+    PartitionList all(rd_kafka_topic_partition_list_new(1), &rd_kafka_topic_partition_list_destroy);
+    for (const auto& topic : topics) {
+      const auto bounds = partition_bounds(topic);
+      PartitionList times(rd_kafka_topic_partition_list_new(static_cast<int>(bounds.size())),
+                          &rd_kafka_topic_partition_list_destroy);
+      for (const auto& [partition, lh] : bounds) {
+        rd_kafka_topic_partition_list_add(times.get(), topic.c_str(), partition)->offset =
+            std::max<Micros>(0, before) / 1000;
+        rd_kafka_topic_partition_list_add(all.get(), topic.c_str(), partition);
+      }
+      if (const auto err = rd_kafka_offsets_for_times(producer_->get(), times.get(), 10'000))
+        throw unavailable("cannot find the offsets of " + topic + " at that time", err);
+      for (int i = 0; i < times->cnt; ++i) {
+        const auto& e = times->elems[i];
+        const auto [low, high] = bounds.at(e.partition);
+        // The first message published at or after `before`; none: the end.
+        plan[{topic, e.partition}] = {low, e.err || e.offset < 0 ? high : e.offset};
+      }
+    }
+    if (plan.empty()) return 0;
+    // No further than where any group's unfinished work starts.
+    for (const auto& group : groups()) {
+      for (const auto& [key, offset] : committed(group, all.get())) {
+        if (auto it = plan.find(key); it != plan.end() && offset >= 0)
+          it->second.second = std::min(it->second.second, offset);
+      }
+    }
+    PartitionList cut(rd_kafka_topic_partition_list_new(static_cast<int>(plan.size())),
+                      &rd_kafka_topic_partition_list_destroy);
+    std::int64_t removed = 0;
+    for (const auto& [key, lc] : plan) {
+      if (lc.second <= lc.first) continue;
+      rd_kafka_topic_partition_list_add(cut.get(), key.first.c_str(), key.second)->offset =
+          lc.second;
+      removed += lc.second - lc.first;
+    }
+    if (cut->cnt == 0) return 0;
+    rd_kafka_DeleteRecords_t* request = rd_kafka_DeleteRecords_new(cut.get());
+    admin(
+        [&](rd_kafka_queue_t* q) {
+          rd_kafka_DeleteRecords(producer_->get(), &request, 1, nullptr, q);
+        },
+        [&](rd_kafka_event_t* ev) {
+          const auto* offsets =
+              rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+          for (int i = 0; offsets && i < offsets->cnt; ++i) {
+            if (offsets->elems[i].err)
+              throw unavailable(
+                  "cannot delete old records of " + std::string(offsets->elems[i].topic),
+                  offsets->elems[i].err);
+          }
+        },
+        "delete old records");
+    rd_kafka_DeleteRecords_destroy(request);
+    return removed;
+  }
 
   // Creates the topics that do not exist yet (once per bus and topic).
   void ensure_topics(const std::vector<std::string>& wanted) {
@@ -548,6 +708,10 @@ class KafkaBus final : public MessageBus {
     known_topics_.insert(missing.begin(), missing.end());
   }
 
+  static std::string redriven_topic(const std::string& topic, const std::string& group) {
+    return topic + ".dlq." + group + ".redriven";
+  }
+
   static std::string retry_topic(const std::string& topic, const std::string& group) {
     return topic + ".retry." + group;
   }
@@ -576,11 +740,8 @@ class KafkaBus final : public MessageBus {
  private:
   void check(const Message& m, const std::string& field) {
     check_message(m, options_.max_payload_bytes, field);  // reserves the devcycle- headers too
-  }
-
-  static Error not_yet(const std::string& what) {
-    return Error(ErrorCode::kInternal,
-                 "kafka: " + what + " is not in the Kafka backend yet (docs/messaging.md)");
+    std::lock_guard lock(topics_mu_);
+    user_topics_.insert(m.topic);
   }
 
   Producer& transactional() {
@@ -593,17 +754,202 @@ class KafkaBus final : public MessageBus {
     return *txn_;
   }
 
+  struct Dead {
+    DeadLetter letter;
+    std::int64_t dlq_offset = 0;
+  };
+
+  // The group's dead letters as they stand: the last one of each message
+  // (a replayed message may be dead-lettered again), unless redriven since.
+  std::vector<Dead> current_dead_letters(const std::string& topic, const std::string& group) {
+    std::map<std::string, std::int64_t> redriven;  // id -> the dead-letter offset redriven
+    read_all(redriven_topic(topic, group), [&](const rd_kafka_message_t* m) {
+      if (!m->key || !m->payload) return;
+      const std::string id(static_cast<const char*>(m->key), m->key_len);
+      const std::string text(static_cast<const char*>(m->payload), m->len);
+      std::int64_t at = -1;
+      std::from_chars(text.data(), text.data() + text.size(), at);
+      redriven[id] = std::max(redriven[id], at);
+    });
+    std::map<std::string, Dead> last;
+    std::vector<std::string> order;
+    read_all(dlq_topic(topic, group), [&](const rd_kafka_message_t* m) {
+      Dead dead;
+      dead.dlq_offset = m->offset;
+      auto& dl = dead.letter;
+      auto& d = dl.delivery;
+      d.id = header(m, kIdHeader);
+      d.offset = header_int(m, kOffsetHeader, -1);
+      d.partition = static_cast<int>(header_int(m, kPartitionHeader, 0));
+      d.group = group;
+      d.message.topic = topic;
+      if (m->key) d.message.key.assign(static_cast<const char*>(m->key), m->key_len);
+      d.message.headers = user_headers(m);
+      if (m->payload) d.message.payload.assign(static_cast<const char*>(m->payload), m->len);
+      d.delivery_count = static_cast<int>(header_int(m, kCountHeader, 0));
+      d.published_at = header_int(m, kPublishedHeader, 0);
+      dl.reason = header(m, kReasonHeader);
+      dl.dead_at = header_int(m, kDeadAtHeader, 0);
+      if (!last.count(d.id)) order.push_back(d.id);
+      last[d.id] = std::move(dead);
+    });
+    std::vector<Dead> out;
+    for (const auto& id : order) {
+      auto& d = last[id];
+      if (const auto r = redriven.find(id); r != redriven.end() && r->second >= d.dlq_offset)
+        continue;
+      out.push_back(std::move(d));
+    }
+    std::stable_sort(out.begin(), out.end(), [](const Dead& a, const Dead& b) {
+      return a.letter.delivery.offset < b.letter.delivery.offset;
+    });
+    return out;
+  }
+
+  // Runs one admin request and hands its result event to `read` (which may throw).
+  void admin(const std::function<void(rd_kafka_queue_t*)>& send,
+             const std::function<void(rd_kafka_event_t*)>& read, const std::string& what) {
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(producer_->get());
+    send(queue);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30'000);
+    rd_kafka_queue_destroy(queue);
+    if (!ev) throw Error(ErrorCode::kUnavailable, "kafka: " + what + ": no answer within 30 s");
+    struct Free {
+      rd_kafka_event_t* ev;
+      ~Free() { rd_kafka_event_destroy(ev); }
+    } free_ev{ev};
+    if (rd_kafka_event_error(ev))
+      throw Error(ErrorCode::kUnavailable,
+                  "kafka: " + what + ": " + rd_kafka_event_error_string(ev));
+    read(ev);
+  }
+
+  // Every consumer group of the cluster.
+  std::vector<std::string> groups() {
+    std::vector<std::string> out;
+    admin([&](rd_kafka_queue_t* q) { rd_kafka_ListConsumerGroups(producer_->get(), nullptr, q); },
+          [&](rd_kafka_event_t* ev) {
+            std::size_t n = 0;
+            const auto** listed = rd_kafka_ListConsumerGroups_result_valid(
+                rd_kafka_event_ListConsumerGroups_result(ev), &n);
+            for (std::size_t i = 0; i < n; ++i)
+              out.emplace_back(rd_kafka_ConsumerGroupListing_group_id(listed[i]));
+          },
+          "list consumer groups");
+    return out;
+  }
+
+  // A group's committed offsets for `partitions` (-1 where it has none).
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> committed(
+      const std::string& group, const rd_kafka_topic_partition_list_t* partitions) {
+    std::map<std::pair<std::string, std::int32_t>, std::int64_t> out;
+    rd_kafka_ListConsumerGroupOffsets_t* request =
+        rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), partitions);
+    try {
+      admin(
+          [&](rd_kafka_queue_t* q) {
+            rd_kafka_ListConsumerGroupOffsets(producer_->get(), &request, 1, nullptr, q);
+          },
+          [&](rd_kafka_event_t* ev) {
+            std::size_t n = 0;
+            const auto** results = rd_kafka_ListConsumerGroupOffsets_result_groups(
+                rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+            for (std::size_t i = 0; i < n; ++i) {
+              if (rd_kafka_group_result_error(results[i])) continue;
+              const auto* parts = rd_kafka_group_result_partitions(results[i]);
+              for (int j = 0; parts && j < parts->cnt; ++j) {
+                if (!parts->elems[j].err)
+                  out[{parts->elems[j].topic, parts->elems[j].partition}] = parts->elems[j].offset;
+              }
+            }
+          },
+          "read the offsets of group " + group);
+    } catch (...) {
+      rd_kafka_ListConsumerGroupOffsets_destroy(request);
+      throw;
+    }
+    rd_kafka_ListConsumerGroupOffsets_destroy(request);
+    return out;
+  }
+
+  std::set<std::string> dead_ids(const std::string& topic, const std::string& group) {
+    std::set<std::string> out;
+    for (const auto& d : current_dead_letters(topic, group)) out.insert(d.letter.delivery.id);
+    return out;
+  }
+
+  // Partition -> (first offset, next offset) of a topic.
+  std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> partition_bounds(
+      const std::string& topic) {
+    ensure_topics({topic});
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_->get(), topic.c_str(), nullptr);
+    const auto err = rd_kafka_metadata(producer_->get(), 0, handle, &md, 10'000);
+    rd_kafka_topic_destroy(handle);
+    if (err) throw unavailable("cannot read the metadata of " + topic, err);
+    std::vector<std::int32_t> ids;
+    for (int i = 0; i < md->topic_cnt; ++i)
+      for (int p = 0; p < md->topics[i].partition_cnt; ++p)
+        ids.push_back(md->topics[i].partitions[p].id);
+    rd_kafka_metadata_destroy(md);
+    std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> bounds;
+    for (const auto id : ids) {
+      std::int64_t low = 0, high = 0;
+      if (const auto e = watermarks(producer_->get(), topic, id, low, high))
+        throw unavailable("cannot read the end of " + topic, e);
+      bounds[id] = {low, high};
+    }
+    return bounds;
+  }
+
+  // Partition -> next offset (the end) of a topic.
+  std::map<std::int32_t, std::int64_t> partition_ends(const std::string& topic) {
+    std::map<std::int32_t, std::int64_t> ends;
+    for (const auto& [id, lh] : partition_bounds(topic)) ends[id] = lh.second;
+    return ends;
+  }
+
+  // Moves the group: through this bus's consumer of it when there is one,
+  // else by committing the offsets for the group (refused by Kafka while
+  // the group has members elsewhere).
+  void move_group(const std::string& topic, const std::string& group,
+                  const std::map<std::int32_t, std::int64_t>& offsets) {
+    if (auto* c = existing_consumer(topic, group)) {
+      std::lock_guard lock(c->mu);
+      c->seek(offsets);
+    } else {
+      Client client = make_client(RD_KAFKA_CONSUMER, make_conf({{"bootstrap.servers", brokers_},
+                                                                {"group.id", group},
+                                                                {"enable.auto.commit", "false"}}));
+      PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())),
+                         &rd_kafka_topic_partition_list_destroy);
+      for (const auto& [partition, offset] : offsets)
+        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
+      if (const auto err = rd_kafka_commit(client.get(), list.get(), 0)) {
+        throw Error(ErrorCode::kConflict,
+                    "kafka: cannot move group " + group + " in " + topic + ": " +
+                        rd_kafka_err2str(err) +
+                        " (a group with members elsewhere is moved from one of them)");
+      }
+    }
+    subscriptions_->wake_all();
+  }
+
   GroupConsumer& consumer(const std::string& topic, const std::string& group) {
-    if (std::max(retry_topic(topic, group).size(), dlq_topic(topic, group).size()) >
-        kMaxTopicName) {
+    if (redriven_topic(topic, group).size() > kMaxTopicName) {
       throw Error(ErrorCode::kInvalidArgument,
                   "group: \"" + group + "\" with topic \"" + topic +
                       "\" makes a retry topic longer than Kafka's 249 characters");
     }
+    {
+      std::lock_guard lock(topics_mu_);
+      user_topics_.insert(topic);
+    }
     std::lock_guard lock(consumers_mu_);
     auto& slot = consumers_[{topic, group}];
     if (!slot) {
-      ensure_topics({topic, retry_topic(topic, group), dlq_topic(topic, group)});
+      ensure_topics({topic, retry_topic(topic, group), dlq_topic(topic, group),
+                     redriven_topic(topic, group)});
       slot = std::make_unique<GroupConsumer>(*this, topic, group);
     }
     return *slot;
@@ -636,8 +982,7 @@ class KafkaBus final : public MessageBus {
       for (int p = 0; p < md->topics[i].partition_cnt; ++p) {
         const auto id = md->topics[i].partitions[p].id;
         std::int64_t low = 0, high = 0;
-        if (const auto e =
-                rd_kafka_query_watermark_offsets(c.get(), topic.c_str(), id, &low, &high, 10'000)) {
+        if (const auto e = watermarks(c.get(), topic, id, low, high)) {
           rd_kafka_metadata_destroy(md);
           throw unavailable("cannot read the end of " + topic, e);
         }
@@ -687,6 +1032,7 @@ class KafkaBus final : public MessageBus {
   std::unique_ptr<Producer> txn_;
   std::mutex topics_mu_;
   std::set<std::string> known_topics_;
+  std::set<std::string> user_topics_;  // published to or fetched from: what purge() covers
   std::mutex consumers_mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<GroupConsumer>> consumers_;
   std::shared_ptr<SubscriptionThreads> subscriptions_ = SubscriptionThreads::create();
@@ -709,6 +1055,7 @@ GroupConsumer::GroupConsumer(KafkaBus& bus, std::string topic, std::string group
   rd_kafka_conf_set_opaque(conf, this);
   client_ = make_client(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(client_.get());
+  dead_ = bus.dead_ids(topic_, group_);
   PartitionList topics(rd_kafka_topic_partition_list_new(2),
                        &rd_kafka_topic_partition_list_destroy);
   rd_kafka_topic_partition_list_add(topics.get(), topic_.c_str(), RD_KAFKA_PARTITION_UA);
@@ -760,23 +1107,44 @@ void GroupConsumer::take(rd_kafka_message_t* m) {
       m, &rd_kafka_message_destroy);
   const std::string source = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
   const Key k{source, m->partition};
+
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     auto& p = partitions_[k];
+    if (p.seek_to >= 0 && m->offset != p.seek_to) return;  // from before the seek
+    p.seek_to = -1;
     p.end_seen = m->offset;
     p.next = std::max(p.next, m->offset);
     return;
   }
   if (m->err) return;  // transient consumer errors: librdkafka retries on its own
   auto& p = partitions_[k];
-  p.open.insert(m->offset);
+  if (p.seek_to >= 0) {
+    if (m->offset < p.seek_to) return;  // from before the seek
+    p.seek_to = -1;
+  }
   p.next = std::max(p.next, m->offset + 1);
+  const std::string id = header(m, kIdHeader);
+  // A replay (after a seek) or a redrive of a message the queue holds
+  // already: it is not taken twice.
+  const bool held = std::any_of(queue_.begin(), queue_.end(), [&](const Entry& q) {
+    return q.delivery.id == id && !id.empty() &&
+           !(q.state == Entry::State::kRetrying && source == retry_);
+  });
+  if (held) return;
+  if (source == retry_) {
+    dead_.erase(id);  // redriven
+  } else if (dead_.count(id)) {
+    to_commit_.push_back(k);  // finished already: passed over
+    return;
+  }
+  p.open.insert(m->offset);
 
   Entry e;
   e.source = source;
   e.partition = m->partition;
   e.source_offset = m->offset;
   auto& d = e.delivery;
-  d.id = header(m, kIdHeader);
+  d.id = id;
   d.group = group_;
   d.message.topic = topic_;
   if (m->key) d.message.key.assign(static_cast<const char*>(m->key), m->key_len);
@@ -816,8 +1184,8 @@ void GroupConsumer::catch_up() {
   std::map<Key, std::int64_t> ends;
   for (const auto& k : assigned_) {
     std::int64_t low = 0, high = 0;
-    if (rd_kafka_query_watermark_offsets(bus_.producer().get(), k.first.c_str(), k.second, &low,
-                                         &high, 5'000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (watermarks(bus_.producer().get(), k.first, k.second, low, high) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
       ends[k] = high;
   }
   const auto deadline = std::chrono::steady_clock::now() + kCatchUp;
@@ -924,6 +1292,7 @@ void GroupConsumer::nack(const Delivery& d, const std::string& reason,
 
 void GroupConsumer::dead_letter(Entry& e, const std::string& reason, Micros now) {
   const auto& m = e.delivery;
+  dead_.insert(m.id);
   bus_.produce_and_wait(
       KafkaBus::dlq_topic(topic_, group_), m.message.key, m.message.payload,
       make_headers(m.message.headers, {{kIdHeader, m.id},
@@ -934,6 +1303,47 @@ void GroupConsumer::dead_letter(Entry& e, const std::string& reason, Micros now)
                                        {kReasonHeader, reason},
                                        {kDeadAtHeader, std::to_string(now)}}),
       now);
+}
+
+void GroupConsumer::seek(const std::map<std::int32_t, std::int64_t>& offsets) {
+  dead_.clear();  // a replay hands out again what it passes, dead letters included
+
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())),
+                     &rd_kafka_topic_partition_list_destroy);
+  for (const auto& [partition, offset] : offsets) {
+    const Key k{topic_, partition};
+    queue_.remove_if([&](const Entry& e) {
+      return e.state == Entry::State::kWaiting && e.source == topic_ && e.partition == partition;
+    });
+    auto& p = partitions_[k];
+    p.open.clear();
+    for (const auto& e : queue_) {
+      if (e.state != Entry::State::kRetrying && e.source == topic_ && e.partition == partition)
+        p.open.insert(e.source_offset);
+    }
+    p.next = offset;
+    p.end_seen = -1;
+    p.seek_to = offset;
+    p.committed = -1;  // committed again below, whichever way it moved
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), partition)->offset = offset;
+    to_commit_.push_back(k);
+  }
+  if (!assigned_.empty()) {
+    PartitionList mine(rd_kafka_topic_partition_list_new(list->cnt),
+                       &rd_kafka_topic_partition_list_destroy);
+    for (int i = 0; i < list->cnt; ++i) {
+      if (assigned_.count({topic_, list->elems[i].partition}))
+        rd_kafka_topic_partition_list_add(mine.get(), topic_.c_str(), list->elems[i].partition)
+            ->offset = list->elems[i].offset;
+    }
+    if (mine->cnt > 0) {
+      if (auto* e = rd_kafka_seek_partitions(client_.get(), mine.get(), 10'000))
+        throw unavailable("cannot move group " + group_ + " in " + topic_, e);
+    }
+  }
+  // Committed as the start of the unbroken run, so that handed-out
+  // messages ahead of the new position still count as unfinished.
+  commit();
 }
 
 // The entry's Kafka offset is done with; its partition may commit further.
@@ -955,7 +1365,7 @@ void GroupConsumer::commit() {
     if (it == partitions_.end()) continue;
     auto& p = it->second;
     // The start of the unbroken run of finished offsets.
-    const std::int64_t upto = p.open.empty() ? p.next : *p.open.begin();
+    const std::int64_t upto = p.open.empty() ? p.next : std::min(p.next, *p.open.begin());
     if (upto <= p.committed || upto < 0) continue;
     rd_kafka_topic_partition_list_add(list.get(), k.first.c_str(), k.second)->offset = upto;
     moved.emplace_back(k, upto);
@@ -979,17 +1389,24 @@ std::unique_ptr<MessageBus> open_kafka_bus(const std::string& url, BusOptions op
     if (!brokers.empty()) brokers += ",";
     brokers += h.host + ":" + std::to_string(h.port.value_or(9092));
   }
-  int partitions = 1, replication = 1;
+  int partitions = 1, replication = 1, connect_timeout_ms = 10'000;
   for (const auto& [k, v] : parsed.query) {
-    int* target = k == "partitions" ? &partitions : k == "replication" ? &replication : nullptr;
+    int* target = k == "partitions"           ? &partitions
+                  : k == "replication"        ? &replication
+                  : k == "connect_timeout_ms" ? &connect_timeout_ms
+                                              : nullptr;
     if (!target)
       fail_setting("bus", url,
-                   "has an unknown parameter \"" + k + "\" (known: partitions, replication)");
+                   "has an unknown parameter \"" + k +
+                       "\" (known: partitions, replication, connect_timeout_ms)");
+    const int most = target == &connect_timeout_ms ? 600'000 : 10'000;
     const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *target);
-    if (ec != std::errc() || end != v.data() + v.size() || *target < 1 || *target > 10'000)
-      fail_setting("bus", url, k + "=" + v + " must be a whole number from 1 to 10000");
+    if (ec != std::errc() || end != v.data() + v.size() || *target < 1 || *target > most)
+      fail_setting("bus", url,
+                   k + "=" + v + " must be a whole number from 1 to " + std::to_string(most));
   }
-  return std::make_unique<KafkaBus>(brokers, partitions, replication, std::move(options));
+  return std::make_unique<KafkaBus>(brokers, partitions, replication, connect_timeout_ms,
+                                    std::move(options));
 }
 
 }  // namespace devcycle::internal

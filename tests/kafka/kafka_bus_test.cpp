@@ -200,6 +200,12 @@ TEST_F(KafkaBusTest, BadInputIsRefusedNamingTheFieldAndPublishesNothing) {
                         "bus");
   EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus(broker_url() + "?partitions=0", {}),
                         ErrorCode::kInvalidArgument, "partitions=0");
+  EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus(broker_url() + "?color=red", {}),
+                        ErrorCode::kInvalidArgument, "unknown parameter \"color\"");
+  // Nothing listens on 127.0.0.1:1: open fails, naming the broker.
+  auto db = Database::open("sqlite::memory:");
+  EXPECT_DEVCYCLE_ERROR(MessageBus::open("kafka://127.0.0.1:1?connect_timeout_ms=1500", *db),
+                        ErrorCode::kUnavailable, "127.0.0.1:1", "1500 ms");
 }
 
 TEST_F(KafkaBusTest, SubscriptionsHandleEveryMessageInOrderAndDeadLetterPoison) {

@@ -86,8 +86,8 @@ TEST(PlatformTest, LogLevelFiltersPlatformLogs) {
 
 TEST(PlatformTest, BadOrUnbuiltSettingsAreClearErrors) {
   auto o = memory_options(std::make_shared<MemoryLogSink>());
-  o.bus = "kafka://127.0.0.1:19092";
-  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "bus", "Kafka");
+  o.bus = "kafka://";
+  EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "bus", "names no broker");
   o = memory_options(std::make_shared<MemoryLogSink>());
   o.log_level = "chatty";
   EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "log_level", "chatty");
