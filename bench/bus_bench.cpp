@@ -1,17 +1,24 @@
 // Message bus throughput, 100-byte messages.
 //
 //   build/dev/bench/bus_bench
+//   bench/kafka_bench.sh     # the Kafka rows and kcat on the same broker
 //
 // `db`: 0 = inproc on sqlite::memory:, 1 = inproc on a SQLite file (NORMAL).
 // BM_PublishBatched: publish_batch of `batch` messages, waited for.
 // BM_PublishEach: one publish at a time, each waited for (one round trip each).
 // BM_EndToEnd: publish a batch of 1000, fetch it for a group, acknowledge it.
+// BM_Kafka*: the same on kafka://$DEVCYCLE_BENCH_KAFKA (skipped when unset):
+//   Produce: 10,000 publish() in flight, then all waited for (what
+//   librdkafka batches on its own); PublishBatch: publish_batch of 1,000 (one
+//   Kafka transaction); EndToEnd: 1,000 produced, fetched, acknowledged.
 // Counter messages_per_second.
 #include <benchmark/benchmark.h>
 #include <devcycle/messaging.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -76,6 +83,86 @@ void BM_EndToEnd(benchmark::State& state) {
       static_cast<double>(state.iterations() * 1000), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EndToEnd)->ArgNames({"db"})->Arg(0)->Arg(1)->UseRealTime();
+
+// The Kafka bus on $DEVCYCLE_BENCH_KAFKA, or nothing (the benchmark skips).
+std::unique_ptr<devcycle::MessageBus> kafka_bus(benchmark::State& state,
+                                                std::unique_ptr<devcycle::Database>& db) {
+  const char* broker = std::getenv("DEVCYCLE_BENCH_KAFKA");
+  if (!broker) {
+    state.SkipWithError("set DEVCYCLE_BENCH_KAFKA=host:port, or run bench/kafka_bench.sh");
+    return nullptr;
+  }
+  db = devcycle::Database::open("sqlite::memory:");
+  return devcycle::MessageBus::open(std::string("kafka://") + broker, *db);
+}
+
+std::string unique_topic(const char* base) {
+  static int n = 0;
+  return std::string(base) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+}
+
+void BM_KafkaProduce(benchmark::State& state) {
+  std::unique_ptr<devcycle::Database> db;
+  auto bus = kafka_bus(state, db);
+  if (!bus) return;
+  const std::string topic = unique_topic("bench-produce");
+  const devcycle::Message m{topic, "", {}, std::string(100, 'x')};
+  bus->publish(m).get();  // the topic exists and the producer is connected
+  constexpr int kInFlight = 10'000;
+  std::vector<std::future<devcycle::Published>> pending;
+  pending.reserve(kInFlight);
+  for (auto _ : state) {
+    pending.clear();
+    for (int i = 0; i < kInFlight; ++i) pending.push_back(bus->publish(m));
+    for (auto& f : pending) f.get();
+  }
+  state.counters["messages_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kInFlight), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_KafkaProduce)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_KafkaPublishBatch(benchmark::State& state) {
+  std::unique_ptr<devcycle::Database> db;
+  auto bus = kafka_bus(state, db);
+  if (!bus) return;
+  const std::string topic = unique_topic("bench-batch");
+  const auto kBatch = static_cast<std::size_t>(state.range(0));
+  std::vector<devcycle::Message> batch(kBatch,
+                                       devcycle::Message{topic, "", {}, std::string(100, 'x')});
+  bus->publish_batch(batch).get();
+  for (auto _ : state) bus->publish_batch(batch).get();
+  state.counters["messages_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * state.range(0)), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_KafkaPublishBatch)
+    ->ArgNames({"batch"})
+    ->Arg(1000)
+    ->Arg(10000)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_KafkaEndToEnd(benchmark::State& state) {
+  std::unique_ptr<devcycle::Database> db;
+  auto bus = kafka_bus(state, db);
+  if (!bus) return;
+  const std::string topic = unique_topic("bench-e2e");
+  const devcycle::Message m{topic, "", {}, std::string(100, 'x')};
+  bus->ack(bus->fetch(topic, "consumers", 1));  // joins the group before timing
+  std::vector<std::future<devcycle::Published>> pending;
+  for (auto _ : state) {
+    pending.clear();
+    for (int i = 0; i < 1000; ++i) pending.push_back(bus->publish(m));
+    for (auto& f : pending) f.get();
+    for (int got = 0; got < 1000;) {
+      auto batch = bus->fetch(topic, "consumers", 1000);
+      got += static_cast<int>(batch.size());
+      bus->ack(batch);
+    }
+  }
+  state.counters["messages_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * 1000), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_KafkaEndToEnd)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -164,9 +164,46 @@ rd_kafka_headers_t* make_headers(const std::map<std::string, std::string>& user,
   return h;
 }
 
+// The caller's headers and one of ours, without building a list first.
+rd_kafka_headers_t* make_headers(const std::map<std::string, std::string>& user, const char* name,
+                                 const std::string& value) {
+  rd_kafka_headers_t* h = rd_kafka_headers_new(user.size() + 1);
+  for (const auto& [k, v] : user)
+    rd_kafka_header_add(h, k.data(), static_cast<ssize_t>(k.size()), v.data(),
+                        static_cast<ssize_t>(v.size()));
+  rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+  return h;
+}
+
 // What a delivery report resolves; owned by librdkafka between produce and report.
 struct Sent {
-  std::function<void(const rd_kafka_message_t*)> done;
+  virtual ~Sent() = default;
+  virtual void done(const rd_kafka_message_t* m) = 0;
+};
+
+// Any report handler (batches, the bus's own writes).
+struct SentFn final : Sent {
+  explicit SentFn(std::function<void(const rd_kafka_message_t*)> f) : fn(std::move(f)) {}
+  void done(const rd_kafka_message_t* m) override { fn(m); }
+  std::function<void(const rd_kafka_message_t*)> fn;
+};
+
+// One publish(): a single allocation besides the future's shared state.
+struct SentOne final : Sent {
+  SentOne(std::string message_id, Micros published_at)
+      : id(std::move(message_id)), at(published_at) {}
+  void done(const rd_kafka_message_t* m) override {
+    if (m->err) {
+      const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
+      promise.set_exception(std::make_exception_ptr(
+          unavailable(std::string("message to ") + topic + " was not delivered", m->err)));
+      return;
+    }
+    promise.set_value(Published{std::move(id), m->offset, at, m->partition});
+  }
+  std::promise<Published> promise;
+  std::string id;
+  Micros at;
 };
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
@@ -178,6 +215,29 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
     // A report callback must not throw into librdkafka.
   }
 }
+
+// The reports of one publish_batch().
+struct BatchReports {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Published> published;  // ids and times filled in before producing
+  std::size_t remaining = 0;
+  std::string error;
+};
+
+// One message of a batch: one small allocation, no copy of its id.
+struct SentBatch final : Sent {
+  SentBatch(std::shared_ptr<BatchReports> r, std::size_t i) : reports(std::move(r)), index(i) {}
+  void done(const rd_kafka_message_t* m) override {
+    std::lock_guard lock(reports->mu);
+    if (m->err && reports->error.empty()) reports->error = rd_kafka_err2str(m->err);
+    reports->published[index].offset = m->offset;
+    reports->published[index].partition = m->partition;
+    if (--reports->remaining == 0) reports->cv.notify_all();
+  }
+  std::shared_ptr<BatchReports> reports;
+  std::size_t index;
+};
 
 // A producer with a thread that polls its delivery reports continuously.
 class Producer {
@@ -353,22 +413,12 @@ class KafkaBus final : public MessageBus {
 
   std::future<Published> publish(Message message) override {
     check(message, "message");
-    ensure_topics({message.topic});
-    auto promise = std::make_shared<std::promise<Published>>();
-    auto future = promise->get_future();
+    ensure_topic(message.topic);
     const Micros at = now() / 1000 * 1000;  // Kafka keeps milliseconds
-    const std::string id = new_uuid_v7();
-    auto sent = std::make_unique<Sent>();
-    sent->done = [promise, id, at, topic = message.topic](const rd_kafka_message_t* m) {
-      if (m->err) {
-        promise->set_exception(std::make_exception_ptr(
-            unavailable("message to " + topic + " was not delivered", m->err)));
-        return;
-      }
-      promise->set_value(Published{id, m->offset, at, m->partition});
-    };
-    producer_->produce(message.topic, message.key, message.payload,
-                       make_headers(message.headers, {{kIdHeader, id}}), at, std::move(sent));
+    auto sent = std::make_unique<SentOne>(new_uuid_v7(), at);
+    auto future = sent->promise.get_future();
+    auto* headers = make_headers(message.headers, kIdHeader, sent->id);
+    producer_->produce(message.topic, message.key, message.payload, headers, at, std::move(sent));
     return future;
   }
 
@@ -381,17 +431,13 @@ class KafkaBus final : public MessageBus {
       return done.get_future();
     }
     std::vector<std::string> topics;
-    for (const auto& m : messages) topics.push_back(m.topic);
+    for (const auto& m : messages) {
+      if (std::find(topics.begin(), topics.end(), m.topic) == topics.end())
+        topics.push_back(m.topic);
+    }
     ensure_topics(topics);
     const Micros at = now() / 1000 * 1000;
-    struct Reports {
-      std::mutex mu;
-      std::condition_variable cv;
-      std::vector<Published> published;
-      std::size_t remaining = 0;
-      std::string error;
-    };
-    auto reports = std::make_shared<Reports>();
+    auto reports = std::make_shared<BatchReports>();
     reports->published.resize(messages.size());
     reports->remaining = messages.size();
     std::lock_guard txn_lock(txn_mu_);
@@ -400,16 +446,11 @@ class KafkaBus final : public MessageBus {
     try {
       for (std::size_t i = 0; i < messages.size(); ++i) {
         const auto& m = messages[i];
-        const std::string id = new_uuid_v7();
-        auto sent = std::make_unique<Sent>();
-        sent->done = [reports, i, id, at](const rd_kafka_message_t* r) {
-          std::lock_guard lock(reports->mu);
-          if (r->err && reports->error.empty()) reports->error = rd_kafka_err2str(r->err);
-          reports->published[i] = Published{id, r->offset, at, r->partition};
-          if (--reports->remaining == 0) reports->cv.notify_all();
-        };
-        txn.produce(m.topic, m.key, m.payload, make_headers(m.headers, {{kIdHeader, id}}), at,
-                    std::move(sent));
+        auto& p = reports->published[i];
+        p.id = new_uuid_v7();
+        p.published_at = at;
+        txn.produce(m.topic, m.key, m.payload, make_headers(m.headers, kIdHeader, p.id), at,
+                    std::make_unique<SentBatch>(reports, i));
       }
     } catch (...) {
       if (auto* e = rd_kafka_abort_transaction(txn.get(), 30'000)) rd_kafka_error_destroy(e);
@@ -657,6 +698,15 @@ class KafkaBus final : public MessageBus {
     return removed;
   }
 
+  // ensure_topics() for one topic, without allocating when it is known.
+  void ensure_topic(const std::string& topic) {
+    {
+      std::lock_guard lock(topics_mu_);
+      if (known_topics_.count(topic)) return;
+    }
+    ensure_topics({topic});
+  }
+
   // Creates the topics that do not exist yet (once per bus and topic).
   void ensure_topics(const std::vector<std::string>& wanted) {
     std::vector<std::string> missing;
@@ -724,15 +774,14 @@ class KafkaBus final : public MessageBus {
                         const std::string& payload, rd_kafka_headers_t* headers, Micros at) {
     auto promise = std::make_shared<std::promise<void>>();
     auto future = promise->get_future();
-    auto sent = std::make_unique<Sent>();
-    sent->done = [promise, topic](const rd_kafka_message_t* m) {
+    auto sent = std::make_unique<SentFn>([promise, topic](const rd_kafka_message_t* m) {
       if (m->err) {
         promise->set_exception(
             std::make_exception_ptr(unavailable("message to " + topic + " not delivered", m->err)));
       } else {
         promise->set_value();
       }
-    };
+    });
     producer_->produce(topic, key, payload, headers, at, std::move(sent));
     future.get();
   }
@@ -741,7 +790,7 @@ class KafkaBus final : public MessageBus {
   void check(const Message& m, const std::string& field) {
     check_message(m, options_.max_payload_bytes, field);  // reserves the devcycle- headers too
     std::lock_guard lock(topics_mu_);
-    user_topics_.insert(m.topic);
+    if (!user_topics_.count(m.topic)) user_topics_.insert(m.topic);
   }
 
   Producer& transactional() {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The Kafka rows of bus_bench, and Debian's kcat producing the same
+# messages (100 bytes, acks=all, idempotent) to the same broker, with the
+# ratio. Starts a broker of its own (scripts/kafka.sh) on 127.0.0.1:19792
+# with data in a temp dir, and stops it.
+#
+#   bench/kafka_bench.sh [build/dev]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$ROOT/build/dev}
+PORT=19792
+MESSAGES=200000
+DIR=$(mktemp -d)
+trap '"$ROOT/scripts/kafka.sh" stop "$DIR/broker" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
+
+command -v kcat >/dev/null || { echo "kafka_bench.sh: kcat is missing (apt-get install kcat)" >&2; exit 1; }
+"$ROOT/scripts/kafka.sh" start "$DIR/broker" "$PORT"
+
+DEVCYCLE_BENCH_KAFKA=127.0.0.1:$PORT "$BUILD/bench/bus_bench" --benchmark_filter=Kafka \
+  --benchmark_repetitions=3 --benchmark_report_aggregates_only=true | tee "$DIR/bus.txt"
+
+# kcat: the same number of 100-byte messages as one producer run, timed from
+# start to the last acknowledgement (kcat -P waits for every report).
+python3 - "$DIR" "$MESSAGES" <<'PY'
+import sys
+d, n = sys.argv[1], int(sys.argv[2])
+open(d + "/one", "w").write("x" * 100 + "\n")
+open(d + "/messages", "w").write(("x" * 100 + "\n") * n)
+PY
+kcat_rate() {
+  local topic=kcat-bench-$RANDOM$RANDOM start end
+  kcat -P -b "127.0.0.1:$PORT" -t "$topic" -X enable.idempotence=true -X acks=all \
+    -X linger.ms=5 -l "$DIR/one" >/dev/null 2>&1 || true  # the topic exists before timing
+  start=$(date +%s%N)
+  kcat -P -b "127.0.0.1:$PORT" -t "$topic" -X enable.idempotence=true -X acks=all \
+    -X linger.ms=5 -l "$DIR/messages"
+  end=$(date +%s%N)
+  python3 -c "print(round($MESSAGES / (($end - $start) / 1e9)))"
+}
+rates=()
+for _ in 1 2 3; do rates+=("$(kcat_rate)"); done
+kcat=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)  # the median of 3
+ours=$(grep 'BM_KafkaProduce/real_time_median' "$DIR/bus.txt" | sed -E 's/.*messages_per_second=([0-9.]+)([km]?)\/s.*/\1 \2/' |
+  awk '{m = $2 == "k" ? 1e3 : ($2 == "m" ? 1e6 : 1); printf "%d", $1 * m}')
+echo "kcat -P: ${rates[*]} messages/s (median $kcat)"
+echo "DevCycle publish(): $ours messages/s"
+python3 -c "print('ratio DevCycle / kcat: %.2f' % ($ours / $kcat))"
