@@ -8,7 +8,7 @@
 // BM_PublishEach: one publish at a time, each waited for (one round trip each).
 // BM_EndToEnd: publish a batch of 1000, fetch it for a group, acknowledge it.
 // BM_Kafka*: the same on kafka://$DEVCYCLE_BENCH_KAFKA (skipped when unset):
-//   Produce: 10,000 publish() in flight, then all waited for (what
+//   Produce: 100,000 publish() in flight, then all waited for (what
 //   librdkafka batches on its own); PublishBatch: publish_batch of 1,000 (one
 //   Kafka transaction); EndToEnd: 1,000 produced, fetched, acknowledged.
 // Counter messages_per_second.
@@ -108,7 +108,7 @@ void BM_KafkaProduce(benchmark::State& state) {
   const std::string topic = unique_topic("bench-produce");
   const devcycle::Message m{topic, "", {}, std::string(100, 'x')};
   bus->publish(m).get();  // the topic exists and the producer is connected
-  constexpr int kInFlight = 10'000;
+  constexpr int kInFlight = 100'000;
   std::vector<std::future<devcycle::Published>> pending;
   pending.reserve(kInFlight);
   for (auto _ : state) {
