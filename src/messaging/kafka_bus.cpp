@@ -103,6 +103,46 @@ Client make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   return Client(rk, &rd_kafka_destroy);
 }
 
+// A message's id on Kafka, derived from where and when it was stored, so
+// that no header has to carry it: a UUID in the version 7 layout whose
+// 48-bit time is the record's timestamp (ms), whose 12 rand_a bits are the
+// partition, and whose 62 rand_b bits are a 22-bit hash of the topic and
+// the offset (40 bits). The producer computes it from the delivery report,
+// a consumer from the record: the same value. Copies the bus writes itself
+// (retry, dead letters) carry the original id in a header.
+std::string message_id(std::string_view topic, std::int32_t partition, std::int64_t offset,
+                       std::int64_t timestamp_ms) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (const unsigned char c : topic) h = (h ^ c) * 16777619u;
+  const std::uint64_t ms =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, timestamp_ms)) & 0xFFFF'FFFF'FFFFull;
+  const std::uint64_t hi = (ms << 16) | 0x7000u | (static_cast<std::uint32_t>(partition) & 0xFFFu);
+  const std::uint64_t lo = (0b10ull << 62) | (static_cast<std::uint64_t>(h & 0x3F'FFFFu) << 40) |
+                           (static_cast<std::uint64_t>(offset) & 0xFF'FFFF'FFFFull);
+  // 8-4-4-4-12 hex digits; by hand, since every report formats one.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t at = 0;
+  auto put = [&](std::uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) out[at++] = kHex[(v >> (4 * i)) & 0xF];
+  };
+  put(hi >> 32, 8);
+  ++at;
+  put((hi >> 16) & 0xFFFF, 4);
+  ++at;
+  put(hi & 0xFFFF, 4);
+  ++at;
+  put(lo >> 48, 4);
+  ++at;
+  put(lo & 0xFFFF'FFFF'FFFFull, 12);
+  return out;
+}
+
+std::int64_t timestamp_ms(const rd_kafka_message_t* m) {
+  rd_kafka_timestamp_type_t type;
+  return std::max<std::int64_t>(0, rd_kafka_message_timestamp(m, &type));
+}
+
 // A partition's first and next offsets. A topic created a moment ago may
 // have no leader yet: that is waited out (up to 10 s), not reported.
 rd_kafka_resp_err_t watermarks(rd_kafka_t* rk, const std::string& topic, std::int32_t partition,
@@ -164,17 +204,6 @@ rd_kafka_headers_t* make_headers(const std::map<std::string, std::string>& user,
   return h;
 }
 
-// The caller's headers and one of ours, without building a list first.
-rd_kafka_headers_t* make_headers(const std::map<std::string, std::string>& user, const char* name,
-                                 const std::string& value) {
-  rd_kafka_headers_t* h = rd_kafka_headers_new(user.size() + 1);
-  for (const auto& [k, v] : user)
-    rd_kafka_header_add(h, k.data(), static_cast<ssize_t>(k.size()), v.data(),
-                        static_cast<ssize_t>(v.size()));
-  rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
-  return h;
-}
-
 // What a delivery report resolves; owned by librdkafka between produce and report.
 struct Sent {
   virtual ~Sent() = default;
@@ -190,20 +219,20 @@ struct SentFn final : Sent {
 
 // One publish(): a single allocation besides the future's shared state.
 struct SentOne final : Sent {
-  SentOne(std::string message_id, Micros published_at)
-      : id(std::move(message_id)), at(published_at) {}
+  explicit SentOne(std::string body) : payload(std::move(body)) {}
   void done(const rd_kafka_message_t* m) override {
+    const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
     if (m->err) {
-      const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
       promise.set_exception(std::make_exception_ptr(
           unavailable(std::string("message to ") + topic + " was not delivered", m->err)));
       return;
     }
-    promise.set_value(Published{std::move(id), m->offset, at, m->partition});
+    const auto ms = timestamp_ms(m);
+    promise.set_value(Published{message_id(topic, m->partition, m->offset, ms), m->offset,
+                                ms * 1000, m->partition});
   }
   std::promise<Published> promise;
-  std::string id;
-  Micros at;
+  std::string payload;  // librdkafka reads it in place until the report: no copy
 };
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
@@ -231,8 +260,12 @@ struct SentBatch final : Sent {
   void done(const rd_kafka_message_t* m) override {
     std::lock_guard lock(reports->mu);
     if (m->err && reports->error.empty()) reports->error = rd_kafka_err2str(m->err);
-    reports->published[index].offset = m->offset;
-    reports->published[index].partition = m->partition;
+    auto& p = reports->published[index];
+    const auto ms = timestamp_ms(m);
+    p.offset = m->offset;
+    p.partition = m->partition;
+    p.published_at = ms * 1000;
+    if (!m->err) p.id = message_id(rd_kafka_topic_name(m->rkt), m->partition, m->offset, ms);
     if (--reports->remaining == 0) reports->cv.notify_all();
   }
   std::shared_ptr<BatchReports> reports;
@@ -275,15 +308,27 @@ class Producer {
 
   // Queues one message; `sent` runs on its delivery report. Waits while the
   // local queue is full. Throws Error when librdkafka refuses the message.
+  // `copy` false: the payload lives in `sent` (or longer), which librdkafka
+  // frees only after the report.
   void produce(const std::string& topic, const std::string& key, const std::string& payload,
-               rd_kafka_headers_t* headers, Micros at, std::unique_ptr<Sent> sent) {
+               rd_kafka_headers_t* headers, Micros at, std::unique_ptr<Sent> sent,
+               bool copy = true) {
+    const int flags = copy ? RD_KAFKA_MSG_F_COPY : 0;
+    const void* k = key.empty() ? nullptr : key.data();
+    void* v = const_cast<char*>(payload.data());
     for (;;) {
-      const rd_kafka_resp_err_t err = rd_kafka_producev(
-          client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
-          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(at / 1000),
-          RD_KAFKA_V_OPAQUE(sent.get()), RD_KAFKA_V_END);
+      // Without headers (null) the call leaves them out altogether.
+      const rd_kafka_resp_err_t err =
+          headers
+              ? rd_kafka_producev(client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                                  RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_KEY(k, key.size()),
+                                  RD_KAFKA_V_VALUE(v, payload.size()), RD_KAFKA_V_HEADERS(headers),
+                                  RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent.get()),
+                                  RD_KAFKA_V_END)
+              : rd_kafka_producev(
+                    client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(flags),
+                    RD_KAFKA_V_KEY(k, key.size()), RD_KAFKA_V_VALUE(v, payload.size()),
+                    RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent.get()), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sent.release();  // the delivery report owns it now
         return;
@@ -292,7 +337,7 @@ class Producer {
         std::this_thread::sleep_for(1ms);  // back-pressure: the poller drains reports
         continue;
       }
-      rd_kafka_headers_destroy(headers);  // not taken on failure
+      if (headers) rd_kafka_headers_destroy(headers);  // not taken on failure
       throw unavailable("cannot queue a message to " + topic, err);
     }
   }
@@ -415,10 +460,12 @@ class KafkaBus final : public MessageBus {
     check(message, "message");
     ensure_topic(message.topic);
     const Micros at = now() / 1000 * 1000;  // Kafka keeps milliseconds
-    auto sent = std::make_unique<SentOne>(new_uuid_v7(), at);
+    auto sent = std::make_unique<SentOne>(std::move(message.payload));
     auto future = sent->promise.get_future();
-    auto* headers = make_headers(message.headers, kIdHeader, sent->id);
-    producer_->produce(message.topic, message.key, message.payload, headers, at, std::move(sent));
+    auto* headers = message.headers.empty() ? nullptr : make_headers(message.headers, {});
+    const std::string& payload = sent->payload;
+    producer_->produce(message.topic, message.key, payload, headers, at, std::move(sent),
+                       /*copy=*/false);
     return future;
   }
 
@@ -446,10 +493,8 @@ class KafkaBus final : public MessageBus {
     try {
       for (std::size_t i = 0; i < messages.size(); ++i) {
         const auto& m = messages[i];
-        auto& p = reports->published[i];
-        p.id = new_uuid_v7();
-        p.published_at = at;
-        txn.produce(m.topic, m.key, m.payload, make_headers(m.headers, kIdHeader, p.id), at,
+        txn.produce(m.topic, m.key, m.payload,
+                    m.headers.empty() ? nullptr : make_headers(m.headers, {}), at,
                     std::make_unique<SentBatch>(reports, i));
       }
     } catch (...) {
@@ -1172,7 +1217,8 @@ void GroupConsumer::take(rd_kafka_message_t* m) {
     p.seek_to = -1;
   }
   p.next = std::max(p.next, m->offset + 1);
-  const std::string id = header(m, kIdHeader);
+  std::string id = header(m, kIdHeader);  // the bus's own copies carry it
+  if (id.empty()) id = message_id(topic_, m->partition, m->offset, timestamp_ms(m));
   // A replay (after a seek) or a redrive of a message the queue holds
   // already: it is not taken twice.
   const bool held = std::any_of(queue_.begin(), queue_.end(), [&](const Entry& q) {
@@ -1219,8 +1265,7 @@ void GroupConsumer::take(rd_kafka_message_t* m) {
   } else {
     d.offset = m->offset;
     d.partition = m->partition;
-    rd_kafka_timestamp_type_t type;
-    d.published_at = std::max<std::int64_t>(0, rd_kafka_message_timestamp(m, &type)) * 1000;
+    d.published_at = timestamp_ms(m) * 1000;
   }
   queue_.push_back(std::move(e));
 }
