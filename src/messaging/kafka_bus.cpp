@@ -275,7 +275,9 @@ struct SentBatch final : Sent {
 // A producer with a thread that polls its delivery reports continuously.
 class Producer {
  public:
-  Producer(const std::string& brokers, bool transactional, const std::string& client_id) {
+  Producer(const std::string& brokers, bool transactional, const std::string& client_id,
+           int close_timeout_ms)
+      : close_timeout_ms_(close_timeout_ms) {
     std::vector<std::pair<std::string, std::string>> settings{
         {"bootstrap.servers", brokers},
         {"client.id", client_id},
@@ -297,8 +299,14 @@ class Producer {
   }
 
   ~Producer() {
-    // Flush on shutdown: every queued message is delivered (or fails) first.
-    rd_kafka_flush(client_.get(), 30'000);
+    // Flush on shutdown: every queued message is delivered first. What the
+    // broker has not taken within close_timeout_ms is purged, so that its
+    // publisher's future fails (with the purge's error) instead of waiting
+    // forever.
+    if (rd_kafka_flush(client_.get(), close_timeout_ms_) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_purge(client_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+      rd_kafka_flush(client_.get(), 5'000);  // serves the purged messages' reports
+    }
     stop_ = true;
     poller_.join();
     rd_kafka_poll(client_.get(), 0);  // reports that arrived at the very end
@@ -343,6 +351,7 @@ class Producer {
   }
 
  private:
+  int close_timeout_ms_;
   Client client_{nullptr, &rd_kafka_destroy};
   std::atomic<bool> stop_{false};
   std::thread poller_;
@@ -422,15 +431,16 @@ class KafkaBus final : public MessageBus {
 
  public:
   KafkaBus(std::string brokers, int partitions, int replication, int connect_timeout_ms,
-           BusOptions options)
+           int close_timeout_ms, BusOptions options)
       : brokers_(std::move(brokers)),
         partitions_(partitions),
         replication_(replication),
+        close_timeout_ms_(close_timeout_ms),
         options_(std::move(options)),
         name_("devcycle-bus-" + new_uuid_v7()) {
     if (!options_.clock)
       throw Error(ErrorCode::kInvalidArgument, "BusOptions.clock: must not be null");
-    producer_ = std::make_unique<Producer>(brokers_, false, name_);
+    producer_ = std::make_unique<Producer>(brokers_, false, name_, close_timeout_ms);
     // Fail at open, clearly, rather than at the first publish.
     const rd_kafka_metadata_t* md = nullptr;
     if (const auto err = rd_kafka_metadata(producer_->get(), 0, nullptr, &md, connect_timeout_ms)) {
@@ -840,7 +850,7 @@ class KafkaBus final : public MessageBus {
 
   Producer& transactional() {
     if (!txn_) {
-      auto p = std::make_unique<Producer>(brokers_, true, name_ + "-batches");
+      auto p = std::make_unique<Producer>(brokers_, true, name_ + "-batches", close_timeout_ms_);
       if (auto* e = rd_kafka_init_transactions(p->get(), 30'000))
         throw unavailable("cannot start the batch producer", e);
       txn_ = std::move(p);
@@ -1119,6 +1129,7 @@ class KafkaBus final : public MessageBus {
 
   std::string brokers_;
   int partitions_, replication_;
+  int close_timeout_ms_;
   BusOptions options_;
   std::string name_;
   std::unique_ptr<Producer> producer_;
@@ -1483,24 +1494,26 @@ std::unique_ptr<MessageBus> open_kafka_bus(const std::string& url, BusOptions op
     if (!brokers.empty()) brokers += ",";
     brokers += h.host + ":" + std::to_string(h.port.value_or(9092));
   }
-  int partitions = 1, replication = 1, connect_timeout_ms = 10'000;
+  int partitions = 1, replication = 1, connect_timeout_ms = 10'000, close_timeout_ms = 30'000;
   for (const auto& [k, v] : parsed.query) {
     int* target = k == "partitions"           ? &partitions
                   : k == "replication"        ? &replication
                   : k == "connect_timeout_ms" ? &connect_timeout_ms
+                  : k == "close_timeout_ms"   ? &close_timeout_ms
                                               : nullptr;
     if (!target)
       fail_setting("bus", url,
                    "has an unknown parameter \"" + k +
-                       "\" (known: partitions, replication, connect_timeout_ms)");
-    const int most = target == &connect_timeout_ms ? 600'000 : 10'000;
+                       "\" (known: partitions, replication, connect_timeout_ms, close_timeout_ms)");
+    const int most =
+        target == &connect_timeout_ms || target == &close_timeout_ms ? 600'000 : 10'000;
     const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *target);
     if (ec != std::errc() || end != v.data() + v.size() || *target < 1 || *target > most)
       fail_setting("bus", url,
                    k + "=" + v + " must be a whole number from 1 to " + std::to_string(most));
   }
   return std::make_unique<KafkaBus>(brokers, partitions, replication, connect_timeout_ms,
-                                    std::move(options));
+                                    close_timeout_ms, std::move(options));
 }
 
 }  // namespace devcycle::internal

@@ -126,5 +126,22 @@ TEST_F(BrokerRestartTest, NoAcknowledgedMessageIsLostWhenTheBrokerRestartsMidStr
   RecordProperty("refused", refused);
 }
 
+// Closing the bus while the broker is down: what could not be delivered
+// fails its publisher's future (after close_timeout_ms), never hangs it.
+TEST_F(BrokerRestartTest, ClosingWhileTheBrokerIsDownFailsPendingPublishes) {
+  auto db = Database::open("sqlite::memory:");
+  auto bus =
+      MessageBus::open(std::string("kafka://127.0.0.1:") + kPort + "?close_timeout_ms=2000", *db);
+  bus->publish({"closing", "", {}, "before"}).get();
+  ASSERT_EQ(kafka_sh("stop '" + broker_dir() + "'"), 0);
+  std::vector<std::future<Published>> pending;
+  for (int i = 0; i < 10; ++i) pending.push_back(bus->publish({"closing", "", {}, "lost"}));
+  bus.reset();
+  for (auto& f : pending) {
+    ASSERT_EQ(f.wait_for(0s), std::future_status::ready) << "a publish was left hanging";
+    EXPECT_THROW(f.get(), Error);
+  }
+}
+
 }  // namespace
 }  // namespace devcycle
