@@ -25,6 +25,7 @@
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
 #include "devcycle/executor.h"
+#include "devcycle/messaging.h"
 #include "devcycle/registry.h"
 #include "devcycle/workflow.h"
 
@@ -185,6 +186,13 @@ struct EngineOptions {
   // A ready task gains one priority point per this much waiting, so that
   // low-priority work is never starved.
   std::chrono::milliseconds aging_step{std::chrono::seconds(10)};
+  // When set, every run and task event (task.log lines aside) is also
+  // published to `event_topic` on this bus, keyed by run id, as JSON —
+  // through a transactional outbox in the engine's database, so that an
+  // event is published if and only if its change committed. The bus must
+  // outlive the engine.
+  MessageBus* event_bus = nullptr;
+  std::string event_topic = "devcycle.events";
 };
 
 class Engine {

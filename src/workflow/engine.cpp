@@ -18,6 +18,8 @@
 #include "devcycle/error.h"
 #include "devcycle/json_schema.h"
 #include "devcycle/uuid.h"
+#include "messaging/bus_checks.h"
+#include "messaging/outbox.h"
 #include "workflow/ready_queue.h"
 #include "workflow/run_progress.h"
 #include "workflow/run_store.h"
@@ -119,12 +121,43 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   Micros next_refill = 0;
   Micros last_refill = 0;
 
+  // The outbox relay publishing events to options.event_bus (when set).
+  std::unique_ptr<internal::OutboxRelay> relay;
+
+  // Inside a write: the events of this change go to the outbox with it.
+  void stage(Txn& t, const std::vector<EngineEvent>& events) {
+    if (!options.event_bus || events.empty()) return;
+    std::vector<Message> messages;
+    messages.reserve(events.size());
+    for (const auto& e : events) {
+      if (e.kind == EngineEvent::Kind::kTaskLog) continue;
+      json j = {
+          {"kind", to_string(e.kind)}, {"run_id", e.run_id}, {"status", e.status}, {"at", e.at}};
+      if (!e.task_id.empty()) {
+        j["task_id"] = e.task_id;
+        j["task_key"] = e.task_key;
+        j["attempt"] = e.attempt;
+      }
+      if (!e.error.empty()) j["error"] = e.error;
+      if (e.kind == EngineEvent::Kind::kTaskReady || e.kind == EngineEvent::Kind::kTaskRetrying) {
+        j["available_at"] = e.available_at;
+        j["priority"] = e.priority;
+      }
+      messages.push_back({options.event_topic,
+                          e.run_id,
+                          {},
+                          j.dump(-1, ' ', false, json::error_handler_t::replace)});
+    }
+    internal::Outbox::add(t, messages, now());
+  }
+
   // Events are emitted after their transaction committed, so they can keep
   // the ready queue current. With worker threads, subscribers hear them on
   // one dispatch thread in the order they were emitted, so that no
   // subscriber runs on (and slows) the database's writer thread.
   void emit(std::vector<EngineEvent> events) {
     if (events.empty()) return;
+    if (relay) relay->wake();
     note_ready(events);
     if (!dispatcher.joinable()) {
       hub->emit(events);
@@ -440,6 +473,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                           row.task.key, row.task.attempt, "timed_out", row.task.error, at, ""});
         advance(t, store, row.task.run_id, at, events);
       }
+      stage(t, events);
     });
     emit(events);
   }
@@ -574,6 +608,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
                           row->task.key, attempt, "running", "", at, ""});
       }
+      stage(t, events);
     });
     restore.armed = false;
     {
@@ -745,6 +780,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::vector<Claim> more;
       record(t, store, o, at, events, next, later);
       finish_batch(t, store, later, at, events, more);
+      stage(t, events);
       if (!next && !more.empty()) next = std::move(more.front());
     });
     if (next) forget_cancel(next->task_id);
@@ -801,6 +837,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             if (next) batch->next.push_back(std::move(*next));
           }
           finish_batch(t, store, later, at, batch->events, batch->next);
+          stage(t, batch->events);
         },
         [this, batch](std::exception_ptr e) {
           if (!e) {
@@ -838,6 +875,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           record(t, store, batch->outcomes[0], at, batch->events, next, later);
           if (next) batch->next.push_back(std::move(*next));
           finish_batch(t, store, later, at, batch->events, batch->next);
+          stage(t, batch->events);
         },
         [this, batch](std::exception_ptr e) {
           // On failure the attempt's lease expires and the task runs again.
@@ -1116,6 +1154,8 @@ std::vector<Migration> Engine::migrations() {
   auto out = WorkflowCatalog::migrations();
   auto runs = RunStore::migrations();
   out.insert(out.end(), runs.begin(), runs.end());
+  auto outbox = internal::Outbox::migrations();
+  out.insert(out.end(), outbox.begin(), outbox.end());
   return out;
 }
 
@@ -1126,8 +1166,11 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
     throw Error(ErrorCode::kInvalidArgument, "EngineOptions.workers: must be between 0 and 1024");
   }
   if (options.engine_id.empty()) options.engine_id = "engine-" + new_uuid_v7();
+  if (options.event_bus) internal::check_topic(options.event_topic, "EngineOptions.event_topic");
   db.migrate(migrations());
   impl_ = std::make_shared<Impl>(db, registry, catalog, std::move(options));
+  if (impl_->options.event_bus)
+    impl_->relay = std::make_unique<internal::OutboxRelay>(db, *impl_->options.event_bus);
   impl_->registry_events =
       registry.subscribe([weak = std::weak_ptr<Impl>(impl_)](const AgentEvent&) {
         if (auto impl = weak.lock()) {
@@ -1194,6 +1237,7 @@ Engine::~Engine() {
     }
   }
   impl.stop_dispatcher();
+  impl.relay.reset();  // a last attempt to publish what the outbox holds
 }
 
 void Engine::register_function(std::string name, TaskFunction fn) {
@@ -1340,6 +1384,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       progress.create_tasks();
       runs.push_back(std::move(r));
     }
+    impl_->stage(t, events);
     return runs;
   });
   impl_->post(std::move(events), std::move(claims));
@@ -1407,6 +1452,7 @@ Run Engine::cancel(std::string_view run_id) {
     }
     const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
     RunProgress(store, *def, *r, at, events).finish_run(RunStatus::kCancelled, "cancelled");
+    impl_->stage(t, events);
     return *r;
   });
   {
@@ -1442,6 +1488,7 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
     events.push_back({EngineEvent::Kind::kTaskCancelled, row->task.run_id, row->task.id,
                       row->task.key, row->task.attempt, "cancelled", "cancelled", at, ""});
     impl_->advance(t, store, row->task.run_id, at, events);
+    impl_->stage(t, events);
     return row->task;
   });
   {
@@ -1505,6 +1552,7 @@ Run Engine::retry(std::string_view run_id) {
     store.update_run(*r);
     events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at, ""});
     RunProgress(store, *def, *r, at, events).advance();
+    impl_->stage(t, events);
     return *r;
   });
   impl_->emit(events);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "devcycle/database_wrapper.h"
+#include "devcycle/messaging.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/table_snapshot.h"
@@ -394,6 +395,110 @@ TEST_P(EngineTest, BadStartsAreRefusedNamingTheFieldAndStoreNothing) {
   EXPECT_DEVCYCLE_ERROR(engine_->start(r), ErrorCode::kNotFound, "version 9");
   EXPECT_TRUE(engine_->list().runs.empty());
   EXPECT_DEVCYCLE_ERROR(engine_->get("nope"), ErrorCode::kNotFound, "nope");
+}
+
+// A bus that refuses batches while `down` is set: the outbox must keep the
+// events until the bus takes them. Everything else goes to the real bus.
+class FlakyBus final : public MessageBus {
+ public:
+  explicit FlakyBus(MessageBus& real) : real_(real) {}
+  std::atomic<bool> down{false};
+  std::future<Published> publish(Message m) override { return real_.publish(std::move(m)); }
+  std::future<std::vector<Published>> publish_batch(std::vector<Message> ms) override {
+    if (down) throw Error(ErrorCode::kUnavailable, "bus: down for the test");
+    return real_.publish_batch(std::move(ms));
+  }
+  std::vector<Delivery> fetch(const std::string& t, const std::string& g, int max,
+                              const ConsumeOptions& o) override {
+    return real_.fetch(t, g, max, o);
+  }
+  void ack(const Delivery& d) override { real_.ack(d); }
+  void ack(const std::vector<Delivery>& ds) override { real_.ack(ds); }
+  void nack(const Delivery& d, const std::string& r, const ConsumeOptions& o) override {
+    real_.nack(d, r, o);
+  }
+  Subscription subscribe(const std::string& t, const std::string& g, MessageHandler h,
+                         SubscribeOptions o) override {
+    return real_.subscribe(t, g, std::move(h), o);
+  }
+  std::vector<DeadLetter> dead_letters(const std::string& t, const std::string& g, int l,
+                                       std::int64_t a) override {
+    return real_.dead_letters(t, g, l, a);
+  }
+  int redrive(const std::string& t, const std::string& g,
+              const std::vector<std::string>& ids) override {
+    return real_.redrive(t, g, ids);
+  }
+  void seek(const std::string& t, const std::string& g, std::int64_t o) override {
+    real_.seek(t, g, o);
+  }
+  void seek_to_time(const std::string& t, const std::string& g, Micros at) override {
+    real_.seek_to_time(t, g, at);
+  }
+  std::int64_t purge(Micros before) override { return real_.purge(before); }
+
+ private:
+  MessageBus& real_;
+};
+
+TEST_P(EngineTest, EventsReachTheBusThroughTheOutboxEvenAfterTheBusWasDown) {
+  auto real = MessageBus::open("inproc://", *db_);
+  FlakyBus bus(*real);
+  bus.down = true;
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.event_bus = &bus;
+  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  agent("a", "step", "echo");
+  engine->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "ev", "tasks": [{"id": "a", "capability": "step"},
+    {"id": "b", "capability": "step", "depends_on": ["a"]}]})");
+  StartRun r;
+  r.workflow = wf;
+  r.owner = "alice";
+  const auto run = engine->start(r);
+  EXPECT_EQ(engine->run_until_idle(), 2);
+  auto outbox = [&] {
+    return db_->read([](Txn& t) { return t.query("SELECT COUNT(*) FROM outbox")[0][0].as_int(); });
+  };
+  EXPECT_EQ(outbox(), 8) << "the bus is down: the events wait in the outbox";
+  EXPECT_TRUE(real->fetch("devcycle.events", "watcher", 100).empty());
+
+  bus.down = false;  // the relay retries on its own
+  std::vector<Delivery> got;
+  for (int i = 0; i < 1000 && got.size() < 8; ++i) {
+    auto more = real->fetch("devcycle.events", "watcher", 100);
+    real->ack(more);  // one run's events share a key: the next comes after the ack
+    got.insert(got.end(), more.begin(), more.end());
+    if (got.size() < 8) std::this_thread::sleep_for(20ms);  // liveness, not speed
+  }
+  std::vector<std::string> kinds;
+  for (const auto& d : got) {
+    const auto j = json::parse(d.message.payload);
+    EXPECT_EQ(d.message.key, run.id);
+    EXPECT_EQ(j["run_id"], run.id);
+    kinds.push_back(j["kind"].get<std::string>() +
+                    (j.contains("task_key") ? ":" + j["task_key"].get<std::string>() : ""));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"run.started", "task.ready:a", "task.started:a",
+                                             "task.succeeded:a", "task.ready:b", "task.started:b",
+                                             "task.succeeded:b", "run.finished"}));
+  EXPECT_EQ(json::parse(got.back().message.payload)["status"], "succeeded");
+  for (int i = 0; i < 500 && outbox() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(outbox(), 0) << "published events leave the outbox";
+  engine.reset();
+}
+
+TEST_P(EngineTest, AnEventTopicThatIsNotATopicIsRefused) {
+  auto bus = MessageBus::open("inproc://", *db_);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.event_bus = bus.get();
+  o.event_topic = "not a topic";
+  EXPECT_DEVCYCLE_ERROR(Engine(*db_, *registry_, *catalog_, o), ErrorCode::kInvalidArgument,
+                        "EngineOptions.event_topic");
 }
 
 TEST_P(EngineTest, StartManyStartsEveryRunInOrder) {

@@ -7,10 +7,14 @@
 
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "devcycle/engine.h"
 #include "devcycle/messaging.h"
+#include "devcycle/registry.h"
 #include "devcycle/uuid.h"
+#include "devcycle/workflow.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {
@@ -250,6 +254,52 @@ TEST_F(KafkaBusTest, SubscriptionsHandleEveryMessageInOrderAndDeadLetterPoison) 
   const auto dead = bus_->dead_letters(t, g);
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].reason, "poison pill");
+}
+
+// The engine's events on Kafka: every run and task event, in order, keyed
+// by the run, published through the outbox once its change committed.
+TEST_F(KafkaBusTest, EngineEventsArriveOnKafkaInOrder) {
+  auto db = Database::open("sqlite::memory:");
+  Registry registry(*db);
+  WorkflowCatalog catalog(*db, &registry);
+  registry.define_type({"worker", "", "{}"});
+  AgentSpec spec;
+  spec.owner = "ops";
+  spec.name = "echo";
+  spec.type = "worker";
+  const auto agent = registry.create(spec);
+  registry.add_version(agent.id, {"1.0.0", {"step@1.0.0"}, {}, "inproc:echo", ""});
+  registry.deploy(agent.id, "1.0.0");
+  const auto events = name("devcycle.events");
+  EngineOptions o;
+  o.workers = 0;
+  o.event_bus = bus_.get();
+  o.event_topic = events;
+  auto engine = std::make_unique<Engine>(*db, registry, catalog, o);
+  engine->register_function("echo", [](TaskContext&) { return std::string("{}"); });
+  catalog.create(R"({"name": "two", "tasks": [{"id": "a", "capability": "step"},
+    {"id": "b", "capability": "step", "depends_on": ["a"]}]})",
+                 "alice");
+  StartRun r;
+  r.workflow = "two";
+  r.owner = "alice";
+  const auto run = engine->start(r);
+  EXPECT_EQ(engine->run_until_idle(), 2);
+  std::vector<std::string> kinds;
+  for (int i = 0; i < 100 && kinds.size() < 8; ++i) {  // liveness, not speed
+    auto got = bus_->fetch(events, name("watcher"), 100, consume());
+    for (const auto& d : got) {
+      EXPECT_EQ(d.message.key, run.id);
+      const auto j = nlohmann::json::parse(d.message.payload);
+      kinds.push_back(j["kind"].get<std::string>() +
+                      (j.contains("task_key") ? ":" + j["task_key"].get<std::string>() : ""));
+    }
+    bus_->ack(got);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"run.started", "task.ready:a", "task.started:a",
+                                             "task.succeeded:a", "task.ready:b", "task.started:b",
+                                             "task.succeeded:b", "run.finished"}));
+  engine.reset();
 }
 
 TEST_F(KafkaBusTest, ConcurrentPublishersLoseNothing) {
