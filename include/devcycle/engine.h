@@ -186,13 +186,17 @@ struct EngineOptions {
   // A ready task gains one priority point per this much waiting, so that
   // low-priority work is never starved.
   std::chrono::milliseconds aging_step{std::chrono::seconds(10)};
-  // When set, every run and task event (task.log lines aside) is also
-  // published to `event_topic` on this bus, keyed by run id, as JSON —
-  // through a transactional outbox in the engine's database, so that an
-  // event is published if and only if its change committed. The bus must
-  // outlive the engine.
-  MessageBus* event_bus = nullptr;
+  // The message bus the engine talks to, if any (it must outlive the
+  // engine). Then every run and task event (task.log lines aside) is also
+  // published to `event_topic` (empty: none), keyed by run id, as JSON; and
+  // tasks of agents whose executor is "bus:<topic>" ("bus:" alone:
+  // devcycle.tasks.<capability>) are sent there as assignments, their
+  // completions taken from `completion_topic` (docs/engine.md). Both go
+  // through a transactional outbox in the engine's database, so a message
+  // is published if and only if its change committed.
+  MessageBus* bus = nullptr;
   std::string event_topic = "devcycle.events";
+  std::string completion_topic = "devcycle.completions";
 };
 
 class Engine {

@@ -41,6 +41,10 @@ Error task_not_found(std::string_view id) {
   return Error(ErrorCode::kNotFound, "task \"" + std::string(id.substr(0, 64)) + "\" not found");
 }
 
+// The "function" of a claim whose agent runs in another process: the topic
+// its assignment goes to follows.
+constexpr std::string_view kBusPrefix = "bus:";
+
 Micros us(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
@@ -121,12 +125,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   Micros next_refill = 0;
   Micros last_refill = 0;
 
-  // The outbox relay publishing events to options.event_bus (when set).
+  // The outbox relay publishing events and assignments to options.bus (when set).
   std::unique_ptr<internal::OutboxRelay> relay;
+  Subscription completions;  // from agents in other processes
 
   // Inside a write: the events of this change go to the outbox with it.
   void stage(Txn& t, const std::vector<EngineEvent>& events) {
-    if (!options.event_bus || events.empty()) return;
+    if (!options.bus || options.event_topic.empty() || events.empty()) return;
     std::vector<Message> messages;
     messages.reserve(events.size());
     for (const auto& e : events) {
@@ -345,7 +350,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                                       std::vector<EngineEvent>& events) {
     if (row.task.available_at.value_or(at) > at) return std::nullopt;
     const auto found = remembered_resolution(d, at);
-    if (!found) return std::nullopt;
+    if (!found || found->second.starts_with(kBusPrefix)) return std::nullopt;  // see claim()
     std::optional<Micros> close_deadline;
     if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
     const auto lease = lease_until(d.timeouts, at, close_deadline);
@@ -501,12 +506,83 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     }
     for (const auto& a : agents) {
       const auto v = registry.get_version(a.id, *a.active_version);
+      if (v.executor.starts_with("bus:") && options.bus) {
+        // Run elsewhere: the "function" is the topic its assignments go to.
+        auto topic = v.executor.substr(4);
+        if (topic.empty())
+          topic = "devcycle.tasks." + (d.capability.empty() ? a.name : d.capability);
+        try {
+          internal::check_topic(topic, "executor");
+        } catch (const Error&) {
+          continue;  // not a topic: nobody here can run it
+        }
+        return std::make_pair(a.id, std::string(kBusPrefix) + topic);
+      }
       if (!v.executor.starts_with("inproc:")) continue;
       const auto name = v.executor.substr(7);
       std::lock_guard lock(functions_mu);
       if (functions.count(name)) return std::make_pair(a.id, name);
     }
     return std::nullopt;
+  }
+
+  // The message that hands a claimed task to an agent in another process
+  // (docs/decisions/0015-task-dispatch-over-the-bus.md).
+  Message assignment(const std::string& topic, const TaskRow& row, int attempt,
+                     const std::string& agent_id, Micros at, Micros lease) {
+    json input = nullptr;
+    try {
+      if (!row.task.input.empty()) input = json::parse(row.task.input);
+    } catch (const json::exception&) {
+      input = row.task.input;  // stored inputs are JSON; keep it whole regardless
+    }
+    const json j = {
+        {"task_id", row.task.id},
+        {"run_id", row.task.run_id},
+        {"task_key", row.task.key},
+        {"attempt", attempt},
+        {"lease_owner", options.engine_id},
+        {"agent_id", agent_id},
+        {"input", std::move(input)},
+        {"idempotency_key", row.task.run_id + "/" + row.task.key + "/" + std::to_string(attempt)},
+        {"started_at", at},
+        {"lease_expires_at", lease}};
+    return {topic, row.task.run_id, {}, j.dump(-1, ' ', false, json::error_handler_t::replace)};
+  }
+
+  // A completion from an agent in another process: recorded as an
+  // in-process outcome is, with the fence taken from the message, so a
+  // duplicate or stale one changes nothing. Throws for a malformed message
+  // (the subscription refuses it; it ends among the dead letters).
+  void accept_completion(const std::string& payload) {
+    const auto j = internal::parse_json(payload, "completion");
+    Claim c;
+    try {
+      c.task_id = j.at("task_id").get<std::string>();
+      c.run_id = j.at("run_id").get<std::string>();
+      c.task_key = j.at("task_key").get<std::string>();
+      c.attempt = j.at("attempt").get<int>();
+      c.lease_owner = j.at("lease_owner").get<std::string>();
+      c.agent_id = j.value("agent_id", "");
+      c.started_at = j.value("started_at", Micros{0});
+    } catch (const json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("completion: ") + e.what());
+    }
+    c.workflow_id = workflow_of(c.run_id);
+    const bool ok = j.value("ok", false);
+    const auto result = ok ? (j.contains("output") ? j["output"].dump() : std::string("null"))
+                           : j.value("error", std::string("failed in a remote agent"));
+    auto next = complete(c, ok, result, j.value("retryable", true));
+    if (!next) return;
+    if (options.workers == 0) {
+      execute(*next);
+      return;
+    }
+    {
+      std::lock_guard lock(queue_mu);
+      queue.push_back(std::move(*next));
+    }
+    queue_cv.notify_one();
   }
 
   std::vector<Claim> claim(Micros at, int free) {
@@ -585,10 +661,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     } restore{*this, chosen, at};
     std::vector<Claim> claims;
     std::vector<EngineEvent> events;
+    std::vector<Message> assignments;
     db.write([&](Txn& t) {
       RunStore store(t);
       claims.clear();
       events.clear();
+      assignments.clear();
       for (const auto& c : chosen) {
         // The entry may be stale; the row and the fenced UPDATE decide.
         const auto row = store.find_task(c.entry.task_id);
@@ -602,13 +680,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         const auto lease = lease_until(d.timeouts, at, close_deadline);
         if (!store.claim(*row, options.engine_id, agent.first, at, lease, close_deadline)) continue;
         const int attempt = row->task.attempt + 1;
+        events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
+                          row->task.key, attempt, "running", "", at, ""});
+        if (agent.second.starts_with(kBusPrefix)) {
+          // Runs in another process: the assignment leaves with the claim.
+          assignments.push_back(assignment(agent.second.substr(kBusPrefix.size()), *row, attempt,
+                                           agent.first, at, lease));
+          continue;
+        }
         claims.push_back({row->task.id, row->task.run_id, row->task.key, c.workflow_id,
                           agent.second, agent.first, options.engine_id, row->task.input, attempt,
                           at, lease, close_deadline, d.timeouts});
-        events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
-                          row->task.key, attempt, "running", "", at, ""});
       }
       stage(t, events);
+      internal::Outbox::add(t, assignments, at);
     });
     restore.armed = false;
     {
@@ -653,7 +738,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         continue;
       const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
       const auto found = remembered_resolution(d, at);
-      if (!found) continue;
+      if (!found || found->second.starts_with(kBusPrefix)) continue;  // see claim()
       std::optional<Micros> close_deadline;
       if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
       const auto lease = lease_until(d.timeouts, at, close_deadline);
@@ -1166,11 +1251,27 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
     throw Error(ErrorCode::kInvalidArgument, "EngineOptions.workers: must be between 0 and 1024");
   }
   if (options.engine_id.empty()) options.engine_id = "engine-" + new_uuid_v7();
-  if (options.event_bus) internal::check_topic(options.event_topic, "EngineOptions.event_topic");
+  if (options.bus) {
+    if (!options.event_topic.empty())
+      internal::check_topic(options.event_topic, "EngineOptions.event_topic");
+    internal::check_topic(options.completion_topic, "EngineOptions.completion_topic");
+  }
   db.migrate(migrations());
   impl_ = std::make_shared<Impl>(db, registry, catalog, std::move(options));
-  if (impl_->options.event_bus)
-    impl_->relay = std::make_unique<internal::OutboxRelay>(db, *impl_->options.event_bus);
+  if (impl_->options.bus) {
+    impl_->relay = std::make_unique<internal::OutboxRelay>(db, *impl_->options.bus);
+    // Every engine on the database takes completions in one group: any of
+    // them can record any completion (the fence decides).
+    SubscribeOptions so;
+    so.poll_interval = std::chrono::milliseconds(20);
+    impl_->completions = impl_->options.bus->subscribe(
+        impl_->options.completion_topic, "devcycle-engine",
+        [impl = impl_.get()](const Delivery& d) {
+          impl->accept_completion(d.message.payload);
+          return Ack::kAck;
+        },
+        so);
+  }
   impl_->registry_events =
       registry.subscribe([weak = std::weak_ptr<Impl>(impl_)](const AgentEvent&) {
         if (auto impl = weak.lock()) {
@@ -1201,6 +1302,7 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
 
 Engine::~Engine() {
   auto& impl = *impl_;
+  impl.completions.reset();  // no more completions from other processes
   {
     std::lock_guard lock(impl.queue_mu);
     impl.stopping = true;

@@ -448,7 +448,7 @@ TEST_P(EngineTest, EventsReachTheBusThroughTheOutboxEvenAfterTheBusWasDown) {
   EngineOptions o;
   o.clock = clock_;
   o.workers = 0;
-  o.event_bus = &bus;
+  o.bus = &bus;
   auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
   agent("a", "step", "echo");
   engine->register_function("echo", echo);
@@ -490,12 +490,93 @@ TEST_P(EngineTest, EventsReachTheBusThroughTheOutboxEvenAfterTheBusWasDown) {
   engine.reset();
 }
 
+// An agent in another process, played by the test over the bus: it takes
+// assignments and sends completions back; the engine records each once.
+TEST_P(EngineTest, TasksOfBusAgentsGoOutAsAssignmentsAndCompletionsComeBack) {
+  auto bus = MessageBus::open("inproc://", *db_);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.bus = bus.get();
+  o.event_topic = "";  // assignments only
+  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  AgentSpec spec;
+  spec.owner = "ops";
+  spec.name = "remote";
+  spec.type = "worker";
+  const auto a = registry_->create(spec);
+  registry_->add_version(a.id, {"1.0.0", {"far@1.0.0"}, {}, "bus:", ""});
+  registry_->deploy(a.id, "1.0.0");
+  const auto wf = workflow(R"({"name": "far", "tasks": [
+    {"id": "a", "capability": "far", "input": {"n": 1}},
+    {"id": "b", "capability": "far", "depends_on": ["a"], "input": {"n": "{{ tasks.a.output.n }}"}}]})");
+  const auto run = start(wf);
+
+  // The remote agent's side: the next assignment (ticking the engine meanwhile).
+  auto next_assignment = [&] {
+    for (int i = 0; i < 1000; ++i) {  // liveness, not speed
+      engine->tick();
+      auto got = bus->fetch("devcycle.tasks.far", "remote-agents", 1);
+      if (!got.empty()) {
+        bus->ack(got);
+        return json::parse(got[0].message.payload);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    throw std::runtime_error("no assignment came");
+  };
+  auto complete = [&](const json& as, const json& output) {
+    json c = {{"task_id", as["task_id"]},
+              {"run_id", as["run_id"]},
+              {"task_key", as["task_key"]},
+              {"attempt", as["attempt"]},
+              {"lease_owner", as["lease_owner"]},
+              {"agent_id", as["agent_id"]},
+              {"started_at", as["started_at"]},
+              {"ok", true},
+              {"output", output}};
+    bus->publish({"devcycle.completions", "", {}, c.dump()}).get();
+  };
+  auto status_of = [&](const std::string& key) { return task(engine->get(run.id), key).status; };
+  auto wait_for = [&](const std::string& key, TaskStatus s) {
+    for (int i = 0; i < 1000 && status_of(key) != s; ++i) std::this_thread::sleep_for(10ms);
+    return status_of(key);
+  };
+
+  const auto first = next_assignment();
+  EXPECT_EQ(first["task_key"], "a");
+  EXPECT_EQ(first["attempt"], 1);
+  EXPECT_EQ(first["input"], json({{"n", 1}}));
+  EXPECT_EQ(first["idempotency_key"], run.id + "/a/1");
+  EXPECT_EQ(status_of("a"), TaskStatus::kRunning);
+  complete(first, {{"n", 41}});
+  EXPECT_EQ(wait_for("a", TaskStatus::kSucceeded), TaskStatus::kSucceeded);
+  complete(first, {{"n", 99}});  // a duplicate: fenced off, changes nothing
+
+  const auto second = next_assignment();
+  EXPECT_EQ(second["task_key"], "b");
+  EXPECT_EQ(second["input"], json({{"n", 41}})) << "a's first completion is the one recorded";
+  auto stale = second;
+  stale["attempt"] = 7;
+  complete(stale, {{"n", 0}});  // a stale attempt: fenced off
+  complete(second, {{"done", true}});
+  for (int i = 0; i < 1000 && engine->get(run.id).run.status != RunStatus::kSucceeded; ++i)
+    std::this_thread::sleep_for(10ms);
+  const auto d = engine->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "b").output), json({{"done", true}}));
+  ASSERT_EQ(task(d, "a").attempts.size(), 1u);
+  EXPECT_EQ(task(d, "a").attempts[0].agent_id, a.id);
+  EXPECT_EQ(json::parse(task(d, "a").output), json({{"n", 41}}));
+  engine.reset();
+}
+
 TEST_P(EngineTest, AnEventTopicThatIsNotATopicIsRefused) {
   auto bus = MessageBus::open("inproc://", *db_);
   EngineOptions o;
   o.clock = clock_;
   o.workers = 0;
-  o.event_bus = bus.get();
+  o.bus = bus.get();
   o.event_topic = "not a topic";
   EXPECT_DEVCYCLE_ERROR(Engine(*db_, *registry_, *catalog_, o), ErrorCode::kInvalidArgument,
                         "EngineOptions.event_topic");

@@ -273,7 +273,7 @@ TEST_F(KafkaBusTest, EngineEventsArriveOnKafkaInOrder) {
   const auto events = name("devcycle.events");
   EngineOptions o;
   o.workers = 0;
-  o.event_bus = bus_.get();
+  o.bus = bus_.get();
   o.event_topic = events;
   auto engine = std::make_unique<Engine>(*db, registry, catalog, o);
   engine->register_function("echo", [](TaskContext&) { return std::string("{}"); });
