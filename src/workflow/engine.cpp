@@ -556,6 +556,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // (the subscription refuses it; it ends among the dead letters).
   void accept_completion(const std::string& payload) {
     const auto j = internal::parse_json(payload, "completion");
+    const auto kind = j.is_object() ? j.value("kind", std::string("completion")) : "";
+    if (kind == "heartbeat") return accept_heartbeat(j);
+    if (kind == "log") return accept_log(j);
+    if (kind != "completion")
+      throw Error(ErrorCode::kInvalidArgument, "completion: kind \"" + kind + "\" is unknown");
     Claim c;
     try {
       c.task_id = j.at("task_id").get<std::string>();
@@ -583,6 +588,56 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       queue.push_back(std::move(*next));
     }
     queue_cv.notify_one();
+  }
+
+  // A remote attempt says it is alive: its lease is extended, fenced like
+  // TaskContext::heartbeat() (a lost lease just stays lost).
+  void accept_heartbeat(const json& j) {
+    std::string task_id, lease_owner;
+    int attempt = 0;
+    try {
+      task_id = j.at("task_id").get<std::string>();
+      lease_owner = j.at("lease_owner").get<std::string>();
+      attempt = j.at("attempt").get<int>();
+    } catch (const json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("heartbeat: ") + e.what());
+    }
+    const Micros at = now();
+    db.write([&](Txn& t) {
+      RunStore store(t);
+      const auto row = store.find_task(task_id);
+      if (!row || row->task.status != TaskStatus::kRunning || row->task.attempt != attempt) return;
+      const auto def = definition(t, workflow_of(store, row->task.run_id));
+      const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
+      store.extend_lease(task_id, attempt, lease_owner, at,
+                         lease_until(d.timeouts, at, row->close_deadline));
+    });
+  }
+
+  // A remote attempt's log line, stored and followed as in-process ones are.
+  void accept_log(const json& j) {
+    TaskLogLine line;
+    std::string run_id, task_key;
+    try {
+      line.task_id = j.at("task_id").get<std::string>();
+      line.attempt = j.at("attempt").get<int>();
+      line.level = parse_log_level(j.value("level", std::string("info")), "log.level");
+      line.message = j.at("message").get<std::string>().substr(0, 64 * 1024);
+      run_id = j.value("run_id", std::string());
+      task_key = j.value("task_key", std::string());
+    } catch (const json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument, std::string("log: ") + e.what());
+    }
+    line.id = new_uuid_v7();
+    line.at = now();
+    const bool stored = db.write([&](Txn& t) {
+      if (t.query("SELECT 1 FROM tasks WHERE id = $1", {line.task_id}).empty()) return false;
+      RunStore(t).insert_log(line);
+      return true;
+    });
+    if (stored)
+      emit({{EngineEvent::Kind::kTaskLog, run_id, line.task_id, task_key, line.attempt,
+             std::string(to_string(line.level)), "", line.at, line.message}});
   }
 
   std::vector<Claim> claim(Micros at, int free) {

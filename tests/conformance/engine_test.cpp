@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "devcycle/bus_worker.h"
 #include "devcycle/database_wrapper.h"
 #include "devcycle/messaging.h"
 #include "support/backends.h"
@@ -568,6 +569,50 @@ TEST_P(EngineTest, TasksOfBusAgentsGoOutAsAssignmentsAndCompletionsComeBack) {
   ASSERT_EQ(task(d, "a").attempts.size(), 1u);
   EXPECT_EQ(task(d, "a").attempts[0].agent_id, a.id);
   EXPECT_EQ(json::parse(task(d, "a").output), json({{"n", 41}}));
+  engine.reset();
+}
+
+// The same with the ready-made BusWorker as the agent's process: its log
+// lines reach the task log, its heartbeats keep the lease, its output the run.
+TEST_P(EngineTest, ABusWorkerRunsTheTasksOfABusAgent) {
+  auto bus = MessageBus::open("inproc://", *db_);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.bus = bus.get();
+  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  AgentSpec spec;
+  spec.owner = "ops";
+  spec.name = "remote";
+  spec.type = "worker";
+  const auto a = registry_->create(spec);
+  registry_->add_version(a.id, {"1.0.0", {"far@1.0.0"}, {}, "bus:builds", ""});
+  registry_->deploy(a.id, "1.0.0");
+  std::atomic<int> calls{0};
+  BusWorker worker(*bus, "builds", [&](TaskContext& ctx) {
+    ++calls;
+    ctx.log(LogLevel::kInfo, "building " + ctx.task_key());
+    ctx.heartbeat();
+    const auto in = json::parse(ctx.input());
+    return json{{"n", in.value("n", 0) + 1}}.dump();
+  });
+  const auto wf = workflow(R"({"name": "far2", "tasks": [
+    {"id": "a", "capability": "far", "input": {"n": 1}},
+    {"id": "b", "capability": "far", "depends_on": ["a"], "input": {"n": "{{ tasks.a.output.n }}"}}]})");
+  const auto run = start(wf);
+  for (int i = 0; i < 1000 && engine->get(run.id).run.status == RunStatus::kRunning; ++i) {
+    engine->tick();  // claims what is ready; liveness, not speed
+    std::this_thread::sleep_for(10ms);
+  }
+  const auto d = engine->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "b").output), json({{"n", 3}}));
+  EXPECT_EQ(calls.load(), 2);
+  const auto logs = engine->logs(task(d, "a").id);
+  ASSERT_EQ(logs.lines.size(), 1u);
+  EXPECT_EQ(logs.lines[0].message, "building a");
+  EXPECT_DEVCYCLE_ERROR(BusWorker(*bus, "bad topic!", [](TaskContext&) { return std::string(); }),
+                        ErrorCode::kInvalidArgument, "topic");
   engine.reset();
 }
 
