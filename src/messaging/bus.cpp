@@ -3,6 +3,7 @@
 #include "common/utf8.h"
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
+#include "devcycle/uuid.h"
 #include "messaging/bus_checks.h"
 #ifdef DEVCYCLE_WITH_KAFKA
 #include "messaging/kafka_bus.h"
@@ -46,6 +47,14 @@ void check_consume(const ConsumeOptions& o) {
                 "visibility_timeout: must be positive and at most 30 days");
   if (o.max_deliveries < 1 || o.max_deliveries > 1000)
     throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
+}
+
+void check_message_ids(const std::vector<std::string>& ids) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (!is_uuid(ids[i]))
+      throw Error(ErrorCode::kInvalidArgument, "ids[" + std::to_string(i) + "]: \"" +
+                                                   ids[i].substr(0, 64) + "\" is not a message id");
+  }
 }
 
 std::string clean_reason(std::string_view reason) {

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
@@ -14,6 +15,8 @@ void check_topic(const std::string& topic, const std::string& field);
 void check_group(const std::string& group, const std::string& field);
 void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field);
 void check_consume(const ConsumeOptions& o);
+// redrive()'s ids: each a message id (uuid), else Error naming ids[i].
+void check_message_ids(const std::vector<std::string>& ids);
 
 // A refusal reason as stored: well-formed UTF-8 without NUL, at most 4 KiB,
 // cut on a character boundary.

@@ -191,12 +191,7 @@ class InprocBus final : public MessageBus {
               const std::vector<std::string>& ids) override {
     check_topic(topic, "topic");
     check_group(group, "group");
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (!is_uuid(ids[i]))
-        throw Error(
-            ErrorCode::kInvalidArgument,
-            "ids[" + std::to_string(i) + "]: \"" + ids[i].substr(0, 64) + "\" is not a message id");
-    }
+    check_message_ids(ids);
     std::vector<std::string> unique;
     for (const auto& id : ids) {
       if (std::find(unique.begin(), unique.end(), id) == unique.end()) unique.push_back(id);

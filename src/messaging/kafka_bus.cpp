@@ -609,12 +609,7 @@ class KafkaBus final : public MessageBus {
               const std::vector<std::string>& ids) override {
     check_topic(topic, "topic");
     check_group(group, "group");
-    for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (!is_uuid(ids[i]))
-        throw Error(
-            ErrorCode::kInvalidArgument,
-            "ids[" + std::to_string(i) + "]: \"" + ids[i].substr(0, 64) + "\" is not a message id");
-    }
+    check_message_ids(ids);
     auto dead = current_dead_letters(topic, group);
     std::vector<const Dead*> chosen;
     if (ids.empty()) {
