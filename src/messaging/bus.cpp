@@ -49,6 +49,12 @@ void check_consume(const ConsumeOptions& o) {
     throw Error(ErrorCode::kInvalidArgument, "max_deliveries: must be 1..1000");
 }
 
+void check_dead_letters_query(const std::string& topic, const std::string& group, int limit) {
+  check_topic(topic, "topic");
+  check_group(group, "group");
+  if (limit < 1 || limit > 1000) throw Error(ErrorCode::kInvalidArgument, "limit: must be 1..1000");
+}
+
 void check_message_ids(const std::vector<std::string>& ids) {
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (!is_uuid(ids[i]))

@@ -15,6 +15,8 @@ void check_topic(const std::string& topic, const std::string& field);
 void check_group(const std::string& group, const std::string& field);
 void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field);
 void check_consume(const ConsumeOptions& o);
+// dead_letters()'s topic, group and limit (1..1000).
+void check_dead_letters_query(const std::string& topic, const std::string& group, int limit);
 // redrive()'s ids: each a message id (uuid), else Error naming ids[i].
 void check_message_ids(const std::vector<std::string>& ids);
 

@@ -590,10 +590,7 @@ class KafkaBus final : public MessageBus {
 
   std::vector<DeadLetter> dead_letters(const std::string& topic, const std::string& group,
                                        int limit, std::int64_t after_offset) override {
-    check_topic(topic, "topic");
-    check_group(group, "group");
-    if (limit < 1 || limit > 1000)
-      throw Error(ErrorCode::kInvalidArgument, "limit: must be 1..1000");
+    check_dead_letters_query(topic, group, limit);
     std::vector<DeadLetter> out;
     for (auto& d : current_dead_letters(topic, group)) {
       if (d.letter.delivery.offset > after_offset) out.push_back(std::move(d.letter));

@@ -46,13 +46,29 @@ class EngineTest : public ::testing::TestWithParam<testing::Backend> {
 
   // An agent offering `capability`@1.0.0, run by the in-process function `fn`.
   void agent(const std::string& name, const std::string& capability, const std::string& fn) {
+    agent_run_by(name, capability, "inproc:" + fn);
+  }
+
+  // An agent offering `capability`@1.0.0 with any executor; returns its id.
+  std::string agent_run_by(const std::string& name, const std::string& capability,
+                           const std::string& executor) {
     AgentSpec spec;
     spec.owner = "ops";
     spec.name = name;
     spec.type = "worker";
     const auto a = registry_->create(spec);
-    registry_->add_version(a.id, {"1.0.0", {capability + "@1.0.0"}, {}, "inproc:" + fn, ""});
+    registry_->add_version(a.id, {"1.0.0", {capability + "@1.0.0"}, {}, executor, ""});
     registry_->deploy(a.id, "1.0.0");
+    return a.id;
+  }
+
+  // Options of an engine without threads, on the test clock, talking to `bus`.
+  EngineOptions on_bus(MessageBus& bus) {
+    EngineOptions o;
+    o.clock = clock_;
+    o.workers = 0;
+    o.bus = &bus;
+    return o;
   }
 
   std::string workflow(const std::string& json_text) {
@@ -446,11 +462,7 @@ TEST_P(EngineTest, EventsReachTheBusThroughTheOutboxEvenAfterTheBusWasDown) {
   auto real = MessageBus::open("inproc://", *db_);
   FlakyBus bus(*real);
   bus.down = true;
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.bus = &bus;
-  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, on_bus(bus));
   agent("a", "step", "echo");
   engine->register_function("echo", echo);
   const auto wf = workflow(R"({"name": "ev", "tasks": [{"id": "a", "capability": "step"},
@@ -495,19 +507,10 @@ TEST_P(EngineTest, EventsReachTheBusThroughTheOutboxEvenAfterTheBusWasDown) {
 // assignments and sends completions back; the engine records each once.
 TEST_P(EngineTest, TasksOfBusAgentsGoOutAsAssignmentsAndCompletionsComeBack) {
   auto bus = MessageBus::open("inproc://", *db_);
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.bus = bus.get();
+  auto o = on_bus(*bus);
   o.event_topic = "";  // assignments only
   auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
-  AgentSpec spec;
-  spec.owner = "ops";
-  spec.name = "remote";
-  spec.type = "worker";
-  const auto a = registry_->create(spec);
-  registry_->add_version(a.id, {"1.0.0", {"far@1.0.0"}, {}, "bus:", ""});
-  registry_->deploy(a.id, "1.0.0");
+  const auto agent_id = agent_run_by("remote", "far", "bus:");
   const auto wf = workflow(R"({"name": "far", "tasks": [
     {"id": "a", "capability": "far", "input": {"n": 1}},
     {"id": "b", "capability": "far", "depends_on": ["a"], "input": {"n": "{{ tasks.a.output.n }}"}}]})");
@@ -567,7 +570,7 @@ TEST_P(EngineTest, TasksOfBusAgentsGoOutAsAssignmentsAndCompletionsComeBack) {
   EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
   EXPECT_EQ(json::parse(task(d, "b").output), json({{"done", true}}));
   ASSERT_EQ(task(d, "a").attempts.size(), 1u);
-  EXPECT_EQ(task(d, "a").attempts[0].agent_id, a.id);
+  EXPECT_EQ(task(d, "a").attempts[0].agent_id, agent_id);
   EXPECT_EQ(json::parse(task(d, "a").output), json({{"n", 41}}));
   engine.reset();
 }
@@ -576,18 +579,8 @@ TEST_P(EngineTest, TasksOfBusAgentsGoOutAsAssignmentsAndCompletionsComeBack) {
 // lines reach the task log, its heartbeats keep the lease, its output the run.
 TEST_P(EngineTest, ABusWorkerRunsTheTasksOfABusAgent) {
   auto bus = MessageBus::open("inproc://", *db_);
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.bus = bus.get();
-  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
-  AgentSpec spec;
-  spec.owner = "ops";
-  spec.name = "remote";
-  spec.type = "worker";
-  const auto a = registry_->create(spec);
-  registry_->add_version(a.id, {"1.0.0", {"far@1.0.0"}, {}, "bus:builds", ""});
-  registry_->deploy(a.id, "1.0.0");
+  auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, on_bus(*bus));
+  agent_run_by("remote", "far", "bus:builds");
   std::atomic<int> calls{0};
   BusWorker worker(*bus, "builds", [&](TaskContext& ctx) {
     ++calls;
@@ -618,10 +611,7 @@ TEST_P(EngineTest, ABusWorkerRunsTheTasksOfABusAgent) {
 
 TEST_P(EngineTest, AnEventTopicThatIsNotATopicIsRefused) {
   auto bus = MessageBus::open("inproc://", *db_);
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.bus = bus.get();
+  auto o = on_bus(*bus);
   o.event_topic = "not a topic";
   EXPECT_DEVCYCLE_ERROR(Engine(*db_, *registry_, *catalog_, o), ErrorCode::kInvalidArgument,
                         "EngineOptions.event_topic");
