@@ -27,7 +27,7 @@ if(NOT Boost_FOUND)
 endif()
 
 # libcrypto for SHA-256 with the CPU's SHA extensions (HS256 verification).
-find_package(OpenSSL 3 QUIET COMPONENTS Crypto)
+find_package(OpenSSL 3 QUIET COMPONENTS Crypto SSL)
 if(NOT OpenSSL_FOUND)
   message(FATAL_ERROR "DevCycle needs OpenSSL 3 (libcrypto): install the Debian package libssl-dev")
 endif()

@@ -64,15 +64,31 @@ struct ConfigSources {
   // Copies the process environment's DEVCYCLE_* variables.
   static ConfigSources from_environment();
   // from_environment() plus flags from a command line: --name=value or
-  // --name value for each known setting, and --config PATH. Throws
-  // Error{kInvalidArgument} naming an unknown flag or a flag without a value.
-  static ConfigSources from_command_line(int argc, const char* const* argv);
+  // --name value for each known setting (and each of `extra`), and --config
+  // PATH. Throws Error{kInvalidArgument} naming an unknown flag or a flag
+  // without a value.
+  static ConfigSources from_command_line(int argc, const char* const* argv,
+                                         std::span<const SettingInfo> extra = {});
+};
+
+// Settings a program adds to the platform's (the server's listen address,
+// say), resolved with the same precedence from the same sources. The program
+// validates the values; `source` says where each came from, for its errors
+// ("port (flag --port)").
+struct ExtraSettings {
+  std::span<const SettingInfo> settings;
+  struct Value {
+    std::string value;
+    std::string source;
+  };
+  std::map<std::string, Value> values;  // filled by resolve_options: every setting
 };
 
 // Resolves and validates every known setting. Throws as described above;
 // kInvalidArgument naming the file when the config file is missing or is not
-// valid TOML.
-PlatformOptions resolve_options(const ConfigSources& sources);
+// valid TOML. With `extra`, its settings are known too (in the config file
+// they may be strings, integers or booleans) and their values are filled in.
+PlatformOptions resolve_options(const ConfigSources& sources, ExtraSettings* extra = nullptr);
 
 // Checks each setting's syntax; throws Error{kInvalidArgument} naming the
 // first bad setting and its value.

@@ -225,6 +225,8 @@ class Engine {
   // idempotency key returns the run it first started, as start() does.
   std::vector<Run> start_many(std::span<const StartRun> requests);
   RunDetail get(std::string_view run_id);
+  // One task with its attempts. Error{kNotFound} when absent.
+  TaskRun get_task(std::string_view task_id);
   RunPage list(const RunFilter& filter = {});
   // Cancels a run that has not finished: its open tasks are cancelled and
   // running attempts are told through TaskContext::cancelled().

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "cache/cache_args.h"
 #include "common/url.h"
@@ -41,9 +42,12 @@ const std::string* field(const PlatformOptions& o, std::string_view name) {
   return field(const_cast<PlatformOptions&>(o), name);  // reads only
 }
 
-std::string known_names(std::string_view prefix, bool dashes) {
+std::string known_names(std::string_view prefix, bool dashes,
+                        std::span<const SettingInfo> extra = {}) {
   std::string out;
-  for (const auto& s : kSettings) {
+  std::vector<SettingInfo> all(kSettings.begin(), kSettings.end());
+  all.insert(all.end(), extra.begin(), extra.end());
+  for (const auto& s : all) {
     if (!out.empty()) out += ", ";
     std::string n(s.name);
     if (dashes) std::replace(n.begin(), n.end(), '_', '-');
@@ -83,13 +87,14 @@ ConfigSources ConfigSources::from_environment() {
   return s;
 }
 
-ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv) {
+ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv,
+                                               std::span<const SettingInfo> extra) {
   ConfigSources s = from_environment();
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg(argv[i]);
     if (!arg.starts_with("--") || arg.size() == 2) {
       bad("argument \"" + std::string(arg) +
-          "\": expected --name=value (known: " + known_names("--", true) + ", --config)");
+          "\": expected --name=value (known: " + known_names("--", true, extra) + ", --config)");
     }
     std::string name(arg.substr(2));
     std::string value;
@@ -100,12 +105,12 @@ ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv
       has_value = true;
     }
     std::replace(name.begin(), name.end(), '-', '_');
-    const bool known =
-        name == "config" || std::any_of(kSettings.begin(), kSettings.end(),
-                                        [&](const auto& k) { return k.name == name; });
+    const auto named = [&](const auto& k) { return k.name == name; };
+    const bool known = name == "config" || std::any_of(kSettings.begin(), kSettings.end(), named) ||
+                       std::any_of(extra.begin(), extra.end(), named);
     if (!known) {
-      bad("flag --" + std::string(arg.substr(2)) + ": unknown (known: " + known_names("--", true) +
-          ", --config)");
+      bad("flag --" + std::string(arg.substr(2)) +
+          ": unknown (known: " + known_names("--", true, extra) + ", --config)");
     }
     if (!has_value) {
       if (i + 1 >= argc) bad("flag " + std::string(arg) + ": needs a value");
@@ -119,10 +124,24 @@ ConfigSources ConfigSources::from_command_line(int argc, const char* const* argv
   return s;
 }
 
-PlatformOptions resolve_options(const ConfigSources& sources) {
+PlatformOptions resolve_options(const ConfigSources& sources, ExtraSettings* extra) {
   PlatformOptions o;
   std::map<std::string, std::string> label;  // setting -> where its value came from
   for (const auto& s : kSettings) label[std::string(s.name)] = std::string(s.name) + " (default)";
+  const std::span<const SettingInfo> extras =
+      extra ? extra->settings : std::span<const SettingInfo>{};
+  // Extra settings: name -> value; a pointer into it stands in for a field.
+  std::map<std::string, std::string> extra_values;
+  for (const auto& s : extras) {
+    extra_values[std::string(s.name)] = std::string(s.default_value);
+    label[std::string(s.name)] = std::string(s.name) + " (default)";
+  }
+  const auto target_of = [&](std::string_view name) -> std::string* {
+    if (auto* f = field(o, name)) return f;
+    if (auto it = extra_values.find(std::string(name)); it != extra_values.end())
+      return &it->second;
+    return nullptr;
+  };
 
   std::string file = sources.config_file;
   if (file.empty()) {
@@ -144,30 +163,41 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
     }
     for (const auto& [key, node] : table) {
       const std::string k(key.str());
-      std::string* target = field(o, k);
+      std::string* target = target_of(k);
       if (!target) {
         bad("config file " + file + ": unknown key \"" + k +
-            "\" (known: " + known_names("", false) + ")");
+            "\" (known: " + known_names("", false, extras) + ")");
       }
-      const auto* str = node.as_string();
-      if (!str) bad("config file " + file + ": key \"" + k + "\" must be a string");
-      *target = str->get();
+      const bool is_extra = !field(o, k);
+      if (const auto* str = node.as_string()) {
+        *target = str->get();
+      } else if (const auto* i = node.as_integer(); i && is_extra) {
+        *target = std::to_string(i->get());
+      } else if (const auto* b = node.as_boolean(); b && is_extra) {
+        *target = b->get() ? "true" : "false";
+      } else {
+        bad("config file " + file + ": key \"" + k + "\" must be a string" +
+            (is_extra ? ", an integer or a boolean" : ""));
+      }
       label[k] = k + " (config file " + file + ")";
     }
   }
 
-  for (const auto& s : kSettings) {
+  const auto from_environment = [&](const SettingInfo& s) {
     if (auto it = sources.environment.find(std::string(s.environment));
         it != sources.environment.end()) {
-      *field(o, s.name) = it->second;
+      *target_of(s.name) = it->second;
       label[std::string(s.name)] = std::string(s.name) + " (" + std::string(s.environment) + ")";
     }
-  }
+  };
+  for (const auto& s : kSettings) from_environment(s);
+  for (const auto& s : extras) from_environment(s);
 
   for (const auto& [name, value] : sources.flags) {
-    std::string* target = field(o, name);
+    std::string* target = target_of(name);
     if (!target)
-      bad("flag --" + name + ": unknown (known: " + known_names("--", true) + ", --config)");
+      bad("flag --" + name + ": unknown (known: " + known_names("--", true, extras) +
+          ", --config)");
     *target = value;
     std::string dashed = name;
     std::replace(dashed.begin(), dashed.end(), '_', '-');
@@ -176,6 +206,12 @@ PlatformOptions resolve_options(const ConfigSources& sources) {
 
   for (const auto& s : kSettings) {
     validate_one(s.name, *field(o, s.name), label[std::string(s.name)]);
+  }
+  if (extra) {
+    extra->values.clear();
+    for (auto& [name, value] : extra_values) {
+      extra->values[name] = {std::move(value), label[name]};
+    }
   }
   return o;
 }

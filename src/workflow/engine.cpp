@@ -1562,6 +1562,16 @@ RunDetail Engine::get(std::string_view run_id) {
   });
 }
 
+TaskRun Engine::get_task(std::string_view task_id) {
+  return impl_->db.read([&](Txn& t) {
+    RunStore store(t);
+    auto row = store.find_task(task_id);
+    if (!row) throw task_not_found(task_id);
+    row->task.attempts = store.attempts_of(*row);
+    return std::move(row->task);
+  });
+}
+
 RunPage Engine::list(const RunFilter& filter) {
   if (filter.limit < 1 || filter.limit > 1000) {
     throw Error(ErrorCode::kInvalidArgument,

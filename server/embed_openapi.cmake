@@ -1,0 +1,10 @@
+# cmake -DINPUT=openapi.json -DOUTPUT=openapi_document.cpp -P embed_openapi.cmake
+file(READ "${INPUT}" content)
+string(FIND "${content}" ")OPENAPI\"" clash)
+if(NOT clash EQUAL -1)
+  message(FATAL_ERROR "${INPUT} contains the raw-string delimiter )OPENAPI\"")
+endif()
+file(WRITE "${OUTPUT}.tmp" "// Generated from server/openapi.json; do not edit.\n#include <string_view>\n\nnamespace devcycle::server {\n\nstd::string_view openapi_document() noexcept {\n  static constexpr std::string_view kDocument = R\"OPENAPI(")
+file(APPEND "${OUTPUT}.tmp" "${content}")
+file(APPEND "${OUTPUT}.tmp" ")OPENAPI\";\n  return kDocument;\n}\n\n}  // namespace devcycle::server\n")
+file(RENAME "${OUTPUT}.tmp" "${OUTPUT}")

@@ -1,0 +1,401 @@
+#include "http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "devcycle/error.h"
+
+namespace devcycle::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+const std::string* HttpRequest::header(std::string_view lowercase_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowercase_name) return &value;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// What a session needs from the server, without the session's stream type.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Closes the connection when it waits for a request; otherwise makes the
+  // response in flight its last.
+  virtual void close_when_idle() = 0;
+  virtual void close_now() = 0;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  HttpServerOptions options;
+  Handler handler;
+  Classifier classifier;
+  std::function<HttpResponse(int, std::string)> error_response;
+
+  net::io_context io;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<ssl::context> tls;
+  std::optional<net::thread_pool> heavy;
+  std::vector<std::thread> threads;
+  std::uint16_t bound_port = 0;
+
+  std::atomic<int> connections{0};
+  std::atomic<int> heavy_in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::mutex sessions_mu;
+  std::set<std::shared_ptr<SessionBase>> sessions;
+  std::condition_variable drained;
+
+  void accept();
+  void add(std::shared_ptr<SessionBase> s) {
+    std::lock_guard lock(sessions_mu);
+    sessions.insert(std::move(s));
+  }
+  void remove(const std::shared_ptr<SessionBase>& s) {
+    {
+      std::lock_guard lock(sessions_mu);
+      sessions.erase(s);
+    }
+    connections.fetch_sub(1);
+    drained.notify_all();
+  }
+};
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+tcp::socket& lowest_socket(beast::tcp_stream& s) { return s.socket(); }
+tcp::socket& lowest_socket(beast::ssl_stream<beast::tcp_stream>& s) {
+  return s.next_layer().socket();
+}
+beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
+beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(std::shared_ptr<HttpServer::Impl> server, Stream stream, std::string client, bool tls)
+      : server_(std::move(server)),
+        stream_(std::move(stream)),
+        client_(std::move(client)),
+        tls_(tls) {}
+
+  void start() {
+    server_->add(this->shared_from_this());
+    net::dispatch(tcp_layer(stream_).get_executor(), [self = this->shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        self->wait_for_request();
+      } else {
+        self->handshake();
+      }
+    });
+  }
+
+  void close_when_idle() override {
+    net::dispatch(tcp_layer(stream_).get_executor(), [self = this->shared_from_this()] {
+      self->last_ = true;
+      if (self->idle_) self->close();
+    });
+  }
+  void close_now() override {
+    net::dispatch(tcp_layer(stream_).get_executor(),
+                  [self = this->shared_from_this()] { self->close(); });
+  }
+
+ private:
+  void handshake() {
+    tcp_layer(stream_).expires_after(server_->options.read_timeout);
+    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->close();
+                                self->wait_for_request();
+                              });
+    }
+  }
+
+  // Waits for the first byte of the next request under the idle timeout;
+  // then the whole request must arrive within the read timeout.
+  void wait_for_request() {
+    idle_ = true;
+    if (last_ || server_->stopping.load()) return close();
+    if (buffer_.size() > 0) return read_request();
+    tcp_layer(stream_).expires_after(server_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_request();
+                            });
+  }
+
+  void read_request() {
+    idle_ = false;
+    parser_.emplace();
+    parser_->body_limit(server_->options.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
+    tcp_layer(stream_).expires_after(server_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return refuse(413, "the request body is larger than the limit of " +
+                             std::to_string(server_->options.body_limit) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return refuse(431, "the request headers are larger than the limit of " +
+                             std::to_string(server_->options.header_limit) + " bytes");
+    }
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      return close();
+    }
+    if (ec) return refuse(400, "malformed HTTP request: " + ec.message());
+
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    const auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    for (const auto& field : msg) {
+      req.headers.emplace_back(lower(field.name_string()), std::string(field.value()));
+    }
+    req.body = std::move(msg.body());
+    req.client_address = client_;
+    req.tls = tls_;
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+
+    const Lane lane = server_->classifier ? server_->classifier(req) : Lane::kInline;
+    if (lane == Lane::kInline) return respond(call(req));
+
+    if (server_->heavy_in_flight.fetch_add(1) >= server_->options.heavy_queue) {
+      server_->heavy_in_flight.fetch_sub(1);
+      auto r = server_->error_response(503, "too many requests of this kind are in progress");
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
+    net::post(*server_->heavy, [self = this->shared_from_this(), req = std::move(req)] {
+      auto response = self->call(req);
+      self->server_->heavy_in_flight.fetch_sub(1);
+      net::dispatch(
+          tcp_layer(self->stream_).get_executor(),
+          [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
+    });
+  }
+
+  HttpResponse call(const HttpRequest& req) {
+    try {
+      return server_->handler(req);
+    } catch (const std::exception& e) {
+      return server_->error_response(500, "internal error");
+    }
+  }
+
+  void refuse(int status, std::string detail) {
+    keep_alive_ = false;
+    respond(server_->error_response(status, std::move(detail)));
+  }
+
+  void respond(HttpResponse r) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), version_ ? version_ : 11);
+    res->set(http::field::server, "devcycle");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) res->set(name, value);
+    res->body() = std::move(r.body);
+    const bool keep = keep_alive_ && !last_ && !server_->stopping.load();
+    res->keep_alive(keep);
+    res->prepare_payload();
+    tcp_layer(stream_).expires_after(server_->options.read_timeout);
+    http::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+          if (ec || !keep) return self->close();
+          self->wait_for_request();
+        });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ignored;
+    lowest_socket(stream_).shutdown(tcp::socket::shutdown_both, ignored);
+    lowest_socket(stream_).close(ignored);
+    server_->remove(this->shared_from_this());
+  }
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  Stream stream_;
+  std::string client_;
+  bool tls_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool idle_ = true;
+  bool last_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+  acceptor->async_accept(
+      net::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (self->stopping.load() || ec == net::error::operation_aborted) return;
+          return self->accept();  // e.g. too many open files: keep serving the others
+        }
+        if (self->stopping.load()) return;
+        if (self->connections.fetch_add(1) >= self->options.max_connections) {
+          self->connections.fetch_sub(1);
+          beast::error_code ignored;
+          socket.close(ignored);
+          return self->accept();
+        }
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::string client = socket.remote_endpoint(ignored).address().to_string();
+        if (self->tls) {
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+              self, beast::ssl_stream<beast::tcp_stream>(std::move(socket), *self->tls),
+              std::move(client), true)
+              ->start();
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(self, beast::tcp_stream(std::move(socket)),
+                                                       std::move(client), false)
+              ->start();
+        }
+        self->accept();
+      });
+}
+
+HttpServer::HttpServer(HttpServerOptions options, Handler handler, Classifier classifier,
+                       std::function<HttpResponse(int, std::string)> error_response)
+    : impl_(std::make_shared<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->classifier = std::move(classifier);
+  impl_->error_response = std::move(error_response);
+}
+
+HttpServer::~HttpServer() {
+  if (!impl_->threads.empty()) shutdown(std::chrono::milliseconds(0));
+}
+
+void HttpServer::start() {
+  auto& o = impl_->options;
+  if (!o.tls_certificate.empty() || !o.tls_key.empty()) {
+    if (o.tls_certificate.empty() || o.tls_key.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "tls_certificate, tls_key: give both files, or neither");
+    }
+    impl_->tls.emplace(ssl::context::tls_server);
+    impl_->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    impl_->tls->use_certificate_chain_file(o.tls_certificate, ec);
+    if (ec) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "tls_certificate: cannot load " + o.tls_certificate + ": " + ec.message());
+    }
+    impl_->tls->use_private_key_file(o.tls_key, ssl::context::pem, ec);
+    if (ec) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "tls_key: cannot load " + o.tls_key + ": " + ec.message());
+    }
+  }
+  beast::error_code ec;
+  const auto address = net::ip::make_address(o.address, ec);
+  if (ec) throw Error(ErrorCode::kInvalidArgument, "address: not an IP address: " + o.address);
+  const tcp::endpoint endpoint(address, o.port);
+  const std::string where = o.address + ":" + std::to_string(o.port);
+  auto& acc = impl_->acceptor.emplace(impl_->io);
+  if (acc.open(endpoint.protocol(), ec); ec)
+    throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (acc.bind(endpoint, ec); ec)
+    throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  if (acc.listen(net::socket_base::max_listen_connections, ec); ec)
+    throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
+  impl_->bound_port = acc.local_endpoint().port();
+  impl_->heavy.emplace(static_cast<std::size_t>(std::max(1, o.heavy_threads)));
+  impl_->accept();
+  for (int i = 0; i < std::max(1, o.threads); ++i) {
+    impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
+  }
+}
+
+std::uint16_t HttpServer::port() const noexcept { return impl_->bound_port; }
+
+int HttpServer::connections() const noexcept { return impl_->connections.load(); }
+
+void HttpServer::shutdown(std::chrono::milliseconds grace) {
+  impl_->stopping.store(true);
+  net::post(impl_->io, [impl = impl_] {
+    beast::error_code ignored;
+    if (impl->acceptor) impl->acceptor->close(ignored);
+  });
+  std::vector<std::shared_ptr<SessionBase>> open;
+  {
+    std::lock_guard lock(impl_->sessions_mu);
+    open.assign(impl_->sessions.begin(), impl_->sessions.end());
+  }
+  for (auto& s : open) s->close_when_idle();
+  open.clear();
+  {
+    std::unique_lock lock(impl_->sessions_mu);
+    impl_->drained.wait_for(lock, grace, [&] { return impl_->sessions.empty(); });
+    open.assign(impl_->sessions.begin(), impl_->sessions.end());
+  }
+  for (auto& s : open) s->close_now();
+  open.clear();
+  if (impl_->heavy) impl_->heavy->join();
+  {
+    std::unique_lock lock(impl_->sessions_mu);
+    impl_->drained.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->sessions.empty(); });
+  }
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace devcycle::server

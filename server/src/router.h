@@ -1,0 +1,51 @@
+// Routes: a method and a path pattern ("/api/v1/agents/{id}") to a handler.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "devcycle/authz.h"
+#include "http_server.h"
+
+namespace devcycle::server {
+
+struct Call {
+  const HttpRequest& req;
+  std::map<std::string, std::string> params;  // from the pattern, percent-decoded
+  Principal principal;                        // the caller (empty on public routes)
+  std::string access_token;                   // when the caller used a JWT
+  const std::string& param(const std::string& name) const { return params.at(name); }
+};
+
+using RouteHandler = std::function<HttpResponse(Call&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  RouteHandler handler;
+  bool public_route = false;  // no credentials needed
+  Lane lane = Lane::kInline;
+};
+
+class Router {
+ public:
+  void add(Route route);
+
+  struct Match {
+    const Route* route = nullptr;  // null: no route
+    std::map<std::string, std::string> params;
+    std::vector<std::string> allowed;  // methods of the path, when the method did not match
+    bool bad_path = false;             // malformed percent-encoding
+  };
+  Match match(std::string_view method, std::string_view path) const;
+  const std::vector<Route>& routes() const noexcept { return routes_; }
+
+ private:
+  std::vector<Route> routes_;
+  std::vector<std::vector<std::string>> segments_;
+};
+
+}  // namespace devcycle::server

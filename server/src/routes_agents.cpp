@@ -1,0 +1,227 @@
+// /api/v1/agent-types, /api/v1/agents, /api/v1/capabilities
+#include "devcycle/error.h"
+#include "input.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+namespace {
+
+// Executors that run code on the host or call URLs: configuring them is admin-only.
+bool runs_code(std::string_view executor) {
+  return executor.starts_with("process:") || executor.starts_with("http:") ||
+         executor.starts_with("https:");
+}
+
+ObjectRef ref(const Agent& a) { return object(Resource::kAgent, a.id, a.owner); }
+
+Agent readable_agent(Services& s, const Call& c) {
+  auto a = s.platform.registry().get(c.param("id"));
+  authorize(c.principal, Action::kRead, ref(a));
+  return a;
+}
+
+}  // namespace
+
+void add_agent_routes(Router& r, Services& s) {
+  auto& reg = s.platform.registry();
+
+  r.add({"GET", "/api/v1/agent-types", [&reg](Call& c) {
+           authorize(c.principal, Action::kRead, object(Resource::kAgentType, "", ""));
+           Json items = Json::array();
+           for (const auto& t : reg.list_types()) items.push_back(to_json(t));
+           return json_response(200, page(std::move(items), ""));
+         }});
+  r.add({"POST", "/api/v1/agent-types", [&reg](Call& c) {
+           authorize(c.principal, Action::kCreate, object(Resource::kAgentType, "", ""));
+           BodyInput in(c.req);
+           AgentTypeSpec t;
+           t.name = in.string("name", true).value_or("");
+           t.description = in.string("description").value_or("");
+           t.config_schema = in.object_json("config_schema").value_or("{}");
+           in.done();
+           return json_response(201, to_json(reg.define_type(t)));
+         }});
+  r.add({"GET", "/api/v1/agent-types/{name}", [&reg](Call& c) {
+           authorize(c.principal, Action::kRead, object(Resource::kAgentType, c.param("name"), ""));
+           return json_response(200, to_json(reg.get_type(c.param("name"))));
+         }});
+
+  r.add({"GET", "/api/v1/agents", [&reg](Call& c) {
+           QueryInput q(c.req);
+           AgentFilter f;
+           f.owner = q.string("owner");
+           f.type = q.string("type");
+           if (auto st = q.string("status")) f.status = parse_agent_status(*st, "query.status");
+           f.capability = q.string("capability");
+           f.labels = q.labels("label");
+           f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(50));
+           f.page_token = q.string("page_token").value_or("");
+           q.done();
+           if (c.principal.role == Role::kAgent) {
+             // An agent key sees only its own agent.
+             Json items = Json::array();
+             if (!c.principal.agent_id.empty())
+               items.push_back(to_json(reg.get(c.principal.agent_id)));
+             return json_response(200, page(std::move(items), ""));
+           }
+           const auto p = reg.list(f);
+           Json items = Json::array();
+           for (const auto& a : p.agents) items.push_back(to_json(a));
+           return json_response(200, page(std::move(items), p.next_page_token));
+         }});
+
+  r.add({"POST", "/api/v1/agents", [&reg](Call& c) {
+           authorize(c.principal, Action::kCreate, object(Resource::kAgent, "", ""));
+           BodyInput in(c.req);
+           AgentSpec a;
+           a.owner = c.principal.id;
+           a.name = in.string("name", true).value_or("");
+           a.type = in.string("type", true).value_or("");
+           a.description = in.string("description").value_or("");
+           a.configuration = in.object_json("configuration").value_or("{}");
+           a.labels = in.string_map("labels").value_or(std::map<std::string, std::string>{});
+           a.capacity = static_cast<int>(in.integer("capacity", 1, 10000).value_or(1));
+           in.done();
+           return json_response(201, to_json(reg.create(a)));
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}",
+         [&s](Call& c) { return json_response(200, to_json(readable_agent(s, c))); }});
+
+  r.add({"PATCH", "/api/v1/agents/{id}", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           BodyInput in(c.req);
+           AgentUpdate u;
+           u.description = in.string("description");
+           u.configuration = in.object_json("configuration");
+           u.labels = in.string_map("labels");
+           if (auto cap = in.integer("capacity", 1, 10000)) u.capacity = static_cast<int>(*cap);
+           u.disabled = in.boolean("disabled");
+           u.expected_revision = in.integer("expected_revision", 1, INT64_MAX);
+           in.done();
+           auto target = ref(a);
+           if (a.active_version) {
+             target.runs_code = runs_code(reg.get_version(a.id, *a.active_version).executor);
+           }
+           authorize(c.principal, Action::kUpdate, target);
+           return json_response(200, to_json(reg.update(a.id, u)));
+         }});
+
+  r.add({"DELETE", "/api/v1/agents/{id}", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           authorize(c.principal, Action::kDelete, ref(a));
+           reg.remove(a.id);
+           return no_content();
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}/versions", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           Json items = Json::array();
+           for (const auto& v : reg.versions(a.id)) items.push_back(to_json(v));
+           return json_response(200, page(std::move(items), ""));
+         }});
+
+  r.add({"POST", "/api/v1/agents/{id}/versions", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           BodyInput in(c.req);
+           AgentVersionSpec v;
+           v.version = in.string("version", true).value_or("");
+           v.capabilities = in.string_list("capabilities").value_or(std::vector<std::string>{});
+           v.requirements = in.string_list("requirements").value_or(std::vector<std::string>{});
+           v.executor = in.string("executor").value_or("");
+           v.notes = in.string("notes").value_or("");
+           in.done();
+           auto target = ref(a);
+           target.runs_code = runs_code(v.executor);
+           authorize(c.principal, Action::kUpdate, target);
+           return json_response(201, to_json(reg.add_version(a.id, v)));
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}/versions/{version}", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           return json_response(200, to_json(reg.get_version(a.id, c.param("version"))));
+         }});
+
+  r.add({"POST", "/api/v1/agents/{id}/deploy", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           BodyInput in(c.req);
+           const auto version = in.string("version", true);
+           const auto force = in.boolean("force");
+           in.done();
+           auto target = ref(a);
+           target.runs_code = runs_code(reg.get_version(a.id, *version).executor);
+           authorize(c.principal, Action::kUpdate, target);
+           DeployOptions o;
+           o.actor = c.principal.id;
+           o.force = force.value_or(false);
+           return json_response(200, to_json(reg.deploy(a.id, *version, o)));
+         }});
+
+  r.add({"POST", "/api/v1/agents/{id}/rollback", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           BodyInput in(c.req, /*empty_ok=*/true);
+           const auto to = in.string("to_version");
+           const auto force = in.boolean("force");
+           in.done();
+           auto target = ref(a);
+           if (to) target.runs_code = runs_code(reg.get_version(a.id, *to).executor);
+           authorize(c.principal, Action::kUpdate, target);
+           DeployOptions o;
+           o.actor = c.principal.id;
+           o.force = force.value_or(false);
+           return json_response(200, to_json(reg.rollback(a.id, to, o)));
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}/deployments", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           Json items = Json::array();
+           for (const auto& d : reg.deployments(a.id)) items.push_back(to_json(d));
+           return json_response(200, page(std::move(items), ""));
+         }});
+
+  r.add({"POST", "/api/v1/agents/{id}/heartbeat", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           BodyInput in(c.req, /*empty_ok=*/true);
+           const auto load = in.integer("load", 0, 1'000'000);
+           in.done();
+           authorize(c.principal, Action::kExecute, ref(a));
+           return json_response(200,
+                                to_json(reg.heartbeat(a.id, static_cast<int>(load.value_or(0)))));
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}/compatibility", [&s, &reg](Call& c) {
+           const auto a = readable_agent(s, c);
+           QueryInput q(c.req);
+           auto version = q.string("version");
+           q.done();
+           if (!version) {
+             if (!a.active_version) {
+               throw ValidationError("query.version",
+                                     "is required: the agent has no deployed version");
+             }
+             version = a.active_version;
+           }
+           return json_response(200, to_json(reg.check_compatibility(a.id, *version)));
+         }});
+
+  r.add({"GET", "/api/v1/capabilities/{name}/agents", [&reg](Call& c) {
+           authorize(c.principal, Action::kRead, object(Resource::kAgent, "", ""));
+           QueryInput q(c.req);
+           CapabilityQuery cq;
+           cq.capability = c.param("name");
+           cq.range = q.string("range").value_or("*");
+           cq.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(10));
+           cq.include_offline = q.boolean("include_offline").value_or(false);
+           q.done();
+           Json items = Json::array();
+           for (const auto& cand : reg.select(cq)) {
+             Json j = to_json(cand.agent);
+             j["capability"] = cand.capability.to_string();
+             items.push_back(std::move(j));
+           }
+           return json_response(200, page(std::move(items), ""));
+         }});
+}
+
+}  // namespace devcycle::server

@@ -1,0 +1,122 @@
+// /api/v1/runs, /api/v1/tasks
+#include "devcycle/error.h"
+#include "input.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+namespace {
+
+Run readable_run(Engine& engine, const Call& c, RunDetail* detail = nullptr) {
+  auto d = engine.get(c.param("id"));
+  authorize(c.principal, Action::kRead, object(Resource::kRun, d.run.id, d.run.owner));
+  Run run = d.run;
+  if (detail) *detail = std::move(d);
+  return run;
+}
+
+}  // namespace
+
+void add_run_routes(Router& r, Services& s) {
+  auto& engine = s.platform.engine();
+
+  r.add({"POST", "/api/v1/runs", [&engine](Call& c) {
+           authorize(c.principal, Action::kCreate, object(Resource::kRun, "", ""));
+           BodyInput in(c.req);
+           StartRun sr;
+           sr.workflow = in.string("workflow", true).value_or("");
+           if (auto v = in.integer("version", 1, INT32_MAX)) sr.version = static_cast<int>(*v);
+           sr.input = in.object_json("input").value_or("{}");
+           sr.labels = in.string_map("labels").value_or(std::map<std::string, std::string>{});
+           in.done();
+           sr.owner = c.principal.id;
+           if (const auto* key = c.req.header("idempotency-key")) {
+             if (key->empty() || key->size() > 255) {
+               throw ValidationError("header.Idempotency-Key", "must be 1 to 255 characters");
+             }
+             sr.idempotency_key = *key;
+           }
+           return json_response(201, to_json(engine.start(sr)));
+         }});
+
+  r.add({"GET", "/api/v1/runs", [&engine](Call& c) {
+           authorize(c.principal, Action::kRead, object(Resource::kRun, "", ""));
+           QueryInput q(c.req);
+           RunFilter f;
+           if (auto st = q.string("status")) f.status = parse_run_status(*st, "query.status");
+           f.workflow = q.string("workflow");
+           f.owner = q.string("owner");
+           f.labels = q.labels("label");
+           const auto time = [&](const char* key) -> std::optional<Micros> {
+             auto text = q.string(key);
+             if (!text) return std::nullopt;
+             auto t = parse_time(*text);
+             if (!t) {
+               throw ValidationError(std::string("query.") + key,
+                                     "must be an RFC 3339 time, not \"" + *text + "\"");
+             }
+             return t;
+           };
+           f.created_after = time("created_after");
+           f.created_before = time("created_before");
+           f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(50));
+           f.page_token = q.string("page_token").value_or("");
+           q.done();
+           const auto p = engine.list(f);
+           Json items = Json::array();
+           for (const auto& run : p.runs) items.push_back(to_json(run));
+           return json_response(200, page(std::move(items), p.next_page_token));
+         }});
+
+  r.add({"GET", "/api/v1/runs/{id}", [&engine](Call& c) {
+           RunDetail d;
+           readable_run(engine, c, &d);
+           return json_response(200, to_json(d));
+         }});
+
+  r.add({"POST", "/api/v1/runs/{id}/cancel", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+           return json_response(200, to_json(engine.cancel(run.id)));
+         }});
+
+  r.add({"POST", "/api/v1/runs/{id}/retry", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+           return json_response(200, to_json(engine.retry(run.id)));
+         }});
+
+  const auto readable_task = [&engine](const Call& c) {
+    auto task = engine.get_task(c.param("id"));
+    const auto run = engine.get(task.run_id).run;
+    ObjectRef ref = object(Resource::kTask, task.id, run.owner);
+    authorize(c.principal, Action::kRead, ref);
+    return std::make_pair(task, ref);
+  };
+
+  r.add({"GET", "/api/v1/tasks/{id}",
+         [readable_task](Call& c) { return json_response(200, to_json(readable_task(c).first)); }});
+
+  r.add({"POST", "/api/v1/tasks/{id}/cancel", [&engine, readable_task](Call& c) {
+           const auto [task, ref] = readable_task(c);
+           authorize(c.principal, Action::kUpdate, ref);
+           return json_response(200, to_json(engine.cancel_task(task.id)));
+         }});
+
+  r.add({"GET", "/api/v1/tasks/{id}/logs", [&engine, readable_task](Call& c) {
+           const auto task = readable_task(c).first;
+           QueryInput q(c.req);
+           const auto attempt = q.integer("attempt", 1, 1000);
+           const auto limit = q.integer("limit", 1, 1000).value_or(100);
+           auto token = q.string("page_token").value_or("");
+           q.done();
+           const auto p = engine.logs(
+               task.id, attempt ? std::optional<int>(static_cast<int>(*attempt)) : std::nullopt,
+               static_cast<int>(limit), std::move(token));
+           Json items = Json::array();
+           for (const auto& l : p.lines) items.push_back(to_json(l));
+           return json_response(200, page(std::move(items), p.next_page_token));
+         }});
+}
+
+}  // namespace devcycle::server

@@ -1,0 +1,288 @@
+#include "serialize.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace devcycle::server {
+
+namespace {
+
+Json opt_time(const std::optional<Micros>& t) { return t ? Json(format_time(*t)) : Json(nullptr); }
+
+}  // namespace
+
+std::string format_time(Micros t) {
+  const std::time_t secs =
+      static_cast<std::time_t>(t >= 0 ? t / 1'000'000 : (t - 999'999) / 1'000'000);
+  const auto micros = static_cast<long>(t - static_cast<Micros>(secs) * 1'000'000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+  return buf;
+}
+
+std::optional<Micros> parse_time(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  const auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    if (at + n > s.size()) return std::nullopt;
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return std::nullopt;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+      s[13] != ':' || s[16] != ':') {
+    return std::nullopt;
+  }
+  const auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2),
+             mi = digits(14, 2), se = digits(17, 2);
+  if (!y || !mo || !d || !h || !mi || !se || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 ||
+      *mi > 59 || *se > 60) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  Micros frac = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int n = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (n < 6) frac = frac * 10 + (s[i] - '0');
+      ++n;
+      ++i;
+    }
+    if (n == 0) return std::nullopt;
+    for (; n < 6; ++n) frac *= 10;
+  }
+  Micros offset = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    const auto oh = digits(i + 1, 2), om = digits(i + 4, 2);
+    if (!oh || !om || i + 3 >= s.size() || s[i + 3] != ':') return std::nullopt;
+    offset = (static_cast<Micros>(*oh) * 3600 + *om * 60) * 1'000'000;
+    if (s[i] == '-') offset = -offset;
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = *y - 1900;
+  tm.tm_mon = *mo - 1;
+  tm.tm_mday = *d;
+  tm.tm_hour = *h;
+  tm.tm_min = *mi;
+  tm.tm_sec = *se;
+  const std::time_t secs = timegm(&tm);
+  return static_cast<Micros>(secs) * 1'000'000 + frac - offset;
+}
+
+Json embedded(const std::string& text) {
+  if (text.empty()) return nullptr;
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error&) {
+    return text;  // not JSON after all: say it as it is
+  }
+}
+
+Json to_json(const User& u) {
+  return {{"id", u.id},
+          {"email", u.email},
+          {"username", u.username},
+          {"role", to_string(u.role)},
+          {"active", u.active},
+          {"created_at", format_time(u.created_at)},
+          {"updated_at", format_time(u.updated_at)},
+          {"password_changed_at", opt_time(u.password_changed_at)}};
+}
+
+Json to_json(const TokenPair& p, Micros now) {
+  return {{"token_type", "Bearer"},
+          {"access_token", p.access_token},
+          {"refresh_token", p.refresh_token},
+          {"expires_in", (p.access_expires_at - now) / 1'000'000},
+          {"access_expires_at", format_time(p.access_expires_at)},
+          {"refresh_expires_at", format_time(p.refresh_expires_at)}};
+}
+
+Json to_json(const ApiKey& k) {
+  return {{"id", k.id},
+          {"prefix", k.prefix},
+          {"name", k.name},
+          {"owner", k.owner},
+          {"role", to_string(k.role)},
+          {"capabilities", k.capabilities},
+          {"agent_id", k.agent_id.empty() ? Json(nullptr) : Json(k.agent_id)},
+          {"created_at", format_time(k.created_at)},
+          {"expires_at", opt_time(k.expires_at)},
+          {"revoked_at", opt_time(k.revoked_at)},
+          {"last_used_at", opt_time(k.last_used_at)}};
+}
+
+Json to_json(const AgentType& t) {
+  return {{"name", t.name},
+          {"description", t.description},
+          {"config_schema", embedded(t.config_schema)},
+          {"created_at", format_time(t.created_at)}};
+}
+
+Json to_json(const Agent& a) {
+  return {{"id", a.id},
+          {"owner", a.owner},
+          {"name", a.name},
+          {"type", a.type},
+          {"description", a.description},
+          {"status", to_string(a.status)},
+          {"configuration", embedded(a.configuration)},
+          {"labels", a.labels},
+          {"capacity", a.capacity},
+          {"load", a.load},
+          {"active_version", a.active_version ? Json(*a.active_version) : Json(nullptr)},
+          {"last_heartbeat", opt_time(a.last_heartbeat)},
+          {"revision", a.revision},
+          {"created_at", format_time(a.created_at)},
+          {"updated_at", format_time(a.updated_at)}};
+}
+
+Json to_json(const AgentVersion& v) {
+  Json caps = Json::array(), reqs = Json::array();
+  for (const auto& c : v.capabilities) caps.push_back(c.to_string());
+  for (const auto& r : v.requirements) reqs.push_back(r.to_string());
+  return {{"agent_id", v.agent_id},
+          {"version", v.version.to_string()},
+          {"capabilities", caps},
+          {"requirements", reqs},
+          {"executor", v.executor},
+          {"notes", v.notes},
+          {"created_at", format_time(v.created_at)}};
+}
+
+Json to_json(const Deployment& d) {
+  return {{"id", d.id},
+          {"agent_id", d.agent_id},
+          {"version", d.version},
+          {"previous_version", d.previous_version ? Json(*d.previous_version) : Json(nullptr)},
+          {"action", d.action},
+          {"actor", d.actor},
+          {"at", format_time(d.at)}};
+}
+
+Json to_json(const CompatibilityReport& r) {
+  Json problems = Json::array();
+  for (const auto& p : r.problems) {
+    problems.push_back(
+        {{"kind", p.kind == CompatibilityProblem::Kind::kUnmet ? "unmet" : "conflict"},
+         {"requirement", p.requirement},
+         {"message", p.message}});
+  }
+  return {{"compatible", r.compatible()}, {"problems", problems}};
+}
+
+Json to_json(const DefinitionReport& r) {
+  Json problems = Json::array();
+  for (const auto& p : r.problems) {
+    problems.push_back(
+        {{"path", p.path}, {"message", p.message}, {"severity", p.warning ? "warning" : "error"}});
+  }
+  return {{"valid", r.ok()}, {"problems", problems}};
+}
+
+Json to_json(const StoredWorkflow& w) {
+  Json warnings = Json::array();
+  for (const auto& p : w.warnings) warnings.push_back({{"path", p.path}, {"message", p.message}});
+  return {{"id", w.id},
+          {"name", w.name},
+          {"version", w.version},
+          {"owner", w.owner},
+          {"definition", embedded(w.definition_json)},
+          {"checksum", w.checksum},
+          {"created_at", format_time(w.created_at)},
+          {"warnings", warnings}};
+}
+
+Json to_json(const WorkflowSummary& w) {
+  return {{"name", w.name},
+          {"latest_version", w.latest_version},
+          {"owner", w.owner},
+          {"updated_at", format_time(w.updated_at)}};
+}
+
+Json to_json(const Run& r) {
+  return {{"id", r.id},
+          {"workflow", r.workflow},
+          {"workflow_version", r.workflow_version},
+          {"owner", r.owner},
+          {"status", to_string(r.status)},
+          {"input", embedded(r.input)},
+          {"output", embedded(r.output)},
+          {"error", r.error.empty() ? Json(nullptr) : Json(r.error)},
+          {"idempotency_key", r.idempotency_key.empty() ? Json(nullptr) : Json(r.idempotency_key)},
+          {"labels", r.labels},
+          {"created_at", format_time(r.created_at)},
+          {"started_at", opt_time(r.started_at)},
+          {"finished_at", opt_time(r.finished_at)},
+          {"deadline_at", opt_time(r.deadline_at)}};
+}
+
+Json to_json(const TaskRun& t) {
+  Json attempts = Json::array();
+  for (const auto& a : t.attempts) {
+    attempts.push_back({{"attempt", a.attempt},
+                        {"agent_id", a.agent_id},
+                        {"status", a.status},
+                        {"error", a.error.empty() ? Json(nullptr) : Json(a.error)},
+                        {"started_at", format_time(a.started_at)},
+                        {"finished_at", opt_time(a.finished_at)}});
+  }
+  return {{"id", t.id},
+          {"run_id", t.run_id},
+          {"key", t.key},
+          {"definition_id", t.definition_id},
+          {"index", t.index ? Json(*t.index) : Json(nullptr)},
+          {"status", to_string(t.status)},
+          {"priority", t.priority},
+          {"input", embedded(t.input)},
+          {"output", embedded(t.output)},
+          {"error", t.error.empty() ? Json(nullptr) : Json(t.error)},
+          {"attempt", t.attempt},
+          {"max_attempts", t.max_attempts},
+          {"agent_id", t.agent_id.empty() ? Json(nullptr) : Json(t.agent_id)},
+          {"lease_expires_at", opt_time(t.lease_expires_at)},
+          {"ready_at", opt_time(t.ready_at)},
+          {"started_at", opt_time(t.started_at)},
+          {"finished_at", opt_time(t.finished_at)},
+          {"attempts", attempts}};
+}
+
+Json to_json(const RunDetail& d) {
+  Json j = to_json(d.run);
+  Json tasks = Json::array();
+  for (const auto& t : d.tasks) tasks.push_back(to_json(t));
+  j["tasks"] = std::move(tasks);
+  return j;
+}
+
+Json to_json(const TaskLogLine& l) {
+  return {{"id", l.id},           {"task_id", l.task_id},
+          {"attempt", l.attempt}, {"level", to_string(l.level)},
+          {"message", l.message}, {"at", format_time(l.at)}};
+}
+
+Json to_json(const DirectMessage& m) {
+  return {{"id", m.id},
+          {"sender", m.sender},
+          {"recipient", m.recipient},
+          {"message_type", m.message_type},
+          {"payload", embedded(m.payload)},
+          {"status", to_string(m.status)},
+          {"sent_at", format_time(m.sent_at)},
+          {"delivered_at", opt_time(m.delivered_at)},
+          {"read_at", opt_time(m.read_at)}};
+}
+
+}  // namespace devcycle::server

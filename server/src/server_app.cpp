@@ -1,0 +1,372 @@
+#include "server_app.h"
+
+#include <sodium.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "devcycle/error.h"
+#include "devcycle/version.h"
+#include "input.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+HttpResponse json_response(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse no_content() {
+  HttpResponse r;
+  r.status = 204;
+  r.content_type = "application/json";
+  return r;
+}
+
+Json page(Json items, const std::string& next_page_token) {
+  return {{"items", std::move(items)},
+          {"next_page_token", next_page_token.empty() ? Json(nullptr) : Json(next_page_token)}};
+}
+
+namespace {
+
+std::string random_password() {
+  // 24 characters from an alphabet without look-alikes: ~138 bits.
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+  std::string out;
+  for (int i = 0; i < 24; ++i) {
+    out.push_back(kAlphabet[randombytes_uniform(static_cast<std::uint32_t>(kAlphabet.size()))]);
+  }
+  return out;
+}
+
+std::string content_type_of(const std::string& path) {
+  const auto ends = [&](std::string_view s) { return path.ends_with(s); };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".png")) return "image/png";
+  if (ends(".json")) return "application/json";
+  if (ends(".map")) return "application/json";
+  return "application/octet-stream";
+}
+
+constexpr std::string_view kDocsPage = R"(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>DevCycle API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>
+)";
+
+}  // namespace
+
+struct ServerApp::Impl {
+  Platform& platform;
+  AppOptions options;
+  UserDirectory users;
+  TokenService tokens;
+  ApiKeyStore keys;
+  AuthService auth;
+  Services services;
+  Router router;
+  std::atomic<bool> draining{false};
+  Logger log;
+  Counter* runs_started = nullptr;
+  std::mutex metrics_mu;
+  std::map<std::pair<std::size_t, int>, Counter*> request_counters;
+  std::map<std::size_t, Histogram*> latencies;
+  Subscription engine_events;
+
+  static UserDirectoryOptions directory_options(Platform& p, const AppOptions& o) {
+    UserDirectoryOptions d;
+    Argon2Options a;
+    a.memory_bytes = o.argon2_memory_bytes;
+    d.hasher = make_argon2id_hasher(a);
+    d.clock = p.options().clock;
+    return d;
+  }
+  static TokenOptions token_options(Platform& p) {
+    TokenOptions t;
+    t.clock = p.options().clock;
+    return t;
+  }
+
+  Impl(Platform& p, AppOptions o)
+      : platform(p),
+        options(std::move(o)),
+        users(p.database(), p.cache(), directory_options(p, options)),
+        tokens(p.database(), p.cache(), options.master_key, token_options(p), &users),
+        keys(p.database(), p.options().clock),
+        auth(users, tokens),
+        services{p, users, tokens, keys, auth},
+        log(p.logger().named("server")) {
+    add_auth_routes(router, services);
+    add_agent_routes(router, services);
+    add_workflow_routes(router, services);
+    add_run_routes(router, services);
+    add_system_routes();
+    auto& m = platform.metrics();
+    runs_started = &m.counter("runs_started_total", "Workflow runs started");
+    engine_events = platform.engine().subscribe([this](const EngineEvent& e) { count(e); });
+  }
+
+  void count(const EngineEvent& e) {
+    auto& m = platform.metrics();
+    using K = EngineEvent::Kind;
+    if (e.kind == K::kRunStarted) {
+      runs_started->inc();
+    } else if (e.kind == K::kRunFinished) {
+      m.counter("runs_finished_total", "Workflow runs finished, by outcome", {{"status", e.status}})
+          .inc();
+    } else if (e.kind == K::kTaskSucceeded || e.kind == K::kTaskFailed ||
+               e.kind == K::kTaskCancelled || e.kind == K::kTaskSkipped) {
+      m.counter("tasks_finished_total", "Tasks finished, by outcome", {{"status", e.status}}).inc();
+    }
+  }
+
+  void add_system_routes() {
+    router.add({"GET", "/healthz",
+                [](Call&) {
+                  return json_response(200, {{"status", "ok"}});
+                },
+                true});
+    router.add({"GET", "/readyz",
+                [this](Call&) {
+                  if (draining.load()) {
+                    return problem(503, "unavailable", "the server is shutting down");
+                  }
+                  platform.database().read([](Txn& t) { t.query("SELECT 1"); });
+                  return json_response(200, {{"status", "ready"}});
+                },
+                true});
+    router.add({"GET", "/metrics",
+                [this](Call&) {
+                  refresh_gauges();
+                  HttpResponse r;
+                  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                  r.body = platform.metrics().render_prometheus();
+                  return r;
+                },
+                true});
+    router.add({"GET", "/openapi.json",
+                [](Call&) {
+                  HttpResponse r;
+                  r.body = std::string(openapi_document());
+                  return r;
+                },
+                true});
+    router.add({"GET", "/docs",
+                [this](Call&) {
+                  if (options.swagger_ui_dir.empty()) {
+                    return problem(404, "not_found",
+                                   "Swagger UI is not installed (swagger_ui_dir is empty)");
+                  }
+                  HttpResponse r;
+                  r.content_type = "text/html; charset=utf-8";
+                  r.body = std::string(kDocsPage);
+                  return r;
+                },
+                true});
+    router.add(
+        {"GET", "/docs/{file}", [this](Call& c) { return docs_file(c.param("file")); }, true});
+  }
+
+  HttpResponse docs_file(const std::string& file) {
+    // Only plain file names from the one directory: never a path.
+    const bool plain = !file.empty() && file.find('/') == std::string::npos &&
+                       file.find("..") == std::string::npos && file.front() != '.';
+    if (options.swagger_ui_dir.empty() || !plain) {
+      return problem(404, "not_found", "no such file");
+    }
+    std::ifstream in(options.swagger_ui_dir + "/" + file, std::ios::binary);
+    if (!in) return problem(404, "not_found", "no such file");
+    std::ostringstream body;
+    body << in.rdbuf();
+    HttpResponse r;
+    r.content_type = content_type_of(file);
+    r.body = body.str();
+    r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+    return r;
+  }
+
+  void refresh_gauges() {
+    auto& m = platform.metrics();
+    platform.database().read([&](Txn& t) {
+      std::map<std::string, double> tasks{{"ready", 0}, {"running", 0}, {"waiting", 0}};
+      for (const auto& row :
+           t.query("SELECT status, COUNT(*) FROM tasks WHERE status IN ('ready', 'running', "
+                   "'waiting') GROUP BY status")) {
+        tasks[row[0].as_text()] = static_cast<double>(row[1].as_int());
+      }
+      for (const auto& [status, n] : tasks) {
+        m.gauge("tasks_open", "Tasks ready, running or waiting now", {{"status", status}}).set(n);
+      }
+      std::map<std::string, double> agents{
+          {"offline", 0}, {"online", 0}, {"busy", 0}, {"disabled", 0}};
+      for (const auto& row : t.query("SELECT status, COUNT(*) FROM agents GROUP BY status")) {
+        agents[row[0].as_text()] = static_cast<double>(row[1].as_int());
+      }
+      for (const auto& [status, n] : agents) {
+        m.gauge("agents", "Registered agents by status", {{"status", status}}).set(n);
+      }
+    });
+  }
+
+  Principal authenticate(const HttpRequest& req, std::string& access_token) {
+    std::string credential;
+    if (const auto* h = req.header("authorization")) {
+      if (h->size() > 7 && (h->starts_with("Bearer ") || h->starts_with("bearer "))) {
+        credential = h->substr(7);
+      } else {
+        throw Error(ErrorCode::kUnauthenticated,
+                    "the Authorization header must be \"Bearer <token or API key>\"");
+      }
+    } else if (const auto* k = req.header("x-api-key")) {
+      credential = *k;
+    }
+    if (credential.empty()) {
+      throw Error(ErrorCode::kUnauthenticated,
+                  "credentials required: send \"Authorization: Bearer <access token or API key>\"");
+    }
+    if (credential.starts_with("dck_")) return keys.authenticate(credential);
+    auto p = auth.principal(credential);
+    access_token = credential;
+    return p;
+  }
+
+  void rate_limit(const std::string& who) {
+    const auto r = platform.cache().take("http:" + who, options.rate_limit, options.rate_burst);
+    if (!r.allowed) {
+      const auto secs = std::max<long long>(1, (r.retry_after.count() + 999) / 1000);
+      throw Error(ErrorCode::kResourceExhausted,
+                  "rate limit of " + std::to_string(static_cast<long long>(options.rate_limit)) +
+                      " requests/s exceeded; retry after " + std::to_string(secs) + " s");
+    }
+  }
+
+  void observe(std::size_t route, int status, double seconds, const Route* r) {
+    Counter* counter = nullptr;
+    Histogram* hist = nullptr;
+    {
+      std::lock_guard lock(metrics_mu);
+      auto& c = request_counters[{route, status}];
+      if (!c) {
+        c = &platform.metrics().counter("http_requests_total",
+                                        "HTTP requests by route, method and status",
+                                        {{"method", r ? r->method : "-"},
+                                         {"route", r ? r->pattern : "unmatched"},
+                                         {"status", std::to_string(status)}});
+      }
+      counter = c;
+      auto& h = latencies[route];
+      if (!h) {
+        h = &platform.metrics().histogram(
+            "http_request_duration_seconds", "HTTP request latency by route",
+            Histogram::default_buckets(),
+            {{"method", r ? r->method : "-"}, {"route", r ? r->pattern : "unmatched"}});
+      }
+      hist = h;
+    }
+    counter->inc();
+    hist->observe(seconds);
+  }
+
+  HttpResponse handle(const HttpRequest& req) {
+    const auto start = std::chrono::steady_clock::now();
+    auto m = router.match(req.method, req.path);
+    const std::size_t index =
+        m.route ? static_cast<std::size_t>(m.route - router.routes().data()) : SIZE_MAX;
+    HttpResponse res = dispatch(req, m);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    observe(index, res.status, seconds, m.route);
+    return res;
+  }
+
+  HttpResponse dispatch(const HttpRequest& req, Router::Match& m) {
+    if (!m.route) {
+      if (m.bad_path) return problem(400, "invalid_argument", "malformed percent-encoding in path");
+      if (!m.allowed.empty()) {
+        std::string allow;
+        for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
+        auto r =
+            problem(405, "method_not_allowed",
+                    req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")");
+        r.headers.emplace_back("Allow", allow);
+        return r;
+      }
+      return problem(404, "not_found", "no route for " + req.method + " " + req.path);
+    }
+    try {
+      Call call{req, std::move(m.params), {}, {}};
+      if (m.route->public_route) {
+        if (m.route->lane == Lane::kHeavy) rate_limit("addr:" + req.client_address);
+      } else {
+        call.principal = authenticate(req, call.access_token);
+        rate_limit("principal:" + call.principal.id + ":" + call.principal.agent_id);
+      }
+      return m.route->handler(call);
+    } catch (const ValidationError& e) {
+      return problem(e);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kInternal) {
+        log.error("request failed",
+                  {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
+      }
+      auto r = problem(e);
+      if (e.code() == ErrorCode::kResourceExhausted) {
+        // "retry after N s" in the message, when the limiter said so.
+        const std::string msg = e.what();
+        if (const auto at = msg.find("retry after "); at != std::string::npos) {
+          for (auto& [name, value] : r.headers) {
+            if (name == "Retry-After") value = std::to_string(std::atoll(msg.c_str() + at + 12));
+          }
+        }
+      }
+      return r;
+    } catch (const std::exception& e) {
+      log.error("request failed",
+                {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
+      return problem(500, "internal", "internal error");
+    }
+  }
+};
+
+ServerApp::ServerApp(Platform& platform, AppOptions options)
+    : impl_(std::make_unique<Impl>(platform, std::move(options))) {}
+
+ServerApp::~ServerApp() = default;
+
+std::string ServerApp::bootstrap_admin() {
+  UserFilter any;
+  any.limit = 1;
+  if (!impl_->users.list(any).users.empty()) return {};
+  NewUser admin;
+  admin.email = "admin@localhost.localdomain";
+  admin.username = "admin";
+  admin.password = random_password();
+  admin.role = Role::kAdmin;
+  impl_->users.create(admin);
+  return admin.password;
+}
+
+HttpResponse ServerApp::handle(const HttpRequest& req) { return impl_->handle(req); }
+
+Lane ServerApp::classify(const HttpRequest& req) const {
+  const auto m = impl_->router.match(req.method, req.path);
+  return m.route ? m.route->lane : Lane::kInline;
+}
+
+void ServerApp::set_draining() noexcept { impl_->draining.store(true); }
+
+}  // namespace devcycle::server

@@ -1,0 +1,52 @@
+// The application behind `devcycle serve`: the identity services over the
+// platform's database and cache, the routes, and the edge (authentication,
+// rate limits, metrics, problem+json) around every request.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "devcycle/platform.h"
+#include "http_server.h"
+
+namespace devcycle::server {
+
+struct AppOptions {
+  std::string master_key;  // 32 bytes, raw or 64 hex digits (load_master_key)
+  // Requests per second and burst, per caller (an authenticated principal,
+  // else the client address).
+  double rate_limit = 200;
+  double rate_burst = 400;
+  // Password hashing cost; tests lower it (never below OWASP's minimum).
+  std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
+  // Where /docs serves Swagger UI from (swagger-ui-dist); empty: /docs is 404.
+  std::string swagger_ui_dir;
+};
+
+class ServerApp {
+ public:
+  // `platform` must outlive the app. Throws what TokenService throws for a
+  // wrong master key.
+  ServerApp(Platform& platform, AppOptions options);
+  ~ServerApp();
+  ServerApp(const ServerApp&) = delete;
+  ServerApp& operator=(const ServerApp&) = delete;
+
+  // On a database without users, creates the admin "admin" with a random
+  // password and returns that password (to be shown once); otherwise "".
+  std::string bootstrap_admin();
+
+  HttpResponse handle(const HttpRequest& req);
+  Lane classify(const HttpRequest& req) const;
+  // /readyz: the database answers and the server is not draining.
+  void set_draining() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The OpenAPI 3.1 document (server/openapi.json, embedded at build time).
+std::string_view openapi_document() noexcept;
+
+}  // namespace devcycle::server
