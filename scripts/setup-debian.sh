@@ -2,6 +2,7 @@
 # Installs every system package DevCycle needs on Debian 12 (bookworm).
 # Idempotent and non-interactive; uses sudo when not run as root.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
@@ -23,7 +24,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev swig
   openjdk-17-jre-headless maven kcat
+  openssl wrk python3 python3-venv
 )
+# npm fetches Swagger UI for /docs; a machine with its own Node keeps it.
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -38,4 +42,21 @@ if ((${#missing[@]})); then
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup-debian: all packages present"
+fi
+
+# Python tools of the end-to-end tests (pytest, requests, openapi-core), in a
+# venv of their own so that nothing touches the system's Python.
+venv=.cache/e2e-venv
+if [[ ! -x $venv/bin/python ]] || ! cmp -s tests/e2e/requirements.txt "$venv/requirements.txt"; then
+  echo "setup-debian: creating $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+  cp tests/e2e/requirements.txt "$venv/requirements.txt"
+fi
+
+# Swagger UI (swagger-ui-dist), served by devcycle serve at /docs.
+if ! cmp -s server/web/package-lock.json server/web/node_modules/.devcycle-lock 2>/dev/null; then
+  echo "setup-debian: npm ci in server/web"
+  (cd server/web && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.devcycle-lock)
 fi

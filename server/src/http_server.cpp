@@ -57,6 +57,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::function<HttpResponse(int, std::string)> error_response;
 
   net::io_context io;
+  // Keeps the I/O threads running while a request is away on the heavy pool
+  // and nothing else is pending (after shutdown closed the acceptor).
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<ssl::context> tls;
   std::optional<net::thread_pool> heavy;
@@ -237,7 +240,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(r.status), version_ ? version_ : 11);
     res->set(http::field::server, "devcycle");
-    res->set(http::field::content_type, r.content_type);
+    if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
     for (auto& [name, value] : r.headers) res->set(name, value);
     res->body() = std::move(r.body);
     const bool keep = keep_alive_ && !last_ && !server_->stopping.load();
@@ -358,6 +361,7 @@ void HttpServer::start() {
     throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
   impl_->bound_port = acc.local_endpoint().port();
   impl_->heavy.emplace(static_cast<std::size_t>(std::max(1, o.heavy_threads)));
+  impl_->work.emplace(impl_->io.get_executor());
   impl_->accept();
   for (int i = 0; i < std::max(1, o.threads); ++i) {
     impl_->threads.emplace_back([impl = impl_] { impl->io.run(); });
@@ -393,6 +397,7 @@ void HttpServer::shutdown(std::chrono::milliseconds grace) {
     std::unique_lock lock(impl_->sessions_mu);
     impl_->drained.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->sessions.empty(); });
   }
+  impl_->work.reset();
   impl_->io.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();

@@ -50,7 +50,7 @@ void add_auth_routes(Router& r, Services& s) {
          }});
 
   r.add({"GET", "/api/v1/auth/me", [&s](Call& c) {
-           if (c.principal.role == Role::kAgent || c.access_token.empty()) {
+           if (c.access_token.empty()) {
              // An API key speaks for its owner, with the key's role and scope.
              Json j{{"user_id", c.principal.id},
                     {"role", to_string(c.principal.role)},
@@ -75,7 +75,13 @@ void add_auth_routes(Router& r, Services& s) {
              throw Error(ErrorCode::kPermissionDenied,
                          "log in with a password to change it; an API key cannot");
            }
-           s.auth.change_password(c.principal.id, *current, *next);
+           try {
+             s.auth.change_password(c.principal.id, *current, *next);
+           } catch (const Error& e) {
+             // A wrong current password is bad input here, not a lost session.
+             if (e.code() != ErrorCode::kUnauthenticated) throw;
+             throw ValidationError("current_password", "does not match");
+           }
            return no_content();
          },
          false, Lane::kHeavy});

@@ -233,7 +233,7 @@ Json to_json(const TaskRun& t) {
   Json attempts = Json::array();
   for (const auto& a : t.attempts) {
     attempts.push_back({{"attempt", a.attempt},
-                        {"agent_id", a.agent_id},
+                        {"agent_id", a.agent_id.empty() ? Json(nullptr) : Json(a.agent_id)},
                         {"status", a.status},
                         {"error", a.error.empty() ? Json(nullptr) : Json(a.error)},
                         {"started_at", format_time(a.started_at)},

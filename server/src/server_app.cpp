@@ -26,7 +26,7 @@ HttpResponse json_response(int status, const Json& body) {
 HttpResponse no_content() {
   HttpResponse r;
   r.status = 204;
-  r.content_type = "application/json";
+  r.content_type.clear();
   return r;
 }
 
@@ -310,7 +310,8 @@ struct ServerApp::Impl {
     try {
       Call call{req, std::move(m.params), {}, {}};
       if (m.route->public_route) {
-        if (m.route->lane == Lane::kHeavy) rate_limit("addr:" + req.client_address);
+        // Logins and refreshes are limited per client address.
+        if (req.method != "GET") rate_limit("addr:" + req.client_address);
       } else {
         call.principal = authenticate(req, call.access_token);
         rate_limit("principal:" + call.principal.id + ":" + call.principal.agent_id);
