@@ -214,7 +214,8 @@ int serve_main(int argc, const char* const* argv) {
             .count();
     const std::string scheme = settings.http.tls_certificate.empty() ? "http" : "https";
     std::cout << "devcycle " << DEVCYCLE_VERSION_STRING << " listening on " << scheme << "://"
-              << settings.http.address << ":" << http.port() << "\n";
+              << settings.http.address << ":" << http.port() << " (ready in "
+              << static_cast<long>(ready_ms) << " ms)\n";
     if (!password.empty()) {
       std::cout << "First start: created the admin account.\n"
                 << "  login:    admin\n"

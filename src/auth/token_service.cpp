@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "auth/base64url.h"
 #include "auth/hmac_sha256.h"
@@ -205,6 +206,14 @@ struct TokenService::Impl {
   std::map<std::string, KeyPtr, std::less<>> keys;            // by kid
   std::map<std::string, KeyPtr, std::less<>> keys_by_header;  // by header segment
   Micros last_reload = 0;
+  // Access tokens whose signature and claims were verified, by their exact
+  // text: a server sees the same token on every request of a session, and
+  // the signature check is most of the cost of one. Expiry and revocation
+  // are still checked on every use; the memo is bounded and starts over
+  // when full.
+  std::mutex verified_mu;
+  std::unordered_map<std::string, TokenClaims> verified;
+  static constexpr std::size_t kMaxVerified = 16'384;
 
   Micros now() const { return options.clock->now(); }
 
@@ -530,8 +539,23 @@ TokenPair TokenService::issue(const User& user) {
 }
 
 TokenClaims TokenService::verify_access(std::string_view token) {
-  auto claims = impl_->verify(token, "access");
+  std::optional<TokenClaims> memo;
+  {
+    std::lock_guard lock(impl_->verified_mu);
+    if (auto it = impl_->verified.find(std::string(token)); it != impl_->verified.end()) {
+      memo = it->second;
+    }
+  }
+  const Micros leeway =
+      std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.leeway).count();
+  if (memo && impl_->now() > memo->expires_at + leeway) memo.reset();  // verify() says why
+  TokenClaims claims = memo ? std::move(*memo) : impl_->verify(token, "access");
   if (impl_->cache.get("revoked-jti:" + claims.jti)) unauthenticated("token: revoked");
+  if (!memo) {
+    std::lock_guard lock(impl_->verified_mu);
+    if (impl_->verified.size() >= Impl::kMaxVerified) impl_->verified.clear();
+    impl_->verified.emplace(std::string(token), claims);
+  }
   return claims;
 }
 

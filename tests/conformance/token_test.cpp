@@ -312,6 +312,28 @@ TEST_P(TokenTest, LogoutRevokesAccessAndRefresh) {
                         "expired");
 }
 
+TEST_P(TokenTest, AVerifiedTokenIsStillRefusedOnceRevokedOrExpired) {
+  // Verifications are remembered; revocation and expiry are not.
+  const auto pair = service_->issue(user_);
+  EXPECT_EQ(service_->verify_access(pair.access_token).subject, user_.id);
+  EXPECT_EQ(service_->verify_access(pair.access_token).subject, user_.id);
+  clock_->advance(15min);  // at the expiry, within the leeway
+  EXPECT_EQ(service_->verify_access(pair.access_token).subject, user_.id);
+  clock_->advance(31s);
+  EXPECT_DEVCYCLE_ERROR(service_->verify_access(pair.access_token), ErrorCode::kUnauthenticated,
+                        "expired");
+
+  const auto other = service_->issue(user_);
+  EXPECT_EQ(service_->verify_access(other.access_token).subject, user_.id);
+  service_->revoke(other.access_token, "");
+  EXPECT_DEVCYCLE_ERROR(service_->verify_access(other.access_token), ErrorCode::kUnauthenticated,
+                        "revoked");
+  // A token that differs in one byte is checked afresh, not taken from memory.
+  auto forged = other.access_token;
+  forged.back() = forged.back() == 'A' ? 'B' : 'A';
+  EXPECT_DEVCYCLE_ERROR(service_->verify_access(forged), ErrorCode::kUnauthenticated, "");
+}
+
 TEST_P(TokenTest, RevokingAUserEndsEveryRefreshToken) {
   const auto a = service_->issue(user_);
   const auto b = service_->issue(user_);
