@@ -24,7 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev swig
   openjdk-17-jre-headless maven kcat
-  openssl wrk python3 python3-venv
+  openssl wrk jq python3 python3-venv
 )
 # npm fetches Swagger UI for /docs; a machine with its own Node keeps it.
 command -v npm >/dev/null || PACKAGES+=(npm)
