@@ -28,6 +28,7 @@ struct Route {
   RouteHandler handler;
   bool public_route = false;  // no credentials needed
   Lane lane = Lane::kInline;
+  bool query = false;  // takes query parameters; otherwise a query is refused
 };
 
 class Router {

@@ -47,7 +47,8 @@ void add_agent_routes(Router& r, Services& s) {
            return json_response(200, to_json(reg.get_type(c.param("name"))));
          }});
 
-  r.add({"GET", "/api/v1/agents", [&reg](Call& c) {
+  r.add({"GET", "/api/v1/agents",
+         [&reg](Call& c) {
            QueryInput q(c.req);
            AgentFilter f;
            f.owner = q.string("owner");
@@ -66,10 +67,18 @@ void add_agent_routes(Router& r, Services& s) {
              return json_response(200, page(std::move(items), ""));
            }
            const auto p = reg.list(f);
-           Json items = Json::array();
-           for (const auto& a : p.agents) items.push_back(to_json(a));
-           return json_response(200, page(std::move(items), p.next_page_token));
-         }});
+           JsonOut out;
+           out.begin_object().key("items").begin_array();
+           for (const auto& a : p.agents) write(out, a);
+           out.end_array().key("next_page_token");
+           if (p.next_page_token.empty()) {
+             out.null();
+           } else {
+             out.str(p.next_page_token);
+           }
+           return json_text_response(200, out.end_object().take());
+         },
+         false, Lane::kInline, true});
 
   r.add({"POST", "/api/v1/agents", [&reg](Call& c) {
            authorize(c.principal, Action::kCreate, object(Resource::kAgent, "", ""));
@@ -190,7 +199,8 @@ void add_agent_routes(Router& r, Services& s) {
                                 to_json(reg.heartbeat(a.id, static_cast<int>(load.value_or(0)))));
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}/compatibility", [&s, &reg](Call& c) {
+  r.add({"GET", "/api/v1/agents/{id}/compatibility",
+         [&s, &reg](Call& c) {
            const auto a = readable_agent(s, c);
            QueryInput q(c.req);
            auto version = q.string("version");
@@ -203,9 +213,11 @@ void add_agent_routes(Router& r, Services& s) {
              version = a.active_version;
            }
            return json_response(200, to_json(reg.check_compatibility(a.id, *version)));
-         }});
+         },
+         false, Lane::kInline, true});
 
-  r.add({"GET", "/api/v1/capabilities/{name}/agents", [&reg](Call& c) {
+  r.add({"GET", "/api/v1/capabilities/{name}/agents",
+         [&reg](Call& c) {
            authorize(c.principal, Action::kRead, object(Resource::kAgent, "", ""));
            QueryInput q(c.req);
            CapabilityQuery cq;
@@ -221,7 +233,8 @@ void add_agent_routes(Router& r, Services& s) {
              items.push_back(std::move(j));
            }
            return json_response(200, page(std::move(items), ""));
-         }});
+         },
+         false, Lane::kInline, true});
 }
 
 }  // namespace devcycle::server

@@ -87,7 +87,8 @@ void add_auth_routes(Router& r, Services& s) {
          false, Lane::kHeavy});
 
   // Users: admins manage accounts; everyone may read themselves.
-  r.add({"GET", "/api/v1/users", [&s](Call& c) {
+  r.add({"GET", "/api/v1/users",
+         [&s](Call& c) {
            require_admin(c.principal, "list users");
            QueryInput q(c.req);
            UserFilter f;
@@ -100,7 +101,8 @@ void add_auth_routes(Router& r, Services& s) {
            Json items = Json::array();
            for (const auto& u : p.users) items.push_back(to_json(u));
            return json_response(200, page(std::move(items), p.next_page_token));
-         }});
+         },
+         false, Lane::kInline, true});
 
   r.add({"POST", "/api/v1/users",
          [&s](Call& c) {
@@ -147,7 +149,8 @@ void add_auth_routes(Router& r, Services& s) {
          }});
 
   // API keys: each user sees and revokes their own; admins anyone's.
-  r.add({"GET", "/api/v1/api-keys", [&s](Call& c) {
+  r.add({"GET", "/api/v1/api-keys",
+         [&s](Call& c) {
            QueryInput q(c.req);
            auto owner = q.string("owner").value_or(c.principal.id);
            q.done();
@@ -157,7 +160,8 @@ void add_auth_routes(Router& r, Services& s) {
            Json items = Json::array();
            for (const auto& k : s.keys.list(owner)) items.push_back(to_json(k));
            return json_response(200, page(std::move(items), ""));
-         }});
+         },
+         false, Lane::kInline, true});
 
   r.add({"POST", "/api/v1/api-keys", [&s](Call& c) {
            authorize(c.principal, Action::kCreate, object(Resource::kApiKey, "", ""));

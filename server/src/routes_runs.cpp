@@ -39,7 +39,8 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(201, to_json(engine.start(sr)));
          }});
 
-  r.add({"GET", "/api/v1/runs", [&engine](Call& c) {
+  r.add({"GET", "/api/v1/runs",
+         [&engine](Call& c) {
            authorize(c.principal, Action::kRead, object(Resource::kRun, "", ""));
            QueryInput q(c.req);
            RunFilter f;
@@ -66,7 +67,8 @@ void add_run_routes(Router& r, Services& s) {
            Json items = Json::array();
            for (const auto& run : p.runs) items.push_back(to_json(run));
            return json_response(200, page(std::move(items), p.next_page_token));
-         }});
+         },
+         false, Lane::kInline, true});
 
   r.add({"GET", "/api/v1/runs/{id}", [&engine](Call& c) {
            RunDetail d;
@@ -103,7 +105,8 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(200, to_json(engine.cancel_task(task.id)));
          }});
 
-  r.add({"GET", "/api/v1/tasks/{id}/logs", [&engine, readable_task](Call& c) {
+  r.add({"GET", "/api/v1/tasks/{id}/logs",
+         [&engine, readable_task](Call& c) {
            const auto task = readable_task(c).first;
            QueryInput q(c.req);
            const auto attempt = q.integer("attempt", 1, 1000);
@@ -116,7 +119,8 @@ void add_run_routes(Router& r, Services& s) {
            Json items = Json::array();
            for (const auto& l : p.lines) items.push_back(to_json(l));
            return json_response(200, page(std::move(items), p.next_page_token));
-         }});
+         },
+         false, Lane::kInline, true});
 }
 
 }  // namespace devcycle::server

@@ -10,8 +10,6 @@ void add_workflow_routes(Router& r, Services& s) {
 
   r.add({"GET", "/api/v1/workflows", [&catalog](Call& c) {
            authorize(c.principal, Action::kRead, object(Resource::kWorkflow, "", ""));
-           QueryInput q(c.req);
-           q.done();
            Json items = Json::array();
            for (const auto& w : catalog.list()) items.push_back(to_json(w));
            return json_response(200, page(std::move(items), ""));
@@ -44,7 +42,8 @@ void add_workflow_routes(Router& r, Services& s) {
            return json_response(200, to_json(report));
          }});
 
-  r.add({"GET", "/api/v1/workflows/{name}", [&catalog](Call& c) {
+  r.add({"GET", "/api/v1/workflows/{name}",
+         [&catalog](Call& c) {
            authorize(c.principal, Action::kRead, object(Resource::kWorkflow, c.param("name"), ""));
            QueryInput q(c.req);
            const auto version = q.integer("version", 1, INT32_MAX);
@@ -53,7 +52,8 @@ void add_workflow_routes(Router& r, Services& s) {
                200, to_json(catalog.get(
                         c.param("name"),
                         version ? std::optional<int>(static_cast<int>(*version)) : std::nullopt)));
-         }});
+         },
+         false, Lane::kInline, true});
 
   r.add({"GET", "/api/v1/workflows/{name}/versions", [&catalog](Call& c) {
            authorize(c.principal, Action::kRead, object(Resource::kWorkflow, c.param("name"), ""));

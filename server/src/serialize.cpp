@@ -1,6 +1,5 @@
 #include "serialize.h"
 
-#include <cstdio>
 #include <ctime>
 
 namespace devcycle::server {
@@ -12,15 +11,9 @@ Json opt_time(const std::optional<Micros>& t) { return t ? Json(format_time(*t))
 }  // namespace
 
 std::string format_time(Micros t) {
-  const std::time_t secs =
-      static_cast<std::time_t>(t >= 0 ? t / 1'000'000 : (t - 999'999) / 1'000'000);
-  const auto micros = static_cast<long>(t - static_cast<Micros>(secs) * 1'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-  return buf;
+  JsonOut out;
+  out.time(t);
+  return out.text().substr(1, out.text().size() - 2);
 }
 
 std::optional<Micros> parse_time(std::string_view s) {
@@ -131,22 +124,36 @@ Json to_json(const AgentType& t) {
           {"created_at", format_time(t.created_at)}};
 }
 
+void write(JsonOut& out, const Agent& a) {
+  out.begin_object()
+      .field("id", a.id)
+      .field("owner", a.owner)
+      .field("name", a.name)
+      .field("type", a.type)
+      .field("description", a.description)
+      .field("status", to_string(a.status));
+  out.key("configuration").raw(a.configuration);
+  out.key("labels").begin_object();
+  for (const auto& [k, v] : a.labels) out.field(k, v);
+  out.end_object()
+      .field("capacity", a.capacity)
+      .field("load", a.load)
+      .key("active_version")
+      .str_or_null(a.active_version)
+      .key("last_heartbeat")
+      .time(a.last_heartbeat)
+      .field("revision", a.revision)
+      .key("created_at")
+      .time(a.created_at)
+      .key("updated_at")
+      .time(a.updated_at)
+      .end_object();
+}
+
 Json to_json(const Agent& a) {
-  return {{"id", a.id},
-          {"owner", a.owner},
-          {"name", a.name},
-          {"type", a.type},
-          {"description", a.description},
-          {"status", to_string(a.status)},
-          {"configuration", embedded(a.configuration)},
-          {"labels", a.labels},
-          {"capacity", a.capacity},
-          {"load", a.load},
-          {"active_version", a.active_version ? Json(*a.active_version) : Json(nullptr)},
-          {"last_heartbeat", opt_time(a.last_heartbeat)},
-          {"revision", a.revision},
-          {"created_at", format_time(a.created_at)},
-          {"updated_at", format_time(a.updated_at)}};
+  JsonOut out;
+  write(out, a);
+  return Json::parse(out.text());
 }
 
 Json to_json(const AgentVersion& v) {

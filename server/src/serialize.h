@@ -15,6 +15,7 @@
 #include "devcycle/registry.h"
 #include "devcycle/tokens.h"
 #include "devcycle/workflow.h"
+#include "json_out.h"
 
 namespace devcycle::server {
 
@@ -32,6 +33,7 @@ Json to_json(const TokenPair& p, Micros now);
 Json to_json(const ApiKey& k);
 Json to_json(const AgentType& t);
 Json to_json(const Agent& a);
+void write(JsonOut& out, const Agent& a);  // the same shape, without a tree
 Json to_json(const AgentVersion& v);
 Json to_json(const Deployment& d);
 Json to_json(const CompatibilityReport& r);

@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 15> kServeSettings{{
+constexpr std::array<SettingInfo, 16> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -49,6 +49,8 @@ constexpr std::array<SettingInfo, 15> kServeSettings{{
     {"rate_burst", "DEVCYCLE_RATE_BURST", "400", "Burst of requests per caller"},
     {"shutdown_grace_ms", "DEVCYCLE_SHUTDOWN_GRACE_MS", "10000",
      "How long in-flight requests may finish on SIGTERM"},
+    {"cors_origins", "DEVCYCLE_CORS_ORIGINS", "",
+     "Comma-separated browser origins allowed cross-origin (https://app.example.com), or *"},
     {"swagger_ui_dir", "DEVCYCLE_SWAGGER_UI_DIR", DEVCYCLE_SWAGGER_UI_DIR,
      "Directory of the swagger-ui-dist package, served at /docs"},
 }};
@@ -117,6 +119,21 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.rate_burst = static_cast<double>(integer_setting(extra, "rate_burst", 1, 10'000'000));
   s.grace = std::chrono::milliseconds(integer_setting(extra, "shutdown_grace_ms", 0, 3'600'000));
   s.app.swagger_ui_dir = extra.values.at("swagger_ui_dir").value;
+  {
+    const auto& cors = extra.values.at("cors_origins");
+    std::size_t at = 0;
+    while (at <= cors.value.size() && !cors.value.empty()) {
+      const auto comma = cors.value.find(',', at);
+      auto origin =
+          cors.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      while (!origin.empty() && origin.front() == ' ') origin.erase(0, 1);
+      while (!origin.empty() && origin.back() == ' ') origin.pop_back();
+      check_cors_origin(origin, cors.source);
+      s.app.cors_origins.push_back(origin);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+  }
   // Tests make logins cheap; never below OWASP's minimum (the hasher checks).
   if (const char* m = std::getenv("DEVCYCLE_ARGON2_MEMORY_KIB")) {
     s.app.argon2_memory_bytes = static_cast<std::size_t>(std::atoll(m)) * 1024;

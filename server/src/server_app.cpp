@@ -23,6 +23,13 @@ HttpResponse json_response(int status, const Json& body) {
   return r;
 }
 
+HttpResponse json_text_response(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 HttpResponse no_content() {
   HttpResponse r;
   r.status = 204;
@@ -70,6 +77,20 @@ constexpr std::string_view kDocsPage = R"(<!doctype html>
 
 }  // namespace
 
+void check_cors_origin(const std::string& origin, const std::string& setting) {
+  if (origin == "*") return;
+  const auto scheme = origin.find("://");
+  const bool ok =
+      scheme != std::string::npos &&
+      (origin.compare(0, scheme, "http") == 0 || origin.compare(0, scheme, "https") == 0) &&
+      origin.size() > scheme + 3 && origin.find_first_of("/?#*@ ", scheme + 3) == std::string::npos;
+  if (!ok) {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        setting + ": \"" + origin + "\" is not an origin (scheme://host[:port], no path) or \"*\"");
+  }
+}
+
 struct ServerApp::Impl {
   Platform& platform;
   AppOptions options;
@@ -114,6 +135,7 @@ struct ServerApp::Impl {
     add_agent_routes(router, services);
     add_workflow_routes(router, services);
     add_run_routes(router, services);
+    add_message_routes(router, services);
     add_system_routes();
     auto& m = platform.metrics();
     runs_started = &m.counter("runs_started_total", "Workflow runs started");
@@ -281,8 +303,45 @@ struct ServerApp::Impl {
     hist->observe(seconds);
   }
 
+  // The origin to allow for this request, or "" (no CORS headers).
+  std::string cors_origin(const HttpRequest& req) const {
+    const auto* origin = req.header("origin");
+    if (!origin || options.cors_origins.empty()) return {};
+    for (const auto& allowed : options.cors_origins) {
+      if (allowed == "*") return "*";
+      if (allowed == *origin) return *origin;
+    }
+    return {};
+  }
+
+  HttpResponse preflight(const HttpRequest& req, const Router::Match& m) {
+    const auto origin = cors_origin(req);
+    if (origin.empty()) {
+      return problem(403, "permission_denied",
+                     "origin " + (req.header("origin") ? *req.header("origin") : std::string("?")) +
+                         " may not call this API (cors_origins)");
+    }
+    std::string methods;
+    for (const auto& a : m.allowed) methods += (methods.empty() ? "" : ", ") + a;
+    if (m.route) methods = m.route->method;
+    HttpResponse r;
+    r.status = 204;
+    r.content_type.clear();
+    r.headers = {
+        {"Access-Control-Allow-Origin", origin},
+        {"Vary", "Origin"},
+        {"Access-Control-Allow-Methods", methods.empty() ? "GET" : methods},
+        {"Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-API-Key"},
+        {"Access-Control-Max-Age", "600"}};
+    return r;
+  }
+
   HttpResponse handle(const HttpRequest& req) {
     const auto start = std::chrono::steady_clock::now();
+    if (req.method == "OPTIONS" && req.header("access-control-request-method")) {
+      auto m = router.match(*req.header("access-control-request-method"), req.path);
+      return preflight(req, m);
+    }
     auto m = router.match(req.method, req.path);
     const std::size_t index =
         m.route ? static_cast<std::size_t>(m.route - router.routes().data()) : SIZE_MAX;
@@ -290,6 +349,11 @@ struct ServerApp::Impl {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     observe(index, res.status, seconds, m.route);
+    if (const auto origin = cors_origin(req); !origin.empty()) {
+      res.headers.emplace_back("Access-Control-Allow-Origin", origin);
+      res.headers.emplace_back("Vary", "Origin");
+      res.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate");
+    }
     return res;
   }
 
@@ -308,6 +372,10 @@ struct ServerApp::Impl {
       return problem(404, "not_found", "no route for " + req.method + " " + req.path);
     }
     try {
+      if (!m.route->query && !req.query.empty()) {
+        throw ValidationError(
+            "query", m.route->method + " " + m.route->pattern + " takes no query parameters");
+      }
       Call call{req, std::move(m.params), {}, {}};
       if (m.route->public_route) {
         // Logins and refreshes are limited per client address.

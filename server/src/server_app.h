@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "devcycle/platform.h"
 #include "http_server.h"
@@ -21,7 +22,16 @@ struct AppOptions {
   std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
   // Where /docs serves Swagger UI from (swagger-ui-dist); empty: /docs is 404.
   std::string swagger_ui_dir;
+  // Browser origins ("https://app.example.com") allowed to call the API
+  // cross-origin; "*" allows any. Credentials are never allowed cross-origin
+  // (the API takes bearer tokens, not cookies), so no origin is ever
+  // reflected together with Access-Control-Allow-Credentials.
+  std::vector<std::string> cors_origins;
 };
+
+// Checks one CORS origin: scheme://host[:port], nothing else, or "*". Throws
+// Error{kInvalidArgument} naming `setting`.
+void check_cors_origin(const std::string& origin, const std::string& setting);
 
 class ServerApp {
  public:

@@ -30,6 +30,8 @@ inline ObjectRef object(Resource r, std::string id = {}, std::string owner = {})
 
 HttpResponse json_response(int status, const Json& body);
 HttpResponse no_content();
+// A body already written as JSON text.
+HttpResponse json_text_response(int status, std::string body);
 // {"items": [...], "next_page_token": "..." or null}
 Json page(Json items, const std::string& next_page_token);
 
@@ -38,5 +40,6 @@ void add_auth_routes(Router& router, Services& s);
 void add_agent_routes(Router& router, Services& s);
 void add_workflow_routes(Router& router, Services& s);
 void add_run_routes(Router& router, Services& s);
+void add_message_routes(Router& router, Services& s);
 
 }  // namespace devcycle::server

@@ -207,3 +207,62 @@ def test_second_start_reuses_the_key_and_prints_no_password(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "password" not in out
+
+
+def test_a_query_on_a_route_without_parameters_is_refused(server, admin):
+    body = problem(admin.get("/api/v1/agent-types", params={"verbose": "1"}), 400)
+    assert "takes no query parameters" in body["detail"]
+
+
+def test_connection_cap():
+    s = Server("--max-connections", "2")
+    try:
+        held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
+        time.sleep(0.2)
+        # The third is closed at once, without an answer.
+        extra = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert extra.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+        extra.close()
+        for h in held:
+            h.close()
+        time.sleep(0.2)
+        assert requests.get(s.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        assert s.stop() == 0, s.log()
+
+
+def test_cors_allow_list():
+    s = Server("--cors-origins", "https://app.example.com, http://localhost:5173")
+    try:
+        pre = requests.options(s.url + "/api/v1/agents", headers={
+            "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"}, timeout=5)
+        assert pre.status_code == 204
+        assert pre.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+        assert "Access-Control-Allow-Credentials" not in pre.headers
+
+        foreign = requests.options(s.url + "/api/v1/agents", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}, timeout=5)
+        assert foreign.status_code == 403
+        assert "Access-Control-Allow-Origin" not in foreign.headers
+
+        ok = requests.get(s.url + "/healthz", headers={"Origin": "http://localhost:5173"}, timeout=5)
+        assert ok.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+        assert ok.headers["Vary"] == "Origin"
+        other = requests.get(s.url + "/healthz", headers={"Origin": "https://evil.example"}, timeout=5)
+        assert "Access-Control-Allow-Origin" not in other.headers
+        assert "Access-Control-Allow-Credentials" not in other.headers
+    finally:
+        assert s.stop() == 0, s.log()
+
+
+def test_bad_cors_origin_is_refused(tmp_path):
+    from conftest import BINARY
+    r = subprocess.run([BINARY, "serve", "--cors-origins", "https://app.example.com/path"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert r.returncode == 64 and "cors_origins (flag --cors-origins)" in r.stderr

@@ -36,8 +36,8 @@ expect_failure("DEVCYCLE_WITH_POSTGRES=ON needs libpqxx: install the Debian pack
 expect_failure("DEVCYCLE_WITH_KAFKA=ON needs rdkafka" -DDEVCYCLE_WITH_POSTGRES=OFF)
 expect_failure("DEVCYCLE_WITH_REDIS=ON needs hiredis" -DDEVCYCLE_WITH_POSTGRES=OFF
                -DDEVCYCLE_WITH_KAFKA=OFF)
-expect_failure("DEVCYCLE_BUILD_SERVER=ON, but that part has not been written yet"
-               -DDEVCYCLE_BUILD_SERVER=ON)
+expect_failure("DEVCYCLE_BUILD_PYTHON=ON, but that part has not been written yet"
+               -DDEVCYCLE_BUILD_PYTHON=ON)
 configure(out rc -DDEVCYCLE_WITH_POSTGRES=OFF -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
 set(configured_rc ${rc})
 set(configured_out "${out}")

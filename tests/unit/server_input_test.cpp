@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "input.h"
+#include "json_out.h"
 #include "router.h"
 #include "serialize.h"
 
@@ -103,6 +104,39 @@ TEST(QueryInput, ParsesStrictly) {
   EXPECT_EQ(p[0].reason, "given more than once");
   EXPECT_EQ(p[1].field, "query.flag");
   EXPECT_EQ(p[2].field, "query.colour");
+}
+
+TEST(JsonOut, WritesValidJsonWithEscapes) {
+  JsonOut out;
+  out.begin_object()
+      .field("s", std::string("q\"uote\\ tab\t nl\n \x01 é"))
+      .field("n", -42)
+      .field("b", true)
+      .key("raw")
+      .raw(R"({"a":[1,2]})")
+      .key("empty")
+      .raw("")
+      .key("list")
+      .begin_array()
+      .num(1)
+      .begin_object()
+      .end_object()
+      .str("x")
+      .end_array()
+      .key("t")
+      .time(Micros{1'795'680'189'476'106})
+      .key("none")
+      .time(std::optional<Micros>{})
+      .end_object();
+  const auto parsed = nlohmann::json::parse(out.text());
+  EXPECT_EQ(parsed["s"], "q\"uote\\ tab\t nl\n \x01 é");
+  EXPECT_EQ(parsed["n"], -42);
+  EXPECT_EQ(parsed["b"], true);
+  EXPECT_EQ(parsed["raw"]["a"][1], 2);
+  EXPECT_TRUE(parsed["empty"].is_null());
+  EXPECT_EQ(parsed["list"].size(), 3u);
+  EXPECT_EQ(parsed["t"], "2026-11-26T08:03:09.476106Z");
+  EXPECT_TRUE(parsed["none"].is_null());
 }
 
 TEST(Router, MatchesPatternsAndReportsAllowedMethods) {

@@ -1,0 +1,172 @@
+// Direct agent messages (/api/v1/agents/{id}/messages) and the dead-letter
+// queue of the bus (/api/v1/dlq, admin-only: it holds every topic's payloads).
+#include "devcycle/error.h"
+#include "input.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+namespace {
+
+// The agent a caller acts as: its own agent (agent keys) or one it owns
+// (developers), any (admins).
+Agent acting_agent(Services& s, const Call& c) {
+  auto a = s.platform.registry().get(c.param("id"));
+  authorize(c.principal, Action::kRead, object(Resource::kAgent, a.id, a.owner));
+  authorize(c.principal, Action::kExecute, object(Resource::kAgent, a.id, a.owner));
+  return a;
+}
+
+// Payloads are bytes: UTF-8 text goes out as it is, anything else in base64.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    if (c < 0x80) {
+      n = 0;
+    } else if ((c >> 5) == 0x6) {
+      n = 1;
+    } else if ((c >> 4) == 0xE) {
+      n = 2;
+    } else if ((c >> 3) == 0x1E) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out.push_back(kAlphabet[(v >> k) & 63]);
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+Json to_json(const DeadLetter& d) {
+  const auto& m = d.delivery.message;
+  const bool text = valid_utf8(m.payload);
+  return {{"id", d.delivery.id},
+          {"topic", m.topic},
+          {"group", d.delivery.group},
+          {"key", m.key},
+          {"headers", m.headers},
+          {"payload", text ? m.payload : base64(m.payload)},
+          {"payload_encoding", text ? "utf-8" : "base64"},
+          {"offset", d.delivery.offset},
+          {"partition", d.delivery.partition},
+          {"delivery_count", d.delivery.delivery_count},
+          {"published_at", format_time(d.delivery.published_at)},
+          {"reason", d.reason},
+          {"dead_at", format_time(d.dead_at)}};
+}
+
+void require_admin(const Principal& who) {
+  if (who.role != Role::kAdmin) {
+    throw Error(ErrorCode::kPermissionDenied, "only an admin may read or redrive dead letters");
+  }
+}
+
+}  // namespace
+
+void add_message_routes(Router& r, Services& s) {
+  auto& messages = s.platform.messages();
+
+  r.add({"POST", "/api/v1/agents/{id}/messages", [&s, &messages](Call& c) {
+           const auto sender = acting_agent(s, c);
+           BodyInput in(c.req);
+           const auto recipient = in.string("recipient", true);
+           const auto type = in.string("message_type", true);
+           const auto payload = in.any_json("payload");
+           in.done();
+           return json_response(
+               201, to_json(messages.send(sender.id, *recipient, *type, payload.value_or("{}"))));
+         }});
+
+  // Receiving marks the messages delivered: it is the recipient's inbox.
+  r.add({"POST", "/api/v1/agents/{id}/messages/receive", [&s, &messages](Call& c) {
+           const auto recipient = acting_agent(s, c);
+           BodyInput in(c.req, /*empty_ok=*/true);
+           const auto limit = in.integer("limit", 1, 1000);
+           in.done();
+           Json items = Json::array();
+           for (const auto& m :
+                messages.receive(recipient.id, static_cast<int>(limit.value_or(100)))) {
+             items.push_back(to_json(m));
+           }
+           return json_response(200, page(std::move(items), ""));
+         }});
+
+  r.add({"GET", "/api/v1/agents/{id}/messages/{message_id}", [&s, &messages](Call& c) {
+           const auto agent = acting_agent(s, c);
+           const auto m = messages.get(c.param("message_id"));
+           if (m.sender != agent.id && m.recipient != agent.id) {
+             throw Error(ErrorCode::kNotFound,
+                         "message \"" + c.param("message_id") + "\" not found");
+           }
+           return json_response(200, to_json(m));
+         }});
+
+  r.add({"POST", "/api/v1/agents/{id}/messages/{message_id}/read", [&s, &messages](Call& c) {
+           const auto reader = acting_agent(s, c);
+           BodyInput in(c.req, /*empty_ok=*/true);
+           in.done();
+           return json_response(200, to_json(messages.mark_read(c.param("message_id"), reader.id)));
+         }});
+
+  r.add({"GET", "/api/v1/dlq",
+         [&s](Call& c) {
+           require_admin(c.principal);
+           QueryInput q(c.req);
+           const auto topic = q.string("topic");
+           const auto group = q.string("group");
+           const auto limit = q.integer("limit", 1, 1000).value_or(100);
+           const auto after = q.integer("after_offset", -1, INT64_MAX).value_or(-1);
+           std::vector<FieldProblem> missing;
+           if (!topic) missing.push_back({"query.topic", "is required"});
+           if (!group) missing.push_back({"query.group", "is required"});
+           q.done();
+           if (!missing.empty()) throw ValidationError(std::move(missing));
+           const auto letters =
+               s.platform.bus().dead_letters(*topic, *group, static_cast<int>(limit), after);
+           Json items = Json::array();
+           for (const auto& d : letters) items.push_back(to_json(d));
+           return json_response(200, page(std::move(items), ""));
+         },
+         false, Lane::kInline, true});
+
+  r.add({"POST", "/api/v1/dlq/redrive", [&s](Call& c) {
+           require_admin(c.principal);
+           BodyInput in(c.req);
+           const auto topic = in.string("topic", true);
+           const auto group = in.string("group", true);
+           const auto ids = in.string_list("ids");
+           in.done();
+           const int n =
+               s.platform.bus().redrive(*topic, *group, ids.value_or(std::vector<std::string>{}));
+           return json_response(200, {{"redriven", n}});
+         }});
+}
+
+}  // namespace devcycle::server
