@@ -52,8 +52,12 @@ JsonOut& JsonOut::str(std::string_view s) {
   separate();
   out_.push_back('"');
   static constexpr char kHex[] = "0123456789abcdef";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  std::size_t plain = 0;  // start of the run of characters that need no escape
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out_.append(s.data() + plain, i - plain);
+    plain = i + 1;
     switch (c) {
       case '"':
         out_ += "\\\"";
@@ -77,15 +81,12 @@ JsonOut& JsonOut::str(std::string_view s) {
         out_ += "\\f";
         break;
       default:
-        if (c < 0x20) {
-          out_ += "\\u00";
-          out_.push_back(kHex[c >> 4]);
-          out_.push_back(kHex[c & 15]);
-        } else {
-          out_.push_back(ch);
-        }
+        out_ += "\\u00";
+        out_.push_back(kHex[c >> 4]);
+        out_.push_back(kHex[c & 15]);
     }
   }
+  out_.append(s.data() + plain, s.size() - plain);
   out_.push_back('"');
   return *this;
 }
