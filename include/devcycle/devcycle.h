@@ -3,6 +3,7 @@
 
 #include "devcycle/agent_messages.h"
 #include "devcycle/api_keys.h"
+#include "devcycle/audit.h"
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
 #include "devcycle/authz.h"
@@ -24,6 +25,7 @@
 #include "devcycle/platform.h"
 #include "devcycle/registry.h"
 #include "devcycle/semver.h"
+#include "devcycle/sessions.h"
 #include "devcycle/tokens.h"
 #include "devcycle/uuid.h"
 #include "devcycle/value.h"
