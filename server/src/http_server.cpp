@@ -241,7 +241,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         static_cast<http::status>(r.status), version_ ? version_ : 11);
     res->set(http::field::server, "devcycle");
     if (!r.content_type.empty()) res->set(http::field::content_type, r.content_type);
-    for (auto& [name, value] : r.headers) res->set(name, value);
+    for (auto& [name, value] : r.headers) res->insert(name, value);
     res->body() = std::move(r.body);
     const bool keep = keep_alive_ && !last_ && !server_->stopping.load();
     res->keep_alive(keep);

@@ -17,6 +17,7 @@ struct Call {
   std::map<std::string, std::string> params;  // from the pattern, percent-decoded
   Principal principal;                        // the caller (empty on public routes)
   std::string access_token;                   // when the caller used a JWT
+  std::string session_token;                  // when the caller used a session cookie
   const std::string& param(const std::string& name) const { return params.at(name); }
 };
 

@@ -26,7 +26,17 @@ void add_auth_routes(Router& r, Services& s) {
            auto login = in.string("login", true);
            auto password = in.string("password", true);
            in.done();
-           const auto pair = s.auth.login(*login, *password, c.req.client_address);
+           User user;
+           try {
+             user = s.users.authenticate(*login, *password, c.req.client_address);
+           } catch (const Error& e) {
+             audit(s, c.req, "",
+                   e.code() == ErrorCode::kResourceExhausted ? "login.throttled" : "login.failed",
+                   "", {{"login", *login}});
+             throw;
+           }
+           const auto pair = s.tokens.issue(user);
+           audit(s, c.req, user.id, "login.succeeded", "user:" + user.id);
            return json_response(200, to_json(pair, s.platform.clock().now()));
          },
          /*public_route=*/true, Lane::kHeavy});
@@ -46,11 +56,12 @@ void add_auth_routes(Router& r, Services& s) {
            auto refresh = in.string("refresh_token");
            in.done();
            s.auth.logout(c.access_token, refresh.value_or(""));
+           audit(s, c, "token.revoked", "user:" + c.principal.id);
            return no_content();
          }});
 
   r.add({"GET", "/api/v1/auth/me", [&s](Call& c) {
-           if (c.access_token.empty()) {
+           if (c.access_token.empty() && c.session_token.empty()) {
              // An API key speaks for its owner, with the key's role and scope.
              Json j{{"user_id", c.principal.id},
                     {"role", to_string(c.principal.role)},
@@ -61,7 +72,7 @@ void add_auth_routes(Router& r, Services& s) {
              return json_response(200, j);
            }
            Json j = to_json(s.users.get(c.principal.id));
-           j["credential"] = "access_token";
+           j["credential"] = c.access_token.empty() ? "session" : "access_token";
            return json_response(200, j);
          }});
 
@@ -71,12 +82,14 @@ void add_auth_routes(Router& r, Services& s) {
            auto current = in.string("current_password", true);
            auto next = in.string("new_password", true);
            in.done();
-           if (c.access_token.empty()) {
+           if (c.access_token.empty() && c.session_token.empty()) {
              throw Error(ErrorCode::kPermissionDenied,
                          "log in with a password to change it; an API key cannot");
            }
            try {
              s.auth.change_password(c.principal.id, *current, *next);
+             s.sessions.revoke_user(c.principal.id);
+             audit(s, c, "password.changed", "user:" + c.principal.id);
            } catch (const Error& e) {
              // A wrong current password is bad input here, not a lost session.
              if (e.code() != ErrorCode::kUnauthenticated) throw;
@@ -115,7 +128,9 @@ void add_auth_routes(Router& r, Services& s) {
            const auto role = in.string("role");
            in.done();
            if (role) u.role = parse_role(*role);
-           return json_response(201, to_json(s.users.create(u)));
+           const auto created = s.users.create(u);
+           audit(s, c, "user.created", "user:" + created.id, {{"role", to_string(created.role)}});
+           return json_response(201, to_json(created));
          },
          false, Lane::kHeavy});
 
@@ -134,15 +149,22 @@ void add_auth_routes(Router& r, Services& s) {
            in.done();
            require_admin(c.principal, "change roles or deactivate accounts");
            s.users.get(id);  // 404 before any change
-           if (role) s.users.set_role(id, parse_role(*role));
+           if (active && !*active && id == c.principal.id) {
+             throw ValidationError("active", "you cannot deactivate yourself");
+           }
+           if (role) {
+             s.users.set_role(id, parse_role(*role));
+             s.sessions.revoke_user(id);  // sessions carry the role they began with
+             audit(s, c, "user.role_changed", "user:" + id, {{"role", *role}});
+           }
            if (active) {
              if (*active) {
                s.users.reactivate(id);
+               audit(s, c, "user.reactivated", "user:" + id);
              } else {
-               if (id == c.principal.id) {
-                 throw ValidationError("active", "you cannot deactivate yourself");
-               }
                s.auth.deactivate(id);
+               s.sessions.revoke_user(id);
+               audit(s, c, "user.deactivated", "user:" + id);
              }
            }
            return json_response(200, to_json(s.users.get(id)));
@@ -186,6 +208,8 @@ void add_auth_routes(Router& r, Services& s) {
                        object(Resource::kAgent, agent.id, agent.owner));
            }
            const auto created = s.keys.create(c.principal, k);
+           audit(s, c, "api_key.created", "api_key:" + created.key.id,
+                 {{"role", to_string(created.key.role)}, {"prefix", created.key.prefix}});
            Json j = to_json(created.key);
            j["secret"] = created.secret;
            return json_response(201, j);
@@ -200,7 +224,9 @@ void add_auth_routes(Router& r, Services& s) {
   r.add({"DELETE", "/api/v1/api-keys/{id}", [&s](Call& c) {
            const auto k = s.keys.get(c.param("id"));
            authorize(c.principal, Action::kDelete, object(Resource::kApiKey, k.id, k.owner));
-           return json_response(200, to_json(s.keys.revoke(k.id)));
+           const auto revoked = s.keys.revoke(k.id);
+           audit(s, c, "api_key.revoked", "api_key:" + k.id, {{"prefix", k.prefix}});
+           return json_response(200, to_json(revoked));
          }});
 }
 

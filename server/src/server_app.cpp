@@ -77,6 +77,54 @@ constexpr std::string_view kDocsPage = R"(<!doctype html>
 
 }  // namespace
 
+void audit(Services& s, const HttpRequest& req, std::string actor, std::string action,
+           std::string target, const Json& detail) {
+  try {
+    s.audit.record({std::move(actor), std::move(action), std::move(target), req.client_address,
+                    detail.dump()});
+  } catch (const std::exception& e) {
+    s.log.error("audit entry not recorded", {{"action", action}, {"error", e.what()}});
+  }
+}
+
+void audit(Services& s, const Call& c, std::string action, std::string target, const Json& detail) {
+  audit(s, c.req, c.principal.id, std::move(action), std::move(target), detail);
+}
+
+std::string cookie(const HttpRequest& req, std::string_view name) {
+  for (const auto& [header, value] : req.headers) {
+    if (header != "cookie") continue;
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto semi = rest.find(';');
+      auto pair = rest.substr(0, semi);
+      rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      const auto eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+        return std::string(pair.substr(eq + 1));
+      }
+    }
+  }
+  return {};
+}
+
+std::vector<std::pair<std::string, std::string>> session_cookies(const CreatedSession& s, bool tls,
+                                                                 std::chrono::seconds max_age) {
+  const std::string attributes =
+      "; Path=/; SameSite=Strict; Max-Age=" + std::to_string(max_age.count()) +
+      (tls ? "; Secure" : "");
+  return {{"Set-Cookie", std::string(kSessionCookie) + "=" + s.token + attributes + "; HttpOnly"},
+          {"Set-Cookie", std::string(kCsrfCookie) + "=" + s.csrf_token + attributes}};
+}
+
+std::vector<std::pair<std::string, std::string>> clear_session_cookies(bool tls) {
+  const std::string attributes =
+      "=; Path=/; SameSite=Strict; Max-Age=0" + std::string(tls ? "; Secure" : "");
+  return {{"Set-Cookie", std::string(kSessionCookie) + attributes + "; HttpOnly"},
+          {"Set-Cookie", std::string(kCsrfCookie) + attributes}};
+}
+
 void check_cors_origin(const std::string& origin, const std::string& setting) {
   if (origin == "*") return;
   const auto scheme = origin.find("://");
@@ -98,10 +146,12 @@ struct ServerApp::Impl {
   TokenService tokens;
   ApiKeyStore keys;
   AuthService auth;
+  SessionStore sessions;
+  AuditLog audit_log;
+  Logger log;
   Services services;
   Router router;
   std::atomic<bool> draining{false};
-  Logger log;
   Counter* runs_started = nullptr;
   std::mutex metrics_mu;
   std::map<std::pair<std::size_t, int>, Counter*> request_counters;
@@ -116,6 +166,11 @@ struct ServerApp::Impl {
     d.clock = p.options().clock;
     return d;
   }
+  static SessionOptions session_options(Platform& p) {
+    SessionOptions o;
+    o.clock = p.options().clock;
+    return o;
+  }
   static TokenOptions token_options(Platform& p) {
     TokenOptions t;
     t.clock = p.options().clock;
@@ -129,13 +184,16 @@ struct ServerApp::Impl {
         tokens(p.database(), p.cache(), options.master_key, token_options(p), &users),
         keys(p.database(), p.options().clock),
         auth(users, tokens),
-        services{p, users, tokens, keys, auth},
-        log(p.logger().named("server")) {
+        sessions(p.database(), p.cache(), session_options(p)),
+        audit_log(p.database(), p.options().clock),
+        log(p.logger().named("server")),
+        services{p, users, tokens, keys, auth, sessions, audit_log, log} {
     add_auth_routes(router, services);
     add_agent_routes(router, services);
     add_workflow_routes(router, services);
     add_run_routes(router, services);
     add_message_routes(router, services);
+    add_session_routes(router, services);
     add_system_routes();
     auto& m = platform.metrics();
     runs_started = &m.counter("runs_started_total", "Workflow runs started");
@@ -244,7 +302,7 @@ struct ServerApp::Impl {
     });
   }
 
-  Principal authenticate(const HttpRequest& req, std::string& access_token) {
+  Principal authenticate(const HttpRequest& req, Call& call) {
     std::string credential;
     if (const auto* h = req.header("authorization")) {
       if (h->size() > 7 && (h->starts_with("Bearer ") || h->starts_with("bearer "))) {
@@ -257,13 +315,32 @@ struct ServerApp::Impl {
       credential = *k;
     }
     if (credential.empty()) {
+      if (auto token = cookie(req, kSessionCookie); !token.empty())
+        return from_session(req, call, token);
       throw Error(ErrorCode::kUnauthenticated,
-                  "credentials required: send \"Authorization: Bearer <access token or API key>\"");
+                  "credentials required: send \"Authorization: Bearer <access token or API key>\" "
+                  "or a session cookie");
     }
     if (credential.starts_with("dck_")) return keys.authenticate(credential);
     auto p = auth.principal(credential);
-    access_token = credential;
+    call.access_token = credential;
     return p;
+  }
+
+  // A browser: the session cookie, and for anything but a read the CSRF
+  // header that matches it.
+  Principal from_session(const HttpRequest& req, Call& call, const std::string& token) {
+    const auto session = sessions.authenticate(token);
+    if (req.method != "GET" && req.method != "HEAD") {
+      const auto* csrf = req.header("x-csrf-token");
+      if (!csrf || !sessions.check_csrf(token, *csrf)) {
+        throw Error(ErrorCode::kPermissionDenied,
+                    "csrf: a request with a session cookie must send the value of the " +
+                        std::string(kCsrfCookie) + " cookie in the X-CSRF-Token header");
+      }
+    }
+    call.session_token = token;
+    return Principal{session.user_id, session.role, {}, ""};
   }
 
   void rate_limit(const std::string& who) {
@@ -371,23 +448,29 @@ struct ServerApp::Impl {
       }
       return problem(404, "not_found", "no route for " + req.method + " " + req.path);
     }
+    std::string principal_id;
     try {
       if (!m.route->query && !req.query.empty()) {
         throw ValidationError(
             "query", m.route->method + " " + m.route->pattern + " takes no query parameters");
       }
-      Call call{req, std::move(m.params), {}, {}};
+      Call call{req, std::move(m.params), {}, {}, {}};
       if (m.route->public_route) {
         // Logins and refreshes are limited per client address.
         if (req.method != "GET") rate_limit("addr:" + req.client_address);
       } else {
-        call.principal = authenticate(req, call.access_token);
+        call.principal = authenticate(req, call);
+        principal_id = call.principal.id;
         rate_limit("principal:" + call.principal.id + ":" + call.principal.agent_id);
       }
       return m.route->handler(call);
     } catch (const ValidationError& e) {
       return problem(e);
     } catch (const Error& e) {
+      if (e.code() == ErrorCode::kPermissionDenied) {
+        audit(services, req, principal_id, "permission.denied", req.method + " " + req.path,
+              {{"reason", e.what()}});
+      }
       if (e.code() == ErrorCode::kInternal) {
         log.error("request failed",
                   {{"method", req.method}, {"path", req.path}, {"error", e.what()}});

@@ -6,9 +6,11 @@
 #include <string>
 
 #include "devcycle/api_keys.h"
+#include "devcycle/audit.h"
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
 #include "devcycle/platform.h"
+#include "devcycle/sessions.h"
 #include "devcycle/tokens.h"
 #include "router.h"
 #include "serialize.h"
@@ -21,7 +23,27 @@ struct Services {
   TokenService& tokens;
   ApiKeyStore& keys;
   AuthService& auth;
+  SessionStore& sessions;
+  AuditLog& audit;
+  const Logger& log;
 };
+
+// Records an audit entry for the caller of `c`; a failure to record is
+// logged, never the request's failure.
+void audit(Services& s, const Call& c, std::string action, std::string target,
+           const Json& detail = Json::object());
+// The same, for a caller that is not authenticated (yet).
+void audit(Services& s, const HttpRequest& req, std::string actor, std::string action,
+           std::string target, const Json& detail = Json::object());
+
+// Cookies of a session login, and the headers that clear them.
+std::vector<std::pair<std::string, std::string>> session_cookies(const CreatedSession& s, bool tls,
+                                                                 std::chrono::seconds max_age);
+std::vector<std::pair<std::string, std::string>> clear_session_cookies(bool tls);
+// The value of a cookie in the request, or "".
+std::string cookie(const HttpRequest& req, std::string_view name);
+inline constexpr std::string_view kSessionCookie = "devcycle_session";
+inline constexpr std::string_view kCsrfCookie = "devcycle_csrf";
 
 // An object reference for authorize().
 inline ObjectRef object(Resource r, std::string id = {}, std::string owner = {}) {
@@ -41,5 +63,6 @@ void add_agent_routes(Router& router, Services& s);
 void add_workflow_routes(Router& router, Services& s);
 void add_run_routes(Router& router, Services& s);
 void add_message_routes(Router& router, Services& s);
+void add_session_routes(Router& router, Services& s);
 
 }  // namespace devcycle::server

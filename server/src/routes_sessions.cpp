@@ -1,0 +1,127 @@
+// Browser sessions (/api/v1/auth/session, /api/v1/auth/sessions) and the
+// audit log (/api/v1/audit).
+#include "devcycle/error.h"
+#include "input.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+namespace {
+
+Json to_json(const Session& s) {
+  return {{"id", s.id},
+          {"user_id", s.user_id},
+          {"role", to_string(s.role)},
+          {"created_at", format_time(s.created_at)},
+          {"last_seen_at", format_time(s.last_seen_at)},
+          {"expires_at", format_time(s.expires_at)},
+          {"client_address", s.client_address},
+          {"user_agent", s.user_agent},
+          {"revoked_at", s.revoked_at ? Json(format_time(*s.revoked_at)) : Json(nullptr)}};
+}
+
+Json to_json(const AuditEntry& e) {
+  return {{"id", e.id},
+          {"at", format_time(e.at)},
+          {"actor", e.actor.empty() ? Json(nullptr) : Json(e.actor)},
+          {"action", e.action},
+          {"target", e.target},
+          {"client_address", e.client_address},
+          {"detail", embedded(e.detail)}};
+}
+
+}  // namespace
+
+void add_session_routes(Router& r, Services& s) {
+  // A browser logs in for a session cookie (HttpOnly) and a CSRF cookie.
+  r.add({"POST", "/api/v1/auth/session",
+         [&s](Call& c) {
+           BodyInput in(c.req);
+           auto login = in.string("login", true);
+           auto password = in.string("password", true);
+           in.done();
+           User user;
+           try {
+             user = s.users.authenticate(*login, *password, c.req.client_address);
+           } catch (const Error& e) {
+             audit(s, c.req, "",
+                   e.code() == ErrorCode::kResourceExhausted ? "login.throttled" : "login.failed",
+                   "", {{"login", *login}, {"via", "session"}});
+             throw;
+           }
+           const auto* agent = c.req.header("user-agent");
+           const auto created = s.sessions.create(user, c.req.client_address, agent ? *agent : "");
+           audit(s, c.req, user.id, "login.succeeded", "session:" + created.session.id,
+                 {{"via", "session"}});
+           auto res = json_response(
+               201, {{"session", to_json(created.session)}, {"csrf_token", created.csrf_token}});
+           const auto max_age = std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::microseconds(created.session.expires_at - created.session.created_at));
+           for (auto& h : session_cookies(created, c.req.tls, max_age)) res.headers.push_back(h);
+           return res;
+         },
+         /*public_route=*/true, Lane::kHeavy});
+
+  r.add({"DELETE", "/api/v1/auth/session", [&s](Call& c) {
+           if (c.session_token.empty()) {
+             throw ValidationError("cookie." + std::string(kSessionCookie),
+                                   "log out of a session with its cookie; bearer tokens use "
+                                   "POST /api/v1/auth/logout");
+           }
+           const auto id = s.sessions.authenticate(c.session_token).id;
+           s.sessions.revoke(id);
+           audit(s, c, "session.revoked", "session:" + id);
+           auto res = no_content();
+           for (auto& h : clear_session_cookies(c.req.tls)) res.headers.push_back(h);
+           return res;
+         }});
+
+  r.add({"GET", "/api/v1/auth/sessions", [&s](Call& c) {
+           Json items = Json::array();
+           for (const auto& session : s.sessions.list(c.principal.id)) {
+             items.push_back(to_json(session));
+           }
+           return json_response(200, page(std::move(items), ""));
+         }});
+
+  r.add({"DELETE", "/api/v1/auth/sessions/{id}", [&s](Call& c) {
+           const auto session = s.sessions.get(c.param("id"));
+           // Sessions are as private as the user they belong to.
+           authorize(c.principal, Action::kUpdate,
+                     object(Resource::kUser, session.user_id, session.user_id));
+           const auto revoked = s.sessions.revoke(session.id);
+           audit(s, c, "session.revoked", "session:" + session.id);
+           return json_response(200, to_json(revoked));
+         }});
+
+  r.add({"GET", "/api/v1/audit",
+         [&s](Call& c) {
+           authorize(c.principal, Action::kRead, object(Resource::kAuditLog, "audit", ""));
+           QueryInput q(c.req);
+           AuditFilter f;
+           f.actor = q.string("actor");
+           f.action = q.string("action");
+           const auto time = [&](const char* key) -> std::optional<Micros> {
+             auto text = q.string(key);
+             if (!text) return std::nullopt;
+             auto t = parse_time(*text);
+             if (!t) {
+               throw ValidationError(std::string("query.") + key,
+                                     "must be an RFC 3339 time, not \"" + *text + "\"");
+             }
+             return t;
+           };
+           f.after = time("after");
+           f.before = time("before");
+           f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(100));
+           f.page_token = q.string("page_token").value_or("");
+           q.done();
+           const auto p = s.audit.query(f);
+           Json items = Json::array();
+           for (const auto& e : p.entries) items.push_back(to_json(e));
+           return json_response(200, page(std::move(items), p.next_page_token));
+         },
+         false, Lane::kInline, true});
+}
+
+}  // namespace devcycle::server
