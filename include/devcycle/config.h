@@ -45,6 +45,10 @@ struct PlatformOptions {
   // Threads of the workflow engine running in-process tasks; 0: none (call
   // Engine::tick() yourself).
   int engine_workers = 4;
+  // Quotas per owner (0: none): runs pending, running or paused at once,
+  // and agents (kResourceExhausted beyond them).
+  int max_active_runs_per_owner = 0;
+  int max_agents_per_owner = 0;
 };
 
 // One setting that resolve_options() knows.

@@ -195,6 +195,9 @@ struct EngineOptions {
   // through a transactional outbox in the engine's database, so a message
   // is published if and only if its change committed.
   MessageBus* bus = nullptr;
+  // Quota: runs one owner may have pending, running or paused at once; a
+  // start beyond it is Error{kResourceExhausted}. 0: no limit.
+  int max_active_runs_per_owner = 0;
   std::string event_topic = "devcycle.events";
   std::string completion_topic = "devcycle.completions";
 };

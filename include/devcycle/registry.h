@@ -223,6 +223,9 @@ struct RegistryOptions {
   // An online or busy agent whose last heartbeat is older than this is
   // marked offline by sweep_offline().
   std::chrono::microseconds heartbeat_timeout = std::chrono::seconds(30);
+  // Quota: agents one owner may have; create() beyond it is
+  // Error{kResourceExhausted}. 0: no limit.
+  int max_agents_per_owner = 0;
 };
 
 class Registry {

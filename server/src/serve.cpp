@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 16> kServeSettings{{
+constexpr std::array<SettingInfo, 18> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -49,6 +49,10 @@ constexpr std::array<SettingInfo, 16> kServeSettings{{
     {"rate_burst", "DEVCYCLE_RATE_BURST", "400", "Burst of requests per caller"},
     {"shutdown_grace_ms", "DEVCYCLE_SHUTDOWN_GRACE_MS", "10000",
      "How long in-flight requests may finish on SIGTERM"},
+    {"max_active_runs_per_user", "DEVCYCLE_MAX_ACTIVE_RUNS_PER_USER", "0",
+     "Quota: runs one user may have pending, running or paused at once (0: no limit)"},
+    {"max_agents_per_user", "DEVCYCLE_MAX_AGENTS_PER_USER", "0",
+     "Quota: agents one user may own (0: no limit)"},
     {"cors_origins", "DEVCYCLE_CORS_ORIGINS", "",
      "Comma-separated browser origins allowed cross-origin (https://app.example.com), or *"},
     {"swagger_ui_dir", "DEVCYCLE_SWAGGER_UI_DIR", DEVCYCLE_SWAGGER_UI_DIR,
@@ -119,6 +123,10 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.rate_burst = static_cast<double>(integer_setting(extra, "rate_burst", 1, 10'000'000));
   s.grace = std::chrono::milliseconds(integer_setting(extra, "shutdown_grace_ms", 0, 3'600'000));
   s.app.swagger_ui_dir = extra.values.at("swagger_ui_dir").value;
+  s.platform.max_active_runs_per_owner =
+      static_cast<int>(integer_setting(extra, "max_active_runs_per_user", 0, 1'000'000));
+  s.platform.max_agents_per_owner =
+      static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));
   {
     const auto& cors = extra.values.at("cors_origins");
     std::size_t at = 0;

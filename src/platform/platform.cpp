@@ -64,6 +64,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
     throw Error(ErrorCode::kInvalidArgument, "monitor_interval: must not be negative");
   }
   RegistryOptions registry_options;
+  registry_options.max_agents_per_owner = options.max_agents_per_owner;
   registry_options.clock = options.clock;
   registry_options.heartbeat_timeout = options.heartbeat_timeout;
   impl->registry = std::make_unique<Registry>(*impl->database, registry_options);
@@ -72,6 +73,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   EngineOptions engine_options;
   engine_options.clock = options.clock;
   engine_options.workers = options.engine_workers;
+  engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   BusOptions bus_options;

@@ -235,6 +235,15 @@ Agent Registry::create(const AgentSpec& spec) {
                                                  "\" already has an agent named \"" + spec.name +
                                                  "\"");
     }
+    if (const int quota = impl_->options.max_agents_per_owner; quota > 0) {
+      const auto have =
+          t.query("SELECT COUNT(*) FROM agents WHERE owner = $1", {spec.owner})[0][0].as_int();
+      if (have >= quota) {
+        throw Error(ErrorCode::kResourceExhausted,
+                    "quota: owner \"" + spec.owner + "\" has " + std::to_string(have) +
+                        " agents, the most allowed (max_agents_per_owner); delete one first");
+      }
+    }
     store.insert_agent(agent);
   });
   impl_->emit({impl_->event(AgentEvent::Kind::kCreated, agent, agent.status)});

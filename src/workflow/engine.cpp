@@ -1512,9 +1512,31 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
     claims.clear();
     std::vector<Run> runs;
     runs.reserve(prepared.size());
+    std::map<std::string, std::int64_t> active;  // owner -> active runs, with this call's
     for (std::size_t i = 0; i < prepared.size(); ++i) {
       const auto& p = prepared[i];
       const auto& request = *p.request;
+      const auto check_quota = [&] {
+        const int quota = impl_->options.max_active_runs_per_owner;
+        if (quota <= 0) return;
+        auto [it, fresh] = active.try_emplace(request.owner, 0);
+        if (fresh) {
+          it->second = t.query(
+                            "SELECT COUNT(*) FROM workflow_runs WHERE status IN ('pending', "
+                            "'running', 'paused') AND owner = $1",
+                            {request.owner})[0][0]
+                           .as_int();
+        }
+        if (it->second >= quota) {
+          std::string message = "quota: owner \"" + request.owner + "\" has " +
+                                std::to_string(it->second) +
+                                " active runs, the most allowed (max_active_runs_per_owner); "
+                                "wait for one to finish";
+          if (prepared.size() > 1) message = in_batch(i, message);
+          throw Error(ErrorCode::kResourceExhausted, std::move(message));
+        }
+        ++it->second;
+      };
       if (!request.idempotency_key.empty()) {
         if (auto existing = store.find_run_by_key(request.owner, request.idempotency_key)) {
           if (existing->workflow != p.run.workflow) {
@@ -1528,6 +1550,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
           continue;
         }
       }
+      check_quota();
       Run r = p.run;
       store.insert_run(r, p.workflow_id);
       events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});

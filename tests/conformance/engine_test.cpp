@@ -643,6 +643,35 @@ TEST_P(EngineTest, StartManyStartsEveryRunInOrder) {
   EXPECT_TRUE(engine_->start_many({}).empty());
 }
 
+TEST_P(EngineTest, ActiveRunQuotaPerOwner) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.max_active_runs_per_owner = 2;
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "q", "tasks": [{"id": "t", "capability": "step"}]})");
+  start(wf, "{}", "first");
+  start(wf);
+  const auto before = testing::table_snapshot(*db_, {"workflow_runs", "tasks"});
+  EXPECT_DEVCYCLE_ERROR(start(wf), ErrorCode::kResourceExhausted, "quota",
+                        "max_active_runs_per_owner");
+  EXPECT_EQ(testing::table_snapshot(*db_, {"workflow_runs", "tasks"}), before);
+  // A repeated idempotency key is not a new run; another owner has a quota of its own.
+  EXPECT_NO_THROW(start(wf, "{}", "first"));
+  StartRun bob{wf, std::nullopt, "{}", "bob", "", {}};
+  EXPECT_NO_THROW(engine_->start(bob));
+  // A batch is counted whole, and named by the run that went over.
+  std::vector<StartRun> batch(2, bob);
+  EXPECT_DEVCYCLE_ERROR(engine_->start_many(batch), ErrorCode::kResourceExhausted, "runs[1].quota");
+  // Finished runs free the quota.
+  EXPECT_EQ(engine_->run_until_idle(), 3);
+  EXPECT_NO_THROW(start(wf));
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

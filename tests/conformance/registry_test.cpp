@@ -589,6 +589,20 @@ TEST_P(RegistryTest, MonitorThreadSweepsOnItsOwn) {
   EXPECT_EQ(registry_->get(a.id).status, AgentStatus::kOffline);
 }
 
+TEST_P(RegistryTest, AgentQuotaPerOwner) {
+  RegistryOptions options;
+  options.clock = clock_;
+  options.max_agents_per_owner = 2;
+  registry_ = std::make_unique<Registry>(*db_, options);
+  make("one");
+  make("two");
+  EXPECT_DEVCYCLE_ERROR(make("three"), ErrorCode::kResourceExhausted, "quota", "owner \"alice\"",
+                        "max_agents_per_owner");
+  EXPECT_NO_THROW(make("three", "bob"));
+  registry_->remove(registry_->get_by_name("alice", "one").id);
+  EXPECT_NO_THROW(make("three"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest,
                          ::testing::ValuesIn(testing::database_backends("registry.db")),
                          testing::backend_name);

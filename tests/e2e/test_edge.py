@@ -266,3 +266,23 @@ def test_bad_cors_origin_is_refused(tmp_path):
     r = subprocess.run([BINARY, "serve", "--cors-origins", "https://app.example.com/path"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=30)
     assert r.returncode == 64 and "cors_origins (flag --cors-origins)" in r.stderr
+
+
+def test_quotas_per_user():
+    s = Server("--max-agents-per-user", "1", "--max-active-runs-per-user", "1")
+    try:
+        admin = s.admin()
+        admin.post("/api/v1/agent-types", json={"name": "q"})
+        assert admin.post("/api/v1/agents", json={"name": "one", "type": "q"}).status_code == 201
+        body = problem(admin.post("/api/v1/agents", json={"name": "two", "type": "q"}), 429,
+                       "resource_exhausted")
+        assert "max_agents_per_owner" in body["detail"]
+        admin.post("/api/v1/workflows", json={"name": "wf", "tasks": [{"id": "t", "capability": "c"}]})
+        first = admin.post("/api/v1/runs", json={"workflow": "wf"})
+        assert first.status_code == 201
+        body = problem(admin.post("/api/v1/runs", json={"workflow": "wf"}), 429, "resource_exhausted")
+        assert "max_active_runs_per_owner" in body["detail"]
+        admin.post(f"/api/v1/runs/{first.json()['id']}/cancel")
+        assert admin.post("/api/v1/runs", json={"workflow": "wf"}).status_code == 201
+    finally:
+        assert s.stop() == 0, s.log()
