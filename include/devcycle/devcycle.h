@@ -24,6 +24,7 @@
 #include "devcycle/metrics.h"
 #include "devcycle/platform.h"
 #include "devcycle/registry.h"
+#include "devcycle/secrets.h"
 #include "devcycle/semver.h"
 #include "devcycle/sessions.h"
 #include "devcycle/tokens.h"
