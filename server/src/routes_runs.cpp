@@ -70,9 +70,15 @@ void add_run_routes(Router& r, Services& s) {
          },
          false, Lane::kInline, true});
 
-  r.add({"GET", "/api/v1/runs/{id}", [&engine](Call& c) {
+  r.add({"GET", "/api/v1/runs/{id}", [&engine, &s](Call& c) {
            RunDetail d;
            readable_run(engine, c, &d);
+           // Errors may quote what a task saw: never a secret's value.
+           d.run.error = s.secrets.redact(d.run.error);
+           for (auto& t : d.tasks) {
+             t.error = s.secrets.redact(t.error);
+             for (auto& a : t.attempts) a.error = s.secrets.redact(a.error);
+           }
            return json_response(200, to_json(d));
          }});
 
@@ -96,8 +102,12 @@ void add_run_routes(Router& r, Services& s) {
     return std::make_pair(task, ref);
   };
 
-  r.add({"GET", "/api/v1/tasks/{id}",
-         [readable_task](Call& c) { return json_response(200, to_json(readable_task(c).first)); }});
+  r.add({"GET", "/api/v1/tasks/{id}", [&s, readable_task](Call& c) {
+           auto task = readable_task(c).first;
+           task.error = s.secrets.redact(task.error);
+           for (auto& a : task.attempts) a.error = s.secrets.redact(a.error);
+           return json_response(200, to_json(task));
+         }});
 
   r.add({"POST", "/api/v1/tasks/{id}/cancel", [&engine, readable_task](Call& c) {
            const auto [task, ref] = readable_task(c);
@@ -106,7 +116,7 @@ void add_run_routes(Router& r, Services& s) {
          }});
 
   r.add({"GET", "/api/v1/tasks/{id}/logs",
-         [&engine, readable_task](Call& c) {
+         [&engine, &s, readable_task](Call& c) {
            const auto task = readable_task(c).first;
            QueryInput q(c.req);
            const auto attempt = q.integer("attempt", 1, 1000);
@@ -117,7 +127,10 @@ void add_run_routes(Router& r, Services& s) {
                task.id, attempt ? std::optional<int>(static_cast<int>(*attempt)) : std::nullopt,
                static_cast<int>(limit), std::move(token));
            Json items = Json::array();
-           for (const auto& l : p.lines) items.push_back(to_json(l));
+           for (auto l : p.lines) {
+             l.message = s.secrets.redact(l.message);
+             items.push_back(to_json(l));
+           }
            return json_response(200, page(std::move(items), p.next_page_token));
          },
          false, Lane::kInline, true});

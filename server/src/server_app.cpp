@@ -148,6 +148,7 @@ struct ServerApp::Impl {
   AuthService auth;
   SessionStore sessions;
   AuditLog audit_log;
+  SecretStore secrets;
   Logger log;
   Services services;
   Router router;
@@ -186,14 +187,16 @@ struct ServerApp::Impl {
         auth(users, tokens),
         sessions(p.database(), p.cache(), session_options(p)),
         audit_log(p.database(), p.options().clock),
+        secrets(p.database(), options.master_key, p.options().clock),
         log(p.logger().named("server")),
-        services{p, users, tokens, keys, auth, sessions, audit_log, log} {
+        services{p, users, tokens, keys, auth, sessions, audit_log, secrets, log} {
     add_auth_routes(router, services);
     add_agent_routes(router, services);
     add_workflow_routes(router, services);
     add_run_routes(router, services);
     add_message_routes(router, services);
     add_session_routes(router, services);
+    add_secret_routes(router, services);
     add_system_routes();
     auto& m = platform.metrics();
     runs_started = &m.counter("runs_started_total", "Workflow runs started");

@@ -10,6 +10,7 @@
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
 #include "devcycle/platform.h"
+#include "devcycle/secrets.h"
 #include "devcycle/sessions.h"
 #include "devcycle/tokens.h"
 #include "router.h"
@@ -25,6 +26,7 @@ struct Services {
   AuthService& auth;
   SessionStore& sessions;
   AuditLog& audit;
+  SecretStore& secrets;
   const Logger& log;
 };
 
@@ -64,5 +66,6 @@ void add_workflow_routes(Router& router, Services& s);
 void add_run_routes(Router& router, Services& s);
 void add_message_routes(Router& router, Services& s);
 void add_session_routes(Router& router, Services& s);
+void add_secret_routes(Router& router, Services& s);
 
 }  // namespace devcycle::server
