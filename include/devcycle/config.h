@@ -49,6 +49,9 @@ struct PlatformOptions {
   // and agents (kResourceExhausted beyond them).
   int max_active_runs_per_owner = 0;
   int max_agents_per_owner = 0;
+  // The master key (32 raw bytes or 64 hex digits, see load_master_key) that
+  // seals secrets; empty: no secrets (tasks that read one fail).
+  std::string master_key;
 };
 
 // One setting that resolve_options() knows.

@@ -27,6 +27,7 @@
 #include "devcycle/executor.h"
 #include "devcycle/messaging.h"
 #include "devcycle/registry.h"
+#include "devcycle/secrets.h"
 #include "devcycle/workflow.h"
 
 namespace devcycle {
@@ -198,6 +199,11 @@ struct EngineOptions {
   // Quota: runs one owner may have pending, running or paused at once; a
   // start beyond it is Error{kResourceExhausted}. 0: no limit.
   int max_active_runs_per_owner = 0;
+  // Secrets for {{ secrets.NAME }} in task inputs (it must outlive the
+  // engine): stored inputs hold markers, in-process functions get the
+  // values, and task log lines and errors are redacted before they are
+  // stored. Null: a definition that reads secrets fails its tasks.
+  SecretStore* secrets = nullptr;
   std::string event_topic = "devcycle.events";
   std::string completion_topic = "devcycle.completions";
 };

@@ -23,6 +23,7 @@
 #include "devcycle/messaging.h"
 #include "devcycle/metrics.h"
 #include "devcycle/registry.h"
+#include "devcycle/secrets.h"
 #include "devcycle/workflow.h"
 
 namespace devcycle {
@@ -42,6 +43,8 @@ class Platform {
   WorkflowCatalog& workflows() noexcept;
   Engine& engine() noexcept;
   Cache& cache() noexcept;
+  // The secrets, sealed under PlatformOptions::master_key; null without one.
+  SecretStore* secrets() noexcept;
   // The message bus named by PlatformOptions::bus, and direct messages
   // between agents.
   MessageBus& bus() noexcept;

@@ -48,8 +48,22 @@ class SecretStore {
   // The value, for running a task. kNotFound naming the secret.
   std::string reveal(std::string_view name);
   // `text` with each stored secret's value (of at least 4 bytes) replaced
-  // by "[redacted:NAME]".
+  // by "[redacted:NAME]". Values are remembered for up to two seconds, so
+  // that logging stays cheap; a put() or remove() here is seen at once.
   std::string redact(std::string_view text);
+
+  // References from task inputs. The engine renders {{ secrets.NAME }} in a
+  // task's input as a marker "[secret:NAME:<mac>]" bound to `scope` (the
+  // task's id) by a MAC under the master key, and the stored input keeps the
+  // marker; resolve() puts the values in when the task executes. A marker
+  // that data brought in (a run's input, another task's output) carries no
+  // valid MAC for this task and stays as it is, so data can never name a
+  // secret into a task.
+  std::string marker(std::string_view scope, std::string_view name) const;
+  // `json_text` with this scope's markers replaced by their values, escaped
+  // for a JSON string. Error{kNotFound} naming a referenced secret that does
+  // not exist.
+  std::string resolve(std::string_view scope, std::string_view json_text);
 
  private:
   struct Impl;

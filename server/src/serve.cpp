@@ -149,8 +149,10 @@ ServeSettings resolve(int argc, const char* const* argv) {
   return s;
 }
 
-// The master key: DEVCYCLE_MASTER_KEY, else the file — created (0600) on first start.
-std::string master_key(const std::string& file, const Logger& log) {
+// The master key: DEVCYCLE_MASTER_KEY, else the file — created (0600) on
+// first start. Sets `created` when it made the file.
+std::string master_key(const std::string& file, bool& created) {
+  created = false;
   if (!std::getenv("DEVCYCLE_MASTER_KEY") && !file.empty() && ::access(file.c_str(), F_OK) != 0) {
     const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -165,8 +167,7 @@ std::string master_key(const std::string& file, const Logger& log) {
       ::unlink(file.c_str());
       throw Error(ErrorCode::kUnavailable, "master_key_file: cannot write " + file);
     }
-    log.warn("generated a new master key; back it up: without it the signing keys are lost",
-             {{"file", file}});
+    created = true;
   }
   return load_master_key(file);
 }
@@ -224,9 +225,15 @@ int serve_main(int argc, const char* const* argv) {
     return 64;
   }
   try {
+    bool key_created = false;
+    settings.app.master_key = master_key(settings.master_key_file, key_created);
+    settings.platform.master_key = settings.app.master_key;
     auto platform = Platform::open(settings.platform);
     const auto log = platform->logger().named("server");
-    settings.app.master_key = master_key(settings.master_key_file, log);
+    if (key_created) {
+      log.warn("generated a new master key; back it up: without it the signing keys are lost",
+               {{"file", settings.master_key_file}});
+    }
     ServerApp app(*platform, settings.app);
     const std::string password = app.bootstrap_admin();
 

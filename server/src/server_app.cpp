@@ -148,7 +148,7 @@ struct ServerApp::Impl {
   AuthService auth;
   SessionStore sessions;
   AuditLog audit_log;
-  SecretStore secrets;
+  SecretStore& secrets;
   Logger log;
   Services services;
   Router router;
@@ -166,6 +166,13 @@ struct ServerApp::Impl {
     d.hasher = make_argon2id_hasher(a);
     d.clock = p.options().clock;
     return d;
+  }
+  static SecretStore& platform_secrets(Platform& p) {
+    if (!p.secrets()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "master_key: the server needs a platform opened with a master key");
+    }
+    return *p.secrets();
   }
   static SessionOptions session_options(Platform& p) {
     SessionOptions o;
@@ -187,7 +194,7 @@ struct ServerApp::Impl {
         auth(users, tokens),
         sessions(p.database(), p.cache(), session_options(p)),
         audit_log(p.database(), p.options().clock),
-        secrets(p.database(), options.master_key, p.options().clock),
+        secrets(platform_secrets(p)),
         log(p.logger().named("server")),
         services{p, users, tokens, keys, auth, sessions, audit_log, secrets, log} {
     add_auth_routes(router, services);

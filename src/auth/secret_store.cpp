@@ -1,6 +1,10 @@
+#include <sodium.h>
+
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "auth/sealed_box.h"
 #include "auth/sodium.h"
@@ -38,13 +42,39 @@ SecretInfo from_row(const Row& r) {
 
 struct SecretStore::Impl {
   Impl(Database& d, std::string m, std::shared_ptr<Clock> c)
-      : db(d), master(std::move(m)), clock(std::move(c)) {}
+      : db(d), master(std::move(m)), clock(std::move(c)) {
+    // A key of its own for markers, so that no MAC is ever made with the master key itself.
+    static constexpr std::string_view kContext = "devcycle secret markers";
+    unsigned char k[32];
+    crypto_generichash(k, sizeof k, reinterpret_cast<const unsigned char*>(kContext.data()),
+                       kContext.size(), reinterpret_cast<const unsigned char*>(master.data()),
+                       master.size());
+    marker_key.assign(reinterpret_cast<const char*>(k), sizeof k);
+    sodium_memzero(k, sizeof k);
+  }
   Database& db;
   std::string master;
   std::shared_ptr<Clock> clock;
   // Opened values for redaction, by name, with the version they belong to.
   std::mutex mu;
   std::map<std::string, std::pair<int, std::string>, std::less<>> opened;
+  std::vector<std::pair<std::string, std::string>> values;  // name, value: longest first
+  std::chrono::steady_clock::time_point refreshed_at{};
+  bool fresh = false;      // false: read the table again before the next redaction
+  std::string marker_key;  // derived from the master key, for marker MACs
+
+  std::string mac(std::string_view scope, std::string_view name) const {
+    std::string data(scope);
+    data.push_back('\0');
+    data.append(name);
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(data.data()),
+                       data.size(), reinterpret_cast<const unsigned char*>(marker_key.data()),
+                       marker_key.size());
+    std::string out(32, '\0');
+    sodium_bin2hex(out.data(), out.size() + 1, h, sizeof h);
+    return out;
+  }
 
   std::string open(const std::string& name, const Value& sealed) {
     auto plain = internal::open_box(master, sealed.as_blob().str());
@@ -88,6 +118,10 @@ SecretInfo SecretStore::put(std::string_view name, std::string_view value, std::
   }
   const Micros now = impl_->clock->now();
   const auto sealed = Blob::of(internal::seal(impl_->master, std::string(value)));
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->fresh = false;
+  }
   return impl_->db.write([&](Txn& t) {
     auto rows = t.query(
         "SELECT name, owner, version, created_at, updated_at FROM secrets WHERE name = $1", {name});
@@ -136,6 +170,7 @@ void SecretStore::remove(std::string_view name) {
   if (!gone) throw not_found(name);
   std::lock_guard lock(impl_->mu);
   impl_->opened.erase(std::string(name));
+  impl_->fresh = false;
 }
 
 std::string SecretStore::reveal(std::string_view name) {
@@ -147,33 +182,68 @@ std::string SecretStore::reveal(std::string_view name) {
 
 std::string SecretStore::redact(std::string_view text) {
   if (text.size() < 4) return std::string(text);  // nothing to find in it, no need to look
-  auto rows = impl_->db.read(
-      [](Txn& t) { return t.query("SELECT name, version, sealed FROM secrets ORDER BY name"); });
-  std::vector<std::pair<std::string, std::string>> values;  // name, value
+  std::vector<std::pair<std::string, std::string>> values;
   {
     std::lock_guard lock(impl_->mu);
-    for (const auto& r : rows) {
-      const auto name = r[0].as_text();
-      const int version = static_cast<int>(r[1].as_int());
-      auto& slot = impl_->opened[name];
-      if (slot.first != version || slot.second.empty()) {
-        slot = {version, impl_->open(name, r[2])};
+    const auto now = std::chrono::steady_clock::now();
+    if (!impl_->fresh || now - impl_->refreshed_at > std::chrono::seconds(2)) {
+      auto rows = impl_->db.read([](Txn& t) {
+        return t.query("SELECT name, version, sealed FROM secrets ORDER BY name");
+      });
+      impl_->values.clear();
+      for (const auto& r : rows) {
+        const auto name = r[0].as_text();
+        const int version = static_cast<int>(r[1].as_int());
+        auto& slot = impl_->opened[name];
+        if (slot.first != version || slot.second.empty()) slot = {version, impl_->open(name, r[2])};
+        // Shorter values are too much like ordinary text to replace.
+        if (slot.second.size() >= 4) impl_->values.emplace_back(name, slot.second);
       }
-      values.emplace_back(name, slot.second);
+      // Longest values first, so that a value containing another is replaced whole.
+      std::sort(impl_->values.begin(), impl_->values.end(),
+                [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
+      impl_->refreshed_at = now;
+      impl_->fresh = true;
     }
+    values = impl_->values;
   }
-  // Longest values first, so that a value containing another is replaced whole.
-  std::sort(values.begin(), values.end(),
-            [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
   std::string out(text);
   for (const auto& [name, value] : values) {
-    if (value.size() < 4) continue;  // too short to tell from ordinary text
     const std::string mark = "[redacted:" + name + "]";
     for (auto at = out.find(value); at != std::string::npos;
          at = out.find(value, at + mark.size())) {
       out.replace(at, value.size(), mark);
     }
   }
+  return out;
+}
+
+std::string SecretStore::marker(std::string_view scope, std::string_view name) const {
+  check_name(name);
+  return "[secret:" + std::string(name) + ":" + impl_->mac(scope, name) + "]";
+}
+
+std::string SecretStore::resolve(std::string_view scope, std::string_view text) {
+  std::string out;
+  std::size_t from = 0;
+  for (auto at = text.find("[secret:"); at != std::string_view::npos;
+       at = text.find("[secret:", at + 1)) {
+    const auto end = text.find(']', at);
+    if (end == std::string_view::npos) break;
+    const auto body = text.substr(at + 8, end - at - 8);  // NAME:MAC
+    const auto colon = body.rfind(':');
+    if (colon == std::string_view::npos) continue;
+    const auto name = body.substr(0, colon);
+    const auto mac = body.substr(colon + 1);
+    if (mac.size() != 32 || name.empty() || name.size() > 64) continue;
+    const auto expected = impl_->mac(scope, name);
+    if (sodium_memcmp(expected.data(), mac.data(), 32) != 0) continue;  // not this task's
+    const auto value = nlohmann::json(reveal(name)).dump();             // "...", escaped
+    out.append(text.substr(from, at - from));
+    out.append(value.substr(1, value.size() - 2));
+    from = end + 1;
+  }
+  out.append(text.substr(from));
   return out;
 }
 

@@ -12,6 +12,7 @@ struct Platform::Impl {
   Logger logger;
   std::unique_ptr<Database> database;
   std::unique_ptr<Cache> cache;
+  std::unique_ptr<SecretStore> secrets;  // before the engine, which uses it
   std::unique_ptr<Registry> registry;
   std::unique_ptr<WorkflowCatalog> workflows;
   std::unique_ptr<Engine> engine;
@@ -63,6 +64,10 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   if (options.monitor_interval.count() < 0) {
     throw Error(ErrorCode::kInvalidArgument, "monitor_interval: must not be negative");
   }
+  if (!options.master_key.empty()) {
+    impl->secrets =
+        std::make_unique<SecretStore>(*impl->database, options.master_key, options.clock);
+  }
   RegistryOptions registry_options;
   registry_options.max_agents_per_owner = options.max_agents_per_owner;
   registry_options.clock = options.clock;
@@ -74,6 +79,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.clock = options.clock;
   engine_options.workers = options.engine_workers;
   engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
+  engine_options.secrets = impl->secrets.get();
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   BusOptions bus_options;
@@ -97,6 +103,7 @@ Registry& Platform::registry() noexcept { return *impl_->registry; }
 WorkflowCatalog& Platform::workflows() noexcept { return *impl_->workflows; }
 Engine& Platform::engine() noexcept { return *impl_->engine; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
+SecretStore* Platform::secrets() noexcept { return impl_->secrets.get(); }
 MessageBus& Platform::bus() noexcept { return *impl_->bus; }
 AgentMessages& Platform::messages() noexcept { return *impl_->messages; }
 const Logger& Platform::logger() const noexcept { return impl_->logger; }

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <set>
@@ -272,9 +273,20 @@ class Checker {
       const auto& t = def.tasks[i];
       const auto path = "$.tasks[" + std::to_string(i) + "]";
       auto check_refs = [&](const std::vector<std::vector<std::string>>& refs, const std::string& p,
-                            bool allow_item) {
+                            bool allow_item, bool allow_secrets = false) {
         for (const auto& r : refs) {
           const auto& root = r.front();
+          if (root == "secrets") {
+            if (!allow_secrets) {
+              error(p,
+                    "secrets may be read only in a task's input, where they reach the agent "
+                    "and nothing else");
+            } else if (r.size() != 2 || r[1].empty() ||
+                       !std::isalpha(static_cast<unsigned char>(r[1][0])) || r[1].size() > 64) {
+              error(p, "read a secret as secrets.NAME (a letter, then letters, digits and '_')");
+            }
+            continue;
+          }
           if (!kRoots.count(root)) {
             error(p, "\"" + root + "\" is not something a definition can read (input, tasks, run" +
                          std::string(allow_item ? ", item, index" : "") + ")");
@@ -300,7 +312,7 @@ class Checker {
       if (auto refs = references_of(t.for_each)) check_refs(*refs, path + ".for_each", false);
       check_templates(json::parse(t.input), path + ".input",
                       [&](const std::vector<std::vector<std::string>>& refs, const std::string& p) {
-                        check_refs(refs, p, fan_out);
+                        check_refs(refs, p, fan_out, /*allow_secrets=*/true);
                       });
       if (registry_) check_registry(t, path);
     }

@@ -117,6 +117,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::vector<std::thread> workers;
 
   Micros now() const { return options.clock->now(); }
+  // Task log lines and errors never keep a secret's value.
+  std::string redact(std::string_view text) const {
+    return options.secrets ? options.secrets->redact(text) : std::string(text);
+  }
+  std::string resolve_secrets(const Claim& c) const {
+    if (!options.secrets || c.input.find("[secret:") == std::string::npos) return c.input;
+    return options.secrets->resolve(c.task_id, c.input);
+  }
 
   // Which ready task to claim next, kept from this engine's own events and
   // refilled from the database (see ready_queue.h).
@@ -337,6 +345,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     if (!run || is_terminal(run->status)) return {};
     const auto def = definition(t, workflow_of(store, run_id));
     RunProgress progress(store, *def, *run, at, events);
+    progress.set_secrets(options.secrets);
     progress.advance();
     return progress.take_rows();
   }
@@ -391,6 +400,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       run.status = RunStatus::kRunning;
       const auto def = definition(t, c.workflow_id);
       RunProgress progress(store, *def, run, at, events);
+      progress.set_secrets(options.secrets);
       progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
         if (next) return false;
         next = claim_in_place(row, d, c.workflow_id, at, events);
@@ -1148,7 +1158,9 @@ namespace {
 
 class ContextImpl final : public TaskContext {
  public:
-  ContextImpl(Engine::Impl& engine, const Claim& c) : engine_(engine), c_(c) {}
+  // `input` is the claim's input with its secrets put in.
+  ContextImpl(Engine::Impl& engine, const Claim& c, std::string input)
+      : engine_(engine), c_(c), input_(std::move(input)) {}
 
   const std::string& run_id() const noexcept override { return c_.run_id; }
   const std::string& task_id() const noexcept override { return c_.task_id; }
@@ -1157,12 +1169,12 @@ class ContextImpl final : public TaskContext {
   std::string idempotency_key() const override {
     return c_.run_id + "/" + c_.task_key + "/" + std::to_string(c_.attempt);
   }
-  const std::string& input() const noexcept override { return c_.input; }
+  const std::string& input() const noexcept override { return input_; }
   const std::string& agent_id() const noexcept override { return c_.agent_id; }
 
   void log(LogLevel level, std::string_view message) override {
     TaskLogLine line{
-        new_uuid_v7(), c_.task_id, c_.attempt, level, std::string(message.substr(0, 64 * 1024)),
+        new_uuid_v7(), c_.task_id, c_.attempt, level, engine_.redact(message.substr(0, 64 * 1024)),
         engine_.now()};
     engine_.db.write([&](Txn& t) { RunStore(t).insert_log(line); });
     engine_.emit({{EngineEvent::Kind::kTaskLog, c_.run_id, c_.task_id, c_.task_key, c_.attempt,
@@ -1210,6 +1222,7 @@ class ContextImpl final : public TaskContext {
  private:
   Engine::Impl& engine_;
   const Claim& c_;
+  std::string input_;
   mutable std::mutex mu_;
   mutable Micros checked_at_ = 0;
   mutable bool lost_ = false;
@@ -1259,11 +1272,13 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
       return std::nullopt;  // the lease will expire and the task will run again
     }
   }
-  ContextImpl ctx(*this, c);
   bool ok = false;
   bool retryable = true;
   std::string result;
   try {
+    // Secrets go in now, in memory only; a missing one fails the attempt
+    // (and may exist by the next one).
+    ContextImpl ctx(*this, c, resolve_secrets(c));
     const Micros began = now();
     result = fn(ctx);
     note_run_time(now() - began);
@@ -1276,6 +1291,7 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
   } catch (...) {
     result = "the task function threw something that is not a std::exception";
   }
+  if (!ok) result = redact(result);
   try {
     if (async) {
       forget_cancel(c.task_id);
@@ -1555,6 +1571,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       store.insert_run(r, p.workflow_id);
       events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
       RunProgress progress(store, *p.definition, r, at, events);
+      progress.set_secrets(impl_->options.secrets);
       progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
         if (static_cast<int>(claims.size()) >= room) return false;
         auto c = impl_->claim_in_place(row, d, p.workflow_id, at, events);
@@ -1741,7 +1758,9 @@ Run Engine::retry(std::string_view run_id) {
     if (def->timeout) r->deadline_at = at + us(*def->timeout);
     store.update_run(*r);
     events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at, ""});
-    RunProgress(store, *def, *r, at, events).advance();
+    RunProgress progress(store, *def, *r, at, events);
+    progress.set_secrets(impl_->options.secrets);
+    progress.advance();
     impl_->stage(t, events);
     return *r;
   });

@@ -1,6 +1,7 @@
 #include "workflow/run_progress.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "common/json_schema_internal.h"
@@ -38,6 +39,20 @@ json render_input(const TaskDefinition& d, const json& ctx, const std::string& f
     return v;
   };
   return walk(json::parse(d.input), field);
+}
+
+// The NAMEs of "secrets.NAME" in a definition's input text.
+std::set<std::string> secret_names(const std::string& text) {
+  std::set<std::string> names;
+  for (auto at = text.find("secrets."); at != std::string::npos;
+       at = text.find("secrets.", at + 8)) {
+    auto end = at + 8;
+    while (end < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[end])) || text[end] == '_'))
+      ++end;
+    if (end > at + 8) names.insert(text.substr(at + 8, end - at - 8));
+  }
+  return names;
 }
 
 }  // namespace
@@ -142,8 +157,23 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
       set_terminal(row, TaskStatus::kSkipped);
       return;
     }
-    row.task.input =
-        render_input(d, ctx, path + ".input").dump(-1, ' ', false, json::error_handler_t::replace);
+    if (d.input.find("secrets.") != std::string::npos) {
+      // Secrets render as markers bound to this task; the values go in when it executes.
+      json with_secrets = ctx;
+      auto& markers = with_secrets["secrets"] = json::object();
+      for (const auto& name : secret_names(d.input)) {
+        if (!secrets_) {
+          throw Error(ErrorCode::kInvalidArgument, path + ".input: reads secret \"" + name +
+                                                       "\", but this engine has no secrets");
+        }
+        markers[name] = secrets_->marker(row.task.id, name);
+      }
+      row.task.input = render_input(d, with_secrets, path + ".input")
+                           .dump(-1, ' ', false, json::error_handler_t::replace);
+    } else {
+      row.task.input = render_input(d, ctx, path + ".input")
+                           .dump(-1, ' ', false, json::error_handler_t::replace);
+    }
   } catch (const Error& e) {
     // A deterministic error: retrying cannot help.
     set_terminal(row, TaskStatus::kFailed, e.what());

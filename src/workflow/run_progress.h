@@ -43,6 +43,9 @@ class RunProgress {
   // and the row is written once instead of twice.
   using ClaimHook = std::function<bool(TaskRow&, const TaskDefinition&)>;
   void set_claim_hook(ClaimHook hook) { claim_hook_ = std::move(hook); }
+  // Where {{ secrets.NAME }} in inputs gets its markers (null: nowhere, and
+  // such a task fails).
+  void set_secrets(SecretStore* secrets) { secrets_ = secrets; }
 
   static const TaskDefinition& definition_of(const WorkflowDefinition& def, const std::string& id);
 
@@ -68,6 +71,7 @@ class RunProgress {
   std::vector<TaskRow> rows_;
   std::unordered_set<std::string> unsaved_;  // ids of rows_ not inserted yet
   ClaimHook claim_hook_;
+  SecretStore* secrets_ = nullptr;
 };
 
 }  // namespace devcycle::internal

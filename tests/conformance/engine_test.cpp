@@ -672,6 +672,77 @@ TEST_P(EngineTest, ActiveRunQuotaPerOwner) {
   EXPECT_NO_THROW(start(wf));
 }
 
+TEST_P(EngineTest, SecretsReachTheTaskAndNothingElse) {
+  SecretStore secrets(*db_, "8f14e45fceea167a5a36dedd4bea2543c9f0f895fb98ab9159f51fd0297e236d",
+                      clock_);
+  const std::string value = "tok-\"quoted\"-s3cr3t";
+  secrets.put("TOKEN", value, "ops");
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.secrets = &secrets;
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  std::vector<std::string> seen;  // the inputs the function got
+  agent("a", "deploy", "deploy");
+  engine_->register_function("deploy", [&](TaskContext& ctx) -> std::string {
+    seen.push_back(ctx.input());
+    const auto in = json::parse(ctx.input());
+    ctx.log(LogLevel::kInfo, "using " + in["auth"].get<std::string>());
+    if (in["msg"] == "fail") throw std::runtime_error("rejected " + in["auth"].get<std::string>());
+    return json{{"msg", in["msg"]}}.dump();
+  });
+  const auto wf = workflow(R"({"name": "s", "tasks": [{"id": "d", "capability": "deploy",
+    "retry": {"max_attempts": 1},
+    "input": {"auth": "Bearer {{ secrets.TOKEN }}", "msg": "{{ input.msg }}"}}]})");
+
+  const auto ok = start(wf, R"({"msg": "hello"})");
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(json::parse(seen[0])["auth"], "Bearer " + value);  // JSON escaping kept intact
+  auto d = engine_->get(ok.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  const auto& t = task(d, "d");
+  EXPECT_EQ(t.input.find("s3cr3t"), std::string::npos);  // stored: the marker only
+  EXPECT_NE(t.input.find("[secret:TOKEN:"), std::string::npos);
+  const auto logs = engine_->logs(t.id);
+  ASSERT_EQ(logs.lines.size(), 1u);
+  EXPECT_EQ(logs.lines[0].message, "using Bearer [redacted:TOKEN]");
+
+  // A marker brought in by data names nothing: neither a forged one nor
+  // one copied from another task.
+  const auto marker = json::parse(t.input)["auth"].get<std::string>().substr(7);
+  for (const auto& forged :
+       {marker, std::string("[secret:TOKEN:00000000000000000000000000000000]")}) {
+    seen.clear();
+    start(wf, json{{"msg", forged}}.dump());
+    EXPECT_EQ(engine_->run_until_idle(), 1);
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(json::parse(seen[0])["msg"], forged);
+  }
+
+  // Errors are redacted before they are stored.
+  const auto failed = start(wf, R"({"msg": "fail"})");
+  engine_->run_until_idle();
+  d = engine_->get(failed.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(task(d, "d").error, "rejected Bearer [redacted:TOKEN]");
+
+  // A secret that does not exist fails the task, naming it.
+  const auto wf2 = workflow(R"({"name": "s2", "tasks": [{"id": "d", "capability": "deploy",
+    "retry": {"max_attempts": 1}, "input": {"auth": "{{ secrets.MISSING }}", "msg": "x"}}]})");
+  const auto missing = start(wf2);
+  engine_->run_until_idle();
+  d = engine_->get(missing.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(d, "d").error.find("secret \"MISSING\" not found"), std::string::npos);
+
+  // Secrets are for inputs only: never in a condition.
+  EXPECT_DEVCYCLE_ERROR(workflow(R"({"name": "s3", "tasks": [{"id": "d", "capability": "deploy",
+    "when": "secrets.TOKEN == 'x'"}]})"),
+                        ErrorCode::kInvalidArgument, "secrets may be read only in a task's input");
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

@@ -51,3 +51,21 @@ def test_secret_values_never_come_back(server, admin, make_user):
 
     assert admin.delete(f"/api/v1/secrets/{name}").status_code == 204
     problem(admin.get(f"/api/v1/secrets/{name}"), 404)
+
+
+def test_a_workflow_reads_a_secret_as_a_marker(server, admin):
+    name = "API_" + unique("K").upper()
+    admin.request("PUT", f"/api/v1/secrets/{name}", json={"value": VALUE})
+    wf = unique("uses-secret-")
+    r = admin.post("/api/v1/workflows", json={"name": wf, "tasks": [
+        {"id": "call", "capability": "nobody-yet",
+         "input": {"authorization": "Bearer {{ secrets.%s }}" % name}}]})
+    assert r.status_code == 201, r.text
+    run = admin.post("/api/v1/runs", json={"workflow": wf}).json()
+    detail = admin.get(f"/api/v1/runs/{run['id']}")
+    task = detail.json()["tasks"][0]
+    assert task["input"]["authorization"].startswith(f"Bearer [secret:{name}:")
+    assert VALUE not in detail.text
+    body = problem(admin.post("/api/v1/workflows", json={"name": unique("bad-"), "tasks": [
+        {"id": "t", "capability": "c", "when": "secrets.%s == 'x'" % name}]}), 400)
+    assert "secrets may be read only in a task's input" in body["detail"]

@@ -122,7 +122,8 @@ TEST(DefinitionTest, ReportsDependencyProblemsAndNamesCycles) {
 TEST(DefinitionTest, ChecksTemplatesConditionsAndWhatTheyRead) {
   const auto found = problems(R"({"name": "w", "tasks": [
     {"id": "a", "capability": "x", "input": {"v": "{{ input. }}", "w": "{{ tasks.b.output }}",
-                                             "deep": [{"x": "{{ secrets.token }}"}]}},
+                                             "deep": [{"x": "{{ secrets }}", "y": "{{ secrets.token }}"}],
+                                             "z": "{{ vault.token }}"}},
     {"id": "b", "capability": "x", "depends_on": ["a"], "when": "input.x = 1",
      "input": {"i": "{{ item }}", "s": "{{ tasks.a.status }}", "all": "{{ tasks }}", "g": "{{ tasks.zz.output }}"}},
     {"id": "c", "capability": "x", "for_each": "item", "when": "input.flag ==",
@@ -131,8 +132,10 @@ TEST(DefinitionTest, ChecksTemplatesConditionsAndWhatTheyRead) {
   EXPECT_TRUE(has(found, "$.tasks[0].input.v: at character 11: expected a field name"));
   EXPECT_TRUE(
       has(found, "$.tasks[0].input.w: references task \"b\", which is not upstream of \"a\""));
-  EXPECT_TRUE(
-      has(found, "$.tasks[0].input.deep[0].x: \"secrets\" is not something a definition can read"));
+  // Secrets: secrets.NAME in an input (deep[0].y is fine), nothing else.
+  EXPECT_TRUE(has(found, "$.tasks[0].input.deep[0].x: read a secret as secrets.NAME"));
+  EXPECT_FALSE(has(found, "$.tasks[0].input.deep[0].y"));
+  EXPECT_TRUE(has(found, "$.tasks[0].input.z: \"vault\" is not something a definition can read"));
   EXPECT_TRUE(has(found, "$.tasks[1].when: at character 9: unexpected character '='"));
   EXPECT_TRUE(has(found, "$.tasks[1].input.i: \"item\" exists only in tasks with for_each"));
   EXPECT_TRUE(has(found, "$.tasks[1].input.s: tasks.a.status does not exist"));
