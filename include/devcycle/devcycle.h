@@ -23,6 +23,7 @@
 #include "devcycle/messaging.h"
 #include "devcycle/metrics.h"
 #include "devcycle/platform.h"
+#include "devcycle/process_executor.h"
 #include "devcycle/registry.h"
 #include "devcycle/secrets.h"
 #include "devcycle/semver.h"

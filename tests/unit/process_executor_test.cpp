@@ -1,0 +1,145 @@
+// Process agents on this host: the allow-list, argv from configuration only,
+// stdin/stdout/stderr, the sandbox's limits and the timeout.
+#include "devcycle/process_executor.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "devcycle/error.h"
+#include "support/error_matchers.h"
+#include "support/temp_dir.h"
+
+namespace devcycle {
+namespace {
+
+std::string real(const std::string& p) { return std::filesystem::canonical(p).string(); }
+
+std::string python3() {
+  for (const char* dir : {"/usr/bin", "/usr/local/bin"}) {
+    const std::string p = std::string(dir) + "/python3";
+    if (::access(p.c_str(), X_OK) == 0) return real(p);
+  }
+  return {};
+}
+
+class ProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.allow = {{real("/bin/cat"), false}, {real("/bin/sh"), true}};
+    options_.timeout = std::chrono::seconds(20);
+  }
+  ProcessResult run(std::vector<std::string> argv, std::string input,
+                    std::vector<std::string>* errors = nullptr) {
+    ProcessCall call;
+    call.argv = std::move(argv);
+    call.input = std::move(input);
+    call.on_stderr_line = [errors](std::string_view l) {
+      if (errors) errors->emplace_back(l);
+    };
+    check_allowed(call.argv, options_);
+    return run_process(call, options_);
+  }
+  ProcessOptions options_;
+  testing::TempDir dir_;
+};
+
+TEST_F(ProcessTest, InputGoesInOnStdinLiterallyAndOutputComesBack) {
+  const std::string input =
+      R"({"cmd": "; rm -rf / $(touch /tmp/pwned) `id` && echo x | sh", "n": 1})";
+  const auto r = run({real("/bin/cat")}, input);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output, input);  // arrived byte for byte, nothing was run
+  EXPECT_FALSE(std::filesystem::exists("/tmp/pwned"));
+}
+
+TEST_F(ProcessTest, StderrLinesEnvironmentAndWorkingDirectory) {
+  ::setenv("DEVCYCLE_SECRET_OF_THE_ENGINE", "x", 1);
+  std::vector<std::string> errors;
+  const auto r = run(
+      {real("/bin/sh"), "-c", "echo one >&2; echo two >&2; env; echo \"WD=$(pwd)\"; ls -A | wc -l"},
+      "", &errors);
+  ::unsetenv("DEVCYCLE_SECRET_OF_THE_ENGINE");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(errors, (std::vector<std::string>{"one", "two"}));
+  // A scrubbed environment: nothing of the engine's.
+  EXPECT_EQ(r.output.find("DEVCYCLE"), std::string::npos);
+  EXPECT_NE(r.output.find("PATH=/usr/local/bin:/usr/bin:/bin\n"), std::string::npos);
+  // A fresh, empty working directory, removed afterwards.
+  const auto wd_at = r.output.find("\nWD=") + 1;
+  ASSERT_NE(wd_at, 0u);
+  const auto wd = r.output.substr(wd_at + 3, r.output.find('\n', wd_at) - wd_at - 3);
+  EXPECT_NE(wd.find("devcycle-task-"), std::string::npos);
+  EXPECT_EQ(r.output.substr(r.output.find('\n', wd_at) + 1), "0\n");
+  EXPECT_FALSE(std::filesystem::exists(wd));
+}
+
+TEST_F(ProcessTest, OnlyAllowListedExecutablesByTheirRealPath) {
+  EXPECT_DEVCYCLE_ERROR(check_allowed({real("/bin/ls")}, options_), ErrorCode::kPermissionDenied,
+                        "not on the allow-list");
+  const auto link = dir_.path().string() + "/cat";
+  std::filesystem::create_symlink(real("/bin/cat"), link);
+  EXPECT_DEVCYCLE_ERROR(check_allowed({link}, options_), ErrorCode::kPermissionDenied, "real path");
+  EXPECT_DEVCYCLE_ERROR(check_allowed({dir_.path().string() + "/nothing"}, options_),
+                        ErrorCode::kPermissionDenied, "does not exist");
+  ProcessOptions none;
+  EXPECT_DEVCYCLE_ERROR(check_allowed({real("/bin/cat")}, none), ErrorCode::kPermissionDenied,
+                        "allow-list is empty");
+  // An interpreter without the flag runs nothing.
+  ProcessOptions plain;
+  plain.allow = {{real("/bin/sh"), false}};
+  EXPECT_DEVCYCLE_ERROR(check_allowed({real("/bin/sh"), "-c", "id"}, plain),
+                        ErrorCode::kPermissionDenied, "interpreter");
+}
+
+TEST_F(ProcessTest, ExecutorArgvIsAJsonListWithAnAbsoluteProgram) {
+  EXPECT_EQ(parse_process_argv(R"(process:["/bin/cat", "-u"])"),
+            (std::vector<std::string>{"/bin/cat", "-u"}));
+  for (const char* bad : {"process:", "process:/bin/cat", "process:[]", R"(process:["cat"])",
+                          R"(process:["/bin/cat", 5])", "inproc:x"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_DEVCYCLE_ERROR(parse_process_argv(bad), ErrorCode::kInvalidArgument, "executor");
+  }
+}
+
+TEST_F(ProcessTest, TheTimeoutKillsTheWholeProcessGroup) {
+  options_.timeout = std::chrono::milliseconds(300);
+  const auto r = run({real("/bin/sh"), "-c", "sleep 1234.5 & sleep 1234.5; echo never"}, "");
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_EQ(r.output, "");
+  EXPECT_EQ(describe(r, options_), "process: killed after its timeout");
+  // The background child went with it: pgrep finds nothing (status 1).
+  // (The pattern does not match its own shell's command line.)
+  EXPECT_EQ(std::system("pgrep -f 'sleep 1234[.]5' > /dev/null"), 256);
+}
+
+TEST_F(ProcessTest, AMemoryHungryAgentIsStoppedByItsLimit) {
+  const auto py = python3();
+  ASSERT_FALSE(py.empty()) << "python3 is needed for this test";
+  options_.allow.push_back({py, true});
+  options_.memory_bytes = 256ull << 20;
+  std::vector<std::string> errors;
+  const auto r = run({py, "-c", "x = bytearray(1024 * 1024 * 1024)"}, "", &errors);
+  EXPECT_NE(r.exit_code, 0);
+  const auto why = describe(r, options_);
+  EXPECT_NE(why.find("memory 256 MiB"), std::string::npos) << why;
+  bool memory_error = false;
+  for (const auto& e : errors)
+    memory_error = memory_error || e.find("MemoryError") != std::string::npos;
+  EXPECT_TRUE(memory_error);
+}
+
+TEST_F(ProcessTest, CancellationKillsIt) {
+  ProcessCall call;
+  call.argv = {real("/bin/sh"), "-c", "sleep 30"};
+  int polls = 0;
+  call.cancelled = [&] { return ++polls > 2; };
+  const auto r = run_process(call, options_);
+  EXPECT_TRUE(r.cancelled);
+}
+
+}  // namespace
+}  // namespace devcycle
