@@ -22,6 +22,7 @@
 #include "devcycle/database.h"
 #include "devcycle/logger.h"
 #include "devcycle/metrics.h"
+#include "devcycle/process_executor.h"
 
 namespace devcycle {
 
@@ -52,6 +53,8 @@ struct PlatformOptions {
   // The master key (32 raw bytes or 64 hex digits, see load_master_key) that
   // seals secrets; empty: no secrets (tasks that read one fail).
   std::string master_key;
+  // Process agents: the allow-list and the limits (empty allow-list: none run).
+  ProcessOptions processes;
 };
 
 // One setting that resolve_options() knows.

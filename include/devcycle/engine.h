@@ -26,6 +26,7 @@
 #include "devcycle/database.h"
 #include "devcycle/executor.h"
 #include "devcycle/messaging.h"
+#include "devcycle/process_executor.h"
 #include "devcycle/registry.h"
 #include "devcycle/secrets.h"
 #include "devcycle/workflow.h"
@@ -204,6 +205,10 @@ struct EngineOptions {
   // values, and task log lines and errors are redacted before they are
   // stored. Null: a definition that reads secrets fails its tasks.
   SecretStore* secrets = nullptr;
+  // Process agents (executor "process:[argv...]", docs/engine.md): run on
+  // this host by the engine's workers when `processes.allow` lists their
+  // executable; with an empty allow-list no process agent runs here.
+  ProcessOptions processes;
   std::string event_topic = "devcycle.events";
   std::string completion_topic = "devcycle.completions";
 };

@@ -10,10 +10,10 @@
 // cancellation kill whole; PR_SET_PDEATHSIG kills it with its engine.
 //
 // A process agent is arbitrary code on the host, so the executable must be
-// on the operator's allow-list, compared by realpath, and named by that
-// real path itself (a symlink into the list is refused). Interpreters (sh,
-// bash, python3, node, ...) need the allow-list entry's `interpreter` flag,
-// because with them argv is a program of its own.
+// on the operator's allow-list: named exactly as an entry is written, and
+// the same file by realpath (a link made elsewhere to an allowed program is
+// refused). Interpreters (sh, bash, python3, node, ...) need the entry's
+// `interpreter` flag, because with them argv is a program of its own.
 //
 // Thread-safety: plain values and pure functions; run_process may be called
 // from many threads at once.

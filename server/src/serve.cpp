@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 18> kServeSettings{{
+constexpr std::array<SettingInfo, 20> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -53,6 +53,11 @@ constexpr std::array<SettingInfo, 18> kServeSettings{{
      "Quota: runs one user may have pending, running or paused at once (0: no limit)"},
     {"max_agents_per_user", "DEVCYCLE_MAX_AGENTS_PER_USER", "0",
      "Quota: agents one user may own (0: no limit)"},
+    {"process_allow", "DEVCYCLE_PROCESS_ALLOW", "",
+     "Executables process agents may run, comma-separated absolute real paths; "
+     "interpreter:/usr/bin/python3 for interpreters (empty: no process agents)"},
+    {"process_memory_mb", "DEVCYCLE_PROCESS_MEMORY_MB", "1024",
+     "Address-space limit of each process agent's attempt, in MiB"},
     {"cors_origins", "DEVCYCLE_CORS_ORIGINS", "",
      "Comma-separated browser origins allowed cross-origin (https://app.example.com), or *"},
     {"swagger_ui_dir", "DEVCYCLE_SWAGGER_UI_DIR", DEVCYCLE_SWAGGER_UI_DIR,
@@ -125,6 +130,31 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.swagger_ui_dir = extra.values.at("swagger_ui_dir").value;
   s.platform.max_active_runs_per_owner =
       static_cast<int>(integer_setting(extra, "max_active_runs_per_user", 0, 1'000'000));
+  {
+    const auto& allow = extra.values.at("process_allow");
+    std::size_t at = 0;
+    while (!allow.value.empty() && at <= allow.value.size()) {
+      const auto comma = allow.value.find(',', at);
+      auto entry =
+          allow.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
+      while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+      AllowedExecutable e;
+      if (entry.starts_with("interpreter:")) {
+        e.interpreter = true;
+        entry = entry.substr(12);
+      }
+      if (entry.empty() || entry.front() != '/') {
+        bad_setting(allow, "each entry is an absolute path, or interpreter:/absolute/path");
+      }
+      e.path = entry;
+      s.platform.processes.allow.push_back(e);
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    s.platform.processes.memory_bytes =
+        static_cast<std::uint64_t>(integer_setting(extra, "process_memory_mb", 16, 1 << 20)) << 20;
+  }
   s.platform.max_agents_per_owner =
       static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));
   {

@@ -80,6 +80,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.workers = options.engine_workers;
   engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
   engine_options.secrets = impl->secrets.get();
+  engine_options.processes = options.processes;
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   BusOptions bus_options;

@@ -121,6 +121,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::string redact(std::string_view text) const {
     return options.secrets ? options.secrets->redact(text) : std::string(text);
   }
+  // A process agent's attempt: its argv from the executor, checked again
+  // now (the allow-list or the file may have changed since it was claimed).
+  std::string run_process_task(TaskContext& ctx, const TaskTimeouts& timeouts);
+
   std::string resolve_secrets(const Claim& c) const {
     if (!options.secrets || c.input.find("[secret:") == std::string::npos) return c.input;
     return options.secrets->resolve(c.task_id, c.input);
@@ -527,6 +531,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           continue;  // not a topic: nobody here can run it
         }
         return std::make_pair(a.id, std::string(kBusPrefix) + topic);
+      }
+      if (v.executor.starts_with("process:") && !options.processes.allow.empty()) {
+        // The "function" is the executor itself; its argv is checked when it runs.
+        return std::make_pair(a.id, v.executor);
       }
       if (!v.executor.starts_with("inproc:")) continue;
       const auto name = v.executor.substr(7);
@@ -1241,7 +1249,11 @@ int Engine::Impl::execute(const Claim& first) {
 
 std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
   TaskFunction fn;
-  {
+  if (c.function.starts_with("process:")) {
+    fn = [this, timeouts = c.timeouts](TaskContext& ctx) {
+      return run_process_task(ctx, timeouts);
+    };
+  } else {
     std::lock_guard lock(functions_mu);
     if (auto it = functions.find(c.function); it != functions.end()) fn = it->second;
   }
@@ -1285,7 +1297,7 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
     ok = true;
   } catch (const Error& e) {
     result = e.what();
-    retryable = e.code() != ErrorCode::kInvalidArgument;
+    retryable = e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kPermissionDenied;
   } catch (const std::exception& e) {
     result = e.what();
   } catch (...) {
@@ -1304,6 +1316,22 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
     // lease expires and the task runs again: execution is at-least-once.
     return std::nullopt;
   }
+}
+
+std::string Engine::Impl::run_process_task(TaskContext& ctx, const TaskTimeouts& timeouts) {
+  const auto v = registry.get_version(ctx.agent_id(), *registry.get(ctx.agent_id()).active_version);
+  ProcessCall call;
+  call.argv = parse_process_argv(v.executor);
+  check_allowed(call.argv, options.processes);  // kPermissionDenied: retrying cannot help
+  call.input = ctx.input();
+  if (timeouts.start_to_close) call.timeout = *timeouts.start_to_close;
+  call.on_stderr_line = [&ctx](std::string_view line) { ctx.log(LogLevel::kInfo, line); };
+  call.cancelled = [&ctx] { return ctx.cancelled(); };
+  const auto r = run_process(call, options.processes);
+  if (r.exit_code != 0 || r.timed_out || r.cancelled || r.output_too_large) {
+    throw Error(ErrorCode::kUnavailable, describe(r, options.processes));
+  }
+  return r.output.empty() ? "null" : r.output;
 }
 
 std::vector<Migration> Engine::migrations() {

@@ -103,17 +103,19 @@ void check_allowed(const std::vector<std::string>& argv, const ProcessOptions& o
     denied("no executable is allowed on this host (process allow-list is empty)");
   const auto real = real_path(program);
   if (real.empty()) denied("does not exist");
-  // Named by its real path: a symlink (or ../) into the allow-list is refused.
-  if (real != program) denied("must be named by its real path " + real + ", not through a link");
   for (const auto& a : options.allow) {
-    if (real_path(a.path) != real) continue;
+    // Matched as the operator wrote it, and to the same file: a link made
+    // elsewhere to an allowed program is not that program.
+    if (a.path != program || real_path(a.path) != real) continue;
     const auto base = std::filesystem::path(real).filename().string();
     if (is_interpreter(base) && !a.interpreter) {
       denied("is an interpreter; allow it with the interpreter flag to run programs with it");
     }
     return;
   }
-  denied("is not on the allow-list");
+  denied(
+      "is not on the allow-list (entries match as written; a link to an allowed program is "
+      "not that program)");
 }
 
 ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -741,6 +742,46 @@ TEST_P(EngineTest, SecretsReachTheTaskAndNothingElse) {
   EXPECT_DEVCYCLE_ERROR(workflow(R"({"name": "s3", "tasks": [{"id": "d", "capability": "deploy",
     "when": "secrets.TOKEN == 'x'"}]})"),
                         ErrorCode::kInvalidArgument, "secrets may be read only in a task's input");
+}
+
+TEST_P(EngineTest, ProcessAgentsRunAllowListedProgramsWithTheInputOnStdin) {
+  const auto cat = std::filesystem::canonical("/bin/cat").string();
+  const auto sh = std::filesystem::canonical("/bin/sh").string();
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.processes.allow = {{cat, false}, {sh, true}};
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  agent_run_by("echoer", "echo", "process:[\"" + cat + "\"]");
+  agent_run_by(
+      "talker", "talk",
+      "process:[\"" + sh + "\", \"-c\", \"echo working >&2; echo '{\\\"done\\\": true}'\"]");
+  agent_run_by("outsider", "outside",
+               "process:[\"" + std::filesystem::canonical("/bin/ls").string() + "\"]");
+  const auto wf = workflow(R"({"name": "p", "tasks": [
+    {"id": "e", "capability": "echo", "input": {"cmd": "{{ input.cmd }}"}},
+    {"id": "t", "capability": "talk", "depends_on": ["e"]}]})");
+  const std::string injection = "; rm -rf / $(id) `id`";
+  const auto run = start(wf, json{{"cmd", injection}}.dump());
+  EXPECT_EQ(engine_->run_until_idle(), 2);
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "e").output), json({{"cmd", injection}}));  // literally
+  EXPECT_EQ(json::parse(task(d, "t").output), json({{"done", true}}));
+  const auto logs = engine_->logs(task(d, "t").id);
+  ASSERT_EQ(logs.lines.size(), 1u);
+  EXPECT_EQ(logs.lines[0].message, "working");
+
+  // Not on the allow-list: the task fails at once, saying why.
+  const auto wf2 = workflow(R"({"name": "p2", "tasks": [{"id": "o", "capability": "outside"}]})");
+  const auto refused = start(wf2);
+  engine_->run_until_idle();
+  const auto r = engine_->get(refused.id);
+  EXPECT_EQ(r.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(r, "o").error.find("not on the allow-list"), std::string::npos)
+      << task(r, "o").error;
+  EXPECT_EQ(task(r, "o").attempt, 1);  // not retried
 }
 
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {

@@ -81,7 +81,15 @@ TEST_F(ProcessTest, OnlyAllowListedExecutablesByTheirRealPath) {
                         "not on the allow-list");
   const auto link = dir_.path().string() + "/cat";
   std::filesystem::create_symlink(real("/bin/cat"), link);
-  EXPECT_DEVCYCLE_ERROR(check_allowed({link}, options_), ErrorCode::kPermissionDenied, "real path");
+  EXPECT_DEVCYCLE_ERROR(check_allowed({link}, options_), ErrorCode::kPermissionDenied,
+                        "not on the allow-list", "a link to an allowed program");
+  // An entry the operator wrote as a link (/usr/bin/python3 -> python3.11) is
+  // matched as written.
+  ProcessOptions by_link;
+  by_link.allow = {{link, false}};
+  EXPECT_NO_THROW(check_allowed({link}, by_link));
+  EXPECT_DEVCYCLE_ERROR(check_allowed({real("/bin/cat")}, by_link), ErrorCode::kPermissionDenied,
+                        "not on the allow-list");
   EXPECT_DEVCYCLE_ERROR(check_allowed({dir_.path().string() + "/nothing"}, options_),
                         ErrorCode::kPermissionDenied, "does not exist");
   ProcessOptions none;
