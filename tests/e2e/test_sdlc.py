@@ -1,0 +1,42 @@
+"""The SDLC example end to end: four process agents (Python programs) run
+analyze -> generate -> test -> deploy through the real server."""
+
+import os
+import subprocess
+
+from conftest import ROOT, Server
+
+
+def test_sdlc_example_runs_to_a_release():
+    s = Server("--config", str(ROOT / "examples/devcycle.toml"))
+    try:
+        env = dict(os.environ, DEVCYCLE_SERVER=s.url, DEVCYCLE_PASSWORD=s.admin_password)
+        r = subprocess.run(["bash", str(ROOT / "examples/sdlc/run.sh")], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr + s.log()
+        assert "deploy: succeeded" in r.stdout and '"release": "r-' in r.stdout
+        run_id = next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("run ") and
+                      l.endswith(" started"))
+        admin = s.admin()
+        detail = admin.get(f"/api/v1/runs/{run_id}").json()
+        tasks = {t["key"]: t for t in detail["tasks"]}
+        assert [f["name"] for f in tasks["analyze"]["output"]["features"]] == [
+            "users_can_sign_up", "users_can_log_in", "admins_can_list_users"]
+        assert tasks["test"]["output"] == {"passed": 3, "failed": 0, "failures": []}
+        assert tasks["deploy"]["output"]["environment"] == "staging"
+        # stderr lines became the task log.
+        logs = admin.get(f"/api/v1/tasks/{tasks['deploy']['id']}/logs").json()["items"]
+        assert logs and logs[-1]["message"].startswith("deployed r-")
+
+        # Only an admin may give an agent a program to run.
+        dev_name = "sdlc-dev"
+        admin.post("/api/v1/users", json={"email": "sdlc-dev@example.com", "username": dev_name,
+                                          "password": "an sdlc developer passphrase",
+                                          "role": "developer"})
+        dev = s.client(token=s.login(dev_name, "an sdlc developer passphrase")["access_token"])
+        agent = dev.post("/api/v1/agents", json={"name": "mine", "type": "sdlc-agent"}).json()
+        r = dev.post(f"/api/v1/agents/{agent['id']}/versions",
+                     json={"version": "1.0.0", "executor": 'process:["/usr/bin/python3", "-c", "1"]'})
+        assert r.status_code == 403
+    finally:
+        assert s.stop() == 0, s.log()
