@@ -156,7 +156,9 @@ struct EngineEvent {
     kTaskRetrying,
     kTaskSkipped,
     kTaskCancelled,
-    kTaskLog  // a line was appended to a task's log: status is its level, message the line
+    kTaskLog,  // a line was appended to a task's log: status is its level, message the line
+    kRunPaused,
+    kRunResumed
   };
   Kind kind;
   std::string run_id;
@@ -253,6 +255,13 @@ class Engine {
   // Starts a failed, timed-out or cancelled run again from the tasks that
   // did not succeed; each gets its full retry budget again.
   Run retry(std::string_view run_id);
+  // Pauses a running run: attempts already running finish and are recorded,
+  // but nothing new starts (ready tasks go back to pending) until resume().
+  // Pausing a paused run returns it; any other state is kInvalidArgument.
+  // A paused run still fails when a task fails for good, and still times out.
+  Run pause(std::string_view run_id);
+  // Lets a paused run go on from where it stands.
+  Run resume(std::string_view run_id);
 
   // Lines of one task (every attempt, or one), oldest first.
   TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,

@@ -88,6 +88,18 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(200, to_json(engine.cancel(run.id)));
          }});
 
+  r.add({"POST", "/api/v1/runs/{id}/pause", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+           return json_response(200, to_json(engine.pause(run.id)));
+         }});
+
+  r.add({"POST", "/api/v1/runs/{id}/resume", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+           return json_response(200, to_json(engine.resume(run.id)));
+         }});
+
   r.add({"POST", "/api/v1/runs/{id}/retry", [&engine](Call& c) {
            const auto run = readable_run(engine, c);
            authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));

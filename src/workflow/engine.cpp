@@ -395,10 +395,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::vector<TaskRow> advance_after_success(Txn& t, RunStore& store, const Claim& c, Micros at,
                                              std::vector<EngineEvent>& events,
                                              std::optional<Claim>& next) {
-    if (c.task_key.find('[') == std::string::npos) {
-      // The fence just held, so the run is still running: a finished run
-      // has cancelled its tasks and their leases. No need to read it.
-      // (A paused state, when runs get one, must be checked here.)
+    if (c.task_key.find('[') == std::string::npos && !store.run_paused(c.run_id)) {
+      // The fence just held, so the run has not finished (a finished run has
+      // cancelled its tasks and their leases) and it is not paused: it runs.
       Run run;
       run.id = c.run_id;
       run.status = RunStatus::kRunning;
@@ -1732,6 +1731,88 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
   }
   impl_->emit(events);
   return task;
+}
+
+Run Engine::pause(std::string_view run_id) {
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  auto run = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    auto r = store.find_run(run_id);
+    if (!r) throw run_not_found(run_id);
+    if (r->status == RunStatus::kPaused) return *r;
+    if (r->status != RunStatus::kRunning) {
+      throw Error(ErrorCode::kInvalidArgument, "run " + r->id + " is " +
+                                                   std::string(to_string(r->status)) +
+                                                   "; only running runs can be paused");
+    }
+    r->status = RunStatus::kPaused;
+    store.update_run(*r);
+    // What is ready waits; what runs finishes.
+    for (auto row : store.tasks_of(r->id)) {
+      if (row.task.status != TaskStatus::kReady) continue;
+      row.task.status = TaskStatus::kPending;
+      row.task.ready_at.reset();
+      row.task.available_at.reset();
+      row.start_deadline.reset();
+      store.update_task(row);
+    }
+    events.push_back({EngineEvent::Kind::kRunPaused, r->id, "", "", 0, "paused", "", at, ""});
+    impl_->stage(t, events);
+    return *r;
+  });
+  impl_->emit(events);
+  return run;
+}
+
+Run Engine::resume(std::string_view run_id) {
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  auto run = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    auto r = store.find_run(run_id);
+    if (!r) throw run_not_found(run_id);
+    if (r->status == RunStatus::kRunning) return *r;
+    if (r->status != RunStatus::kPaused) {
+      throw Error(ErrorCode::kInvalidArgument, "run " + r->id + " is " +
+                                                   std::string(to_string(r->status)) +
+                                                   "; only paused runs can be resumed");
+    }
+    r->status = RunStatus::kRunning;
+    store.update_run(*r);
+    events.push_back({EngineEvent::Kind::kRunResumed, r->id, "", "", 0, "running", "", at, ""});
+    // Fan-out elements were made ready when their group began: they are
+    // ready again as they are; everything else is advanced as usual.
+    for (auto row : store.tasks_of(r->id)) {
+      if (!row.task.index || row.task.status != TaskStatus::kPending) continue;
+      row.task.status = TaskStatus::kReady;
+      row.task.ready_at = at;
+      row.task.available_at = at;
+      store.update_task(row);
+      EngineEvent e{EngineEvent::Kind::kTaskReady,
+                    r->id,
+                    row.task.id,
+                    row.task.key,
+                    row.task.attempt,
+                    "ready",
+                    "",
+                    at,
+                    ""};
+      e.available_at = at;
+      e.priority = row.task.priority;
+      events.push_back(std::move(e));
+    }
+    const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
+    RunProgress progress(store, *def, *r, at, events);
+    progress.set_secrets(impl_->options.secrets);
+    progress.advance();
+    impl_->stage(t, events);
+    return *r;
+  });
+  impl_->emit(events);
+  return run;
 }
 
 Run Engine::retry(std::string_view run_id) {

@@ -69,6 +69,10 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept {
       return "task.cancelled";
     case EngineEvent::Kind::kTaskLog:
       return "task.log";
+    case EngineEvent::Kind::kRunPaused:
+      return "run.paused";
+    case EngineEvent::Kind::kRunResumed:
+      return "run.resumed";
   }
   return "task.ready";
 }

@@ -309,8 +309,9 @@ void RunProgress::advance_rows() {
         return;
       }
     }
-    // Tasks whose dependencies are all done become ready.
+    // Tasks whose dependencies are all done become ready (not while paused).
     for (auto& row : rows_) {
+      if (run_.status == RunStatus::kPaused) break;
       if (row.task.index || row.task.status != TaskStatus::kPending) continue;
       const auto& d = definition_of(def_, row.task.definition_id);
       bool ready = true;

@@ -195,6 +195,11 @@ std::optional<Run> RunStore::find_run(std::string_view id) {
   return run_from(rs[0]);
 }
 
+bool RunStore::run_paused(std::string_view id) {
+  auto rs = t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
+  return !rs.empty();
+}
+
 std::optional<Run> RunStore::find_run_by_key(std::string_view owner, std::string_view key) {
   auto rs = t_.query("SELECT " + std::string(kRunColumns) +
                          " FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2",

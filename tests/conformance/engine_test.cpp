@@ -784,6 +784,52 @@ TEST_P(EngineTest, ProcessAgentsRunAllowListedProgramsWithTheInputOnStdin) {
   EXPECT_EQ(task(r, "o").attempt, 1);  // not retried
 }
 
+TEST_P(EngineTest, PauseLetsRunningAttemptsFinishAndStartsNothingUntilResumed) {
+  std::string run_id;
+  agent("a", "step", "step");
+  agent("b", "fanout", "fanfn");  // registered later: its tasks stay ready meanwhile
+  engine_->register_function("step", [&](TaskContext& ctx) -> std::string {
+    // The first task pauses its own run while it runs: its completion is
+    // still recorded, but its successor waits.
+    if (ctx.task_key() == "one") engine_->pause(run_id);
+    return json{{"key", ctx.task_key()}}.dump();
+  });
+  const auto wf = workflow(R"({"name": "pz", "tasks": [
+    {"id": "one", "capability": "step"},
+    {"id": "two", "capability": "step", "depends_on": ["one"]},
+    {"id": "fan", "capability": "fanout", "depends_on": ["two"], "for_each": "[1, 2, 3]"}]})");
+  run_id = start(wf).id;
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  auto d = engine_->get(run_id);
+  EXPECT_EQ(d.run.status, RunStatus::kPaused);
+  EXPECT_EQ(task(d, "one").status, TaskStatus::kSucceeded);
+  EXPECT_EQ(task(d, "two").status, TaskStatus::kPending);
+  EXPECT_EQ(engine_->pause(run_id).status, RunStatus::kPaused);  // again: as it is
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+
+  EXPECT_EQ(engine_->resume(run_id).status, RunStatus::kRunning);
+  EXPECT_EQ(engine_->run_until_idle(), 1);  // two; the fan-out elements are then ready
+  d = engine_->get(run_id);
+  EXPECT_EQ(task(d, "fan[0]").status, TaskStatus::kReady);
+  // Ready fan-out elements wait too, and come back.
+  engine_->pause(run_id);
+  d = engine_->get(run_id);
+  for (const char* k : {"fan[0]", "fan[1]", "fan[2]"})
+    EXPECT_EQ(task(d, k).status, TaskStatus::kPending);
+  engine_->register_function("fanfn", echo);
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  engine_->resume(run_id);
+  EXPECT_EQ(engine_->run_until_idle(), 3);
+  d = engine_->get(run_id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+
+  EXPECT_DEVCYCLE_ERROR(engine_->pause(run_id), ErrorCode::kInvalidArgument,
+                        "only running runs can be paused");
+  EXPECT_DEVCYCLE_ERROR(engine_->resume(run_id), ErrorCode::kInvalidArgument,
+                        "only paused runs can be resumed");
+  EXPECT_DEVCYCLE_ERROR(engine_->pause("nope"), ErrorCode::kNotFound, "run");
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

@@ -105,3 +105,20 @@ def test_runs(workflow, make_user):
     problem(dev.post(f"/api/v1/runs/{run['id']}/cancel"), 400)
     problem(dev.get("/api/v1/runs/00000000-0000-0000-0000-000000000000"), 404)
     problem(dev.get("/api/v1/tasks/00000000-0000-0000-0000-000000000000"), 404)
+
+
+def test_pause_and_resume(workflow, make_user):
+    name, _, dev = workflow
+    run = dev.post("/api/v1/runs", json={"workflow": name, "input": {"ref": "x"}}).json()
+    paused = dev.post(f"/api/v1/runs/{run['id']}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    detail = dev.get(f"/api/v1/runs/{run['id']}").json()
+    assert [t["status"] for t in detail["tasks"]] == ["pending", "pending"]
+    _, other = make_user("developer")
+    problem(other.post(f"/api/v1/runs/{run['id']}/resume"), 403)
+    resumed = dev.post(f"/api/v1/runs/{run['id']}/resume")
+    assert resumed.json()["status"] == "running"
+    assert dev.get(f"/api/v1/runs/{run['id']}").json()["tasks"][0]["status"] == "ready"
+    problem(dev.post(f"/api/v1/runs/{run['id']}/resume", params={"x": 1}), 400)
+    dev.post(f"/api/v1/runs/{run['id']}/cancel")
+    problem(dev.post(f"/api/v1/runs/{run['id']}/pause"), 400)
