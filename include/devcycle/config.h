@@ -55,6 +55,9 @@ struct PlatformOptions {
   std::string master_key;
   // Process agents: the allow-list and the limits (empty allow-list: none run).
   ProcessOptions processes;
+  // Where task artifacts are kept: file:///dir or file://./dir; empty: no
+  // artifacts.
+  std::string blob_store;
 };
 
 // One setting that resolve_options() knows.

@@ -7,6 +7,7 @@
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
 #include "devcycle/authz.h"
+#include "devcycle/blob_store.h"
 #include "devcycle/bus_worker.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "devcycle/blob_store.h"
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
 #include "devcycle/executor.h"
@@ -140,6 +141,19 @@ struct TaskLogLine {
   Micros at = 0;
 };
 
+// A file a task produced, kept in the engine's BlobStore.
+struct Artifact {
+  std::string id;  // uuid v7
+  std::string run_id;
+  std::string task_id;
+  std::string task_key;
+  int attempt = 0;
+  std::string name;
+  std::string digest;  // sha256:<hex>
+  std::uint64_t size = 0;
+  Micros created_at = 0;
+};
+
 struct TaskLogPage {
   std::vector<TaskLogLine> lines;
   std::string next_page_token;
@@ -211,6 +225,10 @@ struct EngineOptions {
   // this host by the engine's workers when `processes.allow` lists their
   // executable; with an empty allow-list no process agent runs here.
   ProcessOptions processes;
+  // Where artifacts are kept (it must outlive the engine); null: tasks
+  // cannot store artifacts. A process agent's files in ./artifacts/ are
+  // stored when it succeeds.
+  BlobStore* blobs = nullptr;
   std::string event_topic = "devcycle.events";
   std::string completion_topic = "devcycle.completions";
 };
@@ -266,6 +284,11 @@ class Engine {
   // Lines of one task (every attempt, or one), oldest first.
   TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,
                    int limit = 100, std::string page_token = {});
+
+  // The artifacts of a run, oldest first; one of them (kNotFound unless it
+  // belongs to the run).
+  std::vector<Artifact> artifacts(std::string_view run_id);
+  Artifact artifact(std::string_view run_id, std::string_view artifact_id);
 
   // Hears every run and task event after it committed, task log lines
   // included (follow a task's log live by filtering on task_id).

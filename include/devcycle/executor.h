@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "devcycle/blob_store.h"
 #include "devcycle/logger.h"
 
 namespace devcycle {
@@ -39,6 +40,10 @@ class TaskContext {
   virtual void heartbeat() = 0;
   // True once the run or task was cancelled; long work should poll it.
   virtual bool cancelled() const noexcept = 0;
+  // Stores `bytes` as an artifact of this attempt named `name` (1-255
+  // bytes, no '/', no control characters): in the engine's BlobStore, listed
+  // with the run. Error{kUnavailable} when the engine has no blob store.
+  virtual BlobInfo put_artifact(std::string_view name, std::string_view bytes);
 };
 
 // An in-process agent: returns the task's output as JSON text ("" means

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "devcycle/agent_messages.h"
+#include "devcycle/blob_store.h"
 #include "devcycle/cache.h"
 #include "devcycle/clock.h"
 #include "devcycle/config.h"
@@ -45,6 +46,8 @@ class Platform {
   Cache& cache() noexcept;
   // The secrets, sealed under PlatformOptions::master_key; null without one.
   SecretStore* secrets() noexcept;
+  // The artifacts' store (PlatformOptions::blob_store); null without one.
+  BlobStore* blobs() noexcept;
   // The message bus named by PlatformOptions::bus, and direct messages
   // between agents.
   MessageBus& bus() noexcept;

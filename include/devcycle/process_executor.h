@@ -24,6 +24,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace devcycle {
@@ -57,6 +58,9 @@ struct ProcessResult {
   bool cancelled = false;  // killed because `cancelled()` said so
   bool output_too_large = false;
   std::string output;  // stdout
+  // Regular files the program left in ./artifacts/ (name, bytes), when it
+  // exited 0: at most 100, within max_output_bytes together.
+  std::vector<std::pair<std::string, std::string>> artifacts;
 };
 
 struct ProcessCall {

@@ -100,6 +100,29 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(200, to_json(engine.resume(run.id)));
          }});
 
+  r.add({"GET", "/api/v1/runs/{id}/artifacts", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           Json items = Json::array();
+           for (const auto& a : engine.artifacts(run.id)) items.push_back(to_json(a));
+           return json_response(200, page(std::move(items), ""));
+         }});
+
+  // The bytes of one artifact, as a download.
+  r.add({"GET", "/api/v1/runs/{id}/artifacts/{artifact_id}", [&engine, &s](Call& c) {
+           const auto run = readable_run(engine, c);
+           const auto a = engine.artifact(run.id, c.param("artifact_id"));
+           auto* blobs = s.platform.blobs();
+           if (!blobs) throw Error(ErrorCode::kUnavailable, "this server keeps no artifacts");
+           HttpResponse res;
+           res.content_type = "application/octet-stream";
+           res.body = blobs->get(a.digest);
+           std::string safe;  // the name as a quoted-string: no quotes, no backslashes
+           for (char ch : a.name) safe.push_back(ch == '"' || ch == '\\' ? '_' : ch);
+           res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + safe + "\"");
+           res.headers.emplace_back("Digest", "sha-256=" + a.digest.substr(7));
+           return res;
+         }});
+
   r.add({"POST", "/api/v1/runs/{id}/retry", [&engine](Call& c) {
            const auto run = readable_run(engine, c);
            authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));

@@ -280,6 +280,18 @@ Json to_json(const TaskLogLine& l) {
           {"message", l.message}, {"at", format_time(l.at)}};
 }
 
+Json to_json(const Artifact& a) {
+  return {{"id", a.id},
+          {"run_id", a.run_id},
+          {"task_id", a.task_id},
+          {"task_key", a.task_key},
+          {"attempt", a.attempt},
+          {"name", a.name},
+          {"digest", a.digest},
+          {"size", a.size},
+          {"created_at", format_time(a.created_at)}};
+}
+
 Json to_json(const DirectMessage& m) {
   return {{"id", m.id},
           {"sender", m.sender},

@@ -44,6 +44,7 @@ Json to_json(const Run& r);
 Json to_json(const TaskRun& t);
 Json to_json(const RunDetail& d);
 Json to_json(const TaskLogLine& l);
+Json to_json(const Artifact& a);
 Json to_json(const DirectMessage& m);
 
 }  // namespace devcycle::server

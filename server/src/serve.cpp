@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 20> kServeSettings{{
+constexpr std::array<SettingInfo, 21> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -53,6 +53,8 @@ constexpr std::array<SettingInfo, 20> kServeSettings{{
      "Quota: runs one user may have pending, running or paused at once (0: no limit)"},
     {"max_agents_per_user", "DEVCYCLE_MAX_AGENTS_PER_USER", "0",
      "Quota: agents one user may own (0: no limit)"},
+    {"blob_store", "DEVCYCLE_BLOB_STORE", "file://./devcycle-blobs",
+     "Where task artifacts are kept: file:///dir or file://./dir"},
     {"process_allow", "DEVCYCLE_PROCESS_ALLOW", "",
      "Executables process agents may run, comma-separated absolute real paths; "
      "interpreter:/usr/bin/python3 for interpreters (empty: no process agents)"},
@@ -154,6 +156,10 @@ ServeSettings resolve(int argc, const char* const* argv) {
     }
     s.platform.processes.memory_bytes =
         static_cast<std::uint64_t>(integer_setting(extra, "process_memory_mb", 16, 1 << 20)) << 20;
+  }
+  s.platform.blob_store = extra.values.at("blob_store").value;
+  if (!s.platform.blob_store.starts_with("file://") || s.platform.blob_store.size() == 7) {
+    bad_setting(extra.values.at("blob_store"), "must be file:///dir or file://./dir");
   }
   s.platform.max_agents_per_owner =
       static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));

@@ -13,6 +13,7 @@ struct Platform::Impl {
   std::unique_ptr<Database> database;
   std::unique_ptr<Cache> cache;
   std::unique_ptr<SecretStore> secrets;  // before the engine, which uses it
+  std::unique_ptr<BlobStore> blobs;      // likewise
   std::unique_ptr<Registry> registry;
   std::unique_ptr<WorkflowCatalog> workflows;
   std::unique_ptr<Engine> engine;
@@ -68,6 +69,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
     impl->secrets =
         std::make_unique<SecretStore>(*impl->database, options.master_key, options.clock);
   }
+  if (!options.blob_store.empty()) impl->blobs = BlobStore::open(options.blob_store);
   RegistryOptions registry_options;
   registry_options.max_agents_per_owner = options.max_agents_per_owner;
   registry_options.clock = options.clock;
@@ -81,6 +83,7 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
   engine_options.secrets = impl->secrets.get();
   engine_options.processes = options.processes;
+  engine_options.blobs = impl->blobs.get();
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   BusOptions bus_options;
@@ -105,6 +108,7 @@ WorkflowCatalog& Platform::workflows() noexcept { return *impl_->workflows; }
 Engine& Platform::engine() noexcept { return *impl_->engine; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
 SecretStore* Platform::secrets() noexcept { return impl_->secrets.get(); }
+BlobStore* Platform::blobs() noexcept { return impl_->blobs.get(); }
 MessageBus& Platform::bus() noexcept { return *impl_->bus; }
 AgentMessages& Platform::messages() noexcept { return *impl_->messages; }
 const Logger& Platform::logger() const noexcept { return impl_->logger; }

@@ -1,5 +1,6 @@
 #include "devcycle/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -124,6 +125,25 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // A process agent's attempt: its argv from the executor, checked again
   // now (the allow-list or the file may have changed since it was claimed).
   std::string run_process_task(TaskContext& ctx, const TaskTimeouts& timeouts);
+
+  BlobInfo store_artifact(const Claim& c, std::string_view name, std::string_view bytes) {
+    if (!options.blobs) {
+      throw Error(ErrorCode::kUnavailable, "artifacts: this engine has no blob store");
+    }
+    const bool ok_name = !name.empty() && name.size() <= 255 && name != "." && name != ".." &&
+                         std::none_of(name.begin(), name.end(), [](char ch) {
+                           return ch == '/' || static_cast<unsigned char>(ch) < 0x20;
+                         });
+    if (!ok_name) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "artifact name: 1-255 bytes without '/' or control characters");
+    }
+    const auto info = options.blobs->put(bytes);
+    Artifact a{new_uuid_v7(),     c.run_id,    c.task_id, c.task_key, c.attempt,
+               std::string(name), info.digest, info.size, now()};
+    db.write([&](Txn& t) { RunStore(t).insert_artifact(a); });
+    return info;
+  }
 
   std::string resolve_secrets(const Claim& c) const {
     if (!options.secrets || c.input.find("[secret:") == std::string::npos) return c.input;
@@ -1201,6 +1221,10 @@ class ContextImpl final : public TaskContext {
     }
   }
 
+  BlobInfo put_artifact(std::string_view name, std::string_view bytes) override {
+    return engine_.store_artifact(c_, name, bytes);
+  }
+
   bool cancelled() const noexcept override {
     {
       std::lock_guard lock(engine_.cancelled_mu);
@@ -1329,6 +1353,10 @@ std::string Engine::Impl::run_process_task(TaskContext& ctx, const TaskTimeouts&
   const auto r = run_process(call, options.processes);
   if (r.exit_code != 0 || r.timed_out || r.cancelled || r.output_too_large) {
     throw Error(ErrorCode::kUnavailable, describe(r, options.processes));
+  }
+  for (const auto& [name, bytes] : r.artifacts) {
+    ctx.put_artifact(name, bytes);
+    ctx.log(LogLevel::kInfo, "artifact " + name + " (" + std::to_string(bytes.size()) + " bytes)");
   }
   return r.output.empty() ? "null" : r.output;
 }
@@ -1627,6 +1655,22 @@ RunDetail Engine::get(std::string_view run_id) {
     }
     return d;
   });
+}
+
+std::vector<Artifact> Engine::artifacts(std::string_view run_id) {
+  return impl_->db.read([&](Txn& t) {
+    RunStore store(t);
+    if (!store.find_run(run_id)) throw run_not_found(run_id);
+    return store.artifacts_of(run_id);
+  });
+}
+
+Artifact Engine::artifact(std::string_view run_id, std::string_view artifact_id) {
+  for (auto& a : artifacts(run_id)) {
+    if (a.id == artifact_id) return a;
+  }
+  throw Error(ErrorCode::kNotFound, "artifact \"" + std::string(artifact_id.substr(0, 64)) +
+                                        "\" not found in run " + std::string(run_id.substr(0, 64)));
 }
 
 TaskRun Engine::get_task(std::string_view task_id) {

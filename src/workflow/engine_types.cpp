@@ -77,4 +77,8 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept {
   return "task.ready";
 }
 
+BlobInfo TaskContext::put_artifact(std::string_view, std::string_view) {
+  throw Error(ErrorCode::kUnavailable, "artifacts: this executor cannot store artifacts");
+}
+
 }  // namespace devcycle

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "devcycle/error.h"
@@ -71,6 +72,23 @@ struct WorkDir {
     std::filesystem::remove_all(path, ignored);
   }
 };
+
+// Regular files (never links) directly in `dir`, bounded.
+void collect_artifacts(const std::string& dir, const ProcessOptions& options, ProcessResult& r) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(std::filesystem::symlink_status(dir, ec))) return;
+  std::size_t total = r.output.size();
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file(ec) || entry.is_symlink(ec)) continue;
+    if (r.artifacts.size() >= 100) break;
+    const auto size = entry.file_size(ec);
+    if (ec || total + size > options.max_output_bytes) break;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    total += bytes.size();
+    r.artifacts.emplace_back(entry.path().filename().string(), std::move(bytes));
+  }
+}
 
 }  // namespace
 
@@ -261,6 +279,9 @@ ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options
   ::killpg(pid, SIGKILL);
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  if (r.exit_code == 0 && !r.timed_out && !r.cancelled && !r.output_too_large) {
+    collect_artifacts(dir.path + "/artifacts", options, r);
+  }
   return r;
 }
 

@@ -174,7 +174,15 @@ CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
           // row describes it. Rows of attempts running at the upgrade go:
           // their end writes them again.
           {"engine", 3, "attempts recorded when they end",
-           "DELETE FROM task_attempts WHERE status = 'running';", ""}};
+           "DELETE FROM task_attempts WHERE status = 'running';", ""},
+          {"engine", 4, "artifacts",
+           "CREATE TABLE artifacts ("
+           " id TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL,"
+           " task_key TEXT NOT NULL, attempt INTEGER NOT NULL, name TEXT NOT NULL,"
+           " digest TEXT NOT NULL, size BIGINT NOT NULL, created_at BIGINT NOT NULL);"
+           "CREATE INDEX artifacts_run ON artifacts (run_id, id);"
+           "CREATE INDEX artifacts_digest ON artifacts (digest)",
+           ""}};
 }
 
 void RunStore::insert_run(const Run& r, const std::string& workflow_id) {
@@ -193,6 +201,27 @@ std::optional<Run> RunStore::find_run(std::string_view id) {
       t_.query("SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE id = $1", {id});
   if (rs.empty()) return std::nullopt;
   return run_from(rs[0]);
+}
+
+void RunStore::insert_artifact(const Artifact& a) {
+  t_.execute(
+      "INSERT INTO artifacts (id, run_id, task_id, task_key, attempt, name, digest, size, "
+      "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+      {a.id, a.run_id, a.task_id, a.task_key, a.attempt, a.name, a.digest,
+       static_cast<std::int64_t>(a.size), a.created_at});
+}
+
+std::vector<Artifact> RunStore::artifacts_of(std::string_view run_id) {
+  std::vector<Artifact> out;
+  for (const auto& r :
+       t_.query("SELECT id, run_id, task_id, task_key, attempt, name, digest, size, "
+                "created_at FROM artifacts WHERE run_id = $1 ORDER BY id",
+                {run_id})) {
+    out.push_back({r[0].as_text(), r[1].as_text(), r[2].as_text(), r[3].as_text(),
+                   static_cast<int>(r[4].as_int()), r[5].as_text(), r[6].as_text(),
+                   static_cast<std::uint64_t>(r[7].as_int()), r[8].as_int()});
+  }
+  return out;
 }
 
 bool RunStore::run_paused(std::string_view id) {

@@ -32,6 +32,9 @@ class RunStore {
   std::optional<Run> find_run(std::string_view id);
   // Whether the run is paused (one indexed lookup, for the completion fast path).
   bool run_paused(std::string_view id);
+
+  void insert_artifact(const Artifact& a);
+  std::vector<Artifact> artifacts_of(std::string_view run_id);
   std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);
   std::string workflow_id_of(std::string_view run_id);
   void update_run(const Run& run);

@@ -830,6 +830,46 @@ TEST_P(EngineTest, PauseLetsRunningAttemptsFinishAndStartsNothingUntilResumed) {
   EXPECT_DEVCYCLE_ERROR(engine_->pause("nope"), ErrorCode::kNotFound, "run");
 }
 
+TEST_P(EngineTest, TasksStoreArtifacts) {
+  const auto blobs = BlobStore::open("file://" + dir_.path().string() + "/blobs");
+  const auto sh = std::filesystem::canonical("/bin/sh").string();
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.blobs = blobs.get();
+  o.processes.allow = {{sh, true}};
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  agent("a", "build", "build");
+  engine_->register_function("build", [](TaskContext& ctx) -> std::string {
+    const auto info = ctx.put_artifact("report.txt", "all green");
+    EXPECT_THROW(ctx.put_artifact("../escape", "x"), Error);
+    return json{{"report", info.digest}}.dump();
+  });
+  agent_run_by("p", "bundle",
+               "process:[\"" + sh +
+                   "\", \"-c\", \"mkdir artifacts && printf bundle > artifacts/release.tar && "
+                   "ln -s /etc/passwd artifacts/link && echo null\"]");
+  const auto wf = workflow(R"({"name": "art", "tasks": [
+    {"id": "build", "capability": "build"},
+    {"id": "bundle", "capability": "bundle", "depends_on": ["build"]}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 2);
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  const auto list = engine_->artifacts(run.id);
+  ASSERT_EQ(list.size(), 2u);  // the link was not taken
+  EXPECT_EQ(list[0].name, "report.txt");
+  EXPECT_EQ(list[0].task_key, "build");
+  EXPECT_EQ(json::parse(task(d, "build").output)["report"], list[0].digest);
+  EXPECT_EQ(blobs->get(list[0].digest), "all green");
+  EXPECT_EQ(list[1].name, "release.tar");
+  EXPECT_EQ(blobs->get(list[1].digest), "bundle");
+  EXPECT_EQ(engine_->artifact(run.id, list[1].id).size, 6u);
+  EXPECT_DEVCYCLE_ERROR(engine_->artifact(run.id, "nope"), ErrorCode::kNotFound, "artifact");
+  EXPECT_DEVCYCLE_ERROR(engine_->artifacts("nope"), ErrorCode::kNotFound, "run");
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

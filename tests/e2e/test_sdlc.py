@@ -26,7 +26,20 @@ def test_sdlc_example_runs_to_a_release():
         assert tasks["deploy"]["output"]["environment"] == "staging"
         # stderr lines became the task log.
         logs = admin.get(f"/api/v1/tasks/{tasks['deploy']['id']}/logs").json()["items"]
-        assert logs and logs[-1]["message"].startswith("deployed r-")
+        messages = [l["message"] for l in logs]
+        assert any(m.startswith("deployed r-") for m in messages), messages
+        assert messages[-1].startswith("artifact release.json")
+
+        # The deploy step left its release bundle as an artifact.
+        artifacts = admin.get(f"/api/v1/runs/{run_id}/artifacts").json()["items"]
+        assert [(a["task_key"], a["name"]) for a in artifacts] == [("deploy", "release.json")]
+        bundle = admin.get(f"/api/v1/runs/{run_id}/artifacts/{artifacts[0]['id']}")
+        assert bundle.status_code == 200
+        assert bundle.headers["Content-Disposition"] == 'attachment; filename="release.json"'
+        import hashlib
+        import json
+        assert "sha256:" + hashlib.sha256(bundle.content).hexdigest() == artifacts[0]["digest"]
+        assert json.loads(bundle.content)["release"] == tasks["deploy"]["output"]["release"]
 
         # Only an admin may give an agent a program to run.
         dev_name = "sdlc-dev"

@@ -18,3 +18,11 @@ release = {
 }
 print(f"deployed {release['release']} to {environment}", file=sys.stderr)
 json.dump(release, sys.stdout)
+
+# The release bundle, kept by DevCycle as an artifact of this task: files
+# left in ./artifacts/ are stored when the program succeeds.
+import os  # noqa: E402
+
+os.makedirs("artifacts", exist_ok=True)
+with open("artifacts/release.json", "w") as f:
+    json.dump({**release, "files": files}, f, indent=2, sort_keys=True)
