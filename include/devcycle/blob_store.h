@@ -24,6 +24,9 @@ struct BlobStoreOptions {
 struct BlobInfo {
   std::string digest;  // "sha256:<64 lowercase hex>"
   std::uint64_t size = 0;
+  // When it was last stored (a put() of the same bytes renews it), in
+  // microseconds since the epoch; a cleaner leaves recent blobs alone.
+  std::int64_t stored_at = 0;
 };
 
 class BlobStore {

@@ -285,6 +285,14 @@ class Engine {
   TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,
                    int limit = 100, std::string page_token = {});
 
+  // Retention: deletes up to `limit` finished runs (succeeded, failed,
+  // cancelled, timed out) that finished before `before`, with their tasks,
+  // attempts, logs and artifacts; a blob no longer named by any artifact is
+  // removed from the blob store too (unless stored in the last 10 minutes,
+  // when a new artifact may be about to name it). Returns how many runs
+  // went; call again while it returns `limit`.
+  int purge_finished(Micros before, int limit = 500);
+
   // The artifacts of a run, oldest first; one of them (kNotFound unless it
   // belongs to the run).
   std::vector<Artifact> artifacts(std::string_view run_id);

@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 21> kServeSettings{{
+constexpr std::array<SettingInfo, 23> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -55,6 +55,11 @@ constexpr std::array<SettingInfo, 21> kServeSettings{{
      "Quota: agents one user may own (0: no limit)"},
     {"blob_store", "DEVCYCLE_BLOB_STORE", "file://./devcycle-blobs",
      "Where task artifacts are kept: file:///dir or file://./dir"},
+    {"retention_days", "DEVCYCLE_RETENTION_DAYS", "0",
+     "Finished runs older than this many days are purged with their tasks, logs and artifacts "
+     "(0: kept forever)"},
+    {"retention_sweep_ms", "DEVCYCLE_RETENTION_SWEEP_MS", "3600000",
+     "How often retention looks for runs to purge"},
     {"process_allow", "DEVCYCLE_PROCESS_ALLOW", "",
      "Executables process agents may run, comma-separated absolute real paths; "
      "interpreter:/usr/bin/python3 for interpreters (empty: no process agents)"},
@@ -157,6 +162,9 @@ ServeSettings resolve(int argc, const char* const* argv) {
     s.platform.processes.memory_bytes =
         static_cast<std::uint64_t>(integer_setting(extra, "process_memory_mb", 16, 1 << 20)) << 20;
   }
+  s.app.retention = std::chrono::hours(24 * integer_setting(extra, "retention_days", 0, 36500));
+  s.app.retention_sweep =
+      std::chrono::milliseconds(integer_setting(extra, "retention_sweep_ms", 100, 86'400'000));
   s.platform.blob_store = extra.values.at("blob_store").value;
   if (!s.platform.blob_store.starts_with("file://") || s.platform.blob_store.size() == 7) {
     bad_setting(extra.values.at("blob_store"), "must be file:///dir or file://./dir");

@@ -5,9 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "devcycle/error.h"
 #include "devcycle/version.h"
@@ -158,6 +160,28 @@ struct ServerApp::Impl {
   std::map<std::pair<std::size_t, int>, Counter*> request_counters;
   std::map<std::size_t, Histogram*> latencies;
   Subscription engine_events;
+  std::mutex retention_mu;
+  std::condition_variable retention_cv;
+  bool stopping = false;
+  std::thread retention_thread;
+
+  void sweep_retention() {
+    std::unique_lock lock(retention_mu);
+    while (!retention_cv.wait_for(lock, options.retention_sweep, [&] { return stopping; })) {
+      lock.unlock();
+      try {
+        const Micros before =
+            platform.clock().now() -
+            std::chrono::duration_cast<std::chrono::microseconds>(options.retention).count();
+        int total = 0;
+        for (int n = 500; n == 500;) total += n = platform.engine().purge_finished(before, 500);
+        if (total > 0) log.info("retention: purged finished runs", {{"runs", total}});
+      } catch (const std::exception& e) {
+        log.error("retention sweep failed", {{"error", e.what()}});
+      }
+      lock.lock();
+    }
+  }
 
   static UserDirectoryOptions directory_options(Platform& p, const AppOptions& o) {
     UserDirectoryOptions d;
@@ -208,6 +232,17 @@ struct ServerApp::Impl {
     auto& m = platform.metrics();
     runs_started = &m.counter("runs_started_total", "Workflow runs started");
     engine_events = platform.engine().subscribe([this](const EngineEvent& e) { count(e); });
+    if (options.retention.count() > 0)
+      retention_thread = std::thread([this] { sweep_retention(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(retention_mu);
+      stopping = true;
+    }
+    retention_cv.notify_all();
+    if (retention_thread.joinable()) retention_thread.join();
   }
 
   void count(const EngineEvent& e) {

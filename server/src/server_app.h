@@ -3,6 +3,7 @@
 // rate limits, metrics, problem+json) around every request.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct AppOptions {
   // (the API takes bearer tokens, not cookies), so no origin is ever
   // reflected together with Access-Control-Allow-Credentials.
   std::vector<std::string> cors_origins;
+  // Finished runs older than this are purged, with their tasks, logs and
+  // artifacts, by a sweep every `retention_sweep`; 0: kept forever.
+  std::chrono::hours retention{0};
+  std::chrono::milliseconds retention_sweep{std::chrono::hours(1)};
 };
 
 // Checks one CORS origin: scheme://host[:port], nothing else, or "*". Throws

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +29,12 @@ void check_digest(std::string_view d) {
   }
 }
 
+std::int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 class FileBlobStore final : public BlobStore {
  public:
   FileBlobStore(fs::path root, BlobStoreOptions options)
@@ -47,9 +54,15 @@ class FileBlobStore final : public BlobStore {
                   "blob: " + std::to_string(bytes.size()) + " bytes, more than the " +
                       std::to_string(options_.max_blob_bytes) + " allowed");
     }
-    BlobInfo info{blob_digest(bytes), bytes.size()};
+    BlobInfo info{blob_digest(bytes), bytes.size(), now_micros()};
     const auto final_path = path_of(info.digest);
-    if (fs::exists(final_path)) return info;  // content-addressed: already there
+    if (fs::exists(final_path)) {
+      // Content-addressed: already there. Renew it, so that a cleaner that
+      // just found it unreferenced leaves it to the row about to name it.
+      std::error_code ec;
+      fs::last_write_time(final_path, fs::file_time_type::clock::now(), ec);
+      return info;
+    }
     fs::create_directories(final_path.parent_path());
     const auto tmp = root_ / "tmp" / new_uuid_v7();
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -90,9 +103,14 @@ class FileBlobStore final : public BlobStore {
   std::optional<BlobInfo> stat(std::string_view digest) override {
     check_digest(digest);
     std::error_code ec;
-    const auto size = fs::file_size(path_of(digest), ec);
+    const auto path = path_of(digest);
+    const auto size = fs::file_size(path, ec);
     if (ec) return std::nullopt;
-    return BlobInfo{std::string(digest), size};
+    const auto written = fs::last_write_time(path, ec);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::file_clock::to_sys(written).time_since_epoch())
+                            .count();
+    return BlobInfo{std::string(digest), size, micros};
   }
 
   bool remove(std::string_view digest) override {

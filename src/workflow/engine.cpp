@@ -1657,6 +1657,49 @@ RunDetail Engine::get(std::string_view run_id) {
   });
 }
 
+int Engine::purge_finished(Micros before, int limit) {
+  if (limit < 1 || limit > 10'000) {
+    throw Error(ErrorCode::kInvalidArgument, "limit: must be between 1 and 10000");
+  }
+  std::set<std::string> digests;
+  const int purged = impl_->db.write([&](Txn& t) {
+    digests.clear();
+    std::vector<std::string> runs;
+    for (const auto& r : t.query(
+             "SELECT id FROM workflow_runs WHERE status IN ('succeeded', 'failed', 'cancelled', "
+             "'timed_out') AND finished_at < $1 ORDER BY finished_at LIMIT " +
+                 std::to_string(limit),
+             {before})) {
+      runs.push_back(r[0].as_text());
+    }
+    for (const auto& id : runs) {
+      for (const auto& r : t.query("SELECT DISTINCT digest FROM artifacts WHERE run_id = $1", {id}))
+        digests.insert(r[0].as_text());
+      t.execute("DELETE FROM task_logs WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)",
+                {id});
+      t.execute(
+          "DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)",
+          {id});
+      t.execute("DELETE FROM artifacts WHERE run_id = $1", {id});
+      t.execute("DELETE FROM tasks WHERE run_id = $1", {id});
+      t.execute("DELETE FROM workflow_runs WHERE id = $1", {id});
+    }
+    return static_cast<int>(runs.size());
+  });
+  if (impl_->options.blobs && !digests.empty()) {
+    const Micros recent = SystemClock::instance()->now() - 10LL * 60 * 1'000'000;
+    for (const auto& d : digests) {
+      const bool named = impl_->db.read([&](Txn& t) {
+        return !t.query("SELECT 1 FROM artifacts WHERE digest = $1 LIMIT 1", {d}).empty();
+      });
+      if (named) continue;
+      const auto info = impl_->options.blobs->stat(d);
+      if (info && info->stored_at < recent) impl_->options.blobs->remove(d);
+    }
+  }
+  return purged;
+}
+
 std::vector<Artifact> Engine::artifacts(std::string_view run_id) {
   return impl_->db.read([&](Txn& t) {
     RunStore store(t);

@@ -870,6 +870,57 @@ TEST_P(EngineTest, TasksStoreArtifacts) {
   EXPECT_DEVCYCLE_ERROR(engine_->artifacts("nope"), ErrorCode::kNotFound, "run");
 }
 
+TEST_P(EngineTest, RetentionPurgesFinishedRunsWithEverythingTheyOwned) {
+  const auto blobs = BlobStore::open("file://" + dir_.path().string() + "/blobs");
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.blobs = blobs.get();
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  agent("a", "step", "step");
+  engine_->register_function("step", [](TaskContext& ctx) -> std::string {
+    ctx.log(LogLevel::kInfo, "working");
+    ctx.put_artifact("out.txt", "artifact of " + ctx.run_id());
+    ctx.put_artifact("shared.txt", "the same bytes in every run");
+    return "{}";
+  });
+  const auto wf = workflow(R"({"name": "ret", "tasks": [{"id": "s", "capability": "step"}]})");
+  const auto old_run = start(wf);
+  engine_->run_until_idle();
+  const auto old_blob = engine_->artifacts(old_run.id)[0].digest;
+  clock_->advance(std::chrono::hours(48));
+  const auto new_run = start(wf);
+  engine_->run_until_idle();
+  const auto unfinished =
+      start(workflow(R"({"name": "ret2", "tasks": [{"id": "s", "capability": "nobody"}]})"));
+  // Blobs stored long ago (the cleaner spares recent ones).
+  const auto age = [&](const std::string& digest) {
+    const auto hex = digest.substr(7);
+    std::filesystem::last_write_time(
+        dir_.path() / "blobs" / "sha256" / hex.substr(0, 2) / hex.substr(2),
+        std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  };
+  for (const auto& a : engine_->artifacts(old_run.id)) age(a.digest);
+
+  EXPECT_EQ(engine_->purge_finished(clock_->now() - 3'600'000'000LL), 1);
+  EXPECT_DEVCYCLE_ERROR(engine_->get(old_run.id), ErrorCode::kNotFound, "run");
+  EXPECT_NO_THROW(engine_->get(new_run.id));
+  EXPECT_NO_THROW(engine_->get(unfinished.id));
+  const auto left = [&](const char* table) {
+    return db_->read([&](Txn& t) {
+      return t.query("SELECT COUNT(*) FROM " + std::string(table))[0][0].as_int();
+    });
+  };
+  EXPECT_EQ(left("task_logs"), 1);
+  EXPECT_EQ(left("task_attempts"), 1);
+  EXPECT_EQ(left("artifacts"), 2);
+  // Its own blob is gone; the one the newer run also names stays.
+  EXPECT_FALSE(blobs->stat(old_blob).has_value());
+  EXPECT_TRUE(blobs->stat(blob_digest("the same bytes in every run")).has_value());
+  EXPECT_EQ(engine_->purge_finished(clock_->now() - 3'600'000'000LL), 0);
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");
