@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace devcycle {
 
@@ -44,5 +46,9 @@ class ManualClock final : public Clock {
 
 // RFC 3339 in UTC with microseconds: "2026-11-26T01:11:10.123456Z".
 std::string format_rfc3339(Micros t);
+
+// An RFC 3339 time ("2026-11-26T08:00:00Z"; fractions and offsets allowed)
+// in microseconds since the epoch; nothing when malformed.
+std::optional<Micros> parse_rfc3339(std::string_view text);
 
 }  // namespace devcycle

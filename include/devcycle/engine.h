@@ -172,7 +172,8 @@ struct EngineEvent {
     kTaskCancelled,
     kTaskLog,  // a line was appended to a task's log: status is its level, message the line
     kRunPaused,
-    kRunResumed
+    kRunResumed,
+    kTaskWaiting  // a timer or a signal wait began: available_at is when a timer fires
   };
   Kind kind;
   std::string run_id;
@@ -273,6 +274,14 @@ class Engine {
   // Starts a failed, timed-out or cancelled run again from the tasks that
   // did not succeed; each gets its full retry budget again.
   Run retry(std::string_view run_id);
+  // Sends the signal `name` (an approval, an external event) to a run with
+  // `payload` (JSON, the waiting task's output). A task waiting for it
+  // succeeds now and the call returns true; otherwise the signal is kept for
+  // the first task of the run that waits for that name, and it returns
+  // false. kNotFound for an unknown run, kInvalidArgument for a finished one
+  // or bad input.
+  bool signal(std::string_view run_id, std::string_view name, std::string_view payload = "{}");
+
   // Pauses a running run: attempts already running finish and are recorded,
   // but nothing new starts (ready tasks go back to pending) until resume().
   // Pausing a paused run returns it; any other state is kInvalidArgument.

@@ -46,7 +46,12 @@ struct TaskDefinition {
   std::string id;                   // [a-z0-9][a-z0-9_-]*, unique in the workflow
   std::string capability;           // either a capability ...
   std::string version_range = "*";  // ... within this range,
-  std::string agent;                // or a named agent "owner/name"
+  std::string agent;                // or a named agent "owner/name",
+  // or no agent at all: a timer that waits this long ...
+  std::optional<std::chrono::milliseconds> sleep;
+  std::string until;   // ... or until this RFC 3339 time (a template),
+  std::string signal;  // or a wait for the signal of this name (approvals);
+                       // timeouts.start_to_close bounds the wait
   std::vector<std::string> depends_on;
   std::string input = "{}";  // JSON; strings may hold {{ templates }}
   std::string when;          // condition; empty: always
@@ -106,6 +111,9 @@ class WorkflowBuilder {
    public:
     TaskBuilder& capability(std::string name, std::string range = "*");
     TaskBuilder& agent(std::string owner_slash_name);
+    TaskBuilder& sleep(std::chrono::milliseconds d);
+    TaskBuilder& until(std::string rfc3339_template);
+    TaskBuilder& signal(std::string name);
     TaskBuilder& depends_on(std::vector<std::string> ids);
     TaskBuilder& input(std::string json);
     TaskBuilder& when(std::string expression);

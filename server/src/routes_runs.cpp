@@ -88,6 +88,16 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(200, to_json(engine.cancel(run.id)));
          }});
 
+  r.add({"POST", "/api/v1/runs/{id}/signals/{name}", [&engine](Call& c) {
+           const auto run = readable_run(engine, c);
+           BodyInput in(c.req, /*empty_ok=*/true);
+           const auto payload = in.any_json("payload");
+           in.done();
+           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+           const bool delivered = engine.signal(run.id, c.param("name"), payload.value_or("{}"));
+           return json_response(200, {{"signal", c.param("name")}, {"delivered", delivered}});
+         }});
+
   r.add({"POST", "/api/v1/runs/{id}/pause", [&engine](Call& c) {
            const auto run = readable_run(engine, c);
            authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));

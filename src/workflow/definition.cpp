@@ -136,9 +136,25 @@ class Checker {
     }
     const bool has_cap = t.contains("capability");
     const bool has_agent = t.contains("agent");
-    if (has_cap == has_agent) {
-      error(path, has_cap ? "give either capability or agent, not both"
-                          : "needs a capability (with an optional version range) or an agent");
+    const int kinds = int(has_cap) + int(has_agent) + int(t.contains("sleep")) +
+                      int(t.contains("until")) + int(t.contains("signal"));
+    if (kinds != 1) {
+      error(path, kinds == 0 ? "needs a capability (with an optional version range), an agent, "
+                               "or no agent at all: sleep, until or signal"
+                             : "give one of capability, agent, sleep, until and signal");
+    }
+    if (auto d = duration(t, "sleep", path)) task.sleep = *d;
+    if (const auto it = t.find("until"); it != t.end() && it->is_string()) {
+      task.until = it->get<std::string>();
+      capture(path + ".until", [&] { Template::parse(task.until, path + ".until"); });
+    }
+    if (const auto it = t.find("signal"); it != t.end() && it->is_string()) {
+      task.signal = it->get<std::string>();
+      capture(path + ".signal",
+              [&] { internal::check_lower_name(path + ".signal", task.signal, 64); });
+    }
+    if ((task.sleep || !task.until.empty() || !task.signal.empty()) && t.contains("for_each")) {
+      error(path + ".for_each", "a timer or a signal wait is one task; it cannot fan out");
     }
     if (const auto it = t.find("capability"); it != t.end() && it->is_string()) {
       task.capability = it->get<std::string>();
@@ -310,6 +326,11 @@ class Checker {
       // Syntax errors were reported while parsing the task; only what parses is checked here.
       if (auto refs = references_of(t.when)) check_refs(*refs, path + ".when", fan_out);
       if (auto refs = references_of(t.for_each)) check_refs(*refs, path + ".for_each", false);
+      if (!t.until.empty()) {
+        check_templates(json(t.until), path + ".until",
+                        [&](const std::vector<std::vector<std::string>>& refs,
+                            const std::string& p) { check_refs(refs, p, false); });
+      }
       check_templates(json::parse(t.input), path + ".input",
                       [&](const std::vector<std::vector<std::string>>& refs, const std::string& p) {
                         check_refs(refs, p, fan_out, /*allow_secrets=*/true);
@@ -432,8 +453,14 @@ std::string WorkflowDefinition::to_json() const {
     if (!t.capability.empty()) {
       o["capability"] = t.capability;
       o["version"] = t.version_range;
-    } else {
+    } else if (!t.agent.empty()) {
       o["agent"] = t.agent;
+    } else if (t.sleep) {
+      o["sleep"] = format_duration(*t.sleep);
+    } else if (!t.until.empty()) {
+      o["until"] = t.until;
+    } else {
+      o["signal"] = t.signal;
     }
     o["depends_on"] = t.depends_on;
     o["input"] = ordered_json::parse(t.input);
@@ -481,6 +508,18 @@ WorkflowBuilder::TaskBuilder WorkflowBuilder::task(std::string id) {
   return TaskBuilder(*this, def_.tasks.size() - 1);
 }
 TaskDefinition& WorkflowBuilder::TaskBuilder::task() { return parent_.def_.tasks[index_]; }
+WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::sleep(std::chrono::milliseconds d) {
+  task().sleep = d;
+  return *this;
+}
+WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::until(std::string rfc3339_template) {
+  task().until = std::move(rfc3339_template);
+  return *this;
+}
+WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::signal(std::string name) {
+  task().signal = std::move(name);
+  return *this;
+}
 WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::capability(std::string name,
                                                                        std::string range) {
   task().capability = std::move(name);

@@ -471,7 +471,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const bool due = db.read([&](Txn& t) {
       RunStore store(t);
       return !store.expired_leases(at).empty() || !store.missed_starts(at).empty() ||
-             !store.overdue_runs(at).empty();
+             !store.overdue_runs(at).empty() || !store.due_waits(at).empty();
     });
     if (!due) return;
     std::vector<EngineEvent> events;
@@ -494,6 +494,30 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         }
         fail_attempt(t, store, *row, "timed_out",
                      "lease expired (no heartbeat or completion in time)", true, at, events);
+      }
+      for (const auto& seen : store.due_waits(at)) {
+        auto found = store.find_task(seen.task.id);
+        if (!found || found->task.status != TaskStatus::kWaiting) continue;
+        auto& row = *found;
+        if (row.task.available_at && *row.task.available_at <= at) {
+          // A timer fired.
+          row.task.status = TaskStatus::kSucceeded;
+          row.task.output = json{{"fired_at", *row.task.available_at}}.dump();
+          row.task.finished_at = at;
+          store.update_task(row);
+          events.push_back({EngineEvent::Kind::kTaskSucceeded, row.task.run_id, row.task.id,
+                            row.task.key, row.task.attempt, "succeeded", "", at, ""});
+        } else {
+          // A signal did not come in time.
+          row.task.status = TaskStatus::kTimedOut;
+          row.task.error = "no signal came within start_to_close";
+          row.task.finished_at = at;
+          row.close_deadline.reset();
+          store.update_task(row);
+          events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id,
+                            row.task.key, row.task.attempt, "timed_out", row.task.error, at, ""});
+        }
+        advance(t, store, row.task.run_id, at, events);
       }
       for (const auto& seen : store.missed_starts(at)) {
         auto found = store.find_task(seen.task.id);
@@ -1818,6 +1842,48 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
   }
   impl_->emit(events);
   return task;
+}
+
+bool Engine::signal(std::string_view run_id, std::string_view name, std::string_view payload) {
+  internal::check_lower_name("signal", name, 64);
+  if (payload.size() > 1024 * 1024) {
+    throw Error(ErrorCode::kInvalidArgument, "payload: larger than 1 MiB");
+  }
+  const auto parsed = json::parse(payload, nullptr, false);
+  if (parsed.is_discarded()) throw Error(ErrorCode::kInvalidArgument, "payload: not JSON");
+  const std::string canonical = parsed.dump();
+  const Micros at = impl_->now();
+  std::vector<EngineEvent> events;
+  const bool delivered = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
+    events.clear();
+    auto r = store.find_run(run_id);
+    if (!r) throw run_not_found(run_id);
+    if (is_terminal(r->status)) {
+      throw Error(ErrorCode::kInvalidArgument, "run " + r->id + " already " +
+                                                   std::string(to_string(r->status)) +
+                                                   "; it takes no signals");
+    }
+    const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
+    for (auto row : store.tasks_of(r->id)) {
+      if (row.task.status != TaskStatus::kWaiting) continue;
+      if (RunProgress::definition_of(*def, row.task.definition_id).signal != name) continue;
+      row.task.status = TaskStatus::kSucceeded;
+      row.task.output = canonical;
+      row.task.finished_at = at;
+      row.close_deadline.reset();
+      store.update_task(row);
+      events.push_back({EngineEvent::Kind::kTaskSucceeded, row.task.run_id, row.task.id,
+                        row.task.key, row.task.attempt, "succeeded", "", at, ""});
+      impl_->advance(t, store, r->id, at, events);
+      impl_->stage(t, events);
+      return true;
+    }
+    store.keep_signal(r->id, name, canonical, at);
+    return false;
+  });
+  impl_->emit(events);
+  return delivered;
 }
 
 Run Engine::pause(std::string_view run_id) {

@@ -73,6 +73,8 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept {
       return "run.paused";
     case EngineEvent::Kind::kRunResumed:
       return "run.resumed";
+    case EngineEvent::Kind::kTaskWaiting:
+      return "task.waiting";
   }
   return "task.ready";
 }

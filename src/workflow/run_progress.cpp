@@ -174,6 +174,10 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
       row.task.input = render_input(d, ctx, path + ".input")
                            .dump(-1, ' ', false, json::error_handler_t::replace);
     }
+    if (d.sleep || !d.until.empty() || !d.signal.empty()) {
+      wait(row, d, ctx);
+      return;
+    }
   } catch (const Error& e) {
     // A deterministic error: retrying cannot help.
     set_terminal(row, TaskStatus::kFailed, e.what());
@@ -192,11 +196,42 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
   save(row);
 }
 
+void RunProgress::wait(TaskRow& row, const TaskDefinition& d, const json& ctx) {
+  const std::string path = "tasks." + row.task.key;
+  const auto us = [](std::chrono::milliseconds m) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(m).count();
+  };
+  row.task.ready_at = now_;
+  row.task.started_at = now_;
+  if (!d.signal.empty()) {
+    // A signal sent before anything waited for it is taken at once.
+    if (auto payload = store_.take_signal(run_.id, d.signal, row.task.id)) {
+      row.task.output = *payload;
+      set_terminal(row, TaskStatus::kSucceeded);
+      return;
+    }
+    if (d.timeouts.start_to_close) row.close_deadline = now_ + us(*d.timeouts.start_to_close);
+  } else if (d.sleep) {
+    row.task.available_at = now_ + us(*d.sleep);
+  } else {
+    const auto when = render(Template::parse(d.until, path + ".until"), ctx);
+    const auto at = when.is_string() ? parse_rfc3339(when.get<std::string>()) : std::nullopt;
+    if (!at) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  path + ".until: gave " + when.dump().substr(0, 100) + ", not an RFC 3339 time");
+    }
+    row.task.available_at = std::max(*at, now_);
+  }
+  row.task.status = TaskStatus::kWaiting;
+  event(EngineEvent::Kind::kTaskWaiting, row);
+  save(row);
+}
+
 bool RunProgress::make_ready(TaskRow& row) {
   const auto& d = definition_of(def_, row.task.definition_id);
   // Building the context parses every upstream output: only when it is used.
-  const bool uses_context =
-      !d.when.empty() || !d.for_each.empty() || d.input.find("{{") != std::string::npos;
+  const bool uses_context = !d.when.empty() || !d.for_each.empty() || !d.until.empty() ||
+                            d.input.find("{{") != std::string::npos;
   const json ctx = uses_context ? context() : json::object();
   if (d.for_each.empty()) {
     ready_one(row, d, ctx);

@@ -54,6 +54,8 @@ class RunProgress {
   void advance_rows();  // advance() over rows_ as they are
   bool make_ready(TaskRow& row);
   void ready_one(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
+  // A timer or a signal wait begins (or, for a signal already sent, ends).
+  void wait(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
   nlohmann::json context() const;
   void event(EngineEvent::Kind kind, const TaskRow& row);
   void set_terminal(TaskRow& row, TaskStatus status, const std::string& error = {});

@@ -5,6 +5,7 @@
 #include <span>
 
 #include "devcycle/error.h"
+#include "devcycle/uuid.h"
 
 namespace devcycle::internal {
 namespace {
@@ -182,6 +183,15 @@ CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
            " digest TEXT NOT NULL, size BIGINT NOT NULL, created_at BIGINT NOT NULL);"
            "CREATE INDEX artifacts_run ON artifacts (run_id, id);"
            "CREATE INDEX artifacts_digest ON artifacts (digest)",
+           ""},
+          // Timers and signal waits: tasks in `waiting`, and the signals sent
+          // before a task waited for them.
+          {"engine", 5, "timers and signals",
+           "CREATE INDEX tasks_waiting ON tasks (available_at) WHERE status = 'waiting';"
+           "CREATE TABLE run_signals ("
+           " id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL,"
+           " created_at BIGINT NOT NULL, taken_by TEXT);"
+           "CREATE INDEX run_signals_open ON run_signals (run_id, name, id) WHERE taken_by IS NULL",
            ""}};
 }
 
@@ -222,6 +232,31 @@ std::vector<Artifact> RunStore::artifacts_of(std::string_view run_id) {
                    static_cast<std::uint64_t>(r[7].as_int()), r[8].as_int()});
   }
   return out;
+}
+
+std::vector<TaskRow> RunStore::due_waits(Micros now) {
+  return tasks(t_,
+               "WHERE status = 'waiting' AND ((available_at IS NOT NULL AND available_at <= $1) "
+               "OR (close_deadline IS NOT NULL AND close_deadline <= $1))",
+               {now});
+}
+
+std::optional<std::string> RunStore::take_signal(std::string_view run_id, std::string_view name,
+                                                 std::string_view task_id) {
+  auto rs = t_.query(
+      "SELECT id, payload FROM run_signals WHERE run_id = $1 AND name = $2 AND taken_by IS NULL "
+      "ORDER BY id LIMIT 1",
+      {run_id, name});
+  if (rs.empty()) return std::nullopt;
+  t_.execute("UPDATE run_signals SET taken_by = $2 WHERE id = $1", {rs[0][0].as_text(), task_id});
+  return rs[0][1].as_text();
+}
+
+void RunStore::keep_signal(std::string_view run_id, std::string_view name, std::string_view payload,
+                           Micros at) {
+  t_.execute(
+      "INSERT INTO run_signals (id, run_id, name, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+      {new_uuid_v7(), run_id, name, payload, at});
 }
 
 bool RunStore::run_paused(std::string_view id) {

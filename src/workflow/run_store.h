@@ -33,6 +33,15 @@ class RunStore {
   // Whether the run is paused (one indexed lookup, for the completion fast path).
   bool run_paused(std::string_view id);
 
+  // Waiting tasks whose timer fired or whose signal wait ran out.
+  std::vector<TaskRow> due_waits(Micros now);
+  // The oldest signal `name` sent to the run that no task took yet, now
+  // taken by `task_id`: its payload.
+  std::optional<std::string> take_signal(std::string_view run_id, std::string_view name,
+                                         std::string_view task_id);
+  void keep_signal(std::string_view run_id, std::string_view name, std::string_view payload,
+                   Micros at);
+
   void insert_artifact(const Artifact& a);
   std::vector<Artifact> artifacts_of(std::string_view run_id);
   std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);

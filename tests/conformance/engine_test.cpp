@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -919,6 +920,96 @@ TEST_P(EngineTest, RetentionPurgesFinishedRunsWithEverythingTheyOwned) {
   EXPECT_FALSE(blobs->stat(old_blob).has_value());
   EXPECT_TRUE(blobs->stat(blob_digest("the same bytes in every run")).has_value());
   EXPECT_EQ(engine_->purge_finished(clock_->now() - 3'600'000'000LL), 0);
+}
+
+TEST_P(EngineTest, TimersWaitThenFireAndSurviveARestart) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "tm", "tasks": [
+    {"id": "nap", "sleep": "5m"},
+    {"id": "until", "until": "{{ input.at }}", "depends_on": ["nap"]},
+    {"id": "after", "capability": "step", "depends_on": ["until"]}]})");
+  const auto at = clock_->now() + 3'600'000'000LL;  // an hour from now
+  std::time_t secs = at / 1'000'000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const auto run = start(wf, json{{"at", text}}.dump());
+  auto d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "nap").status, TaskStatus::kWaiting);
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  // The engine goes away and another comes: the timer is in the database.
+  engine_.reset();
+  engine_ = make_engine(0);
+  engine_->register_function("echo", echo);
+  clock_->advance(std::chrono::minutes(4));
+  engine_->run_until_idle();
+  EXPECT_EQ(task(engine_->get(run.id), "nap").status, TaskStatus::kWaiting);
+  clock_->advance(std::chrono::minutes(1));
+  engine_->run_until_idle();
+  d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "nap").status, TaskStatus::kSucceeded);
+  EXPECT_EQ(task(d, "until").status, TaskStatus::kWaiting);
+  EXPECT_EQ(*task(d, "until").available_at, at);
+  clock_->advance(std::chrono::minutes(56));
+  EXPECT_EQ(engine_->run_until_idle(), 1);  // until fired; after ran
+  d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "until").output)["fired_at"], at);
+
+  // An until that is not a time fails its task, saying so.
+  const auto bad = start(wf, R"({"at": "tomorrow-ish"})");
+  clock_->advance(std::chrono::minutes(5));
+  engine_->run_until_idle();
+  d = engine_->get(bad.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(d, "until").error.find("not an RFC 3339 time"), std::string::npos);
+}
+
+TEST_P(EngineTest, SignalsReleaseWaitingTasksOrWaitForThem) {
+  agent("a", "step", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "sg", "tasks": [
+    {"id": "approve", "signal": "approval", "timeouts": {"start_to_close": "1h"}},
+    {"id": "ship", "capability": "step", "depends_on": ["approve"],
+     "input": {"by": "{{ tasks.approve.output.by }}"}}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  EXPECT_EQ(task(engine_->get(run.id), "approve").status, TaskStatus::kWaiting);
+  EXPECT_TRUE(engine_->signal(run.id, "approval", R"({"by": "alice"})"));
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "ship").output)["got"]["by"], "alice");
+
+  // A signal sent before the task waits is kept for it.
+  const auto wf2 = workflow(R"({"name": "sg2", "tasks": [
+    {"id": "first", "sleep": "1m"},
+    {"id": "approve", "signal": "approval", "depends_on": ["first"]}]})");
+  const auto early = start(wf2);
+  EXPECT_FALSE(engine_->signal(early.id, "approval", R"({"early": true})"));
+  clock_->advance(std::chrono::minutes(1));
+  engine_->run_until_idle();
+  d = engine_->get(early.id);
+  EXPECT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "approve").output), json({{"early", true}}));
+
+  // No signal in time: the task times out and the run fails.
+  const auto late = start(wf);
+  clock_->advance(std::chrono::minutes(61));
+  engine_->run_until_idle();
+  d = engine_->get(late.id);
+  EXPECT_EQ(task(d, "approve").status, TaskStatus::kTimedOut);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_DEVCYCLE_ERROR(engine_->signal(late.id, "approval"), ErrorCode::kInvalidArgument,
+                        "takes no signals");
+  EXPECT_DEVCYCLE_ERROR(engine_->signal(late.id, "Bad Name"), ErrorCode::kInvalidArgument,
+                        "signal");
+  EXPECT_DEVCYCLE_ERROR(engine_->signal("nope", "approval"), ErrorCode::kNotFound, "run");
+  EXPECT_DEVCYCLE_ERROR(workflow(R"({"name": "sg3", "tasks": [
+    {"id": "x", "signal": "go", "capability": "step"}]})"),
+                        ErrorCode::kInvalidArgument, "give one of capability, agent, sleep");
 }
 
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {

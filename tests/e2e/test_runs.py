@@ -122,3 +122,27 @@ def test_pause_and_resume(workflow, make_user):
     problem(dev.post(f"/api/v1/runs/{run['id']}/resume", params={"x": 1}), 400)
     dev.post(f"/api/v1/runs/{run['id']}/cancel")
     problem(dev.post(f"/api/v1/runs/{run['id']}/pause"), 400)
+
+
+def test_approval_by_signal(make_user):
+    user, dev = make_user("developer")
+    name = unique("approved-")
+    r = dev.post("/api/v1/workflows", json={"name": name, "tasks": [
+        {"id": "wait", "sleep": "1h"},
+        {"id": "approve", "signal": "approval", "timeouts": {"start_to_close": "24h"}}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["definition"]["tasks"][1]["signal"] == "approval"
+    run = dev.post("/api/v1/runs", json={"workflow": name}).json()
+    detail = dev.get(f"/api/v1/runs/{run['id']}").json()
+    assert {t["key"]: t["status"] for t in detail["tasks"]} == {"wait": "waiting", "approve": "waiting"}
+    sent = dev.post(f"/api/v1/runs/{run['id']}/signals/approval",
+                    json={"payload": {"approved": True, "by": user["username"]}})
+    assert sent.json() == {"signal": "approval", "delivered": True}
+    detail = dev.get(f"/api/v1/runs/{run['id']}").json()
+    approve = next(t for t in detail["tasks"] if t["key"] == "approve")
+    assert approve["status"] == "succeeded" and approve["output"]["approved"] is True
+    kept = dev.post(f"/api/v1/runs/{run['id']}/signals/other")
+    assert kept.json() == {"signal": "other", "delivered": False}
+    problem(dev.post(f"/api/v1/runs/{run['id']}/signals/Not%20A%20Name"), 400)
+    _, other = make_user("developer")
+    problem(other.post(f"/api/v1/runs/{run['id']}/signals/approval"), 403)
