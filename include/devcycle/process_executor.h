@@ -4,7 +4,8 @@
 // that argv — never through a shell, and only from the version's own
 // configuration: task input reaches the process on stdin only, as JSON; its
 // stdout (JSON) is the task's output; each line of stderr is a task log
-// line. Each attempt gets a fresh working directory, a scrubbed
+// line. The agent's configuration is in ./agent.json, with the secrets it
+// names ({{ secrets.NAME }}) put in. Each attempt gets a fresh working directory, a scrubbed
 // environment, rlimits on CPU time and memory, and its own process group,
 // which the timeout (the task's start_to_close, else `timeout`) and
 // cancellation kill whole; PR_SET_PDEATHSIG kills it with its engine.
@@ -69,6 +70,9 @@ struct ProcessCall {
   std::chrono::milliseconds timeout{0};  // 0: ProcessOptions::timeout
   std::function<void(std::string_view line)> on_stderr_line;
   std::function<bool()> cancelled;  // polled; true kills the process group
+  // Files written into the working directory before the program starts
+  // (name, content; mode 0600): the agent's configuration as agent.json.
+  std::vector<std::pair<std::string, std::string>> files;
 };
 
 // Runs one attempt (after check_allowed). Throws Error{kUnavailable} when

@@ -64,6 +64,10 @@ class SecretStore {
   // for a JSON string. Error{kNotFound} naming a referenced secret that does
   // not exist.
   std::string resolve(std::string_view scope, std::string_view json_text);
+  // Trusted text (an agent's configuration, written by its owner): each
+  // {{ secrets.NAME }} in it replaced by the value, escaped for a JSON
+  // string. kNotFound naming a secret that does not exist.
+  std::string resolve_references(std::string_view json_text);
 
  private:
   struct Impl;

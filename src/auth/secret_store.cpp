@@ -247,4 +247,26 @@ std::string SecretStore::resolve(std::string_view scope, std::string_view text) 
   return out;
 }
 
+std::string SecretStore::resolve_references(std::string_view text) {
+  std::string out;
+  std::size_t from = 0;
+  for (auto open = text.find("{{"); open != std::string_view::npos;
+       open = text.find("{{", open + 2)) {
+    const auto close = text.find("}}", open);
+    if (close == std::string_view::npos) break;
+    auto inner = text.substr(open + 2, close - open - 2);
+    while (!inner.empty() && inner.front() == ' ') inner.remove_prefix(1);
+    while (!inner.empty() && inner.back() == ' ') inner.remove_suffix(1);
+    if (!inner.starts_with("secrets.")) continue;
+    const auto name = inner.substr(8);
+    check_name(name);
+    const auto value = nlohmann::json(reveal(name)).dump();
+    out.append(text.substr(from, open - from));
+    out.append(value.substr(1, value.size() - 2));
+    from = close + 2;
+  }
+  out.append(text.substr(from));
+  return out;
+}
+
 }  // namespace devcycle

@@ -1366,8 +1366,13 @@ std::optional<Claim> Engine::Impl::execute_one(const Claim& c, bool async) {
 }
 
 std::string Engine::Impl::run_process_task(TaskContext& ctx, const TaskTimeouts& timeouts) {
-  const auto v = registry.get_version(ctx.agent_id(), *registry.get(ctx.agent_id()).active_version);
+  const auto agent = registry.get(ctx.agent_id());
+  const auto v = registry.get_version(agent.id, *agent.active_version);
   ProcessCall call;
+  // Its configuration, with the secrets it names, only in the attempt's directory.
+  call.files.emplace_back("agent.json",
+                          options.secrets ? options.secrets->resolve_references(agent.configuration)
+                                          : agent.configuration);
   call.argv = parse_process_argv(v.executor);
   check_allowed(call.argv, options.processes);  // kPermissionDenied: retrying cannot help
   call.input = ctx.input();

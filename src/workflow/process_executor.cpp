@@ -139,6 +139,17 @@ void check_allowed(const std::vector<std::string>& argv, const ProcessOptions& o
 ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options) {
   if (call.argv.empty()) bad_executor("no program");
   WorkDir dir(options.work_root);
+  for (const auto& [name, content] : call.files) {
+    if (name.empty() || name.find('/') != std::string::npos || name.starts_with(".")) {
+      bad_executor("file name \"" + name + "\" is not a plain name");
+    }
+    const auto path = dir.path + "/" + name;
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const bool ok = fd >= 0 && ::write(fd, content.data(), content.size()) ==
+                                   static_cast<ssize_t>(content.size());
+    if (fd >= 0) ::close(fd);
+    if (!ok) throw Error(ErrorCode::kUnavailable, "process: cannot write " + path);
+  }
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls.
   std::vector<char*> argv;

@@ -1012,6 +1012,42 @@ TEST_P(EngineTest, SignalsReleaseWaitingTasksOrWaitForThem) {
                         ErrorCode::kInvalidArgument, "give one of capability, agent, sleep");
 }
 
+TEST_P(EngineTest, AProcessAgentReadsItsConfigurationWithSecretsFromAgentJson) {
+  SecretStore secrets(*db_, "8f14e45fceea167a5a36dedd4bea2543c9f0f895fb98ab9159f51fd0297e236d",
+                      clock_);
+  secrets.put("API_TOKEN", "s3cr3t-in-config", "ops");
+  const auto sh = std::filesystem::canonical("/bin/sh").string();
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.secrets = &secrets;
+  o.processes.allow = {{sh, true}};
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  AgentSpec spec;
+  spec.owner = "ops";
+  spec.name = "configured";
+  spec.type = "worker";
+  spec.configuration =
+      R"({"endpoint": "https://models.example", "token": "{{ secrets.API_TOKEN }}"})";
+  const auto a = registry_->create(spec);
+  registry_->add_version(
+      a.id, {"1.0.0",
+             {"call@1.0.0"},
+             {},
+             "process:[\"" + sh + "\", \"-c\", \"grep -c s3cr3t-in-config agent.json\"]",
+             ""});
+  registry_->deploy(a.id, "1.0.0");
+  const auto wf = workflow(R"({"name": "cfg", "tasks": [{"id": "c", "capability": "call"}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(task(d, "c").output, "1");  // the value was in agent.json, once
+  // The stored configuration keeps the reference, not the value.
+  EXPECT_EQ(registry_->get(a.id).configuration.find("s3cr3t"), std::string::npos);
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

@@ -83,6 +83,16 @@ TEST_P(SecretStoreTest, RedactsEveryValueFromText) {
   EXPECT_EQ(secrets_->redact("tok-abcdef rotated-value"), "tok-abcdef [redacted:TOKEN]");
 }
 
+TEST_P(SecretStoreTest, ResolvesReferencesInTrustedText) {
+  secrets_->put("TOKEN", "tok\"quoted", "u");
+  EXPECT_EQ(
+      secrets_->resolve_references(
+          R"({"auth": "Bearer {{ secrets.TOKEN }}", "x": "{{secrets.TOKEN}}", "y": "{{ input.z }}"})"),
+      R"({"auth": "Bearer tok\"quoted", "x": "tok\"quoted", "y": "{{ input.z }}"})");
+  EXPECT_DEVCYCLE_ERROR(secrets_->resolve_references(R"({"a": "{{ secrets.NOPE }}"})"),
+                        ErrorCode::kNotFound, "NOPE");
+}
+
 TEST_P(SecretStoreTest, AnotherMasterKeyCannotOpenThem) {
   secrets_->put("TOKEN", "tok-abcdef", "u");
   EXPECT_DEVCYCLE_ERROR(SecretStore(*db_, kOtherMaster, clock_), ErrorCode::kInvalidArgument,
