@@ -20,6 +20,7 @@
 
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
+#include "devcycle/engine.h"
 #include "devcycle/logger.h"
 #include "devcycle/metrics.h"
 #include "devcycle/process_executor.h"
@@ -58,6 +59,8 @@ struct PlatformOptions {
   // Where task artifacts are kept: file:///dir or file://./dir; empty: no
   // artifacts.
   std::string blob_store;
+  // Starts per second (and burst) by capability, through the cache.
+  std::map<std::string, RateLimit> capability_rate_limits;
 };
 
 // One setting that resolve_options() knows.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "devcycle/blob_store.h"
+#include "devcycle/cache.h"
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
 #include "devcycle/executor.h"
@@ -191,6 +192,13 @@ struct EngineEvent {
 };
 std::string_view to_string(EngineEvent::Kind kind) noexcept;
 
+// A rate limit on the tasks of one capability: how many may start per
+// second, and how many at once after a quiet spell.
+struct RateLimit {
+  double per_second = 1;
+  double burst = 1;
+};
+
 struct EngineOptions {
   std::shared_ptr<Clock> clock = SystemClock::instance();
   // Identifies this engine in leases; default: a new uuid per Engine.
@@ -230,6 +238,11 @@ struct EngineOptions {
   // cannot store artifacts. A process agent's files in ./artifacts/ are
   // stored when it succeeds.
   BlobStore* blobs = nullptr;
+  // Rate limits by capability, taken from `cache`'s token buckets (shared by
+  // every engine on the same cache): a task over its limit waits in `ready`
+  // until a token is free. Both must outlive the engine.
+  std::map<std::string, RateLimit> capability_rate_limits;
+  Cache* cache = nullptr;
   std::string event_topic = "devcycle.events";
   std::string completion_topic = "devcycle.completions";
 };

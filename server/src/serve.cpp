@@ -29,7 +29,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 23> kServeSettings{{
+constexpr std::array<SettingInfo, 24> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -60,6 +60,9 @@ constexpr std::array<SettingInfo, 23> kServeSettings{{
      "(0: kept forever)"},
     {"retention_sweep_ms", "DEVCYCLE_RETENTION_SWEEP_MS", "3600000",
      "How often retention looks for runs to purge"},
+    {"capability_rate_limits", "DEVCYCLE_CAPABILITY_RATE_LIMITS", "",
+     "Task starts per second by capability, e.g. deploy=0.5,codegen=10 (burst: the rate, at "
+     "least 1)"},
     {"process_allow", "DEVCYCLE_PROCESS_ALLOW", "",
      "Executables process agents may run, comma-separated absolute real paths; "
      "interpreter:/usr/bin/python3 for interpreters (empty: no process agents)"},
@@ -165,6 +168,32 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.retention = std::chrono::hours(24 * integer_setting(extra, "retention_days", 0, 36500));
   s.app.retention_sweep =
       std::chrono::milliseconds(integer_setting(extra, "retention_sweep_ms", 100, 86'400'000));
+  {
+    const auto& limits = extra.values.at("capability_rate_limits");
+    std::size_t at = 0;
+    while (!limits.value.empty() && at <= limits.value.size()) {
+      const auto comma = limits.value.find(',', at);
+      auto entry =
+          limits.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
+      while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+      const auto eq = entry.find('=');
+      double rate = 0;
+      std::size_t used = 0;
+      try {
+        if (eq != std::string::npos) rate = std::stod(entry.substr(eq + 1), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (eq == std::string::npos || eq == 0 || used == 0 || used != entry.size() - eq - 1 ||
+          !(rate > 0)) {
+        bad_setting(limits, "each entry is capability=starts_per_second, e.g. deploy=0.5");
+      }
+      s.platform.capability_rate_limits[entry.substr(0, eq)] = {rate, std::max(1.0, rate)};
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+  }
   s.platform.blob_store = extra.values.at("blob_store").value;
   if (!s.platform.blob_store.starts_with("file://") || s.platform.blob_store.size() == 7) {
     bad_setting(extra.values.at("blob_store"), "must be file:///dir or file://./dir");

@@ -84,6 +84,8 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.secrets = impl->secrets.get();
   engine_options.processes = options.processes;
   engine_options.blobs = impl->blobs.get();
+  engine_options.capability_rate_limits = options.capability_rate_limits;
+  engine_options.cache = impl->cache.get();
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
   BusOptions bus_options;

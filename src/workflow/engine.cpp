@@ -381,7 +381,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   std::optional<Claim> claim_in_place(TaskRow& row, const TaskDefinition& d,
                                       const std::string& workflow_id, Micros at,
                                       std::vector<EngineEvent>& events) {
-    if (row.task.available_at.value_or(at) > at) return std::nullopt;
+    if (row.task.available_at.value_or(at) > at || rate_limited(d)) return std::nullopt;
     const auto found = remembered_resolution(d, at);
     if (!found || found->second.starts_with(kBusPrefix)) return std::nullopt;  // see claim()
     std::optional<Micros> close_deadline;
@@ -753,6 +753,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         resolutions[key] = {found, at + 1'000'000};
       }
       if (found) {
+        if (const Micros wait = rate_wait(d); wait > 0) {
+          // Over its capability's rate: back in the queue until a token is due.
+          e->available_at = at + wait;
+          std::lock_guard lock(ready_mu);
+          ready.push(std::move(*e), at);
+          continue;
+        }
         chosen.push_back({std::move(*e), std::move(wid), std::move(*found)});
       } else {
         passed_over.push_back(std::move(*e));
@@ -826,6 +833,21 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // run it, so a chain of tasks skips the scheduler round trip. Registry
   // lookups are not allowed here (they would read the database inside the
   // write), so only remembered resolutions count.
+  // Takes a start of `d` from its capability's rate limit; how long to wait
+  // when there is none (0: go).
+  Micros rate_wait(const TaskDefinition& d) {
+    if (d.capability.empty() || !options.cache) return 0;
+    const auto it = options.capability_rate_limits.find(d.capability);
+    if (it == options.capability_rate_limits.end()) return 0;
+    const auto r =
+        options.cache->take("engine-rate:" + d.capability, it->second.per_second, it->second.burst);
+    return r.allowed ? 0 : std::max<Micros>(1000, r.retry_after.count() * 1000);
+  }
+  bool rate_limited(const TaskDefinition& d) const {
+    return !d.capability.empty() && options.cache &&
+           options.capability_rate_limits.count(d.capability) > 0;
+  }
+
   // Which agent and function run `d`, if this engine already knows; never
   // asks the registry (safe inside a write closure).
   std::optional<std::pair<std::string, std::string>> remembered_resolution(const TaskDefinition& d,
@@ -853,6 +875,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           row->task.available_at.value_or(at) > at)
         continue;
       const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
+      if (rate_limited(d)) continue;  // claim() takes its tokens
       const auto found = remembered_resolution(d, at);
       if (!found || found->second.starts_with(kBusPrefix)) continue;  // see claim()
       std::optional<Micros> close_deadline;

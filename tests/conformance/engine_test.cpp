@@ -1048,6 +1048,34 @@ TEST_P(EngineTest, AProcessAgentReadsItsConfigurationWithSecretsFromAgentJson) {
   EXPECT_EQ(registry_->get(a.id).configuration.find("s3cr3t"), std::string::npos);
 }
 
+TEST_P(EngineTest, CapabilityRateLimitsSpaceOutStarts) {
+  CacheOptions co;
+  co.clock = clock_;
+  const auto cache = Cache::open("memory://", co);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.cache = cache.get();
+  o.capability_rate_limits["deploy"] = {1.0, 2.0};  // 1/s, 2 at once
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  agent("d", "deploy", "echo");
+  agent("b", "build", "echo");
+  engine_->register_function("echo", echo);
+  const auto wf = workflow(R"({"name": "rl", "tasks": [{"id": "d", "capability": "deploy"}]})");
+  const auto other = workflow(R"({"name": "rl2", "tasks": [{"id": "b", "capability": "build"}]})");
+  for (int i = 0; i < 5; ++i) start(wf);
+  for (int i = 0; i < 3; ++i) start(other);
+  EXPECT_EQ(engine_->run_until_idle(), 2 + 3);  // the burst, and the unlimited ones
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  clock_->advance(std::chrono::milliseconds(1000));
+  EXPECT_EQ(engine_->run_until_idle(), 1);
+  clock_->advance(std::chrono::milliseconds(2000));
+  EXPECT_EQ(engine_->run_until_idle(), 2);
+  EXPECT_EQ(engine_->list().runs.size(), 8u);
+  for (const auto& r : engine_->list().runs) EXPECT_EQ(r.status, RunStatus::kSucceeded);
+}
+
 TEST_P(EngineTest, StartManyIsAllOrNothingAndNamesTheRun) {
   const auto wf = workflow(R"({"name": "v", "input_schema": {"type": "object", "required": ["repo"],
     "properties": {"repo": {"type": "string"}}}, "tasks": [{"id": "t", "capability": "nobody"}]})");

@@ -159,6 +159,9 @@ def test_bad_settings_are_refused_with_the_setting_named(tmp_path):
     r = subprocess.run([BINARY, "serve", "--colour", "red"], capture_output=True, text=True,
                        cwd=tmp_path, timeout=30)
     assert r.returncode == 64 and "--colour" in r.stderr
+    r = subprocess.run([BINARY, "serve", "--capability-rate-limits", "deploy=fast"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert r.returncode == 64 and "capability_rate_limits (flag --capability-rate-limits)" in r.stderr
     r = subprocess.run([BINARY, "serve", "--tls-certificate", str(tmp_path / "nope.pem"),
                         "--tls-key", str(tmp_path / "nope.key"), "--listen", "127.0.0.1:0"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=30)
