@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "devcycle/clock.h"
+
 namespace devcycle::server {
 
 namespace {
@@ -245,6 +247,14 @@ std::optional<bool> QueryInput::boolean(const std::string& key) {
   if (*s == "false") return false;
   bad(key, "must be true or false, not \"" + *s + "\"");
   return std::nullopt;
+}
+
+std::optional<std::int64_t> QueryInput::time(const std::string& key) {
+  const auto s = string(key);
+  if (!s) return std::nullopt;
+  const auto t = parse_rfc3339(*s);
+  if (!t) bad(key, "must be an RFC 3339 time, not \"" + *s + "\"");
+  return t;
 }
 
 std::map<std::string, std::string> QueryInput::labels(const std::string& key) {

@@ -55,6 +55,8 @@ class QueryInput {
   std::optional<std::string> string(const std::string& key);
   std::optional<std::int64_t> integer(const std::string& key, std::int64_t min, std::int64_t max);
   std::optional<bool> boolean(const std::string& key);
+  // An RFC 3339 time, in microseconds since the epoch.
+  std::optional<std::int64_t> time(const std::string& key);
   // label=key:value, repeatable, into a map.
   std::map<std::string, std::string> labels(const std::string& key);
   void done();

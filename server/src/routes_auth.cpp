@@ -22,19 +22,7 @@ void require_admin(const Principal& who, std::string_view what) {
 void add_auth_routes(Router& r, Services& s) {
   r.add({"POST", "/api/v1/auth/login",
          [&s](Call& c) {
-           BodyInput in(c.req);
-           auto login = in.string("login", true);
-           auto password = in.string("password", true);
-           in.done();
-           User user;
-           try {
-             user = s.users.authenticate(*login, *password, c.req.client_address);
-           } catch (const Error& e) {
-             audit(s, c.req, "",
-                   e.code() == ErrorCode::kResourceExhausted ? "login.throttled" : "login.failed",
-                   "", {{"login", *login}});
-             throw;
-           }
+           const auto user = authenticate_login(s, c, "token");
            const auto pair = s.tokens.issue(user);
            audit(s, c.req, user.id, "login.succeeded", "user:" + user.id);
            return json_response(200, to_json(pair, s.platform.clock().now()));

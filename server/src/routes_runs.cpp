@@ -48,18 +48,8 @@ void add_run_routes(Router& r, Services& s) {
            f.workflow = q.string("workflow");
            f.owner = q.string("owner");
            f.labels = q.labels("label");
-           const auto time = [&](const char* key) -> std::optional<Micros> {
-             auto text = q.string(key);
-             if (!text) return std::nullopt;
-             auto t = parse_time(*text);
-             if (!t) {
-               throw ValidationError(std::string("query.") + key,
-                                     "must be an RFC 3339 time, not \"" + *text + "\"");
-             }
-             return t;
-           };
-           f.created_after = time("created_after");
-           f.created_before = time("created_before");
+           f.created_after = q.time("created_after");
+           f.created_before = q.time("created_before");
            f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(50));
            f.page_token = q.string("page_token").value_or("");
            q.done();

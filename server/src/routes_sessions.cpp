@@ -36,19 +36,7 @@ void add_session_routes(Router& r, Services& s) {
   // A browser logs in for a session cookie (HttpOnly) and a CSRF cookie.
   r.add({"POST", "/api/v1/auth/session",
          [&s](Call& c) {
-           BodyInput in(c.req);
-           auto login = in.string("login", true);
-           auto password = in.string("password", true);
-           in.done();
-           User user;
-           try {
-             user = s.users.authenticate(*login, *password, c.req.client_address);
-           } catch (const Error& e) {
-             audit(s, c.req, "",
-                   e.code() == ErrorCode::kResourceExhausted ? "login.throttled" : "login.failed",
-                   "", {{"login", *login}, {"via", "session"}});
-             throw;
-           }
+           const auto user = authenticate_login(s, c, "session");
            const auto* agent = c.req.header("user-agent");
            const auto created = s.sessions.create(user, c.req.client_address, agent ? *agent : "");
            audit(s, c.req, user.id, "login.succeeded", "session:" + created.session.id,
@@ -101,18 +89,8 @@ void add_session_routes(Router& r, Services& s) {
            AuditFilter f;
            f.actor = q.string("actor");
            f.action = q.string("action");
-           const auto time = [&](const char* key) -> std::optional<Micros> {
-             auto text = q.string(key);
-             if (!text) return std::nullopt;
-             auto t = parse_time(*text);
-             if (!t) {
-               throw ValidationError(std::string("query.") + key,
-                                     "must be an RFC 3339 time, not \"" + *text + "\"");
-             }
-             return t;
-           };
-           f.after = time("after");
-           f.before = time("before");
+           f.after = q.time("after");
+           f.before = q.time("before");
            f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(100));
            f.page_token = q.string("page_token").value_or("");
            q.done();

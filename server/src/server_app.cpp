@@ -93,6 +93,21 @@ void audit(Services& s, const Call& c, std::string action, std::string target, c
   audit(s, c.req, c.principal.id, std::move(action), std::move(target), detail);
 }
 
+User authenticate_login(Services& s, const Call& c, std::string_view via) {
+  BodyInput in(c.req);
+  const auto login = in.string("login", true);
+  const auto password = in.string("password", true);
+  in.done();
+  try {
+    return s.users.authenticate(*login, *password, c.req.client_address);
+  } catch (const Error& e) {
+    audit(s, c.req, "",
+          e.code() == ErrorCode::kResourceExhausted ? "login.throttled" : "login.failed", "",
+          {{"login", *login}, {"via", via}});
+    throw;
+  }
+}
+
 std::string cookie(const HttpRequest& req, std::string_view name) {
   for (const auto& [header, value] : req.headers) {
     if (header != "cookie") continue;

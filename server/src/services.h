@@ -38,6 +38,11 @@ void audit(Services& s, const Call& c, std::string action, std::string target,
 void audit(Services& s, const HttpRequest& req, std::string actor, std::string action,
            std::string target, const Json& detail = Json::object());
 
+// Reads {login, password} from the body and checks them, recording the
+// failure ("login.failed" or "login.throttled") in the audit log; `via`
+// tells the two login routes apart there. The caller records the success.
+User authenticate_login(Services& s, const Call& c, std::string_view via);
+
 // Cookies of a session login, and the headers that clear them.
 std::vector<std::pair<std::string, std::string>> session_cookies(const CreatedSession& s, bool tls,
                                                                  std::chrono::seconds max_age);
