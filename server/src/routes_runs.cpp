@@ -72,11 +72,18 @@ void add_run_routes(Router& r, Services& s) {
            return json_response(200, to_json(d));
          }});
 
-  r.add({"POST", "/api/v1/runs/{id}/cancel", [&engine](Call& c) {
-           const auto run = readable_run(engine, c);
-           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
-           return json_response(200, to_json(engine.cancel(run.id)));
-         }});
+  // State changes of a run, for whoever may change it.
+  using RunAction = Run (Engine::*)(std::string_view);
+  for (const auto& [verb, action] : {std::pair<const char*, RunAction>{"cancel", &Engine::cancel},
+                                     std::pair<const char*, RunAction>{"pause", &Engine::pause},
+                                     std::pair<const char*, RunAction>{"resume", &Engine::resume},
+                                     std::pair<const char*, RunAction>{"retry", &Engine::retry}}) {
+    r.add({"POST", std::string("/api/v1/runs/{id}/") + verb, [&engine, action = action](Call& c) {
+             const auto run = readable_run(engine, c);
+             authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
+             return json_response(200, to_json((engine.*action)(run.id)));
+           }});
+  }
 
   r.add({"POST", "/api/v1/runs/{id}/signals/{name}", [&engine](Call& c) {
            const auto run = readable_run(engine, c);
@@ -86,18 +93,6 @@ void add_run_routes(Router& r, Services& s) {
            authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
            const bool delivered = engine.signal(run.id, c.param("name"), payload.value_or("{}"));
            return json_response(200, {{"signal", c.param("name")}, {"delivered", delivered}});
-         }});
-
-  r.add({"POST", "/api/v1/runs/{id}/pause", [&engine](Call& c) {
-           const auto run = readable_run(engine, c);
-           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
-           return json_response(200, to_json(engine.pause(run.id)));
-         }});
-
-  r.add({"POST", "/api/v1/runs/{id}/resume", [&engine](Call& c) {
-           const auto run = readable_run(engine, c);
-           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
-           return json_response(200, to_json(engine.resume(run.id)));
          }});
 
   r.add({"GET", "/api/v1/runs/{id}/artifacts", [&engine](Call& c) {
@@ -121,12 +116,6 @@ void add_run_routes(Router& r, Services& s) {
            res.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + safe + "\"");
            res.headers.emplace_back("Digest", "sha-256=" + a.digest.substr(7));
            return res;
-         }});
-
-  r.add({"POST", "/api/v1/runs/{id}/retry", [&engine](Call& c) {
-           const auto run = readable_run(engine, c);
-           authorize(c.principal, Action::kUpdate, object(Resource::kRun, run.id, run.owner));
-           return json_response(200, to_json(engine.retry(run.id)));
          }});
 
   const auto readable_task = [&engine](const Call& c) {

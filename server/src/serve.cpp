@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "devcycle/config.h"
 #include "devcycle/error.h"
@@ -78,6 +79,24 @@ constexpr std::array<SettingInfo, 24> kServeSettings{{
   throw Error(ErrorCode::kInvalidArgument, v.source + ": " + why + " (got \"" + v.value + "\")");
 }
 
+// The entries of a comma-separated setting, each trimmed of spaces; none
+// for an empty value (an empty entry between commas is kept, for the caller
+// to refuse).
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out;
+  if (value.empty()) return out;
+  std::size_t at = 0;
+  for (;;) {
+    const auto comma = value.find(',', at);
+    auto entry = value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
+    while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+    out.push_back(std::move(entry));
+    if (comma == std::string::npos) return out;
+    at = comma + 1;
+  }
+}
+
 long long integer_setting(const ExtraSettings& s, const char* name, long long min, long long max) {
   const auto& v = s.values.at(name);
   std::size_t used = 0;
@@ -142,13 +161,7 @@ ServeSettings resolve(int argc, const char* const* argv) {
       static_cast<int>(integer_setting(extra, "max_active_runs_per_user", 0, 1'000'000));
   {
     const auto& allow = extra.values.at("process_allow");
-    std::size_t at = 0;
-    while (!allow.value.empty() && at <= allow.value.size()) {
-      const auto comma = allow.value.find(',', at);
-      auto entry =
-          allow.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-      while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
-      while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+    for (auto entry : split_list(allow.value)) {
       AllowedExecutable e;
       if (entry.starts_with("interpreter:")) {
         e.interpreter = true;
@@ -159,8 +172,6 @@ ServeSettings resolve(int argc, const char* const* argv) {
       }
       e.path = entry;
       s.platform.processes.allow.push_back(e);
-      if (comma == std::string::npos) break;
-      at = comma + 1;
     }
     s.platform.processes.memory_bytes =
         static_cast<std::uint64_t>(integer_setting(extra, "process_memory_mb", 16, 1 << 20)) << 20;
@@ -170,13 +181,7 @@ ServeSettings resolve(int argc, const char* const* argv) {
       std::chrono::milliseconds(integer_setting(extra, "retention_sweep_ms", 100, 86'400'000));
   {
     const auto& limits = extra.values.at("capability_rate_limits");
-    std::size_t at = 0;
-    while (!limits.value.empty() && at <= limits.value.size()) {
-      const auto comma = limits.value.find(',', at);
-      auto entry =
-          limits.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-      while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
-      while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+    for (const auto& entry : split_list(limits.value)) {
       const auto eq = entry.find('=');
       double rate = 0;
       std::size_t used = 0;
@@ -190,8 +195,6 @@ ServeSettings resolve(int argc, const char* const* argv) {
         bad_setting(limits, "each entry is capability=starts_per_second, e.g. deploy=0.5");
       }
       s.platform.capability_rate_limits[entry.substr(0, eq)] = {rate, std::max(1.0, rate)};
-      if (comma == std::string::npos) break;
-      at = comma + 1;
     }
   }
   s.platform.blob_store = extra.values.at("blob_store").value;
@@ -202,17 +205,9 @@ ServeSettings resolve(int argc, const char* const* argv) {
       static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));
   {
     const auto& cors = extra.values.at("cors_origins");
-    std::size_t at = 0;
-    while (at <= cors.value.size() && !cors.value.empty()) {
-      const auto comma = cors.value.find(',', at);
-      auto origin =
-          cors.value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-      while (!origin.empty() && origin.front() == ' ') origin.erase(0, 1);
-      while (!origin.empty() && origin.back() == ' ') origin.pop_back();
+    for (const auto& origin : split_list(cors.value)) {
       check_cors_origin(origin, cors.source);
       s.app.cors_origins.push_back(origin);
-      if (comma == std::string::npos) break;
-      at = comma + 1;
     }
   }
   // Tests make logins cheap; never below OWASP's minimum (the hasher checks).
