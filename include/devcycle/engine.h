@@ -78,6 +78,11 @@ struct Run {
   std::optional<Micros> started_at;
   std::optional<Micros> finished_at;
   std::optional<Micros> deadline_at;
+  // A child run: the run and the task that wait for it.
+  std::string parent_run_id;
+  std::string parent_task_id;
+  // Its concurrency group, when its workflow has a concurrency limit.
+  std::optional<std::string> concurrency_key;
 };
 
 struct TaskAttempt {
@@ -109,6 +114,7 @@ struct TaskRun {
   std::optional<Micros> available_at;
   std::optional<Micros> started_at;
   std::optional<Micros> finished_at;
+  std::string child_run_id;  // a child workflow task: the run it started
   std::vector<TaskAttempt> attempts;
 };
 
@@ -174,7 +180,9 @@ struct EngineEvent {
     kTaskLog,  // a line was appended to a task's log: status is its level, message the line
     kRunPaused,
     kRunResumed,
-    kTaskWaiting  // a timer or a signal wait began: available_at is when a timer fires
+    kTaskWaiting,  // a timer, a signal wait or a child run began: available_at is when a timer
+                   // fires
+    kRunQueued     // the run waits in `pending` for room under its workflow's concurrency limit
   };
   Kind kind;
   std::string run_id;

@@ -52,6 +52,10 @@ struct TaskDefinition {
   std::string until;   // ... or until this RFC 3339 time (a template),
   std::string signal;  // or a wait for the signal of this name (approvals);
                        // timeouts.start_to_close bounds the wait
+  // or a child run of this workflow, started with the rendered input; the
+  // task waits for it and ends as it ends (its output is the child's output)
+  std::string workflow;
+  std::optional<int> workflow_version;  // pinned; default: the latest when it starts
   std::vector<std::string> depends_on;
   std::string input = "{}";  // JSON; strings may hold {{ templates }}
   std::string when;          // condition; empty: always
@@ -61,12 +65,30 @@ struct TaskDefinition {
   int priority = 0;  // -1000..1000, higher runs first
 };
 
+// What happens to a run that would exceed its workflow's concurrency limit.
+enum class ConcurrencyStrategy {
+  kQueue,         // it waits in `pending` and starts when a run of its group finishes
+  kCancelNewest,  // it is cancelled at once
+  kCancelOldest,  // the oldest active run of its group is cancelled to make room
+};
+std::string_view to_string(ConcurrencyStrategy s) noexcept;
+
+// At most `limit` active (running or paused) runs of a workflow at once per
+// group: one group for the whole workflow (every version), or one per value
+// of `key`, a template over the run's input ("{{ input.repo }}").
+struct ConcurrencyLimit {
+  int limit = 1;  // 1-10000
+  std::string key;
+  ConcurrencyStrategy strategy = ConcurrencyStrategy::kQueue;
+};
+
 struct WorkflowDefinition {
   std::string name;  // [a-z0-9][a-z0-9._-]*, at most 128
   std::string description;
   std::map<std::string, std::string> labels;
   std::optional<std::chrono::milliseconds> timeout;  // of a whole run
   std::string input_schema = "{}";                   // JSON Schema for run input
+  std::optional<ConcurrencyLimit> concurrency;
   std::vector<TaskDefinition> tasks;
 
   // The canonical JSON form (what is stored and hashed).
@@ -106,6 +128,7 @@ class WorkflowBuilder {
   WorkflowBuilder& label(std::string key, std::string value);
   WorkflowBuilder& timeout(std::chrono::milliseconds t);
   WorkflowBuilder& input_schema(std::string schema_json);
+  WorkflowBuilder& concurrency(ConcurrencyLimit limit);
 
   class TaskBuilder {
    public:
@@ -114,6 +137,7 @@ class WorkflowBuilder {
     TaskBuilder& sleep(std::chrono::milliseconds d);
     TaskBuilder& until(std::string rfc3339_template);
     TaskBuilder& signal(std::string name);
+    TaskBuilder& workflow(std::string name, std::optional<int> version = std::nullopt);
     TaskBuilder& depends_on(std::vector<std::string> ids);
     TaskBuilder& input(std::string json);
     TaskBuilder& when(std::string expression);

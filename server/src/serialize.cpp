@@ -177,7 +177,10 @@ Json to_json(const Run& r) {
           {"created_at", format_time(r.created_at)},
           {"started_at", opt_time(r.started_at)},
           {"finished_at", opt_time(r.finished_at)},
-          {"deadline_at", opt_time(r.deadline_at)}};
+          {"deadline_at", opt_time(r.deadline_at)},
+          {"parent_run_id", r.parent_run_id.empty() ? Json(nullptr) : Json(r.parent_run_id)},
+          {"parent_task_id", r.parent_task_id.empty() ? Json(nullptr) : Json(r.parent_task_id)},
+          {"concurrency_key", r.concurrency_key ? Json(*r.concurrency_key) : Json(nullptr)}};
 }
 
 Json to_json(const TaskRun& t) {
@@ -207,6 +210,7 @@ Json to_json(const TaskRun& t) {
           {"ready_at", opt_time(t.ready_at)},
           {"started_at", opt_time(t.started_at)},
           {"finished_at", opt_time(t.finished_at)},
+          {"child_run_id", t.child_run_id.empty() ? Json(nullptr) : Json(t.child_run_id)},
           {"attempts", attempts}};
 }
 

@@ -92,6 +92,31 @@ class Checker {
       }
     }
     def.timeout = duration(doc, "timeout", "$");
+    if (const auto it = doc.find("concurrency"); it != doc.end() && it->is_object()) {
+      ConcurrencyLimit c;
+      if (const auto l = it->find("limit"); l != it->end() && l->is_number_integer())
+        c.limit = l->get<int>();
+      if (const auto k = it->find("key"); k != it->end() && k->is_string()) {
+        c.key = k->get<std::string>();
+        check_templates(
+            json(c.key), "$.concurrency.key",
+            [&](const std::vector<std::vector<std::string>>& refs, const std::string& p) {
+              for (const auto& r : refs) {
+                if (r.front() != "input")
+                  error(p,
+                        "a concurrency key reads only input (it is known before "
+                        "the run starts)");
+              }
+            });
+      }
+      if (const auto st = it->find("strategy"); st != it->end() && st->is_string()) {
+        const auto name = st->get<std::string>();
+        c.strategy = name == "cancel_newest"   ? ConcurrencyStrategy::kCancelNewest
+                     : name == "cancel_oldest" ? ConcurrencyStrategy::kCancelOldest
+                                               : ConcurrencyStrategy::kQueue;
+      }
+      def.concurrency = c;
+    }
     if (const auto it = doc.find("input_schema"); it != doc.end()) {
       def.input_schema = it->dump();
       capture("$.input_schema", [&] { JsonSchema::parse(def.input_schema, "$.input_schema"); });
@@ -137,11 +162,21 @@ class Checker {
     const bool has_cap = t.contains("capability");
     const bool has_agent = t.contains("agent");
     const int kinds = int(has_cap) + int(has_agent) + int(t.contains("sleep")) +
-                      int(t.contains("until")) + int(t.contains("signal"));
+                      int(t.contains("until")) + int(t.contains("signal")) +
+                      int(t.contains("workflow"));
     if (kinds != 1) {
       error(path, kinds == 0 ? "needs a capability (with an optional version range), an agent, "
-                               "or no agent at all: sleep, until or signal"
-                             : "give one of capability, agent, sleep, until and signal");
+                               "a child workflow, or no agent at all: sleep, until or signal"
+                             : "give one of capability, agent, workflow, sleep, until and signal");
+    }
+    if (const auto it = t.find("workflow"); it != t.end() && it->is_string()) {
+      task.workflow = it->get<std::string>();
+      capture(path + ".workflow",
+              [&] { internal::check_lower_name(path + ".workflow", task.workflow, 128); });
+    }
+    if (const auto it = t.find("workflow_version"); it != t.end() && it->is_number_integer()) {
+      if (task.workflow.empty()) error(path + ".workflow_version", "applies only to a workflow");
+      task.workflow_version = it->get<int>();
     }
     if (auto d = duration(t, "sleep", path)) task.sleep = *d;
     if (const auto it = t.find("until"); it != t.end() && it->is_string()) {
@@ -423,6 +458,18 @@ std::vector<DefinitionProblem> DefinitionReport::warnings() const {
 
 std::string_view definition_schema() noexcept { return kSchema; }
 
+std::string_view to_string(ConcurrencyStrategy s) noexcept {
+  switch (s) {
+    case ConcurrencyStrategy::kCancelNewest:
+      return "cancel_newest";
+    case ConcurrencyStrategy::kCancelOldest:
+      return "cancel_oldest";
+    case ConcurrencyStrategy::kQueue:
+      break;
+  }
+  return "queue";
+}
+
 std::pair<std::optional<WorkflowDefinition>, DefinitionReport> validate_definition(
     std::string_view definition_json, Registry* registry) {
   Checker checker(registry);
@@ -446,6 +493,13 @@ std::string WorkflowDefinition::to_json() const {
   if (!labels.empty()) j["labels"] = labels;
   if (timeout) j["timeout"] = format_duration(*timeout);
   j["input_schema"] = ordered_json::parse(input_schema);
+  if (concurrency) {
+    ordered_json c;
+    c["limit"] = concurrency->limit;
+    if (!concurrency->key.empty()) c["key"] = concurrency->key;
+    c["strategy"] = to_string(concurrency->strategy);
+    j["concurrency"] = std::move(c);
+  }
   j["tasks"] = ordered_json::array();
   for (const auto& t : tasks) {
     ordered_json o;
@@ -459,6 +513,9 @@ std::string WorkflowDefinition::to_json() const {
       o["sleep"] = format_duration(*t.sleep);
     } else if (!t.until.empty()) {
       o["until"] = t.until;
+    } else if (!t.workflow.empty()) {
+      o["workflow"] = t.workflow;
+      if (t.workflow_version) o["workflow_version"] = *t.workflow_version;
     } else {
       o["signal"] = t.signal;
     }
@@ -501,6 +558,10 @@ WorkflowBuilder& WorkflowBuilder::input_schema(std::string schema_json) {
   def_.input_schema = std::move(schema_json);
   return *this;
 }
+WorkflowBuilder& WorkflowBuilder::concurrency(ConcurrencyLimit limit) {
+  def_.concurrency = std::move(limit);
+  return *this;
+}
 WorkflowBuilder::TaskBuilder WorkflowBuilder::task(std::string id) {
   TaskDefinition t;
   t.id = std::move(id);
@@ -518,6 +579,12 @@ WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::until(std::string rf
 }
 WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::signal(std::string name) {
   task().signal = std::move(name);
+  return *this;
+}
+WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::workflow(std::string name,
+                                                                     std::optional<int> version) {
+  task().workflow = std::move(name);
+  task().workflow_version = version;
   return *this;
 }
 WorkflowBuilder::TaskBuilder& WorkflowBuilder::TaskBuilder::capability(std::string name,

@@ -21,6 +21,7 @@
 #include "devcycle/uuid.h"
 #include "messaging/bus_checks.h"
 #include "messaging/outbox.h"
+#include "workflow/expression_internal.h"
 #include "workflow/ready_queue.h"
 #include "workflow/run_progress.h"
 #include "workflow/run_store.h"
@@ -360,6 +361,40 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return until;
   }
 
+  // What runs need from the engine inside one write transaction: child
+  // runs, the tasks that wait for them, and concurrency groups.
+  struct Hooks final : internal::RunHooks {
+    Hooks(Impl& i, Txn& tx, RunStore& s, Micros now, std::vector<EngineEvent>& e)
+        : impl(i), t(tx), store(s), at(now), events(e) {}
+    SecretStore* secrets() override { return impl.options.secrets; }
+    Child start_child(const TaskRow& task, const TaskDefinition& d, const Run& parent,
+                      const json& input) override;
+    void run_finished(const Run& run, const RunStore::Finished& what) override;
+    void cancel_child(const std::string& child_run_id, const std::string& reason) override;
+
+    // Ends an open run as cancelled. Its running attempts are told at once,
+    // before the transaction commits: should it roll back, such an attempt
+    // may stop early, and its (fenced) completion is recorded as usual.
+    void cancel_run(Run& run, const std::string& reason);
+    // Inserts a new run (status running) with its tasks, admitted under its
+    // workflow's concurrency limit: it may instead wait in `pending` (queue),
+    // end cancelled at once (cancel_newest), or make room by cancelling the
+    // oldest active runs of its group (cancel_oldest).
+    void insert_run(Run& run, const std::string& workflow_id, const WorkflowDefinition& def,
+                    RunProgress::ClaimHook claim = {});
+    // Starts queued runs of a group while it has room.
+    void release(const std::string& workflow, const std::string& key);
+    RunProgress progress(const WorkflowDefinition& def, Run& run) {
+      return RunProgress(store, def, run, at, events, *this);
+    }
+
+    Impl& impl;
+    Txn& t;
+    RunStore& store;
+    Micros at;
+    std::vector<EngineEvent>& events;
+  };
+
   // Advances the run of `row` after its task changed, in the same transaction.
   // Returns the run's task rows as they now are (empty when the run had
   // already finished).
@@ -368,8 +403,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     auto run = store.find_run(run_id);
     if (!run || is_terminal(run->status)) return {};
     const auto def = definition(t, workflow_of(store, run_id));
-    RunProgress progress(store, *def, *run, at, events);
-    progress.set_secrets(options.secrets);
+    Hooks hooks(*this, t, store, at, events);
+    auto progress = hooks.progress(*def, *run);
     progress.advance();
     return progress.take_rows();
   }
@@ -422,8 +457,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       run.id = c.run_id;
       run.status = RunStatus::kRunning;
       const auto def = definition(t, c.workflow_id);
-      RunProgress progress(store, *def, run, at, events);
-      progress.set_secrets(options.secrets);
+      Hooks hooks(*this, t, store, at, events);
+      auto progress = hooks.progress(*def, run);
       progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
         if (next) return false;
         next = claim_in_place(row, d, c.workflow_id, at, events);
@@ -477,10 +512,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<EngineEvent> events;
     db.write([&](Txn& t) {
       RunStore store(t);
+      Hooks hooks(*this, t, store, at, events);
       for (const auto& run_id : store.overdue_runs(at)) {
         auto run = store.find_run(run_id);
+        // An earlier iteration may have finished it (a child of a run that timed out).
+        if (!run || is_terminal(run->status)) continue;
         const auto def = definition(t, workflow_of(store, run_id));
-        RunProgress(store, *def, *run, at, events)
+        hooks.progress(*def, *run)
             .finish_run(RunStatus::kTimedOut,
                         "run timeout of " + format_duration(*def->timeout) + " passed");
       }
@@ -508,14 +546,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           events.push_back({EngineEvent::Kind::kTaskSucceeded, row.task.run_id, row.task.id,
                             row.task.key, row.task.attempt, "succeeded", "", at, ""});
         } else {
-          // A signal did not come in time.
+          // A signal or a child run did not come in time.
+          const bool child = !row.task.child_run_id.empty();
           row.task.status = TaskStatus::kTimedOut;
-          row.task.error = "no signal came within start_to_close";
+          row.task.error =
+              child ? "child run " + row.task.child_run_id + " did not finish within start_to_close"
+                    : "no signal came within start_to_close";
           row.task.finished_at = at;
           row.close_deadline.reset();
           store.update_task(row);
           events.push_back({EngineEvent::Kind::kTaskFailed, row.task.run_id, row.task.id,
                             row.task.key, row.task.attempt, "timed_out", row.task.error, at, ""});
+          if (child) hooks.cancel_child(row.task.child_run_id, "its parent task timed out");
         }
         advance(t, store, row.task.run_id, at, events);
       }
@@ -1230,6 +1272,188 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
 namespace {
 
+// How deep child runs may nest: far beyond any real design, near enough to
+// stop a workflow that starts itself.
+constexpr int kMaxChildDepth = 16;
+
+// The group of a run under its workflow's concurrency limit.
+std::string concurrency_key(const ConcurrencyLimit& c, const json& input) {
+  if (c.key.empty()) return {};
+  const auto v =
+      internal::render(Template::parse(c.key, "concurrency.key"), json{{"input", input}});
+  std::string key = v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump();
+  if (key.size() > 256) {
+    throw Error(ErrorCode::kInvalidArgument, "concurrency.key: gave " + std::to_string(key.size()) +
+                                                 " characters, more than the 256 allowed");
+  }
+  return key;
+}
+
+std::string group_name(const Run& r) {
+  return "workflow \"" + r.workflow + "\"" +
+         (r.concurrency_key && !r.concurrency_key->empty()
+              ? " with concurrency key \"" + *r.concurrency_key + "\""
+              : "");
+}
+
+}  // namespace
+
+internal::RunHooks::Child Engine::Impl::Hooks::start_child(const TaskRow& task,
+                                                           const TaskDefinition& d,
+                                                           const Run& parent, const json& input) {
+  const std::string path = "tasks." + task.task.key + ".workflow";
+  if (store.depth_of(parent.id) + 1 >= kMaxChildDepth) {
+    throw Error(ErrorCode::kInvalidArgument, path + ": child runs nest at most " +
+                                                 std::to_string(kMaxChildDepth) +
+                                                 " deep (does the workflow start itself?)");
+  }
+  auto rs = d.workflow_version
+                ? t.query("SELECT id, version FROM workflows WHERE name = $1 AND version = $2",
+                          {d.workflow, *d.workflow_version})
+                : t.query(
+                      "SELECT id, version FROM workflows WHERE name = $1 ORDER BY version "
+                      "DESC LIMIT 1",
+                      {d.workflow});
+  if (rs.empty()) {
+    throw Error(ErrorCode::kNotFound,
+                path + ": workflow \"" + d.workflow + "\"" +
+                    (d.workflow_version ? " version " + std::to_string(*d.workflow_version) : "") +
+                    " not found");
+  }
+  const auto workflow_id = rs[0][0].as_text();
+  const auto def = impl.definition(t, workflow_id);
+  if (!input.is_object())
+    throw Error(ErrorCode::kInvalidArgument, path + ": input must be an object");
+  const auto schema = JsonSchema::parse(def->input_schema, "input_schema");
+  if (const auto violations = internal::validate(schema, input); !violations.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, path + ": the input does not match workflow \"" +
+                                                 d.workflow +
+                                                 "\"'s input_schema: " + describe(violations));
+  }
+  Run r;
+  r.id = new_uuid_v7();
+  r.workflow = d.workflow;
+  r.workflow_version = static_cast<int>(rs[0][1].as_int());
+  r.owner = parent.owner;
+  r.status = RunStatus::kRunning;
+  r.input = input.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.labels = parent.labels;
+  r.created_at = at;
+  r.started_at = at;
+  r.parent_run_id = parent.id;
+  r.parent_task_id = task.task.id;
+  if (def->timeout) r.deadline_at = at + us(*def->timeout);
+  if (def->concurrency) r.concurrency_key = concurrency_key(*def->concurrency, input);
+  insert_run(r, workflow_id, *def);
+  Child child{r.id, std::nullopt};
+  if (is_terminal(r.status)) child.finished = r;
+  return child;
+}
+
+void Engine::Impl::Hooks::insert_run(Run& r, const std::string& workflow_id,
+                                     const WorkflowDefinition& def, RunProgress::ClaimHook claim) {
+  std::int64_t over = 0;  // active runs beyond the limit, counting this one
+  if (def.concurrency && r.concurrency_key) {
+    const auto active = store.active_in_group(r.workflow, *r.concurrency_key);
+    over = active + 1 - def.concurrency->limit;
+    if (over > 0 && def.concurrency->strategy == ConcurrencyStrategy::kQueue) {
+      r.status = RunStatus::kPending;
+      r.started_at.reset();
+      r.deadline_at.reset();
+      store.insert_run(r, workflow_id);
+      events.push_back({EngineEvent::Kind::kRunQueued, r.id, "", "", 0, "pending", "", at, ""});
+      return;
+    }
+    if (over > 0 && def.concurrency->strategy == ConcurrencyStrategy::kCancelNewest) {
+      r.status = RunStatus::kCancelled;
+      r.error = "concurrency limit: " + group_name(r) + " has " + std::to_string(active) +
+                " active runs, its limit (strategy cancel_newest)";
+      r.finished_at = at;
+      store.insert_run(r, workflow_id);
+      events.push_back(
+          {EngineEvent::Kind::kRunFinished, r.id, "", "", 0, "cancelled", r.error, at, ""});
+      return;
+    }
+  }
+  store.insert_run(r, workflow_id);
+  events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
+  for (; over > 0; --over) {  // cancel_oldest
+    auto oldest = store.first_in_group(r.workflow, *r.concurrency_key, true, r.id);
+    if (!oldest) break;
+    cancel_run(*oldest, "concurrency limit: replaced by the newer run " + r.id +
+                            " (strategy cancel_oldest)");
+  }
+  auto p = progress(def, r);
+  if (claim) p.set_claim_hook(std::move(claim));
+  p.create_tasks();
+}
+
+void Engine::Impl::Hooks::cancel_run(Run& r, const std::string& reason) {
+  {
+    std::lock_guard lock(impl.cancelled_mu);
+    for (const auto& row : store.tasks_of(r.id)) {
+      if (row.task.status == TaskStatus::kRunning) impl.cancelled.insert(row.task.id);
+    }
+  }
+  const auto def = impl.definition(t, impl.workflow_of(store, r.id));
+  progress(*def, r).finish_run(RunStatus::kCancelled, reason);
+}
+
+void Engine::Impl::Hooks::cancel_child(const std::string& child_run_id, const std::string& reason) {
+  auto child = store.find_run(child_run_id);
+  if (child && !is_terminal(child->status)) cancel_run(*child, reason);
+}
+
+void Engine::Impl::Hooks::run_finished(const Run& run, const RunStore::Finished& what) {
+  if (!what.parent_task_id.empty()) {
+    // The task waiting for this child ends as it ended.
+    auto row = store.find_task(what.parent_task_id);
+    if (row && row->task.status == TaskStatus::kWaiting && row->task.child_run_id == run.id) {
+      auto& task = row->task;
+      if (run.status == RunStatus::kSucceeded) {
+        task.status = TaskStatus::kSucceeded;
+        task.output = run.output;
+      } else {
+        task.status =
+            run.status == RunStatus::kTimedOut ? TaskStatus::kTimedOut : TaskStatus::kFailed;
+        task.error = internal::child_error(run);
+      }
+      task.finished_at = at;
+      row->close_deadline.reset();
+      store.update_task(*row);
+      events.push_back({task.status == TaskStatus::kSucceeded ? EngineEvent::Kind::kTaskSucceeded
+                                                              : EngineEvent::Kind::kTaskFailed,
+                        task.run_id, task.id, task.key, task.attempt,
+                        std::string(to_string(task.status)), task.error, at, ""});
+      impl.advance(t, store, task.run_id, at, events);
+    }
+  }
+  if (what.concurrency_key) release(what.workflow, *what.concurrency_key);
+}
+
+void Engine::Impl::Hooks::release(const std::string& workflow, const std::string& key) {
+  for (;;) {
+    auto next = store.first_in_group(workflow, key, false);
+    if (!next) return;
+    const auto def = impl.definition(t, impl.workflow_of(store, next->id));
+    const int limit = def->concurrency ? def->concurrency->limit : 1;
+    if (store.active_in_group(workflow, key) >= limit) return;
+    next->status = RunStatus::kRunning;
+    if (!next->started_at) next->started_at = at;
+    if (def->timeout) next->deadline_at = at + us(*def->timeout);
+    store.update_run(*next);
+    events.push_back({EngineEvent::Kind::kRunStarted, next->id, "", "", 0, "running", "", at, ""});
+    auto p = progress(*def, *next);
+    // A queued new run has no tasks yet; a queued retry has its own.
+    if (store.tasks_of(next->id).empty())
+      p.create_tasks();
+    else
+      p.advance();
+  }
+}
+
+namespace {
+
 class ContextImpl final : public TaskContext {
  public:
   // `input` is the claim's input with its secrets put in.
@@ -1618,6 +1842,8 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       run.created_at = at;
       run.started_at = at;
       if (workflow.definition.timeout) run.deadline_at = at + us(*workflow.definition.timeout);
+      if (workflow.definition.concurrency)
+        run.concurrency_key = concurrency_key(*workflow.definition.concurrency, input);
       prepared.push_back(std::move(p));
     } catch (const Error& e) {
       if (requests.size() == 1) throw;
@@ -1633,6 +1859,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
     RunStore store(t);
     events.clear();
     claims.clear();
+    Impl::Hooks hooks(*impl_, t, store, at, events);
     std::vector<Run> runs;
     runs.reserve(prepared.size());
     std::map<std::string, std::int64_t> active;  // owner -> active runs, with this call's
@@ -1675,17 +1902,12 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       }
       check_quota();
       Run r = p.run;
-      store.insert_run(r, p.workflow_id);
-      events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
-      RunProgress progress(store, *p.definition, r, at, events);
-      progress.set_secrets(impl_->options.secrets);
-      progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
+      hooks.insert_run(r, p.workflow_id, *p.definition, [&](TaskRow& row, const TaskDefinition& d) {
         if (static_cast<int>(claims.size()) >= room) return false;
         auto c = impl_->claim_in_place(row, d, p.workflow_id, at, events);
         if (c) claims.push_back(std::move(*c));
         return c.has_value();
       });
-      progress.create_tasks();
       runs.push_back(std::move(r));
     }
     impl_->stage(t, events);
@@ -1808,11 +2030,9 @@ RunPage Engine::list(const RunFilter& filter) {
 Run Engine::cancel(std::string_view run_id) {
   const Micros at = impl_->now();
   std::vector<EngineEvent> events;
-  std::vector<std::string> running;
   auto run = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
-    running.clear();
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (r->status == RunStatus::kCancelled) return *r;
@@ -1820,18 +2040,10 @@ Run Engine::cancel(std::string_view run_id) {
       throw Error(ErrorCode::kInvalidArgument,
                   "run " + r->id + " already " + std::string(to_string(r->status)));
     }
-    for (const auto& row : store.tasks_of(r->id)) {
-      if (row.task.status == TaskStatus::kRunning) running.push_back(row.task.id);
-    }
-    const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
-    RunProgress(store, *def, *r, at, events).finish_run(RunStatus::kCancelled, "cancelled");
+    Impl::Hooks(*impl_, t, store, at, events).cancel_run(*r, "cancelled");
     impl_->stage(t, events);
     return *r;
   });
-  {
-    std::lock_guard lock(impl_->cancelled_mu);
-    impl_->cancelled.insert(running.begin(), running.end());
-  }
   impl_->emit(events);
   return run;
 }
@@ -1852,6 +2064,8 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
     if (row->task.status == TaskStatus::kRunning && row->task.lease_expires_at) {
       store.end_attempt(*row, "cancelled", "cancelled", at);
     }
+    const bool had_child =
+        row->task.status == TaskStatus::kWaiting && !row->task.child_run_id.empty();
     row->task.status = TaskStatus::kCancelled;
     row->task.error = "cancelled";
     row->task.finished_at = at;
@@ -1860,6 +2074,10 @@ TaskRun Engine::cancel_task(std::string_view task_id) {
     store.update_task(*row);
     events.push_back({EngineEvent::Kind::kTaskCancelled, row->task.run_id, row->task.id,
                       row->task.key, row->task.attempt, "cancelled", "cancelled", at, ""});
+    if (had_child) {
+      Impl::Hooks(*impl_, t, store, at, events)
+          .cancel_child(row->task.child_run_id, "its parent task was cancelled");
+    }
     impl_->advance(t, store, row->task.run_id, at, events);
     impl_->stage(t, events);
     return row->task;
@@ -1986,9 +2204,7 @@ Run Engine::resume(std::string_view run_id) {
       events.push_back(std::move(e));
     }
     const auto def = impl_->definition(t, impl_->workflow_of(store, r->id));
-    RunProgress progress(store, *def, *r, at, events);
-    progress.set_secrets(impl_->options.secrets);
-    progress.advance();
+    Impl::Hooks(*impl_, t, store, at, events).progress(*def, *r).advance();
     impl_->stage(t, events);
     return *r;
   });
@@ -2039,17 +2255,42 @@ Run Engine::retry(std::string_view run_id) {
       row.lease_owner.clear();
       row.start_deadline.reset();
       row.close_deadline.reset();
+      row.task.child_run_id.clear();
       store.update_task(row);
     }
-    r->status = RunStatus::kRunning;
+    Impl::Hooks hooks(*impl_, t, store, at, events);
+    // Under a concurrency limit a retry takes a place like a new run.
+    std::int64_t over = 0;
+    if (def->concurrency && r->concurrency_key) {
+      over = store.active_in_group(r->workflow, *r->concurrency_key) + 1 - def->concurrency->limit;
+      if (over > 0 && def->concurrency->strategy == ConcurrencyStrategy::kCancelNewest) {
+        throw Error(ErrorCode::kResourceExhausted,
+                    "concurrency limit: " + group_name(*r) +
+                        " is at its limit (strategy cancel_newest); retry when a run finishes");
+      }
+    }
     r->error.clear();
     r->output.clear();
     r->finished_at.reset();
+    if (over > 0 && def->concurrency->strategy == ConcurrencyStrategy::kQueue) {
+      r->status = RunStatus::kPending;
+      r->deadline_at.reset();
+      store.update_run(*r);
+      events.push_back({EngineEvent::Kind::kRunQueued, r->id, "", "", 0, "pending", "", at, ""});
+      impl_->stage(t, events);
+      return *r;
+    }
+    r->status = RunStatus::kRunning;
     if (def->timeout) r->deadline_at = at + us(*def->timeout);
     store.update_run(*r);
     events.push_back({EngineEvent::Kind::kRunStarted, r->id, "", "", 0, "running", "", at, ""});
-    RunProgress progress(store, *def, *r, at, events);
-    progress.set_secrets(impl_->options.secrets);
+    for (; over > 0; --over) {  // cancel_oldest
+      auto oldest = store.first_in_group(r->workflow, *r->concurrency_key, true, r->id);
+      if (!oldest) break;
+      hooks.cancel_run(*oldest, "concurrency limit: replaced by the retried run " + r->id +
+                                    " (strategy cancel_oldest)");
+    }
+    auto progress = hooks.progress(*def, *r);
     progress.advance();
     impl_->stage(t, events);
     return *r;

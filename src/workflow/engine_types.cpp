@@ -75,6 +75,8 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept {
       return "run.resumed";
     case EngineEvent::Kind::kTaskWaiting:
       return "task.waiting";
+    case EngineEvent::Kind::kRunQueued:
+      return "run.queued";
   }
   return "task.ready";
 }

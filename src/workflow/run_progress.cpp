@@ -57,9 +57,14 @@ std::set<std::string> secret_names(const std::string& text) {
 
 }  // namespace
 
+std::string child_error(const Run& child) {
+  return "child run " + child.id + " " + std::string(to_string(child.status)) +
+         (child.error.empty() ? "" : ": " + child.error);
+}
+
 RunProgress::RunProgress(RunStore& store, const WorkflowDefinition& def, Run& run, Micros now,
-                         std::vector<EngineEvent>& events)
-    : store_(store), def_(def), run_(run), now_(now), events_(events) {}
+                         std::vector<EngineEvent>& events, RunHooks& hooks)
+    : store_(store), def_(def), run_(run), now_(now), events_(events), hooks_(hooks) {}
 
 const TaskDefinition& RunProgress::definition_of(const WorkflowDefinition& def,
                                                  const std::string& id) {
@@ -161,12 +166,13 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
       // Secrets render as markers bound to this task; the values go in when it executes.
       json with_secrets = ctx;
       auto& markers = with_secrets["secrets"] = json::object();
+      auto* secrets = hooks_.secrets();
       for (const auto& name : secret_names(d.input)) {
-        if (!secrets_) {
+        if (!secrets) {
           throw Error(ErrorCode::kInvalidArgument, path + ".input: reads secret \"" + name +
                                                        "\", but this engine has no secrets");
         }
-        markers[name] = secrets_->marker(row.task.id, name);
+        markers[name] = secrets->marker(row.task.id, name);
       }
       row.task.input = render_input(d, with_secrets, path + ".input")
                            .dump(-1, ' ', false, json::error_handler_t::replace);
@@ -174,7 +180,7 @@ void RunProgress::ready_one(TaskRow& row, const TaskDefinition& d, const json& c
       row.task.input = render_input(d, ctx, path + ".input")
                            .dump(-1, ' ', false, json::error_handler_t::replace);
     }
-    if (d.sleep || !d.until.empty() || !d.signal.empty()) {
+    if (d.sleep || !d.until.empty() || !d.signal.empty() || !d.workflow.empty()) {
       wait(row, d, ctx);
       return;
     }
@@ -211,6 +217,23 @@ void RunProgress::wait(TaskRow& row, const TaskDefinition& d, const json& ctx) {
       return;
     }
     if (d.timeouts.start_to_close) row.close_deadline = now_ + us(*d.timeouts.start_to_close);
+  } else if (!d.workflow.empty()) {
+    auto child = hooks_.start_child(row, d, run_, json::parse(row.task.input));
+    row.task.child_run_id = child.run_id;
+    row.task.available_at.reset();
+    if (child.finished) {
+      if (child.finished->status == RunStatus::kSucceeded) {
+        row.task.output = child.finished->output;
+        set_terminal(row, TaskStatus::kSucceeded);
+      } else {
+        set_terminal(row,
+                     child.finished->status == RunStatus::kTimedOut ? TaskStatus::kTimedOut
+                                                                    : TaskStatus::kFailed,
+                     child_error(*child.finished));
+      }
+      return;
+    }
+    if (d.timeouts.start_to_close) row.close_deadline = now_ + us(*d.timeouts.start_to_close);
   } else if (d.sleep) {
     row.task.available_at = now_ + us(*d.sleep);
   } else {
@@ -231,7 +254,7 @@ bool RunProgress::make_ready(TaskRow& row) {
   const auto& d = definition_of(def_, row.task.definition_id);
   // Building the context parses every upstream output: only when it is used.
   const bool uses_context = !d.when.empty() || !d.for_each.empty() || !d.until.empty() ||
-                            d.input.find("{{") != std::string::npos;
+                            !d.workflow.empty() || d.input.find("{{") != std::string::npos;
   const json ctx = uses_context ? context() : json::object();
   if (d.for_each.empty()) {
     ready_one(row, d, ctx);
@@ -377,9 +400,10 @@ void RunProgress::advance_rows() {
   run_.output = output.dump(-1, ' ', false, json::error_handler_t::replace);
   run_.status = RunStatus::kSucceeded;
   run_.finished_at = now_;
-  store_.finish_run(run_);
+  const auto finished = store_.finish_run(run_);
   events_.push_back(
       {EngineEvent::Kind::kRunFinished, run_.id, "", "", 0, "succeeded", "", now_, ""});
+  hooks_.run_finished(run_, finished);
 }
 
 bool RunProgress::advance_after_success(const std::string& done_key) {
@@ -388,8 +412,9 @@ bool RunProgress::advance_after_success(const std::string& done_key) {
   for (const auto& d : def_.tasks) {
     if (std::find(d.depends_on.begin(), d.depends_on.end(), done_key) == d.depends_on.end())
       continue;
-    if (!d.when.empty() || !d.for_each.empty() || d.input.find("{{") != std::string::npos)
-      return false;  // needs the context of the whole run
+    if (!d.when.empty() || !d.for_each.empty() || !d.workflow.empty() ||
+        d.input.find("{{") != std::string::npos)
+      return false;  // needs the context (or the owner) of the whole run
     dependents.push_back(&d);
   }
   if (dependents.empty()) {
@@ -444,14 +469,20 @@ void RunProgress::finish_run(RunStatus status, const std::string& error) {
         row.task.lease_expires_at) {
       store_.end_attempt(row, "cancelled", "", now_);
     }
+    const bool had_child =
+        row.task.status == TaskStatus::kWaiting && !row.task.child_run_id.empty();
     set_terminal(row, TaskStatus::kCancelled);
+    if (had_child)
+      hooks_.cancel_child(row.task.child_run_id,
+                          "parent run " + run_.id + " " + std::string(to_string(status)));
   }
   run_.status = status;
   run_.error = error;
   run_.finished_at = now_;
-  store_.finish_run(run_);
+  const auto finished = store_.finish_run(run_);
   events_.push_back({EngineEvent::Kind::kRunFinished, run_.id, "", "", 0,
                      std::string(to_string(status)), error, now_, ""});
+  hooks_.run_finished(run_, finished);
 }
 
 }  // namespace devcycle::internal

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -15,10 +16,34 @@
 
 namespace devcycle::internal {
 
+// What a run's progress needs from the engine, bound to the same transaction.
+class RunHooks {
+ public:
+  virtual ~RunHooks() = default;
+  // Where {{ secrets.NAME }} in inputs gets its markers (null: nowhere, and
+  // such a task fails).
+  virtual SecretStore* secrets() = 0;
+  // Starts the child run of a workflow task; throws Error when it cannot
+  // (unknown workflow, input its schema refuses), which fails the task.
+  struct Child {
+    std::string run_id;
+    std::optional<Run> finished;  // when it ended at once (its tasks were all skipped, ...)
+  };
+  virtual Child start_child(const TaskRow& task, const TaskDefinition& d, const Run& parent,
+                            const nlohmann::json& input) = 0;
+  // The run has just been written as finished.
+  virtual void run_finished(const Run& run, const RunStore::Finished& what) = 0;
+  // The task waiting for this child run ended (cancelled, timed out): so does the child.
+  virtual void cancel_child(const std::string& child_run_id, const std::string& reason) = 0;
+};
+
+// "child run <id> failed: <error>": why a task whose child run did not succeed failed.
+std::string child_error(const Run& child);
+
 class RunProgress {
  public:
   RunProgress(RunStore& store, const WorkflowDefinition& def, Run& run, Micros now,
-              std::vector<EngineEvent>& events);
+              std::vector<EngineEvent>& events, RunHooks& hooks);
 
   // Inserts a row per definition task and readies the roots.
   void create_tasks();
@@ -43,9 +68,6 @@ class RunProgress {
   // and the row is written once instead of twice.
   using ClaimHook = std::function<bool(TaskRow&, const TaskDefinition&)>;
   void set_claim_hook(ClaimHook hook) { claim_hook_ = std::move(hook); }
-  // Where {{ secrets.NAME }} in inputs gets its markers (null: nowhere, and
-  // such a task fails).
-  void set_secrets(SecretStore* secrets) { secrets_ = secrets; }
 
   static const TaskDefinition& definition_of(const WorkflowDefinition& def, const std::string& id);
 
@@ -54,7 +76,8 @@ class RunProgress {
   void advance_rows();  // advance() over rows_ as they are
   bool make_ready(TaskRow& row);
   void ready_one(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
-  // A timer or a signal wait begins (or, for a signal already sent, ends).
+  // A timer, a signal wait or a child run begins (or, for a signal already
+  // sent or a child that ended at once, ends).
   void wait(TaskRow& row, const TaskDefinition& d, const nlohmann::json& ctx);
   nlohmann::json context() const;
   void event(EngineEvent::Kind kind, const TaskRow& row);
@@ -73,7 +96,7 @@ class RunProgress {
   std::vector<TaskRow> rows_;
   std::unordered_set<std::string> unsaved_;  // ids of rows_ not inserted yet
   ClaimHook claim_hook_;
-  SecretStore* secrets_ = nullptr;
+  RunHooks& hooks_;
 };
 
 }  // namespace devcycle::internal

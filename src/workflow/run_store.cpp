@@ -12,12 +12,13 @@ namespace {
 
 constexpr std::string_view kRunColumns =
     "id, workflow_name, workflow_version, owner, status, input, output, error, idempotency_key, "
-    "labels, created_at, started_at, finished_at, deadline_at";
+    "labels, created_at, started_at, finished_at, deadline_at, parent_run_id, parent_task_id, "
+    "concurrency_key";
 
 constexpr std::string_view kTaskColumns =
     "id, run_id, task_key, definition_id, item_index, status, priority, input, output, error, "
     "attempt, max_attempts, agent_id, lease_expires_at, ready_at, available_at, started_at, "
-    "finished_at, item, close_deadline, start_deadline, lease_owner";
+    "finished_at, item, close_deadline, start_deadline, lease_owner, child_run_id";
 
 std::string text_or_empty(const Value& v) { return v.is_null() ? std::string() : v.as_text(); }
 Value null_if_empty(const std::string& s) { return s.empty() ? Value() : Value(s); }
@@ -39,6 +40,9 @@ Run run_from(const Row& r) {
   run.started_at = r[11].as_optional_int();
   run.finished_at = r[12].as_optional_int();
   run.deadline_at = r[13].as_optional_int();
+  run.parent_run_id = text_or_empty(r[14]);
+  run.parent_task_id = text_or_empty(r[15]);
+  if (!r[16].is_null()) run.concurrency_key = r[16].as_text();
   return run;
 }
 
@@ -67,6 +71,7 @@ TaskRow task_from(const Row& r) {
   row.close_deadline = r[19].as_optional_int();
   row.start_deadline = r[20].as_optional_int();
   row.lease_owner = text_or_empty(r[21]);
+  t.child_run_id = text_or_empty(r[22]);
   return row;
 }
 
@@ -192,18 +197,30 @@ CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
            " id TEXT PRIMARY KEY, run_id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL,"
            " created_at BIGINT NOT NULL, taken_by TEXT);"
            "CREATE INDEX run_signals_open ON run_signals (run_id, name, id) WHERE taken_by IS NULL",
+           ""},
+          // Child runs know the task that waits for them (and the task its
+          // child); runs of a workflow with a concurrency limit carry their
+          // group's key.
+          {"engine", 6, "child workflows and concurrency limits",
+           "ALTER TABLE workflow_runs ADD COLUMN parent_run_id TEXT;"
+           "ALTER TABLE workflow_runs ADD COLUMN parent_task_id TEXT;"
+           "ALTER TABLE workflow_runs ADD COLUMN concurrency_key TEXT;"
+           "ALTER TABLE tasks ADD COLUMN child_run_id TEXT;"
+           "CREATE INDEX workflow_runs_group ON workflow_runs (workflow_name, concurrency_key, "
+           "status, id) WHERE concurrency_key IS NOT NULL",
            ""}};
 }
 
 void RunStore::insert_run(const Run& r, const std::string& workflow_id) {
-  t_.execute("INSERT INTO workflow_runs (" + std::string(kRunColumns) +
-                 ", workflow_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                 "$12, $13, "
-                 "$14, $15, $16)",
-             {r.id, r.workflow, r.workflow_version, r.owner, to_string(r.status), r.input,
-              null_if_empty(r.output), null_if_empty(r.error), null_if_empty(r.idempotency_key),
-              nlohmann::json(r.labels).dump(), r.created_at, Value(r.started_at),
-              Value(r.finished_at), Value(r.deadline_at), workflow_id, r.created_at});
+  t_.execute(
+      "INSERT INTO workflow_runs (" + std::string(kRunColumns) +
+          ", workflow_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+          "$12, $13, $14, $15, $16, $17, $18, $19)",
+      {r.id, r.workflow, r.workflow_version, r.owner, to_string(r.status), r.input,
+       null_if_empty(r.output), null_if_empty(r.error), null_if_empty(r.idempotency_key),
+       nlohmann::json(r.labels).dump(), r.created_at, Value(r.started_at), Value(r.finished_at),
+       Value(r.deadline_at), null_if_empty(r.parent_run_id), null_if_empty(r.parent_task_id),
+       r.concurrency_key ? Value(*r.concurrency_key) : Value(), workflow_id, r.created_at});
 }
 
 std::optional<Run> RunStore::find_run(std::string_view id) {
@@ -289,12 +306,53 @@ void RunStore::update_run(const Run& r) {
        r.finished_at.value_or(r.created_at)});
 }
 
-void RunStore::finish_run(const Run& r) {
-  t_.execute(
+RunStore::Finished RunStore::finish_run(const Run& r) {
+  auto rs = t_.query(
       "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, "
-      "updated_at = $5 WHERE id = $1",
+      "updated_at = $5 WHERE id = $1 RETURNING parent_task_id, workflow_name, concurrency_key",
       {r.id, to_string(r.status), null_if_empty(r.output), null_if_empty(r.error),
        Value(r.finished_at)});
+  Finished out;
+  if (rs.empty()) return out;
+  out.parent_task_id = text_or_empty(rs[0][0]);
+  out.workflow = rs[0][1].as_text();
+  if (!rs[0][2].is_null()) out.concurrency_key = rs[0][2].as_text();
+  return out;
+}
+
+std::int64_t RunStore::active_in_group(std::string_view workflow, std::string_view key) {
+  return t_
+      .query(
+          "SELECT COUNT(*) FROM workflow_runs WHERE workflow_name = $1 AND "
+          "concurrency_key = $2 AND status IN ('running', 'paused')",
+          {workflow, key})[0][0]
+      .as_int();
+}
+
+std::optional<Run> RunStore::first_in_group(std::string_view workflow, std::string_view key,
+                                            bool active, std::string_view except) {
+  auto rs = t_.query(
+      "SELECT " + std::string(kRunColumns) +
+          " FROM workflow_runs WHERE workflow_name = $1 AND concurrency_key = $2 "
+          "AND status IN ($3, $4) AND id <> $5 ORDER BY id LIMIT 1",
+      {workflow, key, active ? "running" : "pending", active ? "paused" : "pending", except});
+  if (rs.empty()) return std::nullopt;
+  return run_from(rs[0]);
+}
+
+void RunStore::set_child_run(std::string_view task_id, std::string_view child_run_id) {
+  t_.execute("UPDATE tasks SET child_run_id = $2 WHERE id = $1", {task_id, child_run_id});
+}
+
+int RunStore::depth_of(std::string_view run_id) {
+  int depth = 0;
+  std::string at(run_id);
+  for (; depth <= 64; ++depth) {
+    auto rs = t_.query("SELECT parent_run_id FROM workflow_runs WHERE id = $1", {at});
+    if (rs.empty() || rs[0][0].is_null()) break;
+    at = rs[0][0].as_text();
+  }
+  return depth;
 }
 
 RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {
@@ -339,9 +397,9 @@ std::vector<std::string> RunStore::overdue_runs(Micros now) {
 void RunStore::insert_task(const TaskRow& row) { insert_tasks({&row, 1}); }
 
 void RunStore::insert_tasks(std::span<const TaskRow> rows) {
-  // Multi-row INSERTs: one statement per 32 rows (23 parameters each).
+  // Multi-row INSERTs: one statement per 32 rows (24 parameters each).
   constexpr std::size_t kPerStatement = 32;
-  constexpr int kParams = 23;
+  constexpr int kParams = 24;
   std::vector<Value> params;
   for (std::size_t first = 0; first < rows.size(); first += kPerStatement) {
     const auto chunk = rows.subspan(first, std::min(kPerStatement, rows.size() - first));
@@ -378,6 +436,7 @@ void RunStore::insert_tasks(std::span<const TaskRow> rows) {
                                    Value(row.close_deadline),
                                    Value(row.start_deadline),
                                    null_if_empty(row.lease_owner),
+                                   null_if_empty(t.child_run_id),
                                    row.created_at});
     }
     t_.execute(sql, params);
@@ -390,13 +449,13 @@ void RunStore::update_task(const TaskRow& row) {
       "UPDATE tasks SET status = $2, input = $3, output = $4, error = $5, attempt = $6, "
       "max_attempts = $7, "
       "agent_id = $8, lease_expires_at = $9, ready_at = $10, available_at = $11, started_at = $12, "
-      "finished_at = $13, close_deadline = $14, start_deadline = $15, lease_owner = $16 WHERE id = "
-      "$1",
+      "finished_at = $13, close_deadline = $14, start_deadline = $15, lease_owner = $16, "
+      "child_run_id = $17 WHERE id = $1",
       {t.id, to_string(t.status), null_if_empty(t.input), null_if_empty(t.output),
        null_if_empty(t.error), t.attempt, t.max_attempts, null_if_empty(t.agent_id),
        Value(t.lease_expires_at), Value(t.ready_at), Value(t.available_at), Value(t.started_at),
        Value(t.finished_at), Value(row.close_deadline), Value(row.start_deadline),
-       null_if_empty(row.lease_owner)});
+       null_if_empty(row.lease_owner), null_if_empty(t.child_run_id)});
 }
 
 bool RunStore::has_open_elements(std::string_view run_id, std::string_view definition_id) {

@@ -47,8 +47,23 @@ class RunStore {
   std::optional<Run> find_run_by_key(std::string_view owner, std::string_view key);
   std::string workflow_id_of(std::string_view run_id);
   void update_run(const Run& run);
-  // Writes only what finishing changes: status, output, error, finished_at.
-  void finish_run(const Run& run);
+  // Writes only what finishing changes: status, output, error, finished_at;
+  // returns what the engine must act on next.
+  struct Finished {
+    std::string parent_task_id;                  // a task waits for this child run
+    std::string workflow;                        // name
+    std::optional<std::string> concurrency_key;  // the run's group, if its workflow has a limit
+  };
+  Finished finish_run(const Run& run);
+  // Running and paused runs of a concurrency group.
+  std::int64_t active_in_group(std::string_view workflow, std::string_view key);
+  // The oldest active (running or paused) or, with !active, pending run of
+  // a concurrency group, other than `except`.
+  std::optional<Run> first_in_group(std::string_view workflow, std::string_view key, bool active,
+                                    std::string_view except = {});
+  void set_child_run(std::string_view task_id, std::string_view child_run_id);
+  // How many ancestors a run has (0 for a run nobody started as a child).
+  int depth_of(std::string_view run_id);
   struct RunScan {
     std::vector<Run> matched;  // of the scanned rows, those whose labels match
     int scanned = 0;

@@ -15,6 +15,7 @@
 #include "devcycle/database_wrapper.h"
 #include "devcycle/messaging.h"
 #include "support/backends.h"
+#include "support/engine_fixture.h"
 #include "support/error_matchers.h"
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
@@ -25,85 +26,9 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-class EngineTest : public ::testing::TestWithParam<testing::Backend> {
- protected:
-  void SetUp() override {
-    db_ = Database::open(GetParam().url(dir_));
-    RegistryOptions ro;
-    ro.clock = clock_;
-    registry_ = std::make_unique<Registry>(*db_, ro);
-    catalog_ = std::make_unique<WorkflowCatalog>(*db_, registry_.get(), clock_);
-    registry_->define_type({"worker", "", "{}"});
-    engine_ = make_engine(0);
-  }
+class EngineTest : public testing::EngineFixture {};
 
-  std::unique_ptr<Engine> make_engine(int workers, std::shared_ptr<Clock> clock = nullptr) {
-    EngineOptions o;
-    o.clock = clock ? clock : clock_;
-    o.workers = workers;
-    o.default_lease = 60s;
-    o.poll_interval = 5ms;
-    return std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
-  }
-
-  // An agent offering `capability`@1.0.0, run by the in-process function `fn`.
-  void agent(const std::string& name, const std::string& capability, const std::string& fn) {
-    agent_run_by(name, capability, "inproc:" + fn);
-  }
-
-  // An agent offering `capability`@1.0.0 with any executor; returns its id.
-  std::string agent_run_by(const std::string& name, const std::string& capability,
-                           const std::string& executor) {
-    AgentSpec spec;
-    spec.owner = "ops";
-    spec.name = name;
-    spec.type = "worker";
-    const auto a = registry_->create(spec);
-    registry_->add_version(a.id, {"1.0.0", {capability + "@1.0.0"}, {}, executor, ""});
-    registry_->deploy(a.id, "1.0.0");
-    return a.id;
-  }
-
-  // Options of an engine without threads, on the test clock, talking to `bus`.
-  EngineOptions on_bus(MessageBus& bus) {
-    EngineOptions o;
-    o.clock = clock_;
-    o.workers = 0;
-    o.bus = &bus;
-    return o;
-  }
-
-  std::string workflow(const std::string& json_text) {
-    return catalog_->create(json_text, "alice").name;
-  }
-
-  devcycle::Run start(const std::string& wf, const std::string& input = "{}",
-                      const std::string& key = "") {
-    StartRun r;
-    r.workflow = wf;
-    r.input = input;
-    r.owner = "alice";
-    r.idempotency_key = key;
-    return engine_->start(r);
-  }
-
-  const TaskRun& task(const RunDetail& d, const std::string& key) {
-    for (const auto& t : d.tasks) {
-      if (t.key == key) return t;
-    }
-    throw std::runtime_error("no task " + key);
-  }
-
-  testing::TempDir dir_;
-  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
-  std::unique_ptr<Database> db_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<WorkflowCatalog> catalog_;
-  std::unique_ptr<Engine> engine_;
-};
-
-// Echo: returns {"got": input}.
-std::string echo(TaskContext& ctx) { return json{{"got", json::parse(ctx.input())}}.dump(); }
+using testing::echo;
 
 TEST_P(EngineTest, LinearWorkflowPassesOutputsDownstream) {
   agent("a", "step", "echo");
@@ -1009,7 +934,8 @@ TEST_P(EngineTest, SignalsReleaseWaitingTasksOrWaitForThem) {
   EXPECT_DEVCYCLE_ERROR(engine_->signal("nope", "approval"), ErrorCode::kNotFound, "run");
   EXPECT_DEVCYCLE_ERROR(workflow(R"({"name": "sg3", "tasks": [
     {"id": "x", "signal": "go", "capability": "step"}]})"),
-                        ErrorCode::kInvalidArgument, "give one of capability, agent, sleep");
+                        ErrorCode::kInvalidArgument,
+                        "give one of capability, agent, workflow, sleep");
 }
 
 TEST_P(EngineTest, AProcessAgentReadsItsConfigurationWithSecretsFromAgentJson) {

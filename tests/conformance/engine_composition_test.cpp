@@ -1,0 +1,290 @@
+// Child workflows and concurrency limits over every Database backend.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "devcycle/engine.h"
+#include "support/backends.h"
+#include "support/engine_fixture.h"
+#include "support/error_matchers.h"
+
+namespace devcycle {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::echo;
+
+class EngineCompositionTest : public testing::EngineFixture {
+ protected:
+  void SetUp() override {
+    EngineFixture::SetUp();
+    agent("a", "step", "echo");
+    engine_->register_function("echo", echo);
+  }
+
+  RunStatus status(const std::string& run_id) { return engine_->get(run_id).run.status; }
+};
+
+TEST_P(EngineCompositionTest, AChildWorkflowRunsAndItsOutputFlowsOn) {
+  workflow(R"({"name": "build-one", "input_schema": {"type": "object", "required": ["repo"]},
+    "tasks": [{"id": "b", "capability": "step", "input": {"repo": "{{ input.repo }}"}}]})");
+  const auto wf = workflow(R"({"name": "parent", "tasks": [
+    {"id": "child", "workflow": "build-one", "input": {"repo": "{{ input.repo }}"}},
+    {"id": "after", "capability": "step", "depends_on": ["child"],
+     "input": {"built": "{{ tasks.child.output.b.got.repo }}"}}]})");
+  std::vector<std::string> events;
+  auto sub = engine_->subscribe([&](const EngineEvent& e) {
+    if (e.kind != EngineEvent::Kind::kTaskLog)
+      events.push_back(std::string(to_string(e.kind)) +
+                       (e.task_key.empty() ? "" : ":" + e.task_key));
+  });
+  const auto run = start(wf, R"({"repo": "git://x"})");
+  auto d = engine_->get(run.id);
+  const auto& waiting = task(d, "child");
+  EXPECT_EQ(waiting.status, TaskStatus::kWaiting);
+  ASSERT_FALSE(waiting.child_run_id.empty());
+  const auto child = engine_->get(waiting.child_run_id).run;
+  EXPECT_EQ(child.workflow, "build-one");
+  EXPECT_EQ(child.owner, "alice");
+  EXPECT_EQ(child.parent_run_id, run.id);
+  EXPECT_EQ(child.parent_task_id, waiting.id);
+  EXPECT_EQ(json::parse(child.input), json::parse(R"({"repo": "git://x"})"));
+
+  EXPECT_EQ(engine_->run_until_idle(), 2);  // the child's task, then "after"
+  d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(status(child.id), RunStatus::kSucceeded);
+  EXPECT_EQ(json::parse(task(d, "child").output),
+            json::parse(R"({"b": {"got": {"repo": "git://x"}}})"));
+  EXPECT_EQ(json::parse(task(d, "after").input), json::parse(R"({"built": "git://x"})"));
+  EXPECT_EQ(std::count(events.begin(), events.end(), "run.started"), 2);
+  EXPECT_EQ(std::count(events.begin(), events.end(), "run.finished"), 2);
+  EXPECT_NE(std::find(events.begin(), events.end(), "task.waiting:child"), events.end());
+  EXPECT_NE(std::find(events.begin(), events.end(), "task.succeeded:child"), events.end());
+}
+
+TEST_P(EngineCompositionTest, ChildrenFanOutAndSurviveARestart) {
+  workflow(R"({"name": "deploy-region", "tasks": [
+    {"id": "soak", "sleep": "5m"},
+    {"id": "d", "capability": "step", "depends_on": ["soak"], "input": {"region": "{{ input.region }}"}}]})");
+  const auto wf = workflow(R"({"name": "deploy-all", "tasks": [
+    {"id": "each", "workflow": "deploy-region", "for_each": "input.regions",
+     "input": {"region": "{{ item }}"}}]})");
+  const auto run = start(wf, R"({"regions": ["eu", "us"]})");
+  EXPECT_EQ(engine_->run_until_idle(), 0);
+  // The engine goes away; another takes over: everything is in the database.
+  engine_.reset();
+  engine_ = make_engine(0);
+  engine_->register_function("echo", echo);
+  clock_->advance(5min);
+  EXPECT_EQ(engine_->run_until_idle(), 2);
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
+  EXPECT_EQ(json::parse(task(d, "each").output),
+            json::parse(R"([{"d": {"got": {"region": "eu"}}}, {"d": {"got": {"region": "us"}}}])"));
+}
+
+TEST_P(EngineCompositionTest, AChildThatFailsFailsItsTask) {
+  agent("f", "fails", "fails");
+  engine_->register_function(
+      "fails", [](TaskContext&) -> std::string { throw std::runtime_error("compiler exploded"); });
+  workflow(R"({"name": "bad-child", "tasks": [
+    {"id": "x", "capability": "fails", "retry": {"max_attempts": 1}}]})");
+  const auto wf = workflow(R"({"name": "p", "tasks": [{"id": "c", "workflow": "bad-child"}]})");
+  const auto run = start(wf);
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  const auto& c = task(d, "c");
+  EXPECT_EQ(c.status, TaskStatus::kFailed);
+  EXPECT_NE(c.error.find("child run " + c.child_run_id + " failed"), std::string::npos) << c.error;
+  EXPECT_NE(c.error.find("compiler exploded"), std::string::npos) << c.error;
+}
+
+TEST_P(EngineCompositionTest, EndingTheParentEndsTheChild) {
+  workflow(R"({"name": "gate", "tasks": [{"id": "ok", "signal": "ok"}]})");
+  const auto wf = workflow(R"({"name": "p", "tasks": [
+    {"id": "c", "workflow": "gate", "timeouts": {"start_to_close": "1h"}}]})");
+
+  // Cancelling the parent run cancels the child.
+  auto run = start(wf);
+  auto child = task(engine_->get(run.id), "c").child_run_id;
+  engine_->cancel(run.id);
+  EXPECT_EQ(status(child), RunStatus::kCancelled);
+  EXPECT_NE(engine_->get(child).run.error.find("parent run " + run.id + " cancelled"),
+            std::string::npos);
+
+  // Cancelling the waiting task cancels the child; the parent fails.
+  run = start(wf);
+  auto waiting = task(engine_->get(run.id), "c");
+  engine_->cancel_task(waiting.id);
+  EXPECT_EQ(status(waiting.child_run_id), RunStatus::kCancelled);
+  EXPECT_EQ(status(run.id), RunStatus::kFailed);
+
+  // A child that outlasts the task's start_to_close is cancelled; the task times out.
+  run = start(wf);
+  child = task(engine_->get(run.id), "c").child_run_id;
+  clock_->advance(61min);
+  engine_->run_until_idle();
+  const auto d = engine_->get(run.id);
+  EXPECT_EQ(task(d, "c").status, TaskStatus::kTimedOut);
+  EXPECT_NE(task(d, "c").error.find("did not finish within start_to_close"), std::string::npos);
+  EXPECT_EQ(status(child), RunStatus::kCancelled);
+
+  // Cancelling the child itself fails the parent's task, naming it.
+  run = start(wf);
+  child = task(engine_->get(run.id), "c").child_run_id;
+  engine_->cancel(child);
+  const auto after = engine_->get(run.id);
+  EXPECT_EQ(after.run.status, RunStatus::kFailed);
+  EXPECT_NE(task(after, "c").error.find("child run " + child + " cancelled"), std::string::npos);
+}
+
+TEST_P(EngineCompositionTest, ChildrenThatCannotStartFailTheirTaskSayingWhy) {
+  workflow(R"({"name": "strict", "input_schema": {"type": "object", "required": ["repo"]},
+    "tasks": [{"id": "b", "capability": "step"}]})");
+  const auto cases = std::vector<std::pair<std::string, std::string>>{
+      {R"({"name": "p1", "tasks": [{"id": "c", "workflow": "ghost"}]})",
+       "tasks.c.workflow: workflow \"ghost\" not found"},
+      {R"({"name": "p2", "tasks": [{"id": "c", "workflow": "strict", "workflow_version": 7}]})",
+       "workflow \"strict\" version 7 not found"},
+      {R"({"name": "p3", "tasks": [{"id": "c", "workflow": "strict", "input": {"x": 1}}]})",
+       "does not match workflow \"strict\"'s input_schema"},
+      {R"({"name": "loop", "tasks": [{"id": "c", "workflow": "loop"}]})", "nest at most 16 deep"}};
+  for (const auto& [definition, reason] : cases) {
+    const auto run = start(workflow(definition));
+    engine_->run_until_idle();
+    const auto d = engine_->get(run.id);
+    EXPECT_EQ(d.run.status, RunStatus::kFailed) << definition;
+    EXPECT_NE(d.run.error.find(reason), std::string::npos) << d.run.error;
+  }
+  // The recursive workflow stopped at its depth limit, and every run it
+  // started ended: nothing is left running.
+  RunFilter running;
+  running.status = RunStatus::kRunning;
+  EXPECT_TRUE(engine_->list(running).runs.empty());
+}
+
+TEST_P(EngineCompositionTest, AQueueLetsLimitRunsPerKeyAndStartsTheNextWhenOneEnds) {
+  const auto wf = workflow(R"({"name": "deploy",
+    "concurrency": {"limit": 1, "key": "{{ input.env }}", "strategy": "queue"},
+    "timeout": "1h",
+    "tasks": [{"id": "go", "signal": "go"}]})");
+  std::vector<std::string> events;
+  auto sub = engine_->subscribe([&](const EngineEvent& e) {
+    events.push_back(std::string(to_string(e.kind)) + ":" + e.run_id);
+  });
+  const auto a = start(wf, R"({"env": "prod"})");
+  const auto b = start(wf, R"({"env": "prod"})");
+  const auto c = start(wf, R"({"env": "staging"})");
+  const auto d = start(wf, R"({"env": "prod"})");
+  EXPECT_EQ(a.status, RunStatus::kRunning);
+  EXPECT_EQ(b.status, RunStatus::kPending);
+  EXPECT_EQ(c.status, RunStatus::kRunning);  // another key, another group
+  EXPECT_EQ(*b.concurrency_key, "prod");
+  EXPECT_TRUE(engine_->get(b.id).tasks.empty());
+  EXPECT_FALSE(engine_->get(b.id).run.deadline_at.has_value());
+  EXPECT_NE(std::find(events.begin(), events.end(), "run.queued:" + b.id), events.end());
+
+  // A queued run can be cancelled; it never started.
+  engine_->cancel(d.id);
+  EXPECT_EQ(status(d.id), RunStatus::kCancelled);
+
+  clock_->advance(10min);
+  engine_->signal(a.id, "go");
+  EXPECT_EQ(status(a.id), RunStatus::kSucceeded);
+  const auto started = engine_->get(b.id);
+  EXPECT_EQ(started.run.status, RunStatus::kRunning);
+  EXPECT_EQ(*started.run.started_at, clock_->now());
+  EXPECT_EQ(*started.run.deadline_at, clock_->now() + 3'600'000'000LL);  // from when it started
+  EXPECT_EQ(task(started, "go").status, TaskStatus::kWaiting);
+  EXPECT_NE(std::find(events.begin(), events.end(), "run.started:" + b.id), events.end());
+  engine_->signal(b.id, "go");
+  EXPECT_EQ(status(b.id), RunStatus::kSucceeded);
+  EXPECT_EQ(status(c.id), RunStatus::kRunning);
+
+  // A retry into a full group queues too.
+  const auto e = start(wf, R"({"env": "staging"})");
+  EXPECT_EQ(e.status, RunStatus::kPending);
+  engine_->cancel(c.id);  // makes room: e starts
+  EXPECT_EQ(status(e.id), RunStatus::kRunning);
+  EXPECT_EQ(engine_->retry(c.id).status, RunStatus::kPending);
+  engine_->signal(e.id, "go");
+  EXPECT_EQ(status(c.id), RunStatus::kRunning);
+  engine_->signal(c.id, "go");
+  EXPECT_EQ(status(c.id), RunStatus::kSucceeded);
+}
+
+TEST_P(EngineCompositionTest, CancelNewestRefusesAndCancelOldestReplaces) {
+  const auto newest = workflow(R"({"name": "lint",
+    "concurrency": {"limit": 2, "strategy": "cancel_newest"},
+    "tasks": [{"id": "go", "signal": "go"}]})");
+  const auto a = start(newest);
+  const auto b = start(newest);
+  const auto c = start(newest);
+  EXPECT_EQ(status(a.id), RunStatus::kRunning);
+  EXPECT_EQ(status(b.id), RunStatus::kRunning);
+  EXPECT_EQ(c.status, RunStatus::kCancelled);
+  EXPECT_NE(c.error.find("concurrency limit: workflow \"lint\" has 2 active runs"),
+            std::string::npos)
+      << c.error;
+  EXPECT_EQ(*c.concurrency_key, "");
+  // Retrying while the group is full is refused under cancel_newest.
+  engine_->cancel(a.id);
+  EXPECT_EQ(start(newest).status, RunStatus::kRunning);
+  EXPECT_DEVCYCLE_ERROR(engine_->retry(a.id), ErrorCode::kResourceExhausted, "concurrency limit");
+
+  const auto oldest = workflow(R"({"name": "preview",
+    "concurrency": {"limit": 1, "key": "{{ input.branch }}", "strategy": "cancel_oldest"},
+    "tasks": [{"id": "go", "signal": "go"}]})");
+  const auto x = start(oldest, R"({"branch": "main"})");
+  const auto y = start(oldest, R"({"branch": "main"})");
+  EXPECT_EQ(y.status, RunStatus::kRunning);
+  const auto replaced = engine_->get(x.id);
+  EXPECT_EQ(replaced.run.status, RunStatus::kCancelled);
+  EXPECT_NE(replaced.run.error.find("replaced by the newer run " + y.id), std::string::npos)
+      << replaced.run.error;
+  EXPECT_EQ(task(replaced, "go").status, TaskStatus::kCancelled);
+}
+
+TEST_P(EngineCompositionTest, BadConcurrencyAndChildDefinitionsAreRefusedWithTheirPath) {
+  const auto refused = [&](const std::string& definition, const std::string& reason) {
+    const auto [def, report] = validate_definition(definition);
+    EXPECT_FALSE(def.has_value()) << definition;
+    EXPECT_NE(report.describe().find(reason), std::string::npos) << report.describe();
+  };
+  refused(R"({"name": "w", "concurrency": {"limit": 0}, "tasks": [{"id": "a", "sleep": "1s"}]})",
+          "$.concurrency.limit");
+  refused(R"({"name": "w", "concurrency": {"limit": 1, "strategy": "drop"},
+    "tasks": [{"id": "a", "sleep": "1s"}]})",
+          "$.concurrency.strategy");
+  refused(R"({"name": "w", "concurrency": {"limit": 1, "key": "{{ run.id }}"},
+    "tasks": [{"id": "a", "sleep": "1s"}]})",
+          "$.concurrency.key: a concurrency key reads only input");
+  refused(R"({"name": "w", "tasks": [{"id": "a", "sleep": "1s", "workflow_version": 2}]})",
+          "$.tasks[0].workflow_version: applies only to a workflow");
+  refused(R"({"name": "w", "tasks": [{"id": "a", "workflow": "Not A Name"}]})",
+          "$.tasks[0].workflow");
+  refused(R"({"name": "w", "tasks": [{"id": "a", "workflow": "x", "agent": "o/n"}]})",
+          "give one of capability, agent, workflow");
+  // A key that renders too long is refused at start, naming the field; nothing is stored.
+  const auto wf = workflow(R"({"name": "keyed", "concurrency": {"limit": 1, "key": "{{ input.k }}"},
+    "tasks": [{"id": "a", "sleep": "1s"}]})");
+  EXPECT_DEVCYCLE_ERROR(start(wf, json{{"k", std::string(300, 'k')}}.dump()),
+                        ErrorCode::kInvalidArgument, "concurrency.key: gave 300 characters");
+  EXPECT_TRUE(engine_->list().runs.empty());
+  // The canonical form keeps both.
+  const auto stored = catalog_->get("keyed");
+  ASSERT_TRUE(stored.definition.concurrency.has_value());
+  EXPECT_EQ(stored.definition.concurrency->key, "{{ input.k }}");
+  EXPECT_EQ(json::parse(stored.definition_json)["concurrency"]["strategy"], "queue");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineCompositionTest,
+                         ::testing::ValuesIn(testing::database_backends("composition.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
