@@ -51,6 +51,14 @@ Micros us(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
 
+// An agent that can run a task here, and the function that runs it.
+struct Runner {
+  std::string agent_id;
+  std::string function;
+  int capacity = 1;  // attempts it runs at once
+};
+using Runners = std::vector<Runner>;  // in the registry's order of preference
+
 // A claimed attempt, on its way to a function.
 struct Claim {
   std::string task_id;
@@ -100,7 +108,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Which agent and function run a capability, remembered between ticks;
   // any registry change (deploy, disable, new agent) clears it.
   struct Resolution {
-    std::optional<std::pair<std::string, std::string>> agent_and_function;
+    Runners runners;
     Micros until = 0;
   };
   std::mutex resolutions_mu;
@@ -409,22 +417,61 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return progress.take_rows();
   }
 
+  // Running attempts per agent as one write transaction sees them, counted
+  // on first use and kept as it claims, so that no agent runs more than its
+  // capacity at once, across every engine on the database. `freed` names the
+  // agent of an attempt this transaction just ended: it has room for one
+  // claim without counting (the completion fast path claims at most one).
+  class AgentLoad {
+   public:
+    explicit AgentLoad(RunStore& store, std::string freed = {})
+        : store_(store), freed_(std::move(freed)) {}
+    // The first runner with room, now counted; null when every one is full.
+    const Runner* take(const Runners& runners) {
+      if (shortcut_taken_) return nullptr;
+      if (!running_ && !freed_.empty()) {
+        for (const auto& r : runners) {
+          if (r.agent_id != freed_) continue;
+          shortcut_taken_ = true;
+          return &r;
+        }
+      }
+      if (!running_) running_ = store_.running_by_agent();
+      for (const auto& r : runners) {
+        auto& n = (*running_)[r.agent_id];
+        if (n >= r.capacity) continue;
+        ++n;
+        return &r;
+      }
+      return nullptr;
+    }
+
+   private:
+    RunStore& store_;
+    std::string freed_;
+    bool shortcut_taken_ = false;
+    std::optional<std::unordered_map<std::string, int>> running_;
+  };
+
   // Claims a task that this very transaction is readying (the row is not
   // written yet), for this engine, when it already knows who runs it:
   // as fenced as the conditional UPDATE of claim(), since the row was found
   // pending (or made) in the same transaction.
   std::optional<Claim> claim_in_place(TaskRow& row, const TaskDefinition& d,
                                       const std::string& workflow_id, Micros at,
-                                      std::vector<EngineEvent>& events) {
+                                      std::vector<EngineEvent>& events, AgentLoad& load) {
     if (row.task.available_at.value_or(at) > at || rate_limited(d)) return std::nullopt;
-    const auto found = remembered_resolution(d, at);
-    if (!found || found->second.starts_with(kBusPrefix)) return std::nullopt;  // see claim()
+    const auto runners = remembered_resolution(d, at);
+    // Bus agents are claimed by claim(), which sends their assignments.
+    if (runners.empty() || runners.front().function.starts_with(kBusPrefix)) return std::nullopt;
+    const Runner* found = load.take(runners);
+    if (!found) return std::nullopt;
     std::optional<Micros> close_deadline;
     if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
     const auto lease = lease_until(d.timeouts, at, close_deadline);
     row.task.status = TaskStatus::kRunning;
     row.task.attempt += 1;
-    row.task.agent_id = found->first;
+    row.task.agent_id = found->agent_id;
     row.task.lease_expires_at = lease;
     row.task.started_at = at;
     row.close_deadline = close_deadline;
@@ -432,9 +479,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     row.lease_owner = options.engine_id;
     events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id, row.task.key,
                       row.task.attempt, "running", "", at, ""});
-    return Claim{row.task.id,  row.task.run_id,   row.task.key,   workflow_id,      found->second,
-                 found->first, options.engine_id, row.task.input, row.task.attempt, at,
-                 lease,        close_deadline,    d.timeouts};
+    return Claim{
+        row.task.id,     row.task.run_id,   row.task.key,   workflow_id,      found->function,
+        found->agent_id, options.engine_id, row.task.input, row.task.attempt, at,
+        lease,           close_deadline,    d.timeouts};
   }
 
   // How many more claims the workers' queue takes now (see tick()).
@@ -459,9 +507,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       const auto def = definition(t, c.workflow_id);
       Hooks hooks(*this, t, store, at, events);
       auto progress = hooks.progress(*def, run);
+      AgentLoad load(store, c.agent_id);
       progress.set_claim_hook([&](TaskRow& row, const TaskDefinition& d) {
         if (next) return false;
-        next = claim_in_place(row, d, c.workflow_id, at, events);
+        next = claim_in_place(row, d, c.workflow_id, at, events, load);
         return next.has_value();
       });
       if (progress.advance_after_success(c.task_key)) return progress.take_rows();
@@ -584,7 +633,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // Picks the agent and local function for a task, or nothing when no agent
   // with an in-process function registered here can run it.
-  std::optional<std::pair<std::string, std::string>> resolve(const TaskDefinition& d) {
+  Runners resolve(const TaskDefinition& d) {
     std::vector<Agent> agents;
     try {
       if (!d.capability.empty()) {
@@ -600,9 +649,18 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         if (a.active_version && a.status != AgentStatus::kDisabled) agents.push_back(std::move(a));
       }
     } catch (const Error& e) {
-      if (e.code() == ErrorCode::kNotFound) return std::nullopt;
+      if (e.code() == ErrorCode::kNotFound) return {};
       throw;
     }
+    // Every agent that can run it, but of one kind: all run elsewhere (bus)
+    // or all run here, as the first one does.
+    Runners out;
+    const auto add = [&](const Agent& a, std::string function) {
+      if (!out.empty() &&
+          out.front().function.starts_with(kBusPrefix) != function.starts_with(kBusPrefix))
+        return;
+      out.push_back({a.id, std::move(function), a.capacity});
+    };
     for (const auto& a : agents) {
       const auto v = registry.get_version(a.id, *a.active_version);
       if (v.executor.starts_with("bus:") && options.bus) {
@@ -615,18 +673,24 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         } catch (const Error&) {
           continue;  // not a topic: nobody here can run it
         }
-        return std::make_pair(a.id, std::string(kBusPrefix) + topic);
+        add(a, std::string(kBusPrefix) + topic);
+        continue;
       }
       if (v.executor.starts_with("process:") && !options.processes.allow.empty()) {
         // The "function" is the executor itself; its argv is checked when it runs.
-        return std::make_pair(a.id, v.executor);
+        add(a, v.executor);
+        continue;
       }
       if (!v.executor.starts_with("inproc:")) continue;
       const auto name = v.executor.substr(7);
-      std::lock_guard lock(functions_mu);
-      if (functions.count(name)) return std::make_pair(a.id, name);
+      bool known = false;
+      {
+        std::lock_guard lock(functions_mu);
+        known = functions.count(name) > 0;
+      }
+      if (known) add(a, name);
     }
-    return std::nullopt;
+    return out;
   }
 
   // The message that hands a claimed task to an agent in another process
@@ -748,7 +812,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     struct Candidate {
       internal::ReadyEntry entry;
       std::string workflow_id;
-      std::pair<std::string, std::string> agent;  // agent id, function
+      Runners runners;
     };
     // Candidates are chosen outside the write transaction: the registry reads
     // the database itself. Tasks nobody here can run are passed over and put
@@ -780,12 +844,12 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
       const auto& d = RunProgress::definition_of(*def, e->definition_id);
       const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
-      std::optional<std::pair<std::string, std::string>> found;
+      Runners found;
       bool cached = false;
       {
         std::lock_guard lock(resolutions_mu);
         if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
-          found = it->second.agent_and_function;
+          found = it->second.runners;
           cached = true;
         }
       }
@@ -794,7 +858,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         std::lock_guard lock(resolutions_mu);
         resolutions[key] = {found, at + 1'000'000};
       }
-      if (found) {
+      if (!found.empty()) {
         if (const Micros wait = rate_wait(d); wait > 0) {
           // Over its capability's rate: back in the queue until a token is due.
           e->available_at = at + wait;
@@ -802,7 +866,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           ready.push(std::move(*e), at);
           continue;
         }
-        chosen.push_back({std::move(*e), std::move(wid), std::move(*found)});
+        chosen.push_back({std::move(*e), std::move(wid), std::move(found)});
       } else {
         passed_over.push_back(std::move(*e));
       }
@@ -827,17 +891,26 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     std::vector<Claim> claims;
     std::vector<EngineEvent> events;
     std::vector<Message> assignments;
+    std::vector<std::size_t> full;  // chosen tasks whose agents are all at capacity
     db.write([&](Txn& t) {
       RunStore store(t);
       claims.clear();
       events.clear();
       assignments.clear();
-      for (const auto& c : chosen) {
+      full.clear();
+      AgentLoad load(store);
+      for (std::size_t i = 0; i < chosen.size(); ++i) {
+        const auto& c = chosen[i];
         // The entry may be stale; the row and the fenced UPDATE decide.
         const auto row = store.find_task(c.entry.task_id);
         if (!row || row->task.status != TaskStatus::kReady || row->task.attempt != c.entry.attempt)
           continue;
-        const auto& agent = c.agent;
+        const Runner* runner = load.take(c.runners);
+        if (!runner) {
+          full.push_back(i);
+          continue;
+        }
+        const std::pair<std::string, std::string> agent{runner->agent_id, runner->function};
         const auto def = definition(t, c.workflow_id);
         const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
         std::optional<Micros> close_deadline;
@@ -861,6 +934,14 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       internal::Outbox::add(t, assignments, at);
     });
     restore.armed = false;
+    if (!full.empty()) {
+      // They stay ready, looked at again once an attempt may have ended.
+      std::lock_guard lock(ready_mu);
+      for (auto i : full) {
+        chosen[i].entry.available_at = at + us(options.poll_interval);
+        ready.push(std::move(chosen[i].entry), at);
+      }
+    }
     {
       // A new attempt starts uncancelled (an old entry may be left from a cancel before a retry).
       std::lock_guard lock(cancelled_mu);
@@ -892,20 +973,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // Which agent and function run `d`, if this engine already knows; never
   // asks the registry (safe inside a write closure).
-  std::optional<std::pair<std::string, std::string>> remembered_resolution(const TaskDefinition& d,
-                                                                           Micros at) {
+  Runners remembered_resolution(const TaskDefinition& d, Micros at) {
     const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
     std::lock_guard lock(resolutions_mu);
     if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
-      return it->second.agent_and_function;
+      return it->second.runners;
     }
-    return std::nullopt;
+    return {};
   }
 
   std::optional<Claim> claim_successor(Txn& t, RunStore& store, const Claim& done,
                                        std::size_t first_event, Micros at,
                                        const std::vector<TaskRow>& rows,
                                        std::vector<EngineEvent>& events) {
+    AgentLoad load(store, done.agent_id);
     for (std::size_t i = first_event; i < events.size(); ++i) {
       const auto& e = events[i];
       if (e.kind != EngineEvent::Kind::kTaskReady || e.run_id != done.run_id) continue;
@@ -918,19 +999,23 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         continue;
       const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
       if (rate_limited(d)) continue;  // claim() takes its tokens
-      const auto found = remembered_resolution(d, at);
-      if (!found || found->second.starts_with(kBusPrefix)) continue;  // see claim()
+      const auto runners = remembered_resolution(d, at);
+      if (runners.empty() || runners.front().function.starts_with(kBusPrefix))
+        continue;  // see claim()
+      const Runner* found = load.take(runners);
+      if (!found) continue;
       std::optional<Micros> close_deadline;
       if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
       const auto lease = lease_until(d.timeouts, at, close_deadline);
-      if (!store.claim(*row, options.engine_id, found->first, at, lease, close_deadline)) continue;
+      if (!store.claim(*row, options.engine_id, found->agent_id, at, lease, close_deadline))
+        continue;
       const int attempt = row->task.attempt + 1;
       events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
                         row->task.key, attempt, "running", "", at, ""});
       return Claim{
-          row->task.id, row->task.run_id,  row->task.key,   done.workflow_id, found->second,
-          found->first, options.engine_id, row->task.input, attempt,          at,
-          lease,        close_deadline,    d.timeouts};
+          row->task.id,    row->task.run_id,  row->task.key,   done.workflow_id, found->function,
+          found->agent_id, options.engine_id, row->task.input, attempt,          at,
+          lease,           close_deadline,    d.timeouts};
     }
     return std::nullopt;
   }
@@ -1860,6 +1945,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
     events.clear();
     claims.clear();
     Impl::Hooks hooks(*impl_, t, store, at, events);
+    Impl::AgentLoad load(store);
     std::vector<Run> runs;
     runs.reserve(prepared.size());
     std::map<std::string, std::int64_t> active;  // owner -> active runs, with this call's
@@ -1904,7 +1990,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       Run r = p.run;
       hooks.insert_run(r, p.workflow_id, *p.definition, [&](TaskRow& row, const TaskDefinition& d) {
         if (static_cast<int>(claims.size()) >= room) return false;
-        auto c = impl_->claim_in_place(row, d, p.workflow_id, at, events);
+        auto c = impl_->claim_in_place(row, d, p.workflow_id, at, events, load);
         if (c) claims.push_back(std::move(*c));
         return c.has_value();
       });

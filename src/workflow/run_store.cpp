@@ -521,6 +521,15 @@ std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_u
                {now, aging_step_us, limit});
 }
 
+std::unordered_map<std::string, int> RunStore::running_by_agent() {
+  std::unordered_map<std::string, int> out;
+  for (const auto& r : t_.query("SELECT agent_id, COUNT(*) FROM tasks WHERE status = 'running' AND "
+                                "agent_id IS NOT NULL GROUP BY agent_id")) {
+    out[r[0].as_text()] = static_cast<int>(r[1].as_int());
+  }
+  return out;
+}
+
 std::vector<TaskRow> RunStore::expired_leases(Micros now) {
   return tasks(
       t_, "WHERE status = 'running' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1",

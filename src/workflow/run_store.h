@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "devcycle/database.h"
@@ -85,6 +86,8 @@ class RunStore {
   // Ready tasks that may start at `now`, best first by priority with aging.
   std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit);
   std::vector<TaskRow> expired_leases(Micros now);
+  // Running attempts per agent (fan-out groups, which run on no agent, aside).
+  std::unordered_map<std::string, int> running_by_agent();
   std::vector<TaskRow> missed_starts(Micros now);
   // The fenced claim: true when this call moved the task from ready to running.
   bool claim(const TaskRow& row, const std::string& lease_owner, const std::string& agent_id,

@@ -1,8 +1,12 @@
 // Child workflows and concurrency limits over every Database backend.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <thread>
 
 #include "devcycle/engine.h"
 #include "support/backends.h"
@@ -280,6 +284,57 @@ TEST_P(EngineCompositionTest, BadConcurrencyAndChildDefinitionsAreRefusedWithThe
   ASSERT_TRUE(stored.definition.concurrency.has_value());
   EXPECT_EQ(stored.definition.concurrency->key, "{{ input.k }}");
   EXPECT_EQ(json::parse(stored.definition_json)["concurrency"]["strategy"], "queue");
+}
+
+TEST_P(EngineCompositionTest, NoAgentRunsMoreThanItsCapacityAtOnce) {
+  // Two agents, capacity 2 and 1, four workers and eight tasks: at most
+  // three attempts run at once, and each agent stays within its own.
+  const auto big = agent_run_by("big", "slow", "inproc:slow", 2);
+  const auto small = agent_run_by("small", "slow", "inproc:slow", 1);
+  auto engine = make_engine(4, SystemClock::instance());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int running = 0, most = 0;
+  engine->register_function("slow", [&](TaskContext&) {
+    std::unique_lock lock(mu);
+    most = std::max(most, ++running);
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    --running;
+    return std::string("{}");
+  });
+  const auto wf = workflow(R"({"name": "many", "tasks": [
+    {"id": "t", "capability": "slow", "for_each": "input.n"}]})");
+  StartRun r;
+  r.workflow = wf;
+  r.owner = "alice";
+  r.input = R"({"n": [1, 2, 3, 4, 5, 6, 7, 8]})";
+  const auto run = engine->start(r);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return running == 3; }));
+  }
+  // Many scheduler passes (5 ms apart) later, still three: the others wait in ready.
+  std::this_thread::sleep_for(300ms);
+  std::map<std::string, int> by_agent;
+  int ready = 0;
+  for (const auto& t : engine->get(run.id).tasks) {
+    if (t.status == TaskStatus::kRunning && t.index) ++by_agent[t.agent_id];
+    if (t.status == TaskStatus::kReady) ++ready;
+  }
+  EXPECT_EQ(by_agent[big], 2);
+  EXPECT_EQ(by_agent[small], 1);
+  EXPECT_EQ(ready, 5);
+  {
+    std::lock_guard lock(mu);
+    open = true;
+  }
+  cv.notify_all();
+  for (int i = 0; i < 1000 && engine->get(run.id).run.status == RunStatus::kRunning; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(engine->get(run.id).run.status, RunStatus::kSucceeded);
+  EXPECT_EQ(most, 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineCompositionTest,

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     spec.owner = "crash";
     spec.name = "worker";
     spec.type = "worker";
+    spec.capacity = 100;  // the test is about crashes, not capacity
     agent = registry.create(spec);
   }
   if (!agent.active_version) {

@@ -39,17 +39,20 @@ class EngineFixture : public ::testing::TestWithParam<Backend> {
   }
 
   // An agent offering `capability`@1.0.0, run by the in-process function `fn`.
-  void agent(const std::string& name, const std::string& capability, const std::string& fn) {
-    agent_run_by(name, capability, "inproc:" + fn);
+  void agent(const std::string& name, const std::string& capability, const std::string& fn,
+             int capacity = 100) {
+    agent_run_by(name, capability, "inproc:" + fn, capacity);
   }
 
   // An agent offering `capability`@1.0.0 with any executor; returns its id.
+  // Its capacity is high enough to limit nothing unless a test says so.
   std::string agent_run_by(const std::string& name, const std::string& capability,
-                           const std::string& executor) {
+                           const std::string& executor, int capacity = 100) {
     AgentSpec spec;
     spec.owner = "ops";
     spec.name = name;
     spec.type = "worker";
+    spec.capacity = capacity;
     const auto a = registry_->create(spec);
     registry_->add_version(a.id, {"1.0.0", {capability + "@1.0.0"}, {}, executor, ""});
     registry_->deploy(a.id, "1.0.0");
