@@ -96,7 +96,8 @@ TEST(DefinitionTest, ReportsEveryStructuralProblemWithItsPath) {
   EXPECT_TRUE(has(found, "$.tasks[0].retry.max_attempts: must be at least 1"));
   EXPECT_TRUE(has(found, "$.tasks[0].retry: initial (1m) is longer than max (1s)"));
   EXPECT_TRUE(has(found, "$.tasks[1].id: is required"));
-  EXPECT_TRUE(has(found, "$.tasks[2]: give one of capability, agent, workflow, sleep, until and signal"));
+  EXPECT_TRUE(
+      has(found, "$.tasks[2]: give one of capability, agent, workflow, sleep, until and signal"));
   EXPECT_TRUE(has(found, "$.tasks[2].priority: must be at most 1000"));
   EXPECT_TRUE(has(found, "$.tasks[2].timeouts.heartbeat: must be longer than 0s"));
   EXPECT_TRUE(has(found, "$.tasks[3]: needs a capability"));
