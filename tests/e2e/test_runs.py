@@ -146,3 +146,48 @@ def test_approval_by_signal(make_user):
     problem(dev.post(f"/api/v1/runs/{run['id']}/signals/Not%20A%20Name"), 400)
     _, other = make_user("developer")
     problem(other.post(f"/api/v1/runs/{run['id']}/signals/approval"), 403)
+
+
+def test_child_workflows_and_concurrency_limits(make_user):
+    user, dev = make_user("developer")
+    child, parent = unique("gate-"), unique("release-")
+    assert dev.post("/api/v1/workflows", json={
+        "name": child, "concurrency": {"limit": 1, "key": "{{ input.env }}", "strategy": "queue"},
+        "tasks": [{"id": "ok", "signal": "ok"}]}).status_code == 201
+    r = dev.post("/api/v1/workflows", json={"name": parent, "tasks": [
+        {"id": "gate", "workflow": child, "input": {"env": "{{ input.env }}"}}]})
+    assert r.status_code == 201, r.text
+    stored = r.json()["definition"]["tasks"][0]
+    assert stored["workflow"] == child and "workflow_version" not in stored
+
+    first = dev.post("/api/v1/runs", json={"workflow": parent, "input": {"env": "prod"}}).json()
+    gate = dev.get(f"/api/v1/runs/{first['id']}").json()["tasks"][0]
+    assert gate["status"] == "waiting" and gate["child_run_id"]
+    child_run = dev.get(f"/api/v1/runs/{gate['child_run_id']}").json()
+    assert child_run["parent_run_id"] == first["id"] and child_run["parent_task_id"] == gate["id"]
+    assert child_run["concurrency_key"] == "prod" and child_run["status"] == "running"
+    assert child_run["owner"] == user["id"]
+
+    # A second child for "prod" queues behind the first.
+    second = dev.post("/api/v1/runs", json={"workflow": parent, "input": {"env": "prod"}}).json()
+    queued_id = dev.get(f"/api/v1/runs/{second['id']}").json()["tasks"][0]["child_run_id"]
+    queued = dev.get(f"/api/v1/runs/{queued_id}").json()
+    assert queued["status"] == "pending" and queued["tasks"] == []
+    pending = dev.get("/api/v1/runs", params={"workflow": child, "status": "pending"}).json()
+    assert [r["id"] for r in pending["items"]] == [queued_id]
+
+    # The first child's signal finishes it and its parent; the queued one starts.
+    dev.post(f"/api/v1/runs/{child_run['id']}/signals/ok", json={"payload": {"shipped": True}})
+    done = dev.get(f"/api/v1/runs/{first['id']}").json()
+    assert done["status"] == "succeeded"
+    assert done["tasks"][0]["output"] == {"ok": {"shipped": True}}
+    assert dev.get(f"/api/v1/runs/{queued_id}").json()["status"] == "running"
+
+    # Cancelling the parent cancels its child.
+    dev.post(f"/api/v1/runs/{second['id']}/cancel")
+    assert dev.get(f"/api/v1/runs/{queued_id}").json()["status"] == "cancelled"
+
+    # A bad limit is refused naming the field.
+    body = problem(dev.post("/api/v1/workflows", json={
+        "name": unique("bad-"), "concurrency": {"limit": 0}, "tasks": [{"id": "a", "sleep": "1s"}]}), 400)
+    assert "$.concurrency.limit" in body["detail"]
