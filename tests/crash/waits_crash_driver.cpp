@@ -1,8 +1,9 @@
 // The process that waits_crash_test kills.
 //
 //   waits_crash_driver DB_PATH waits    — a run with a timer, then a signal
-//     wait, then an in-process task; the driver itself sends the signal once
-//     the task waits for it, and exits 0 when the run has succeeded.
+//     wait and a child workflow (a timer, an in-process task), then an
+//     in-process task; the driver itself sends the signal once the task
+//     waits for it, and exits 0 when the run has succeeded.
 //   waits_crash_driver DB_PATH process PROGRAM — a process agent running
 //     PROGRAM 1234.7 (a sleep); the driver waits forever.
 #include <chrono>
@@ -69,15 +70,21 @@ int main(int argc, char** argv) {
 
   engine.register_function("done", [](TaskContext&) { return std::string(R"({"ok": true})"); });
   ensure_agent(registry, "finisher", "finish", "inproc:done");
+  catalog.create(R"({"name": "waity-child", "tasks": [
+    {"id": "nap", "sleep": "500ms"},
+    {"id": "end", "capability": "finish", "depends_on": ["nap"],
+     "retry": {"max_attempts": 100, "initial": "10ms", "max": "50ms"}}]})",
+                 "crash");
   catalog.create(R"({"name": "waity", "tasks": [
     {"id": "nap", "sleep": "1s"},
     {"id": "go", "signal": "go", "depends_on": ["nap"]},
-    {"id": "end", "capability": "finish", "depends_on": ["go"],
+    {"id": "sub", "workflow": "waity-child", "depends_on": ["nap"]},
+    {"id": "end", "capability": "finish", "depends_on": ["go", "sub"],
      "retry": {"max_attempts": 100, "initial": "10ms", "max": "50ms"}}]})",
                  "crash");
   const auto run = engine.start({"waity", std::nullopt, "{}", "crash", "the-one", {}});
   for (;;) {
-    const auto d = engine.get(run.id);
+    const auto d = engine.get(run.id);  // the idempotency key: the run of the first start
     if (is_terminal(d.run.status)) return d.run.status == RunStatus::kSucceeded ? 0 : 1;
     for (const auto& t : d.tasks) {
       if (t.key == "go" && t.status == TaskStatus::kWaiting) engine.signal(run.id, "go", "{}");

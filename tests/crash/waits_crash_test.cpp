@@ -1,5 +1,5 @@
 // kill -9 with waiting tasks and process agents (ctest label `crash`):
-// timers and signal waits continue after restarts, and a process agent dies
+// timers, signal waits and child runs continue after restarts, and a process agent dies
 // with the engine that ran it (PR_SET_PDEATHSIG).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -35,7 +35,7 @@ pid_t spawn(const std::vector<std::string>& args) {
 // match pgrep's own shell).
 bool sleeper_alive() { return std::system("pgrep -f 'sleep 1234[.]7' > /dev/null") == 0; }
 
-TEST(WaitsCrashTest, TimersAndSignalWaitsSurviveKill9) {
+TEST(WaitsCrashTest, TimersSignalWaitsAndChildRunsSurviveKill9) {
   testing::TempDir dir;
   const auto db = dir.file("waits.db");
   std::mt19937 rng(1126);
@@ -61,8 +61,14 @@ TEST(WaitsCrashTest, TimersAndSignalWaitsSurviveKill9) {
   ASSERT_GE(kills, 4);
   auto d = Database::open("sqlite://" + db);
   d->read([](Txn& t) {
+    // The run and its one child.
     EXPECT_EQ(
-        t.query("SELECT COUNT(*) FROM workflow_runs WHERE status = 'succeeded'")[0][0].as_int(), 1);
+        t.query("SELECT COUNT(*) FROM workflow_runs WHERE status = 'succeeded'")[0][0].as_int(), 2);
+    EXPECT_EQ(t.query("SELECT COUNT(*) FROM workflow_runs")[0][0].as_int(), 2);
+    EXPECT_EQ(t.query("SELECT COUNT(*) FROM workflow_runs r JOIN tasks t ON t.child_run_id = r.id "
+                      "WHERE r.parent_task_id = t.id AND t.status = 'succeeded'")[0][0]
+                  .as_int(),
+              1);
     for (const auto& r : t.query("SELECT task_key, status FROM tasks")) {
       EXPECT_EQ(r[1].as_text(), "succeeded") << r[0].as_text();
     }
