@@ -48,7 +48,7 @@ void add_agent_routes(Router& r, Services& s) {
          }});
 
   r.add({"GET", "/api/v1/agents",
-         [&reg](Call& c) {
+         [&s, &reg](Call& c) {
            QueryInput q(c.req);
            AgentFilter f;
            f.owner = q.string("owner");
@@ -66,6 +66,9 @@ void add_agent_routes(Router& r, Services& s) {
                items.push_back(to_json(reg.get(c.principal.agent_id)));
              return json_response(200, page(std::move(items), ""));
            }
+           auto& cache = s.agent_lists;
+           if (auto body = cache.get(c.req.query)) return json_text_response(200, std::move(*body));
+           const auto generation = cache.generation();
            const auto p = reg.list(f);
            JsonOut out;
            out.begin_object().key("items").begin_array();
@@ -76,7 +79,9 @@ void add_agent_routes(Router& r, Services& s) {
            } else {
              out.str(p.next_page_token);
            }
-           return json_text_response(200, out.end_object().take());
+           auto body = out.end_object().take();
+           cache.put(c.req.query, body, generation);
+           return json_text_response(200, std::move(body));
          },
          false, Lane::kInline, true});
 
@@ -195,8 +200,9 @@ void add_agent_routes(Router& r, Services& s) {
            const auto load = in.integer("load", 0, 1'000'000);
            in.done();
            authorize(c.principal, Action::kExecute, ref(a));
-           return json_response(200,
-                                to_json(reg.heartbeat(a.id, static_cast<int>(load.value_or(0)))));
+           const auto beat = reg.heartbeat(a.id, static_cast<int>(load.value_or(0)));
+           s.agent_lists.invalidate();  // last_heartbeat and load changed without an event
+           return json_response(200, to_json(beat));
          }});
 
   r.add({"GET", "/api/v1/agents/{id}/compatibility",

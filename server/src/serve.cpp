@@ -30,7 +30,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 24> kServeSettings{{
+constexpr std::array<SettingInfo, 25> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -61,6 +61,9 @@ constexpr std::array<SettingInfo, 24> kServeSettings{{
      "(0: kept forever)"},
     {"retention_sweep_ms", "DEVCYCLE_RETENTION_SWEEP_MS", "3600000",
      "How often retention looks for runs to purge"},
+    {"agent_list_cache_ms", "DEVCYCLE_AGENT_LIST_CACHE_MS", "1000",
+     "How long an answer of GET /api/v1/agents is reused (changes made through another "
+     "server show within it; 0: never reused)"},
     {"capability_rate_limits", "DEVCYCLE_CAPABILITY_RATE_LIMITS", "",
      "Task starts per second by capability, e.g. deploy=0.5,codegen=10 (burst: the rate, at "
      "least 1)"},
@@ -179,6 +182,8 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.retention = std::chrono::hours(24 * integer_setting(extra, "retention_days", 0, 36500));
   s.app.retention_sweep =
       std::chrono::milliseconds(integer_setting(extra, "retention_sweep_ms", 100, 86'400'000));
+  s.app.agent_list_cache =
+      std::chrono::milliseconds(integer_setting(extra, "agent_list_cache_ms", 0, 60'000));
   {
     const auto& limits = extra.values.at("capability_rate_limits");
     for (const auto& entry : split_list(limits.value)) {

@@ -167,6 +167,7 @@ struct ServerApp::Impl {
   AuditLog audit_log;
   SecretStore& secrets;
   Logger log;
+  ResponseCache agent_lists;
   Services services;
   Router router;
   std::atomic<bool> draining{false};
@@ -175,6 +176,7 @@ struct ServerApp::Impl {
   std::map<std::pair<std::size_t, int>, Counter*> request_counters;
   std::map<std::size_t, Histogram*> latencies;
   Subscription engine_events;
+  Subscription registry_events;
   std::mutex retention_mu;
   std::condition_variable retention_cv;
   bool stopping = false;
@@ -235,7 +237,10 @@ struct ServerApp::Impl {
         audit_log(p.database(), p.options().clock),
         secrets(platform_secrets(p)),
         log(p.logger().named("server")),
-        services{p, users, tokens, keys, auth, sessions, audit_log, secrets, log} {
+        agent_lists(options.agent_list_cache, p.options().clock),
+        services{p, users, tokens, keys, auth, sessions, audit_log, secrets, log, agent_lists} {
+    registry_events =
+        platform.registry().subscribe([this](const AgentEvent&) { agent_lists.invalidate(); });
     add_auth_routes(router, services);
     add_agent_routes(router, services);
     add_workflow_routes(router, services);

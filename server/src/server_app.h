@@ -32,6 +32,10 @@ struct AppOptions {
   // artifacts, by a sweep every `retention_sweep`; 0: kept forever.
   std::chrono::hours retention{0};
   std::chrono::milliseconds retention_sweep{std::chrono::hours(1)};
+  // How long an answer of GET /api/v1/agents is reused. Changes made through
+  // this server drop it at once; changes made through another server on the
+  // same database show within this. 0: every request reads the database.
+  std::chrono::milliseconds agent_list_cache{1000};
 };
 
 // Checks one CORS origin: scheme://host[:port], nothing else, or "*". Throws

@@ -13,6 +13,7 @@
 #include "devcycle/secrets.h"
 #include "devcycle/sessions.h"
 #include "devcycle/tokens.h"
+#include "response_cache.h"
 #include "router.h"
 #include "serialize.h"
 
@@ -28,6 +29,7 @@ struct Services {
   AuditLog& audit;
   SecretStore& secrets;
   const Logger& log;
+  ResponseCache& agent_lists;  // GET /api/v1/agents answers, by query string
 };
 
 // Records an audit entry for the caller of `c`; a failure to record is

@@ -68,6 +68,12 @@ def test_agent_lifecycle(admin, make_user, agent_type):
     problem(patched, 409)
     patched = dev.patch(f"/api/v1/agents/{aid}", json={"description": "now documented"})
     assert patched.json()["description"] == "now documented"
+    # The list is cached for a moment, but a change made here shows at once:
+    # the same query again sees the new description, then the next heartbeat.
+    mine = {"owner": dev_user["id"], "label": "team:a"}
+    assert dev.get("/api/v1/agents", params=mine).json()["items"][0]["description"] == "now documented"
+    beat = dev.post(f"/api/v1/agents/{aid}/heartbeat", json={"load": 2}).json()
+    assert dev.get("/api/v1/agents", params=mine).json()["items"][0]["last_heartbeat"] == beat["last_heartbeat"]
 
     # Others read it but may not change it; viewers change nothing.
     _, other = make_user("developer")
