@@ -41,9 +41,15 @@ struct DirectMessage {
 class AgentMessages {
  public:
   static std::vector<Migration> migrations();
-  // `db` and `registry` must outlive this object.
+  // `db` and `registry` must outlive this object. With a `receipt_topic`,
+  // every send, delivery and read is also announced on that bus topic (JSON
+  // with "event": message.sent | message.delivered | message.read, keyed by
+  // recipient) through the database's transactional outbox, in the same
+  // transaction as the change: published if and only if it committed. The
+  // outbox is relayed by an Engine that has a bus (Platform wires both).
   AgentMessages(Database& db, Registry& registry,
-                std::shared_ptr<Clock> clock = SystemClock::instance());
+                std::shared_ptr<Clock> clock = SystemClock::instance(),
+                std::string receipt_topic = {});
 
   // message_type: [a-z0-9][a-z0-9._-]*, up to 64; payload: JSON, up to 1 MiB.
   DirectMessage send(std::string_view sender, std::string_view recipient,
@@ -59,6 +65,7 @@ class AgentMessages {
   Database& db_;
   Registry& registry_;
   std::shared_ptr<Clock> clock_;
+  std::string receipt_topic_;
 };
 
 }  // namespace devcycle

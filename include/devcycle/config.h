@@ -14,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,8 +30,13 @@ namespace devcycle {
 
 struct PlatformOptions {
   std::string database =
-      "sqlite://./devcycle.db";     // sqlite://PATH | sqlite::memory: | postgresql://...
-  std::string bus = "inproc://";    // inproc:// | kafka://host:port[,host:port...]
+      "sqlite://./devcycle.db";   // sqlite://PATH | sqlite::memory: | postgresql://...
+  std::string bus = "inproc://";  // inproc:// | kafka://host:port[,host:port...]
+  // Run and task events (topic devcycle.events) and direct-message receipts
+  // (devcycle.messages) on the bus, through the transactional outbox.
+  // Default: on with kafka://, where other processes read them; off with
+  // inproc://, where nothing outside this process could.
+  std::optional<bool> publish_events;
   std::string cache = "memory://";  // memory:// | redis://host:port[/db]
   std::string log_level = "info";   // trace | debug | info | warn | error
 

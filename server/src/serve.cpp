@@ -30,7 +30,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 25> kServeSettings{{
+constexpr std::array<SettingInfo, 26> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -61,6 +61,9 @@ constexpr std::array<SettingInfo, 25> kServeSettings{{
      "(0: kept forever)"},
     {"retention_sweep_ms", "DEVCYCLE_RETENTION_SWEEP_MS", "3600000",
      "How often retention looks for runs to purge"},
+    {"publish_events", "DEVCYCLE_PUBLISH_EVENTS", "auto",
+     "Run and task events (devcycle.events) and message receipts (devcycle.messages) on the "
+     "bus: true, false, or auto (true with kafka://)"},
     {"agent_list_cache_ms", "DEVCYCLE_AGENT_LIST_CACHE_MS", "1000",
      "How long an answer of GET /api/v1/agents is reused (changes made through another "
      "server show within it; 0: never reused)"},
@@ -208,6 +211,13 @@ ServeSettings resolve(int argc, const char* const* argv) {
   }
   s.platform.max_agents_per_owner =
       static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));
+  if (const auto& p = extra.values.at("publish_events"); p.value == "true") {
+    s.platform.publish_events = true;
+  } else if (p.value == "false") {
+    s.platform.publish_events = false;
+  } else if (p.value != "auto") {
+    bad_setting(p, "must be true, false or auto");
+  }
   {
     const auto& cors = extra.values.at("cors_origins");
     for (const auto& origin : split_list(cors.value)) {

@@ -4,6 +4,8 @@
 #include "common/json_schema_internal.h"
 #include "devcycle/error.h"
 #include "devcycle/uuid.h"
+#include "messaging/bus_checks.h"
+#include "messaging/outbox.h"
 
 namespace devcycle {
 
@@ -30,6 +32,21 @@ DirectMessage from_row(const Row& r) {
   m.delivered_at = r[7].as_optional_int();
   m.read_at = r[8].as_optional_int();
   return m;
+}
+
+// What a receipt announces: the message and its state, the payload only when it is sent.
+Message receipt(const std::string& topic, const DirectMessage& m) {
+  nlohmann::json j = {{"event", "message." + std::string(to_string(m.status))},
+                      {"id", m.id},
+                      {"sender", m.sender},
+                      {"recipient", m.recipient},
+                      {"message_type", m.message_type},
+                      {"status", to_string(m.status)},
+                      {"sent_at", m.sent_at}};
+  if (m.status == MessageStatus::kSent) j["payload"] = nlohmann::json::parse(m.payload);
+  if (m.delivered_at) j["delivered_at"] = *m.delivered_at;
+  if (m.read_at) j["read_at"] = *m.read_at;
+  return {topic, m.recipient, {}, j.dump()};
 }
 
 Error message_not_found(std::string_view id) {
@@ -60,10 +77,16 @@ std::vector<Migration> AgentMessages::migrations() {
            ""}};
 }
 
-AgentMessages::AgentMessages(Database& db, Registry& registry, std::shared_ptr<Clock> clock)
-    : db_(db), registry_(registry), clock_(std::move(clock)) {
+AgentMessages::AgentMessages(Database& db, Registry& registry, std::shared_ptr<Clock> clock,
+                             std::string receipt_topic)
+    : db_(db),
+      registry_(registry),
+      clock_(std::move(clock)),
+      receipt_topic_(std::move(receipt_topic)) {
   if (!clock_) throw Error(ErrorCode::kInvalidArgument, "clock: must not be null");
+  if (!receipt_topic_.empty()) internal::check_topic(receipt_topic_, "receipt_topic");
   db_.migrate(migrations());
+  if (!receipt_topic_.empty()) db_.migrate(internal::Outbox::migrations());
 }
 
 DirectMessage AgentMessages::send(std::string_view sender, std::string_view recipient,
@@ -98,6 +121,7 @@ DirectMessage AgentMessages::send(std::string_view sender, std::string_view reci
     t.execute("INSERT INTO messages (" + std::string(kColumns) +
                   ") VALUES ($1, $2, $3, $4, $5, 'sent', $6, NULL, NULL)",
               {m.id, m.sender, m.recipient, m.message_type, m.payload, m.sent_at});
+    if (!receipt_topic_.empty()) internal::Outbox::add(t, {receipt(receipt_topic_, m)}, m.sent_at);
   });
   return m;
 }
@@ -122,12 +146,15 @@ std::vector<DirectMessage> AgentMessages::receive(std::string_view recipient, in
                                  {recipient, limit})) {
       out.push_back(from_row(r));
     }
+    std::vector<Message> receipts;
     for (auto& m : out) {
       t.execute("UPDATE messages SET status = 'delivered', delivered_at = $2 WHERE id = $1",
                 {m.id, at});
       m.status = MessageStatus::kDelivered;
       m.delivered_at = at;
+      if (!receipt_topic_.empty()) receipts.push_back(receipt(receipt_topic_, m));
     }
+    if (!receipts.empty()) internal::Outbox::add(t, receipts, at);
     return out;
   });
 }
@@ -151,6 +178,7 @@ DirectMessage AgentMessages::mark_read(std::string_view message_id, std::string_
     m.read_at = at;
     t.execute("UPDATE messages SET status = 'read', delivered_at = $2, read_at = $3 WHERE id = $1",
               {m.id, *m.delivered_at, at});
+    if (!receipt_topic_.empty()) internal::Outbox::add(t, {receipt(receipt_topic_, m)}, at);
     return m;
   });
 }

@@ -27,9 +27,9 @@ Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Platform::~Platform() {
   if (!impl_) return;
   impl_->monitor.reset();  // stops its thread before what it uses goes away
-  impl_->bus.reset();      // and the bus its subscription threads
   impl_->messages.reset();
-  impl_->engine.reset();
+  impl_->engine.reset();  // its relay and completion subscription use the bus
+  impl_->bus.reset();     // which stops its own subscription threads
   impl_->workflows.reset();
   impl_->registry.reset();
   if (impl_->database) impl_->database->close();
@@ -37,11 +37,6 @@ Platform::~Platform() {
 
 std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   validate_options(options);
-  if (internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka) {
-    internal::fail_setting("bus", options.bus,
-                           "needs the Kafka bus, which this build does not include yet; use "
-                           "inproc://");
-  }
   if (!options.clock) options.clock = SystemClock::instance();
   if (!options.log_sink) options.log_sink = std::make_shared<JsonLinesSink>();
   if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
@@ -77,8 +72,16 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   impl->registry = std::make_unique<Registry>(*impl->database, registry_options);
   impl->workflows =
       std::make_unique<WorkflowCatalog>(*impl->database, impl->registry.get(), options.clock);
+  BusOptions bus_options;
+  bus_options.clock = options.clock;
+  impl->bus = MessageBus::open(options.bus, *impl->database, bus_options);
+  const bool publish = options.publish_events.value_or(
+      internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka);
   EngineOptions engine_options;
   engine_options.clock = options.clock;
+  // bus: agents work on either bus; events are published when asked for.
+  engine_options.bus = impl->bus.get();
+  engine_options.event_topic = publish ? "devcycle.events" : "";
   engine_options.workers = options.engine_workers;
   engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
   engine_options.secrets = impl->secrets.get();
@@ -88,10 +91,8 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   engine_options.cache = impl->cache.get();
   impl->engine =
       std::make_unique<Engine>(*impl->database, *impl->registry, *impl->workflows, engine_options);
-  BusOptions bus_options;
-  bus_options.clock = options.clock;
-  impl->bus = MessageBus::open(options.bus, *impl->database, bus_options);
-  impl->messages = std::make_unique<AgentMessages>(*impl->database, *impl->registry, options.clock);
+  impl->messages = std::make_unique<AgentMessages>(*impl->database, *impl->registry, options.clock,
+                                                   publish ? "devcycle.messages" : "");
   if (options.monitor_interval.count() > 0) {
     impl->monitor = std::make_unique<AgentMonitor>(*impl->registry, options.monitor_interval);
   }

@@ -1438,10 +1438,27 @@ internal::RunHooks::Child Engine::Impl::Hooks::start_child(const TaskRow& task,
 void Engine::Impl::Hooks::insert_run(Run& r, const std::string& workflow_id,
                                      const WorkflowDefinition& def, RunProgress::ClaimHook claim) {
   std::int64_t over = 0;  // active runs beyond the limit, counting this one
+  std::vector<Run> victims;
   if (def.concurrency && r.concurrency_key) {
     const auto active = store.active_in_group(r.workflow, *r.concurrency_key);
     over = active + 1 - def.concurrency->limit;
-    if (over > 0 && def.concurrency->strategy == ConcurrencyStrategy::kQueue) {
+    bool queue = over > 0 && def.concurrency->strategy == ConcurrencyStrategy::kQueue;
+    if (over > 0 && def.concurrency->strategy == ConcurrencyStrategy::kCancelOldest) {
+      // A child run never cancels its own kin — an ancestor, or a run whose
+      // ending would reach one: that would end its own parent (whose
+      // progress is under way further up this very transaction). It waits
+      // for room instead.
+      std::set<std::string> kin;
+      if (!r.parent_run_id.empty()) {
+        for (auto& id : store.lineage(r.parent_run_id)) kin.insert(std::move(id));
+      }
+      victims = store.oldest_active(r.workflow, *r.concurrency_key, over);
+      for (const auto& v : victims) {
+        for (const auto& id : store.lineage(v.id)) queue = queue || kin.count(id) > 0;
+      }
+      if (queue) victims.clear();
+    }
+    if (queue) {
       r.status = RunStatus::kPending;
       r.started_at.reset();
       r.deadline_at.reset();
@@ -1462,11 +1479,9 @@ void Engine::Impl::Hooks::insert_run(Run& r, const std::string& workflow_id,
   }
   store.insert_run(r, workflow_id);
   events.push_back({EngineEvent::Kind::kRunStarted, r.id, "", "", 0, "running", "", at, ""});
-  for (; over > 0; --over) {  // cancel_oldest
-    auto oldest = store.first_in_group(r.workflow, *r.concurrency_key, true, r.id);
-    if (!oldest) break;
-    cancel_run(*oldest, "concurrency limit: replaced by the newer run " + r.id +
-                            " (strategy cancel_oldest)");
+  for (auto& victim : victims) {  // cancel_oldest
+    cancel_run(victim, "concurrency limit: replaced by the newer run " + r.id +
+                           " (strategy cancel_oldest)");
   }
   auto p = progress(def, r);
   if (claim) p.set_claim_hook(std::move(claim));

@@ -317,7 +317,8 @@ bool RunProgress::make_ready(TaskRow& row) {
 }
 
 void RunProgress::advance() {
-  if (is_terminal(run_.status)) return;
+  // A queued run has nothing to advance until its group has room.
+  if (is_terminal(run_.status) || run_.status == RunStatus::kPending) return;
   load();
   advance_rows();
 }

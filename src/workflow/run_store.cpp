@@ -340,19 +340,27 @@ std::optional<Run> RunStore::first_in_group(std::string_view workflow, std::stri
   return run_from(rs[0]);
 }
 
-void RunStore::set_child_run(std::string_view task_id, std::string_view child_run_id) {
-  t_.execute("UPDATE tasks SET child_run_id = $2 WHERE id = $1", {task_id, child_run_id});
+std::vector<Run> RunStore::oldest_active(std::string_view workflow, std::string_view key,
+                                         std::int64_t n) {
+  std::vector<Run> out;
+  for (const auto& r : t_.query("SELECT " + std::string(kRunColumns) +
+                                    " FROM workflow_runs WHERE workflow_name = $1 AND "
+                                    "concurrency_key = $2 AND status IN ('running', 'paused') "
+                                    "ORDER BY id LIMIT $3",
+                                {workflow, key, n})) {
+    out.push_back(run_from(r));
+  }
+  return out;
 }
 
-int RunStore::depth_of(std::string_view run_id) {
-  int depth = 0;
-  std::string at(run_id);
-  for (; depth <= 64; ++depth) {
-    auto rs = t_.query("SELECT parent_run_id FROM workflow_runs WHERE id = $1", {at});
+std::vector<std::string> RunStore::lineage(std::string_view run_id) {
+  std::vector<std::string> out{std::string(run_id)};
+  while (out.size() <= 64) {
+    auto rs = t_.query("SELECT parent_run_id FROM workflow_runs WHERE id = $1", {out.back()});
     if (rs.empty() || rs[0][0].is_null()) break;
-    at = rs[0][0].as_text();
+    out.push_back(rs[0][0].as_text());
   }
-  return depth;
+  return out;
 }
 
 RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {

@@ -62,9 +62,12 @@ class RunStore {
   // a concurrency group, other than `except`.
   std::optional<Run> first_in_group(std::string_view workflow, std::string_view key, bool active,
                                     std::string_view except = {});
-  void set_child_run(std::string_view task_id, std::string_view child_run_id);
+  // The `n` oldest active runs of a concurrency group.
+  std::vector<Run> oldest_active(std::string_view workflow, std::string_view key, std::int64_t n);
+  // The run, its parent, the parent's parent, ... (at most 65 ids).
+  std::vector<std::string> lineage(std::string_view run_id);
   // How many ancestors a run has (0 for a run nobody started as a child).
-  int depth_of(std::string_view run_id);
+  int depth_of(std::string_view run_id) { return static_cast<int>(lineage(run_id).size()) - 1; }
   struct RunScan {
     std::vector<Run> matched;  // of the scanned rows, those whose labels match
     int scanned = 0;

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include "devcycle/messaging.h"
+#include "messaging/outbox.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/table_snapshot.h"
@@ -105,6 +109,47 @@ TEST_P(AgentMessagesTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
   EXPECT_EQ(messages_->get(m.id).status, MessageStatus::kSent);
   EXPECT_DEVCYCLE_ERROR(messages_->mark_read(nobody, tester_), ErrorCode::kNotFound, "not found");
   EXPECT_DEVCYCLE_ERROR(messages_->get("x"), ErrorCode::kNotFound, "not found");
+}
+
+TEST_P(AgentMessagesTest, ReceiptsGoToTheBusThroughTheOutboxWithTheirChange) {
+  auto bus = MessageBus::open("inproc://", *db_);
+  AgentMessages announced(*db_, *registry_, clock_, "devcycle.messages");
+  internal::OutboxRelay relay(*db_, *bus, 1h);  // drained by hand below
+  const auto sent = announced.send(coder_, tester_, "code.ready", R"({"commit": "abc"})");
+  clock_->advance(1s);
+  announced.receive(tester_);
+  clock_->advance(1s);
+  announced.mark_read(sent.id, tester_);
+  announced.mark_read(sent.id, tester_);  // already read: nothing new to announce
+  // A refused change announces nothing either.
+  EXPECT_DEVCYCLE_ERROR(announced.mark_read(sent.id, coder_), ErrorCode::kPermissionDenied, "");
+  EXPECT_EQ(relay.drain(), 3);
+  // One key: the bus hands out its next message once the last is acknowledged.
+  std::vector<Delivery> got;
+  for (int i = 0; i < 10 && got.size() < 3; ++i) {
+    for (auto& d : bus->fetch("devcycle.messages", "watcher", 10)) {
+      bus->ack(d);
+      got.push_back(std::move(d));
+    }
+  }
+  ASSERT_EQ(got.size(), 3u);
+  std::vector<std::string> events;
+  for (const auto& d : got) {
+    EXPECT_EQ(d.message.key, tester_) << "keyed by recipient, so they stay in order";
+    const auto j = nlohmann::json::parse(d.message.payload);
+    EXPECT_EQ(j["id"], sent.id);
+    events.push_back(j["event"]);
+  }
+  EXPECT_EQ(events,
+            (std::vector<std::string>{"message.sent", "message.delivered", "message.read"}));
+  const auto first = nlohmann::json::parse(got[0].message.payload);
+  EXPECT_EQ(first["payload"], nlohmann::json::parse(R"({"commit": "abc"})"));
+  const auto last = nlohmann::json::parse(got[2].message.payload);
+  EXPECT_EQ(last["read_at"], clock_->now());
+  EXPECT_FALSE(last.contains("payload")) << "the payload travels once, with the send";
+  // Without a topic nothing goes to the outbox.
+  messages_->send(coder_, tester_, "quiet", "{}");
+  EXPECT_EQ(relay.drain(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AgentMessagesTest,

@@ -253,6 +253,34 @@ TEST_P(EngineCompositionTest, CancelNewestRefusesAndCancelOldestReplaces) {
   EXPECT_EQ(task(replaced, "go").status, TaskStatus::kCancelled);
 }
 
+TEST_P(EngineCompositionTest, ChildrenDoNotCancelTheirSiblingsTheyWaitForThem) {
+  // cancel_oldest among children of one run would fail that run: they queue.
+  workflow(R"({"name": "slot", "concurrency": {"limit": 1, "strategy": "cancel_oldest"},
+    "tasks": [{"id": "go", "signal": "go"}]})");
+  const auto wf = workflow(R"({"name": "fan", "tasks": [
+    {"id": "each", "workflow": "slot", "for_each": "[1, 2, 3]"}]})");
+  const auto run = start(wf);
+  std::vector<std::string> children;
+  for (const auto& t : engine_->get(run.id).tasks) {
+    if (t.index) children.push_back(t.child_run_id);
+  }
+  ASSERT_EQ(children.size(), 3u);
+  EXPECT_EQ(status(children[0]), RunStatus::kRunning);
+  EXPECT_EQ(status(children[1]), RunStatus::kPending);
+  EXPECT_EQ(status(children[2]), RunStatus::kPending);
+  for (const auto& child : children) {
+    ASSERT_EQ(status(child), RunStatus::kRunning);
+    engine_->signal(child, "go");
+  }
+  EXPECT_EQ(status(run.id), RunStatus::kSucceeded);
+  // A run that is no kin of theirs still replaces the oldest.
+  const auto other = start("slot");
+  EXPECT_EQ(other.status, RunStatus::kRunning);
+  const auto again = start("slot");
+  EXPECT_EQ(status(other.id), RunStatus::kCancelled);
+  EXPECT_EQ(again.status, RunStatus::kRunning);
+}
+
 TEST_P(EngineCompositionTest, BadConcurrencyAndChildDefinitionsAreRefusedWithTheirPath) {
   const auto refused = [&](const std::string& definition, const std::string& reason) {
     const auto [def, report] = validate_definition(definition);
