@@ -1,8 +1,9 @@
-// The `devcycle` executable: `devcycle serve` and, as they land, the CLI's
-// subcommands.
+// The `devcycle` executable: `devcycle serve` (the server) and the CLI's
+// other commands (cli/, docs/cli.md).
 #include <iostream>
 #include <string>
 
+#include "cli.h"
 #include "devcycle/version.h"
 #include "serve.h"
 
@@ -13,10 +14,5 @@ int main(int argc, char** argv) {
     std::cout << "devcycle " << DEVCYCLE_VERSION_STRING << "\n";
     return 0;
   }
-  const bool help = command == "help" || command == "--help" || command == "-h";
-  (help ? std::cout : std::cerr) << "Usage: devcycle <command>\n\n"
-                                    "Commands:\n"
-                                    "  serve     run the DevCycle server (devcycle serve --help)\n"
-                                    "  version   print the version\n";
-  return help ? 0 : 64;
+  return devcycle::cli::cli_main(argc, argv);
 }
