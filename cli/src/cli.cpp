@@ -325,12 +325,17 @@ _devcycle() {
   local cur=${COMP_WORDS[COMP_CWORD]} noun=${COMP_WORDS[1]}
   local global="--server --output -o --help"
   if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W "serve login logout whoami agents workflows runs completion version" -- "$cur"))
+    COMPREPLY=($(compgen -W "serve login logout whoami agents workflows runs logs keys users secrets messages dlq completion version" -- "$cur"))
   elif [[ $COMP_CWORD -eq 2 ]]; then
     case $noun in
       agents) COMPREPLY=($(compgen -W "ls get" -- "$cur")) ;;
       workflows) COMPREPLY=($(compgen -W "apply validate ls get" -- "$cur")) ;;
       runs) COMPREPLY=($(compgen -W "start ls get cancel retry watch" -- "$cur")) ;;
+      keys) COMPREPLY=($(compgen -W "ls create revoke" -- "$cur")) ;;
+      users) COMPREPLY=($(compgen -W "ls create" -- "$cur")) ;;
+      secrets) COMPREPLY=($(compgen -W "set ls rm" -- "$cur")) ;;
+      messages) COMPREPLY=($(compgen -W "send receive read" -- "$cur")) ;;
+      dlq) COMPREPLY=($(compgen -W "ls redrive" -- "$cur")) ;;
       completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
       login) COMPREPLY=($(compgen -W "--username --password-stdin $global" -- "$cur")) ;;
       *) COMPREPLY=($(compgen -W "$global" -- "$cur")) ;;
@@ -348,7 +353,8 @@ const char* const kZshCompletion = R"(#compdef devcycle
 # devcycle completion for zsh: source <(devcycle completion zsh)
 _devcycle() {
   local -a nouns
-  nouns=(serve login logout whoami agents workflows runs completion version)
+  nouns=(serve login logout whoami agents workflows runs logs keys users secrets messages dlq
+         completion version)
   if (( CURRENT == 2 )); then
     _describe 'command' nouns
   elif (( CURRENT == 3 )); then
@@ -356,6 +362,11 @@ _devcycle() {
       agents) _values 'verb' ls get ;;
       workflows) _values 'verb' apply validate ls get ;;
       runs) _values 'verb' start ls get cancel retry watch ;;
+      keys) _values 'verb' ls create revoke ;;
+      users) _values 'verb' ls create ;;
+      secrets) _values 'verb' set ls rm ;;
+      messages) _values 'verb' send receive read ;;
+      dlq) _values 'verb' ls redrive ;;
       completion) _values 'shell' bash zsh ;;
     esac
   else
@@ -394,6 +405,7 @@ int cli_main(int argc, char** argv) {
   add_agent_commands(app, options);
   add_workflow_commands(app, options);
   add_run_commands(app, options);
+  add_admin_commands(app, options);
   add_completion_command(app);
   try {
     app.parse(argc, argv);

@@ -51,5 +51,6 @@ void print_json(const Json& j);
 
 // Command groups, each in its own file.
 void add_run_commands(CLI::App& app, Options& options);
+void add_admin_commands(CLI::App& app, Options& options);  // logs, keys, users, secrets, ...
 
 }  // namespace devcycle::cli

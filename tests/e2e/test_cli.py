@@ -163,3 +163,57 @@ def test_agents_and_completion(logged_in, server):
     code, out, _ = cli("completion", "zsh")
     assert code == 0 and out.startswith("#compdef devcycle")
     assert cli("completion", "fish")[0] == 64
+
+
+def test_keys_secrets_and_users(logged_in, cli, server):
+    cli_dev, user = logged_in
+    code, out, _ = cli_dev("keys", "create", "ci-key", "--role", "viewer", "-o", "json")
+    key = json.loads(out)
+    assert code == 0 and key["secret"] and key["role"] == "viewer"
+    code, out, _ = cli_dev("keys", "ls")
+    assert code == 0 and key["id"] in out and key["secret"] not in out
+    # The key works as DEVCYCLE_TOKEN, and a viewer may not start runs.
+    code, out, _ = cli_dev("whoami", "-o", "json", extra_env={"DEVCYCLE_TOKEN": key["secret"]})
+    assert code == 0 and json.loads(out)["role"] == "viewer"
+    assert cli_dev("keys", "revoke", key["id"])[0] == 0
+    code, _, _ = cli_dev("whoami", extra_env={"DEVCYCLE_TOKEN": key["secret"]})
+    assert code == 77
+
+    name = "CLI_" + unique("s").upper().replace("-", "_")
+    code, out, _ = cli_dev("secrets", "set", name, stdin="s3cret-value\n")
+    assert code == 0 and out.strip() == f"secret {name} version 1"
+    code, out, _ = cli_dev("secrets", "ls", "-o", "json")
+    assert name in [s["name"] for s in json.loads(out)] and "s3cret-value" not in out
+    assert cli_dev("secrets", "set", name, stdin="")[0] == 64
+    assert cli_dev("secrets", "rm", name)[0] == 0
+    assert cli_dev("secrets", "rm", name)[0] == 66
+
+    # Users are an admin's: a developer gets 77, the admin may list and create.
+    assert cli_dev("users", "ls")[0] == 77
+    admin_env = {"DEVCYCLE_TOKEN": server.login()["access_token"]}
+    new = unique("cliuser")
+    code, out, err = cli("users", "create", new, "--email", f"{new}@example.com",
+                         stdin="a long enough password\n", extra_env=admin_env)
+    assert code == 0, err
+    code, out, _ = cli("users", "ls", "-o", "json", extra_env=admin_env)
+    assert new in [u["username"] for u in json.loads(out)]
+    code, _, err = cli("users", "create", new, "--email", f"{new}@example.com",
+                       stdin="a long enough password\n", extra_env=admin_env)
+    assert code == 65 and "HTTP 409" in err
+    code, _, err = cli("dlq", "ls", "--topic", "nothing", "--group", "nobody", extra_env=admin_env)
+    assert code == 0, err
+
+
+def test_logs_follow_ends_with_the_task(logged_in, tmp_path):
+    cli, _ = logged_in
+    name = unique("cli-logs-")
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"name": name, "tasks": [{"id": "nap", "sleep": "200ms"}]}))
+    assert cli("workflows", "apply", "-f", str(path))[0] == 0
+    run = json.loads(cli("runs", "start", name, "-o", "json")[1])
+    task_id = json.loads(cli("runs", "get", run["id"], "-o", "json")[1])["tasks"][0]["id"]
+    code, out, err = cli("logs", task_id, "-f", "--interval-ms", "50")
+    assert code == 0, err  # a timer writes no lines; -f returns once it fired
+    detail = json.loads(cli("runs", "get", run["id"], "-o", "json")[1])
+    assert detail["tasks"][0]["status"] == "succeeded"
+    assert cli("logs", "01a00000-0000-7000-8000-000000000000")[0] == 66

@@ -4,7 +4,7 @@ analyze -> generate -> test -> deploy through the real server."""
 import os
 import subprocess
 
-from conftest import ROOT, Server
+from conftest import BINARY, ROOT, Server
 
 
 def test_sdlc_example_runs_to_a_release():
@@ -29,6 +29,15 @@ def test_sdlc_example_runs_to_a_release():
         messages = [l["message"] for l in logs]
         assert any(m.startswith("deployed r-") for m in messages), messages
         assert messages[-1].startswith("artifact release.json")
+        # The CLI prints the same lines (-f returns at once: the task has ended).
+        cli_env = dict(env, DEVCYCLE_TOKEN=s.login()["access_token"], NO_COLOR="1")
+        out = subprocess.run([BINARY, "logs", tasks["deploy"]["id"], "-f"], env=cli_env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "info  #1  deployed r-" in out.stdout, out.stdout
+        out = subprocess.run([BINARY, "runs", "watch", run_id], env=cli_env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.splitlines()[-1] == f"run {run_id} succeeded"
 
         # The deploy step left its release bundle as an artifact.
         artifacts = admin.get(f"/api/v1/runs/{run_id}/artifacts").json()["items"]
