@@ -123,7 +123,7 @@ TEST_P(AgentMessagesTest, ReceiptsGoToTheBusThroughTheOutboxWithTheirChange) {
   announced.mark_read(sent.id, tester_);  // already read: nothing new to announce
   // A refused change announces nothing either.
   EXPECT_DEVCYCLE_ERROR(announced.mark_read(sent.id, coder_), ErrorCode::kPermissionDenied, "");
-  EXPECT_EQ(relay.drain(), 3);
+  relay.drain();  // its own thread may have published some already
   // One key: the bus hands out its next message once the last is acknowledged.
   std::vector<Delivery> got;
   for (int i = 0; i < 10 && got.size() < 3; ++i) {
@@ -147,9 +147,14 @@ TEST_P(AgentMessagesTest, ReceiptsGoToTheBusThroughTheOutboxWithTheirChange) {
   const auto last = nlohmann::json::parse(got[2].message.payload);
   EXPECT_EQ(last["read_at"], clock_->now());
   EXPECT_FALSE(last.contains("payload")) << "the payload travels once, with the send";
-  // Without a topic nothing goes to the outbox.
+  // Without a topic nothing goes to the outbox, and the bus had no more.
   messages_->send(coder_, tester_, "quiet", "{}");
-  EXPECT_EQ(relay.drain(), 0);
+  const auto left = [&] {
+    return db_->read(
+        [](Txn& t) { return t.query("SELECT COUNT(*) FROM outbox", {})[0][0].as_int(); });
+  };
+  EXPECT_EQ(left(), 0);
+  EXPECT_TRUE(bus->fetch("devcycle.messages", "watcher", 10).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, AgentMessagesTest,
