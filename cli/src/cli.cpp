@@ -325,7 +325,7 @@ _devcycle() {
   local cur=${COMP_WORDS[COMP_CWORD]} noun=${COMP_WORDS[1]}
   local global="--server --output -o --help"
   if [[ $COMP_CWORD -eq 1 ]]; then
-    COMPREPLY=($(compgen -W "serve login logout whoami agents workflows runs logs keys users secrets messages dlq completion version" -- "$cur"))
+    COMPREPLY=($(compgen -W "serve login logout whoami agents workflows runs logs keys users secrets messages dlq admin completion version" -- "$cur"))
   elif [[ $COMP_CWORD -eq 2 ]]; then
     case $noun in
       agents) COMPREPLY=($(compgen -W "ls get" -- "$cur")) ;;
@@ -336,6 +336,7 @@ _devcycle() {
       secrets) COMPREPLY=($(compgen -W "set ls rm" -- "$cur")) ;;
       messages) COMPREPLY=($(compgen -W "send receive read" -- "$cur")) ;;
       dlq) COMPREPLY=($(compgen -W "ls redrive" -- "$cur")) ;;
+      admin) COMPREPLY=($(compgen -W "backup restore" -- "$cur")) ;;
       completion) COMPREPLY=($(compgen -W "bash zsh" -- "$cur")) ;;
       login) COMPREPLY=($(compgen -W "--username --password-stdin $global" -- "$cur")) ;;
       *) COMPREPLY=($(compgen -W "$global" -- "$cur")) ;;
@@ -354,7 +355,7 @@ const char* const kZshCompletion = R"(#compdef devcycle
 _devcycle() {
   local -a nouns
   nouns=(serve login logout whoami agents workflows runs logs keys users secrets messages dlq
-         completion version)
+         admin completion version)
   if (( CURRENT == 2 )); then
     _describe 'command' nouns
   elif (( CURRENT == 3 )); then
@@ -367,6 +368,7 @@ _devcycle() {
       secrets) _values 'verb' set ls rm ;;
       messages) _values 'verb' send receive read ;;
       dlq) _values 'verb' ls redrive ;;
+      admin) _values 'verb' backup restore ;;
       completion) _values 'shell' bash zsh ;;
     esac
   else

@@ -1,9 +1,12 @@
 // devcycle logs | keys | users | secrets | messages | dlq
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "cli.h"
+#include "devcycle/database.h"
+#include "devcycle/error.h"
 #include "session.h"
 
 namespace devcycle::cli {
@@ -280,9 +283,55 @@ void add_dlq_commands(CLI::App& app, Options& options) {
   });
 }
 
+// Local commands: they open the database file themselves, next to the server.
+void add_backup_commands(CLI::App& app, Options& options) {
+  auto* admin = app.add_subcommand("admin", "Backups of the server's SQLite database (local)");
+  admin->require_subcommand(1);
+  static std::string database, file;
+  const auto database_url = [] {
+    if (!database.empty()) return database;
+    if (const char* d = std::getenv("DEVCYCLE_DATABASE"); d && *d) return std::string(d);
+    return std::string("sqlite://./devcycle.db");  // devcycle serve's default
+  };
+  const auto run = [&](auto&& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      const int code = e.code() == ErrorCode::kNotFound        ? kNotFound
+                       : e.code() == ErrorCode::kUnavailable   ? kUnavailable
+                       : e.code() == ErrorCode::kAlreadyExists ? kDataErr
+                                                               : kUsage;
+      throw CliError(code, e.what());
+    }
+  };
+  auto* backup = admin->add_subcommand(
+      "backup", "Copy the database into a new file, online (SQLite; PostgreSQL: pg_dump)");
+  backup->add_option("file", file, "The new backup file")->required();
+  backup->add_option("--database", database,
+                     "Database URL (default: DEVCYCLE_DATABASE, sqlite://./devcycle.db)");
+  backup->callback([&, database_url, run] {
+    run([&] { backup_database(database_url(), file); });
+    if (options.format() == Format::kJson)
+      return print_json({{"database", database_url()}, {"backup", file}});
+    std::cout << "backed up " << database_url() << " to " << file << "\n";
+  });
+  auto* restore = admin->add_subcommand(
+      "restore", "Replace the database with a backup (stop devcycle serve first)");
+  restore->add_option("file", file, "A file made by devcycle admin backup")->required();
+  restore->add_option("--database", database,
+                      "Database URL (default: DEVCYCLE_DATABASE, sqlite://./devcycle.db)");
+  restore->callback([&, database_url, run] {
+    run([&] { restore_database(file, database_url()); });
+    if (options.format() == Format::kJson)
+      return print_json({{"database", database_url()}, {"restored_from", file}});
+    std::cout << "restored " << database_url() << " from " << file << "\n";
+  });
+}
+
 }  // namespace
 
 void add_admin_commands(CLI::App& app, Options& options) {
+  add_backup_commands(app, options);
   add_log_commands(app, options);
   add_key_commands(app, options);
   add_user_commands(app, options);

@@ -169,4 +169,18 @@ class Database {
   }
 };
 
+// Online backup of the SQLite database at `url` (sqlite://PATH) into the new
+// file `to`: one consistent snapshot, taken through SQLite's backup API, so a
+// server may go on writing meanwhile. For PostgreSQL use pg_dump
+// (docs/operations.md). Throws Error{kInvalidArgument} for other URLs or a
+// file that is not a DevCycle database, kAlreadyExists when `to` exists,
+// kNotFound when the database does not, kUnavailable when a file cannot be
+// opened; a failed backup leaves no file behind.
+void backup_database(const std::string& url, const std::string& to);
+
+// Replaces the SQLite database at `url` with the backup `from`, after
+// checking that `from` is a DevCycle database. Nothing may use the target:
+// stop the server first (a database in use is kUnavailable).
+void restore_database(const std::string& from, const std::string& url);
+
 }  // namespace devcycle

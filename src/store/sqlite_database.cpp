@@ -1,9 +1,14 @@
 #include "store/sqlite_database.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -41,6 +46,21 @@ int parse_int(std::string_view label, const std::string& url, const std::string&
 }
 
 }  // namespace
+
+int lock_database_file(const std::string& path, bool exclusive) {
+  const auto lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (!exclusive) return -1;
+    throw Error(ErrorCode::kUnavailable,
+                "database: cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
                                 std::string_view label) {
@@ -360,6 +380,7 @@ class SqliteDatabase final : public Database {
  public:
   explicit SqliteDatabase(SqliteSettings s, std::string url)
       : settings_(std::move(s)), url_(std::move(url)) {
+    if (!settings_.memory) lock_fd_ = lock_database_file(settings_.path, /*exclusive=*/false);
     writer_ = std::make_unique<Connection>(settings_, /*reader=*/false);
     if (auto& m = settings_.options.metrics) {
       commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
@@ -371,7 +392,10 @@ class SqliteDatabase final : public Database {
     thread_ = std::thread([this] { writer_loop(); });
   }
 
-  ~SqliteDatabase() override { close(); }
+  ~SqliteDatabase() override {
+    close();
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
 
   using Database::read;
   using Database::submit;
@@ -655,6 +679,7 @@ class SqliteDatabase final : public Database {
 
   SqliteSettings settings_;
   std::string url_;
+  int lock_fd_ = -1;  // lock_database_file(), shared
   std::unique_ptr<Connection> writer_;
 
   std::unique_ptr<Connection> checkpointer_conn_;

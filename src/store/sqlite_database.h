@@ -23,6 +23,13 @@ struct SqliteSettings {
 SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
                                 std::string_view label);
 
+// A flock on "<path>.lock", held shared by every Database open on the SQLite
+// file at `path` and taken exclusively by a restore, so that a restore cannot
+// replace a database in use. Returns the descriptor (close it to release);
+// -1 when `exclusive` and the database is in use, or (shared) when the lock
+// file cannot be made — the lock is a guard, not a requirement to open.
+int lock_database_file(const std::string& path, bool exclusive);
+
 // `url` must start with sqlite:// or be sqlite::memory:. Throws as
 // Database::open does.
 std::unique_ptr<Database> open_sqlite_database(const std::string& url,

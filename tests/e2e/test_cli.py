@@ -217,3 +217,38 @@ def test_logs_follow_ends_with_the_task(logged_in, tmp_path):
     detail = json.loads(cli("runs", "get", run["id"], "-o", "json")[1])
     assert detail["tasks"][0]["status"] == "succeeded"
     assert cli("logs", "01a00000-0000-7000-8000-000000000000")[0] == 66
+
+
+def test_admin_backup_while_serving_and_restore(logged_in, server, tmp_path):
+    import sqlite3
+    cli, _ = logged_in
+    name = unique("cli-backup-")
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps({"name": name, "tasks": [{"id": "a", "sleep": "1s"}]}))
+    assert cli("workflows", "apply", "-f", str(path))[0] == 0
+    live = f"sqlite://{server.dir.name}/devcycle.db"
+    backup = tmp_path / "backup.db"
+    code, out, err = cli("admin", "backup", str(backup), "--database", live)
+    assert code == 0, err
+    assert out.strip() == f"backed up {live} to {backup}"
+    code, _, err = cli("admin", "backup", str(backup), "--database", live)
+    assert code == 65 and "exists" in err
+
+    # Restoring over the running server's database is refused; into a new place it works.
+    code, _, err = cli("admin", "restore", str(backup), "--database", live)
+    assert code == 69 and "in use" in err, err
+    restored = tmp_path / "restored.db"
+    code, _, err = cli("admin", "restore", str(backup), "--database", f"sqlite://{restored}")
+    assert code == 0, err
+    with sqlite3.connect(restored) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM workflows")]
+    assert name in names
+
+    not_ours = tmp_path / "other.db"
+    sqlite3.connect(not_ours).close()
+    code, _, err = cli("admin", "restore", str(not_ours), "--database", f"sqlite://{restored}")
+    assert code == 64 and "not a DevCycle database" in err
+    code, _, err = cli("admin", "backup", str(tmp_path / "x.db"), "--database",
+                       "postgresql://db.example/devcycle")
+    assert code == 64 and "pg_dump" in err
+    assert cli("admin", "restore", str(tmp_path / "missing.db"))[0] == 66
