@@ -12,8 +12,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <cctype>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -27,6 +30,7 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = net::ssl;
+namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 
 const std::string* HttpRequest::header(std::string_view lowercase_name) const {
@@ -55,6 +59,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Handler handler;
   Classifier classifier;
   std::function<HttpResponse(int, std::string)> error_response;
+  std::string ws_path;
+  WsUpgrade ws_upgrade;
 
   net::io_context io;
   // Keeps the I/O threads running while a request is away on the heavy pool
@@ -77,6 +83,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void add(std::shared_ptr<SessionBase> s) {
     std::lock_guard lock(sessions_mu);
     sessions.insert(std::move(s));
+  }
+  // A connection changes hands (HTTP to WebSocket): still one connection.
+  void replace(const std::shared_ptr<SessionBase>& from, std::shared_ptr<SessionBase> to) {
+    std::lock_guard lock(sessions_mu);
+    sessions.erase(from);
+    sessions.insert(std::move(to));
   }
   void remove(const std::shared_ptr<SessionBase>& s) {
     {
@@ -103,6 +115,119 @@ tcp::socket& lowest_socket(beast::ssl_stream<beast::tcp_stream>& s) {
 }
 beast::tcp_stream& tcp_layer(beast::tcp_stream& s) { return s; }
 beast::tcp_stream& tcp_layer(beast::ssl_stream<beast::tcp_stream>& s) { return s.next_layer(); }
+
+// A WebSocket connection after its HTTP upgrade: a read loop handing text
+// frames to the application, and a bounded queue of frames to write.
+template <class Stream>
+class WsSession : public SessionBase,
+                  public WsConnection,
+                  public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  explicit WsSession(std::shared_ptr<HttpServer::Impl> server) : server_(std::move(server)) {}
+
+  void start(Stream stream, http::request<http::string_body> req,
+             std::shared_ptr<WsHandler> handler) {
+    handler_ = std::move(handler);
+    ws_.emplace(std::move(stream));
+    tcp_layer(ws_->next_layer()).expires_never();  // the WebSocket's own timeouts from here
+    ws_->set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_->set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& r) { r.set(http::field::server, "devcycle"); }));
+    ws_->read_message_max(server_->options.ws_message_limit);
+    auto request = std::make_shared<http::request<http::string_body>>(std::move(req));
+    ws_->async_accept(*request, [self = this->shared_from_this(), request](beast::error_code ec) {
+      if (ec) return self->finish();
+      self->open_ = true;
+      self->read();
+      if (!self->queue_.empty()) self->write();
+    });
+  }
+
+  void send(std::string text) override {
+    net::dispatch(executor(), [self = this->shared_from_this(), text = std::move(text)]() mutable {
+      if (self->finished_ || self->closing_) return;
+      if (self->queue_.size() >= self->server_->options.ws_queue_limit) {
+        ++self->dropped_;  // a slow reader loses frames, never the server's memory
+        return;
+      }
+      self->queue_.push_back(std::move(text));
+      if (self->open_ && !self->writing_) self->write();
+    });
+  }
+
+  void close() override { close_when_idle(); }
+  void close_when_idle() override {
+    net::dispatch(executor(), [self = this->shared_from_this()] {
+      if (self->finished_ || self->closing_) return;
+      self->closing_ = true;
+      if (!self->open_) return self->finish();
+      self->ws_->async_close(websocket::close_code::going_away,
+                             [self](beast::error_code) { self->finish(); });
+    });
+  }
+  void close_now() override {
+    net::dispatch(executor(), [self = this->shared_from_this()] {
+      beast::error_code ignored;
+      if (self->ws_) lowest_socket(self->ws_->next_layer()).close(ignored);
+      self->finish();
+    });
+  }
+
+ private:
+  auto executor() { return ws_ ? tcp_layer(ws_->next_layer()).get_executor() : executor_; }
+
+  void read() {
+    ws_->async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->finish();
+      const std::string text = beast::buffers_to_string(self->buffer_.data());
+      self->buffer_.consume(self->buffer_.size());
+      try {
+        if (self->handler_) self->handler_->on_message(text);
+      } catch (...) {
+        return self->finish();
+      }
+      self->read();
+    });
+  }
+
+  void write() {
+    if (queue_.empty() && dropped_ > 0) {
+      queue_.push_back("{\"type\":\"dropped\",\"count\":" + std::to_string(dropped_) + "}");
+      dropped_ = 0;
+    }
+    if (queue_.empty() || closing_) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    ws_->text(true);
+    ws_->async_write(net::buffer(queue_.front()),
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->finish();
+                       self->queue_.pop_front();
+                       self->write();
+                     });
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    queue_.clear();
+    if (auto h = std::move(handler_)) h->on_close();  // breaks the handler's hold on us
+    beast::error_code ignored;
+    if (ws_) lowest_socket(ws_->next_layer()).close(ignored);
+    server_->remove(this->shared_from_this());
+  }
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  net::any_io_executor executor_ = net::system_executor();
+  std::optional<websocket::stream<Stream>> ws_;
+  std::shared_ptr<WsHandler> handler_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  std::size_t dropped_ = 0;
+  bool open_ = false, writing_ = false, closing_ = false, finished_ = false;
+};
 
 template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
@@ -205,6 +330,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
 
+    if (server_->ws_upgrade && req.path == server_->ws_path && websocket::is_upgrade(msg))
+      return upgrade(req);
+
     const Lane lane = server_->classifier ? server_->classifier(req) : Lane::kInline;
     if (lane == Lane::kInline) return respond(call(req));
 
@@ -221,6 +349,25 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
           tcp_layer(self->stream_).get_executor(),
           [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
     });
+  }
+
+  // Hands the connection to a WebSocket session, or answers the refusal.
+  void upgrade(const HttpRequest& req) {
+    auto ws = std::make_shared<WsSession<Stream>>(server_);
+    WsDecision decision;
+    try {
+      decision = server_->ws_upgrade(req, ws);
+    } catch (const std::exception&) {
+      decision.refusal = server_->error_response(500, "internal error");
+    }
+    if (decision.refusal || !decision.handler) {
+      keep_alive_ = false;
+      return respond(decision.refusal ? std::move(*decision.refusal)
+                                      : server_->error_response(500, "internal error"));
+    }
+    closed_ = true;  // the socket goes on in the WebSocket session
+    server_->replace(this->shared_from_this(), ws);
+    ws->start(std::move(stream_), parser_->release(), std::move(decision.handler));
   }
 
   HttpResponse call(const HttpRequest& req) {
@@ -317,6 +464,11 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, Classifier cl
   impl_->handler = std::move(handler);
   impl_->classifier = std::move(classifier);
   impl_->error_response = std::move(error_response);
+}
+
+void HttpServer::on_websocket(std::string path, WsUpgrade upgrade) {
+  impl_->ws_path = std::move(path);
+  impl_->ws_upgrade = std::move(upgrade);
 }
 
 HttpServer::~HttpServer() {

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,6 +52,35 @@ struct HttpResponse {
 
 enum class Lane { kInline, kHeavy };
 
+// One WebSocket connection, as the application sees it. send() never blocks
+// and may be called from any thread: it queues a text frame. A connection
+// whose queue is full (HttpServerOptions::ws_queue_limit) drops frames, and
+// once its queue has drained tells the peer how many:
+// {"type": "dropped", "count": N}. Memory never grows without bound.
+class WsConnection {
+ public:
+  virtual ~WsConnection() = default;
+  virtual void send(std::string text) = 0;
+  virtual void close() = 0;
+};
+
+// The application's side of one accepted connection. Called on an I/O
+// thread: it must not block.
+class WsHandler {
+ public:
+  virtual ~WsHandler() = default;
+  virtual void on_message(const std::string& text) = 0;
+  virtual void on_close() = 0;
+};
+
+// What the application decides for an upgrade request: a refusal (an HTTP
+// answer), or the handler of the accepted connection.
+struct WsDecision {
+  std::optional<HttpResponse> refusal;
+  std::shared_ptr<WsHandler> handler;
+};
+using WsUpgrade = std::function<WsDecision(const HttpRequest&, std::shared_ptr<WsConnection>)>;
+
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;  // 0: any free port (see HttpServer::port())
@@ -64,6 +94,8 @@ struct HttpServerOptions {
   int max_connections = 1024;
   std::string tls_certificate;  // PEM files; both or neither
   std::string tls_key;
+  std::size_t ws_queue_limit = 1000;         // frames queued per WebSocket before dropping
+  std::size_t ws_message_limit = 64 * 1024;  // largest frame a client may send
 };
 
 class HttpServer {
@@ -78,6 +110,10 @@ class HttpServer {
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
+
+  // Upgrade requests (GET with "Upgrade: websocket") to `path` go to
+  // `upgrade` instead of the handler. Before start().
+  void on_websocket(std::string path, WsUpgrade upgrade);
 
   // Binds and starts the threads. Throws Error{kUnavailable} naming the
   // address when it cannot listen, kInvalidArgument naming the TLS file that

@@ -15,6 +15,7 @@
 #include "devcycle/version.h"
 #include "input.h"
 #include "services.h"
+#include "ws_hub.h"
 
 namespace devcycle::server {
 
@@ -177,6 +178,7 @@ struct ServerApp::Impl {
   std::map<std::size_t, Histogram*> latencies;
   Subscription engine_events;
   Subscription registry_events;
+  std::unique_ptr<WsHub> ws_hub;
   std::mutex retention_mu;
   std::condition_variable retention_cv;
   bool stopping = false;
@@ -249,6 +251,16 @@ struct ServerApp::Impl {
     add_session_routes(router, services);
     add_secret_routes(router, services);
     add_system_routes();
+    ws_hub = std::make_unique<WsHub>(
+        services,
+        [this](const HttpRequest& req, bool& from_cookie) {
+          Call call{req, {}, {}, {}, {}};
+          auto who = authenticate(req, call);
+          from_cookie = !call.session_token.empty();
+          rate_limit("principal:" + who.id + ":" + who.agent_id);
+          return who;
+        },
+        options.cors_origins);
     auto& m = platform.metrics();
     runs_started = &m.counter("runs_started_total", "Workflow runs started");
     engine_events = platform.engine().subscribe([this](const EngineEvent& e) { count(e); });
@@ -578,6 +590,10 @@ std::string ServerApp::bootstrap_admin() {
 }
 
 HttpResponse ServerApp::handle(const HttpRequest& req) { return impl_->handle(req); }
+
+WsDecision ServerApp::upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection) {
+  return impl_->ws_hub->upgrade(req, std::move(connection));
+}
 
 Lane ServerApp::classify(const HttpRequest& req) const {
   const auto m = impl_->router.match(req.method, req.path);
