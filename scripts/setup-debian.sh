@@ -19,7 +19,7 @@ PACKAGES=(
   libpqxx-dev libpq-dev
   libhiredis-dev
   librdkafka-dev
-  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libyaml-cpp-dev
   libsodium-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev swig

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "session.h"
+#include "yaml.h"
 
 namespace devcycle::cli {
 
@@ -156,11 +157,11 @@ Json read_json_file(const std::string& path) {
   if (!in) throw CliError(kNotFound, "-f: cannot read \"" + path + "\"");
   std::stringstream text;
   text << in.rdbuf();
+  // JSON, or YAML (of which JSON is a subset) for .yaml / .yml files.
+  if (path.ends_with(".yaml") || path.ends_with(".yml")) return yaml_to_json(text.str(), path);
   auto j = Json::parse(text.str(), nullptr, false);
   if (j.is_discarded()) {
-    throw CliError(kDataErr, "-f: \"" + path +
-                                 "\" is not JSON (YAML definitions are not read yet; "
-                                 "convert with e.g. yq -o json)");
+    throw CliError(kDataErr, "-f: \"" + path + "\" is not JSON (name YAML files .yaml or .yml)");
   }
   return j;
 }
@@ -268,7 +269,7 @@ void add_workflow_commands(CLI::App& app, Options& options) {
   workflows->require_subcommand(1);
   static std::string file;
   auto* apply = workflows->add_subcommand("apply", "Store a definition as the next version");
-  apply->add_option("-f,--file", file, "Definition (JSON)")->required();
+  apply->add_option("-f,--file", file, "Definition (JSON, or YAML as .yaml or .yml)")->required();
   apply->callback([&] {
     Session s(options);
     const auto def = read_json_file(file);
@@ -281,7 +282,8 @@ void add_workflow_commands(CLI::App& app, Options& options) {
                 << cell(w.value("message", Json())) << "\n";
   });
   auto* validate = workflows->add_subcommand("validate", "Check a definition; store nothing");
-  validate->add_option("-f,--file", file, "Definition (JSON)")->required();
+  validate->add_option("-f,--file", file, "Definition (JSON, or YAML as .yaml or .yml)")
+      ->required();
   validate->callback([&] {
     Session s(options);
     const auto def = read_json_file(file);

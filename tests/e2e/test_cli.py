@@ -252,3 +252,31 @@ def test_admin_backup_while_serving_and_restore(logged_in, server, tmp_path):
                        "postgresql://db.example/devcycle")
     assert code == 64 and "pg_dump" in err
     assert cli("admin", "restore", str(tmp_path / "missing.db"))[0] == 66
+
+
+def test_yaml_definitions(logged_in, tmp_path):
+    cli, _ = logged_in
+    name = unique("cli-yaml-")
+    path = tmp_path / "flow.yaml"
+    path.write_text(f"""# a comment
+name: {name}
+description: "from YAML"
+tasks:
+  - id: nap
+    sleep: 100ms
+    priority: 5
+  - id: after
+    sleep: "100ms"
+    depends_on: [nap]
+    input: {{n: 3, ok: true, ratio: 0.5, none: null, quoted: "3"}}
+""")
+    code, out, err = cli("workflows", "apply", "-f", str(path))
+    assert code == 0, err
+    code, out, _ = cli("workflows", "get", name)
+    tasks = json.loads(out)["tasks"]
+    assert tasks[0]["priority"] == 5
+    assert tasks[1]["input"] == {"n": 3, "ok": True, "ratio": 0.5, "none": None, "quoted": "3"}
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: [unclosed\n")
+    code, _, err = cli("workflows", "validate", "-f", str(bad))
+    assert code == 65 and "bad.yml:" in err
