@@ -161,6 +161,19 @@ struct Artifact {
   Micros created_at = 0;
 };
 
+// A task handed to an agent that runs elsewhere and calls the REST API
+// (its deployed version's executor is "remote"; docs/engine.md).
+struct RemoteTask {
+  std::string task_id;
+  std::string run_id;
+  std::string task_key;
+  int attempt = 0;
+  std::string lease_owner;  // the fence, with the attempt: send both back
+  std::string input;        // JSON, with the secrets it names put in
+  std::string idempotency_key;
+  Micros lease_expires_at = 0;
+};
+
 struct TaskLogPage {
   std::vector<TaskLogLine> lines;
   std::string next_page_token;
@@ -310,6 +323,26 @@ class Engine {
   Run pause(std::string_view run_id);
   // Lets a paused run go on from where it stands.
   Run resume(std::string_view run_id);
+
+  // Remote agents (executor "remote"): up to `max` ready tasks the agent
+  // can run (its deployed version's capabilities, or tasks naming it),
+  // within its capacity, each leased for `lease` (never past the task's
+  // start_to_close). Empty when there is nothing. kNotFound for an unknown
+  // agent; kInvalidArgument when its deployed version is not "remote".
+  std::vector<RemoteTask> claim_remote(std::string_view agent_id, int max,
+                                       std::chrono::milliseconds lease);
+  // Extends a remote attempt's lease; false when it no longer holds one (the
+  // task was retried, cancelled or finished: stop working on it).
+  bool extend_remote(std::string_view task_id, int attempt, std::string_view lease_owner,
+                     std::chrono::milliseconds lease);
+  // Appends a line to a remote attempt's log (redacted); false when stale.
+  bool log_remote(std::string_view task_id, int attempt, std::string_view lease_owner,
+                  LogLevel level, std::string_view message);
+  // Records a remote attempt's outcome (`output_or_error`: JSON output, or
+  // the error), fenced like an in-process one: false, changing nothing, for
+  // a stale or repeated completion.
+  bool complete_remote(std::string_view task_id, int attempt, std::string_view lease_owner, bool ok,
+                       std::string_view output_or_error, bool retryable = true);
 
   // Lines of one task (every attempt, or one), oldest first.
   TaskLogPage logs(std::string_view task_id, std::optional<int> attempt = std::nullopt,

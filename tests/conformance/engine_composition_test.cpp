@@ -365,6 +365,62 @@ TEST_P(EngineCompositionTest, NoAgentRunsMoreThanItsCapacityAtOnce) {
   EXPECT_EQ(most, 3);
 }
 
+TEST_P(EngineCompositionTest, RemoteAgentsClaimLeaseAndCompleteFenced) {
+  const auto remote = agent_run_by("far", "build", "remote", 2);
+  const auto wf = workflow(R"({"name": "far", "tasks": [
+    {"id": "b", "capability": "build", "for_each": "[1, 2, 3]", "input": {"n": "{{ item }}"},
+     "retry": {"max_attempts": 3, "initial": "1s", "jitter": 0}},
+    {"id": "after", "capability": "step", "depends_on": ["b"]}]})");
+  const auto run = start(wf);
+  EXPECT_EQ(engine_->run_until_idle(), 0);  // nothing here runs remote agents' tasks
+
+  // Capacity 2: two of the three.
+  auto got = engine_->claim_remote(remote, 5, 30s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].attempt, 1);
+  EXPECT_EQ(got[0].lease_owner, "remote:" + remote);
+  EXPECT_EQ(got[0].lease_expires_at, clock_->now() + 30'000'000);
+  EXPECT_EQ(json::parse(got[0].input)["n"], 1);
+  EXPECT_EQ(got[0].idempotency_key, run.id + "/b[0]/1");
+  EXPECT_TRUE(engine_->claim_remote(remote, 5, 30s).empty());
+
+  EXPECT_TRUE(engine_->log_remote(got[0].task_id, 1, got[0].lease_owner, LogLevel::kInfo, "hi"));
+  EXPECT_TRUE(
+      engine_->complete_remote(got[0].task_id, 1, got[0].lease_owner, true, R"({"built": 1})"));
+  EXPECT_FALSE(engine_->complete_remote(got[0].task_id, 1, got[0].lease_owner, true, "{}"))
+      << "a repeated completion changes nothing";
+  EXPECT_EQ(engine_->logs(got[0].task_id).lines.at(0).message, "hi");
+
+  // The second one's worker goes silent: its lease runs out and the task is
+  // retried; the late worker is fenced off.
+  EXPECT_TRUE(engine_->extend_remote(got[1].task_id, 1, got[1].lease_owner, 10s));
+  clock_->advance(11s);
+  engine_->run_until_idle();  // expiry
+  EXPECT_FALSE(engine_->extend_remote(got[1].task_id, 1, got[1].lease_owner, 10s));
+  EXPECT_FALSE(engine_->log_remote(got[1].task_id, 1, got[1].lease_owner, LogLevel::kInfo, "x"));
+  EXPECT_FALSE(engine_->complete_remote(got[1].task_id, 1, got[1].lease_owner, true, "{}"));
+  clock_->advance(2s);  // the retry's backoff
+  auto again = engine_->claim_remote(remote, 5, 30s);
+  ASSERT_EQ(again.size(), 2u);  // the third element and the retried second
+  for (const auto& r : again) {
+    if (r.task_id == got[1].task_id) {
+      EXPECT_EQ(r.attempt, 2);
+    }
+    EXPECT_TRUE(engine_->complete_remote(r.task_id, r.attempt, r.lease_owner, true, "{}"));
+  }
+  EXPECT_EQ(engine_->run_until_idle(), 1);  // "after" runs here
+  EXPECT_EQ(engine_->get(run.id).run.status, RunStatus::kSucceeded);
+
+  EXPECT_DEVCYCLE_ERROR(engine_->claim_remote(remote, 0, 30s), ErrorCode::kInvalidArgument, "max");
+  EXPECT_DEVCYCLE_ERROR(engine_->claim_remote(remote, 1, 10h), ErrorCode::kInvalidArgument,
+                        "lease");
+  const auto local = agent_run_by("near", "other", "inproc:echo");
+  EXPECT_DEVCYCLE_ERROR(engine_->claim_remote(local, 1, 30s), ErrorCode::kInvalidArgument,
+                        "not \"remote\"");
+  EXPECT_DEVCYCLE_ERROR(engine_->complete_remote("nope", 1, "x", true, "{}"), ErrorCode::kNotFound,
+                        "task");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EngineCompositionTest,
                          ::testing::ValuesIn(testing::database_backends("composition.db")),
                          testing::backend_name);
