@@ -69,11 +69,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::optional<tcp::acceptor> acceptor;
   std::optional<ssl::context> tls;
   std::optional<net::thread_pool> heavy;
+  std::optional<net::thread_pool> waits;
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
 
   std::atomic<int> connections{0};
   std::atomic<int> heavy_in_flight{0};
+  std::atomic<int> waits_in_flight{0};
   std::atomic<bool> stopping{false};
   std::mutex sessions_mu;
   std::set<std::shared_ptr<SessionBase>> sessions;
@@ -336,19 +338,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const Lane lane = server_->classifier ? server_->classifier(req) : Lane::kInline;
     if (lane == Lane::kInline) return respond(call(req));
 
-    if (server_->heavy_in_flight.fetch_add(1) >= server_->options.heavy_queue) {
-      server_->heavy_in_flight.fetch_sub(1);
+    const bool wait = lane == Lane::kWait;
+    auto& in_flight = wait ? server_->waits_in_flight : server_->heavy_in_flight;
+    if (in_flight.fetch_add(1) >=
+        (wait ? server_->options.wait_queue : server_->options.heavy_queue)) {
+      in_flight.fetch_sub(1);
       auto r = server_->error_response(503, "too many requests of this kind are in progress");
       r.headers.emplace_back("Retry-After", "1");
       return respond(std::move(r));
     }
-    net::post(*server_->heavy, [self = this->shared_from_this(), req = std::move(req)] {
-      auto response = self->call(req);
-      self->server_->heavy_in_flight.fetch_sub(1);
-      net::dispatch(
-          tcp_layer(self->stream_).get_executor(),
-          [self, response = std::move(response)]() mutable { self->respond(std::move(response)); });
-    });
+    net::post(wait ? *server_->waits : *server_->heavy,
+              [self = this->shared_from_this(), req = std::move(req), &in_flight] {
+                auto response = self->call(req);
+                in_flight.fetch_sub(1);
+                net::dispatch(tcp_layer(self->stream_).get_executor(),
+                              [self, response = std::move(response)]() mutable {
+                                self->respond(std::move(response));
+                              });
+              });
   }
 
   // Hands the connection to a WebSocket session, or answers the refusal.
@@ -513,6 +520,7 @@ void HttpServer::start() {
     throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
   impl_->bound_port = acc.local_endpoint().port();
   impl_->heavy.emplace(static_cast<std::size_t>(std::max(1, o.heavy_threads)));
+  impl_->waits.emplace(static_cast<std::size_t>(std::max(1, o.wait_threads)));
   impl_->work.emplace(impl_->io.get_executor());
   impl_->accept();
   for (int i = 0; i < std::max(1, o.threads); ++i) {
@@ -545,6 +553,7 @@ void HttpServer::shutdown(std::chrono::milliseconds grace) {
   for (auto& s : open) s->close_now();
   open.clear();
   if (impl_->heavy) impl_->heavy->join();
+  if (impl_->waits) impl_->waits->join();
   {
     std::unique_lock lock(impl_->sessions_mu);
     impl_->drained.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->sessions.empty(); });

@@ -50,7 +50,11 @@ struct HttpResponse {
   std::string body;
 };
 
-enum class Lane { kInline, kHeavy };
+// Where a request runs: on the I/O thread (kInline), on the small pool for
+// CPU-heavy work such as password hashing (kHeavy), or on the pool for
+// requests that wait, such as long-polling claims (kWait), so that neither
+// holds up the I/O threads.
+enum class Lane { kInline, kHeavy, kWait };
 
 // One WebSocket connection, as the application sees it. send() never blocks
 // and may be called from any thread: it queues a text frame. A connection
@@ -87,6 +91,8 @@ struct HttpServerOptions {
   int threads = 2;
   int heavy_threads = 1;  // the pool for Lane::kHeavy
   int heavy_queue = 32;   // heavy requests waiting or running before 503
+  int wait_threads = 16;  // the pool for Lane::kWait: requests that may wait
+  int wait_queue = 256;   // waiting requests before 503
   std::size_t body_limit = 1024 * 1024;
   std::size_t header_limit = 16 * 1024;
   std::chrono::milliseconds read_timeout{10'000};

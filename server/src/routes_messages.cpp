@@ -10,13 +10,6 @@ namespace {
 
 // The agent a caller acts as: its own agent (agent keys) or one it owns
 // (developers), any (admins).
-Agent acting_agent(Services& s, const Call& c) {
-  auto a = s.platform.registry().get(c.param("id"));
-  authorize(c.principal, Action::kRead, object(Resource::kAgent, a.id, a.owner));
-  authorize(c.principal, Action::kExecute, object(Resource::kAgent, a.id, a.owner));
-  return a;
-}
-
 // Payloads are bytes: UTF-8 text goes out as it is, anything else in base64.
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
@@ -94,7 +87,7 @@ void add_message_routes(Router& r, Services& s) {
   auto& messages = s.platform.messages();
 
   r.add({"POST", "/api/v1/agents/{id}/messages", [&s, &messages](Call& c) {
-           const auto sender = acting_agent(s, c);
+           const auto sender = acting_agent(s, c, c.param("id"));
            BodyInput in(c.req);
            const auto recipient = in.string("recipient", true);
            const auto type = in.string("message_type", true);
@@ -106,7 +99,7 @@ void add_message_routes(Router& r, Services& s) {
 
   // Receiving marks the messages delivered: it is the recipient's inbox.
   r.add({"POST", "/api/v1/agents/{id}/messages/receive", [&s, &messages](Call& c) {
-           const auto recipient = acting_agent(s, c);
+           const auto recipient = acting_agent(s, c, c.param("id"));
            BodyInput in(c.req, /*empty_ok=*/true);
            const auto limit = in.integer("limit", 1, 1000);
            in.done();
@@ -119,7 +112,7 @@ void add_message_routes(Router& r, Services& s) {
          }});
 
   r.add({"GET", "/api/v1/agents/{id}/messages/{message_id}", [&s, &messages](Call& c) {
-           const auto agent = acting_agent(s, c);
+           const auto agent = acting_agent(s, c, c.param("id"));
            const auto m = messages.get(c.param("message_id"));
            if (m.sender != agent.id && m.recipient != agent.id) {
              throw Error(ErrorCode::kNotFound,
@@ -129,7 +122,7 @@ void add_message_routes(Router& r, Services& s) {
          }});
 
   r.add({"POST", "/api/v1/agents/{id}/messages/{message_id}/read", [&s, &messages](Call& c) {
-           const auto reader = acting_agent(s, c);
+           const auto reader = acting_agent(s, c, c.param("id"));
            BodyInput in(c.req, /*empty_ok=*/true);
            in.done();
            return json_response(200, to_json(messages.mark_read(c.param("message_id"), reader.id)));

@@ -90,6 +90,13 @@ void audit(Services& s, const HttpRequest& req, std::string actor, std::string a
   }
 }
 
+Agent acting_agent(Services& s, const Call& c, const std::string& agent_id) {
+  auto a = s.platform.registry().get(agent_id);
+  authorize(c.principal, Action::kRead, object(Resource::kAgent, a.id, a.owner));
+  authorize(c.principal, Action::kExecute, object(Resource::kAgent, a.id, a.owner));
+  return a;
+}
+
 void audit(Services& s, const Call& c, std::string action, std::string target, const Json& detail) {
   audit(s, c.req, c.principal.id, std::move(action), std::move(target), detail);
 }
@@ -169,9 +176,9 @@ struct ServerApp::Impl {
   SecretStore& secrets;
   Logger log;
   ResponseCache agent_lists;
+  std::atomic<bool> draining{false};
   Services services;
   Router router;
-  std::atomic<bool> draining{false};
   Counter* runs_started = nullptr;
   std::mutex metrics_mu;
   std::map<std::pair<std::size_t, int>, Counter*> request_counters;
@@ -240,7 +247,8 @@ struct ServerApp::Impl {
         secrets(platform_secrets(p)),
         log(p.logger().named("server")),
         agent_lists(options.agent_list_cache, p.options().clock),
-        services{p, users, tokens, keys, auth, sessions, audit_log, secrets, log, agent_lists} {
+        services{p,         users,   tokens, keys,        auth,    sessions,
+                 audit_log, secrets, log,    agent_lists, draining} {
     registry_events =
         platform.registry().subscribe([this](const AgentEvent&) { agent_lists.invalidate(); });
     add_auth_routes(router, services);
@@ -250,6 +258,7 @@ struct ServerApp::Impl {
     add_message_routes(router, services);
     add_session_routes(router, services);
     add_secret_routes(router, services);
+    add_remote_routes(router, services);
     add_system_routes();
     ws_hub = std::make_unique<WsHub>(
         services,

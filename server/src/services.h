@@ -2,6 +2,7 @@
 // small helpers to answer with JSON.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -29,8 +30,13 @@ struct Services {
   AuditLog& audit;
   SecretStore& secrets;
   const Logger& log;
-  ResponseCache& agent_lists;  // GET /api/v1/agents answers, by query string
+  ResponseCache& agent_lists;         // GET /api/v1/agents answers, by query string
+  const std::atomic<bool>& draining;  // shutting down: requests that wait stop waiting
 };
+
+// The agent `agent_id`, when the caller may act as it (the agent's own key,
+// its owner, an admin); kNotFound or kPermissionDenied otherwise.
+Agent acting_agent(Services& s, const Call& c, const std::string& agent_id);
 
 // Records an audit entry for the caller of `c`; a failure to record is
 // logged, never the request's failure.
@@ -74,5 +80,6 @@ void add_run_routes(Router& router, Services& s);
 void add_message_routes(Router& router, Services& s);
 void add_session_routes(Router& router, Services& s);
 void add_secret_routes(Router& router, Services& s);
+void add_remote_routes(Router& router, Services& s);
 
 }  // namespace devcycle::server

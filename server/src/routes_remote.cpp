@@ -1,0 +1,167 @@
+// Agents in other processes over the API (their deployed version's executor
+// is "remote"): they long-poll for tasks with a lease, extend it, send log
+// lines, and complete or fail — each call fenced by attempt and lease owner
+// (docs/api.md, "Remote agents").
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "devcycle/error.h"
+#include "input.h"
+#include "problem.h"
+#include "services.h"
+
+namespace devcycle::server {
+
+namespace {
+
+// Wakes long-polling claims when something may have become claimable.
+struct ClaimWaiter {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t generation = 0;
+  Subscription events;
+
+  void bump() {
+    {
+      std::lock_guard lock(mu);
+      ++generation;
+    }
+    cv.notify_all();
+  }
+};
+
+Json to_json(const RemoteTask& r) {
+  return {{"task_id", r.task_id},
+          {"run_id", r.run_id},
+          {"task_key", r.task_key},
+          {"attempt", r.attempt},
+          {"lease_owner", r.lease_owner},
+          {"input", Json::parse(r.input.empty() ? "null" : r.input, nullptr, false)},
+          {"idempotency_key", r.idempotency_key},
+          {"lease_expires_at", format_time(r.lease_expires_at)}};
+}
+
+// The fence a worker sends back, and the task it names, when the caller may
+// act as the agent that holds it.
+struct Fence {
+  TaskRun task;
+  int attempt = 0;
+  std::string lease_owner;
+};
+
+Fence fence(Services& s, Call& c, BodyInput& in) {
+  auto task = s.platform.engine().get_task(c.param("id"));
+  const auto attempt = in.integer("attempt", 1, 1000, true);
+  const auto owner = in.string("lease_owner", true);
+  Fence f{std::move(task), static_cast<int>(attempt.value_or(0)), owner.value_or("")};
+  return f;
+}
+
+void may_act_for(Services& s, Call& c, const TaskRun& task) {
+  if (task.agent_id.empty()) {
+    throw Error(ErrorCode::kNotFound, "task \"" + task.id + "\" not found");
+  }
+  acting_agent(s, c, task.agent_id);
+}
+
+HttpResponse stale(const Fence& f) {
+  return problem(409, "conflict",
+                 "task " + f.task.key + " attempt " + std::to_string(f.attempt) +
+                     " no longer holds its lease (it expired, or the task was retried, cancelled "
+                     "or finished): stop working on it");
+}
+
+}  // namespace
+
+void add_remote_routes(Router& r, Services& s) {
+  auto& engine = s.platform.engine();
+  auto waiter = std::make_shared<ClaimWaiter>();
+  waiter->events = engine.subscribe([w = std::weak_ptr<ClaimWaiter>(waiter)](const EngineEvent& e) {
+    if (e.kind == EngineEvent::Kind::kTaskLog) return;
+    if (auto p = w.lock()) p->bump();
+  });
+
+  // Up to `max` tasks, waiting up to wait_ms for one when there is none.
+  r.add({"POST", "/api/v1/agents/{id}/claims",
+         [&s, &engine, waiter](Call& c) {
+           const auto agent = acting_agent(s, c, c.param("id"));
+           BodyInput in(c.req, /*empty_ok=*/true);
+           const auto max = in.integer("max", 1, 100).value_or(1);
+           const auto lease_ms = in.integer("lease_ms", 1000, 3'600'000).value_or(60'000);
+           const auto wait_ms = in.integer("wait_ms", 0, 30'000).value_or(0);
+           in.done();
+           const auto deadline =
+               std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+           for (;;) {
+             std::uint64_t seen = 0;
+             {
+               std::lock_guard lock(waiter->mu);
+               seen = waiter->generation;
+             }
+             const auto got = engine.claim_remote(agent.id, static_cast<int>(max),
+                                                  std::chrono::milliseconds(lease_ms));
+             const auto now = std::chrono::steady_clock::now();
+             if (!got.empty() || now >= deadline || s.draining.load()) {
+               Json items = Json::array();
+               for (const auto& t : got) items.push_back(to_json(t));
+               return json_response(200, page(std::move(items), ""));
+             }
+             // Until a task event, at most a second (another engine's tasks
+             // are seen by polling), and never past the deadline.
+             std::unique_lock lock(waiter->mu);
+             waiter->cv.wait_until(lock, std::min(deadline, now + std::chrono::seconds(1)),
+                                   [&] { return waiter->generation != seen || s.draining.load(); });
+           }
+         },
+         false, Lane::kWait});
+
+  r.add({"POST", "/api/v1/tasks/{id}/lease", [&s, &engine](Call& c) {
+           BodyInput in(c.req);
+           auto f = fence(s, c, in);
+           const auto lease_ms = in.integer("lease_ms", 1000, 3'600'000).value_or(60'000);
+           in.done();
+           may_act_for(s, c, f.task);
+           if (!engine.extend_remote(f.task.id, f.attempt, f.lease_owner,
+                                     std::chrono::milliseconds(lease_ms)))
+             return stale(f);
+           return json_response(200, {{"task_id", f.task.id}, {"extended", true}});
+         }});
+
+  r.add({"POST", "/api/v1/tasks/{id}/logs", [&s, &engine](Call& c) {
+           BodyInput in(c.req);
+           auto f = fence(s, c, in);
+           const auto level = in.string("level").value_or("info");
+           const auto message = in.string("message", true).value_or("");
+           in.done();
+           const auto parsed = parse_log_level(level, "level");
+           may_act_for(s, c, f.task);
+           if (!engine.log_remote(f.task.id, f.attempt, f.lease_owner, parsed, message))
+             return stale(f);
+           return no_content();
+         }});
+
+  for (const char* verb : {"complete", "fail"}) {
+    const bool ok = std::string_view(verb) == "complete";
+    r.add(
+        {"POST", std::string("/api/v1/tasks/{id}/") + verb, [&s, &engine, ok](Call& c) {
+           BodyInput in(c.req);
+           auto f = fence(s, c, in);
+           std::string result;
+           bool retryable = true;
+           if (ok) {
+             result = in.any_json("output").value_or("null");
+           } else {
+             result = in.string("error", true).value_or("");
+             retryable = in.boolean("retryable").value_or(true);
+           }
+           in.done();
+           may_act_for(s, c, f.task);
+           if (!engine.complete_remote(f.task.id, f.attempt, f.lease_owner, ok, result, retryable))
+             return stale(f);
+           return json_response(200, {{"task_id", f.task.id}, {"recorded", true}});
+         }});
+  }
+}
+
+}  // namespace devcycle::server
