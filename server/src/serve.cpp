@@ -30,7 +30,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 26> kServeSettings{{
+constexpr std::array<SettingInfo, 27> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -42,6 +42,8 @@ constexpr std::array<SettingInfo, 26> kServeSettings{{
     {"idle_timeout_ms", "DEVCYCLE_IDLE_TIMEOUT_MS", "60000",
      "Keep-alive wait for the next request"},
     {"max_connections", "DEVCYCLE_MAX_CONNECTIONS", "1024", "Open connections at most"},
+    {"ws_queue_limit", "DEVCYCLE_WS_QUEUE_LIMIT", "1000",
+     "Frames queued per /ws connection before a slow reader loses them (and is told)"},
     {"tls_certificate", "DEVCYCLE_TLS_CERTIFICATE", "", "PEM certificate chain; enables TLS"},
     {"tls_key", "DEVCYCLE_TLS_KEY", "", "PEM private key of the certificate"},
     {"master_key_file", "DEVCYCLE_MASTER_KEY_FILE", "./devcycle.key",
@@ -156,6 +158,8 @@ ServeSettings resolve(int argc, const char* const* argv) {
       std::chrono::milliseconds(integer_setting(extra, "idle_timeout_ms", 100, 3'600'000));
   s.http.max_connections =
       static_cast<int>(integer_setting(extra, "max_connections", 1, 1'000'000));
+  s.http.ws_queue_limit =
+      static_cast<std::size_t>(integer_setting(extra, "ws_queue_limit", 1, 1'000'000));
   s.http.tls_certificate = extra.values.at("tls_certificate").value;
   s.http.tls_key = extra.values.at("tls_key").value;
   s.master_key_file = extra.values.at("master_key_file").value;

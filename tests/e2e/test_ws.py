@@ -128,3 +128,39 @@ def test_agent_events(server, admin):
         assert m["event"]["agent_id"] == agent["id"]
     finally:
         ws.close()
+
+
+def test_a_slow_reader_loses_frames_and_is_told(tmp_path):
+    import socket
+    from conftest import Server
+    s = Server("--ws-queue-limit", "5")
+    try:
+        admin = s.admin()
+        token = s.login()["access_token"]
+        # A small receive buffer, and no reading: the server's writes back up.
+        ws = connect(s, token, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+        ws.send(json.dumps({"type": "subscribe", "topic": "runs"}))
+        name = unique("ws-flood-")
+        admin.post("/api/v1/workflows", json={"name": name, "tasks": [
+            {"id": "a", "sleep": "10ms"}, {"id": "b", "sleep": "10ms", "depends_on": ["a"]}]})
+        runs = [admin.post("/api/v1/runs", json={"workflow": name}).json()["id"]
+                for _ in range(150)]
+        for run_id in runs[-3:]:
+            for _ in range(100):
+                if admin.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded":
+                    break
+                import time
+                time.sleep(0.05)
+        dropped = 0
+        ws.settimeout(5)
+        try:
+            while not dropped:
+                m = json.loads(ws.recv())
+                if m["type"] == "dropped":
+                    dropped = m["count"]
+        except websocket.WebSocketTimeoutException:
+            pass
+        assert dropped > 0, "a reader that fell behind was not told of the frames it lost"
+        ws.close()
+    finally:
+        assert s.stop() == 0, s.log()
