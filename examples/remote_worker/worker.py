@@ -15,6 +15,7 @@ worker.toml:
     lease_ms = 30000                       # extended every third of it while the program runs
     timeout_s = 300                        # the program is killed after this
     wait_ms = 20000                        # long-poll for tasks
+    heartbeat_s = 10                       # how often it tells the registry it is alive
 
 SIGTERM or SIGINT: the task in hand finishes, then the worker exits 0.
 Exit codes: 64 a bad configuration, 69 the server cannot be reached at start.
@@ -146,6 +147,23 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     log(f"taking tasks of agent {config['agent_id']} from {config['server']}")
+    busy = threading.Event()
+
+    def heartbeat():
+        # The registry shows the agent online (busy while it works) as long as it beats.
+        while not stopping.wait(config.get("heartbeat_s", 10)):
+            try:
+                api.post(f"/api/v1/agents/{config['agent_id']}/heartbeat",
+                         {"load": 1 if busy.is_set() else 0}, timeout=10)
+            except OSError:
+                pass
+
+    try:
+        api.post(f"/api/v1/agents/{config['agent_id']}/heartbeat", {"load": 0}, timeout=10)
+    except OSError as e:
+        log(f"cannot reach the server: {e}")
+        return 69
+    threading.Thread(target=heartbeat, daemon=True).start()
     failures = 0
     while not stopping.is_set():
         try:
@@ -167,7 +185,9 @@ def main():
             time.sleep(1)
             continue
         for task in answer["items"]:
+            busy.set()
             run_task(api, config, task)
+            busy.clear()
     log("stopped")
     return 0
 

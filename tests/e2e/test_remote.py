@@ -87,6 +87,8 @@ def test_a_killed_worker_loses_its_lease_and_another_finishes(server, admin, mak
     assert task["attempt"] == 2 and task["agent_id"] == agent["id"]
     assert [a["status"] for a in task["attempts"]] == ["timed_out", "succeeded"]
     assert [f["name"] for f in task["output"]["features"]] == ["users_can_log_in"]
+    # The workers said they were alive: the agent is known online.
+    assert dev.get(f"/api/v1/agents/{agent['id']}").json()["last_heartbeat"] is not None
 
     # The killed worker's attempt is fenced off; only the agent's own key acts for it.
     agent_client = server.client(api_key=key)
