@@ -13,11 +13,6 @@ namespace devcycle::cli {
 
 namespace {
 
-bool terminal(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "cancelled" ||
-         status == "timed_out" || status == "skipped";
-}
-
 // A secret or a password: from standard input only, never from argv (shell
 // history, `ps`).
 std::string read_stdin_value(const char* what) {
@@ -49,6 +44,9 @@ void add_log_commands(CLI::App& app, Options& options) {
     const std::string base = "/api/v1/tasks/" + url_escape(task_id);
     std::string after;
     for (;;) {
+      // The task's end is read before its lines: every line written before
+      // the end is among those drained next.
+      const bool ended = follow && terminal_status(cell(s.call("GET", base)["status"]));
       // Everything there is now, a page at a time.
       for (;;) {
         const auto page =
@@ -68,20 +66,7 @@ void add_log_commands(CLI::App& app, Options& options) {
         std::cout << std::flush;
         if (page["next_page_token"].is_null() || cell(page["next_page_token"]).empty()) break;
       }
-      if (!follow) return;
-      // The task's end is read after its lines: a line written before the end is never missed.
-      if (terminal(cell(s.call("GET", base)["status"]))) {
-        const auto last =
-            s.call("GET", base + "/logs" + query({{"limit", "1000"}, {"page_token", after}}));
-        for (const auto& line : last["items"]) {
-          std::cout << (options.format() == Format::kJson
-                            ? line.dump()
-                            : short_time(line["at"]) + "  " + cell(line["level"]) + "  #" +
-                                  cell(line["attempt"]) + "  " + cell(line["message"]))
-                    << "\n";
-        }
-        return;
-      }
+      if (!follow || ended) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(std::max(50, interval_ms)));
     }
   });

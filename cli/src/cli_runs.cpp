@@ -15,11 +15,6 @@ namespace devcycle::cli {
 
 namespace {
 
-bool terminal(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "cancelled" ||
-         status == "timed_out" || status == "skipped";
-}
-
 std::vector<std::string> run_row(const Json& r) {
   return {cell(r["id"]),
           cell(r["workflow"]) + "@" + cell(r["workflow_version"]),
@@ -66,7 +61,7 @@ int watch(Session& s, const std::string& run_id, Format format,
       ++total;
       const auto key = cell(t["key"]);
       const auto status = cell(t["status"]);
-      if (terminal(status)) ++done;
+      if (terminal_status(status)) ++done;
       if (seen[key] == status) continue;
       seen[key] = status;
       if (bar) std::cout << "\r\033[K";
@@ -87,7 +82,7 @@ int watch(Session& s, const std::string& run_id, Format format,
       std::cout << "\r[" << std::string(filled, '#') << std::string(width - filled, '-') << "] "
                 << done << "/" << total << " tasks  " << status_text(run_status) << std::flush;
     }
-    if (terminal(run_status)) {
+    if (terminal_status(run_status)) {
       if (bar) std::cout << "\n";
       if (format == Format::kJson) {
         print_json(d);

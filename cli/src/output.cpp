@@ -12,6 +12,11 @@ bool color_enabled() {
   return on;
 }
 
+bool terminal_status(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled" ||
+         status == "timed_out" || status == "skipped";
+}
+
 std::string cell(const Json& v) {
   if (v.is_null()) return "-";
   if (v.is_string()) return v.get<std::string>();

@@ -27,5 +27,7 @@ std::string short_time(const Json& v);
 // A run or task status, coloured when colour is on.
 std::string status_text(const std::string& status);
 bool color_enabled();
+// Whether a run or task status is final.
+bool terminal_status(const std::string& status);
 
 }  // namespace devcycle::cli
