@@ -125,7 +125,10 @@ class WsSession : public SessionBase,
                   public WsConnection,
                   public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  explicit WsSession(std::shared_ptr<HttpServer::Impl> server) : server_(std::move(server)) {}
+  // `executor`: the connection's strand, which the stream keeps when it
+  // moves in, so that send() from any thread is serialised from the start.
+  WsSession(std::shared_ptr<HttpServer::Impl> server, net::any_io_executor executor)
+      : server_(std::move(server)), executor_(std::move(executor)) {}
 
   void start(Stream stream, http::request<http::string_body> req,
              std::shared_ptr<WsHandler> handler) {
@@ -176,7 +179,7 @@ class WsSession : public SessionBase,
   }
 
  private:
-  auto executor() { return ws_ ? tcp_layer(ws_->next_layer()).get_executor() : executor_; }
+  const net::any_io_executor& executor() const { return executor_; }
 
   void read() {
     ws_->async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -222,7 +225,7 @@ class WsSession : public SessionBase,
   }
 
   std::shared_ptr<HttpServer::Impl> server_;
-  net::any_io_executor executor_ = net::system_executor();
+  net::any_io_executor executor_;
   std::optional<websocket::stream<Stream>> ws_;
   std::shared_ptr<WsHandler> handler_;
   beast::flat_buffer buffer_;
@@ -360,7 +363,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   // Hands the connection to a WebSocket session, or answers the refusal.
   void upgrade(const HttpRequest& req) {
-    auto ws = std::make_shared<WsSession<Stream>>(server_);
+    auto ws = std::make_shared<WsSession<Stream>>(server_, tcp_layer(stream_).get_executor());
     WsDecision decision;
     try {
       decision = server_->ws_upgrade(req, ws);
