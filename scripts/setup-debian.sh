@@ -16,8 +16,8 @@ PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config clang-format git
   libboost1.81-dev
   libsqlite3-dev sqlite3
-  libpqxx-dev libpq-dev
-  libhiredis-dev
+  libpqxx-dev libpq-dev postgresql-15 postgresql-client-15
+  libhiredis-dev redis-server redis-tools
   librdkafka-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libyaml-cpp-dev
   libsodium-dev libssl-dev
