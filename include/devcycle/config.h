@@ -35,7 +35,8 @@ struct PlatformOptions {
   // Run and task events (topic devcycle.events) and direct-message receipts
   // (devcycle.messages) on the bus, through the transactional outbox.
   // Default: on with kafka://, where other processes read them; off with
-  // inproc://, where nothing outside this process could.
+  // inproc://, where nothing outside this process could. With kafka:// (or
+  // this on) the engine also dispatches tasks of bus: agents over the bus.
   std::optional<bool> publish_events;
   std::string cache = "memory://";  // memory:// | redis://host:port[/db]
   std::string log_level = "info";   // trace | debug | info | warn | error

@@ -75,12 +75,15 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   BusOptions bus_options;
   bus_options.clock = options.clock;
   impl->bus = MessageBus::open(options.bus, *impl->database, bus_options);
-  const bool publish = options.publish_events.value_or(
-      internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka);
+  const bool kafka = internal::check_bus_url(options.bus, "bus") == internal::BusKind::kKafka;
+  const bool publish = options.publish_events.value_or(kafka);
   EngineOptions engine_options;
   engine_options.clock = options.clock;
-  // bus: agents work on either bus; events are published when asked for.
-  engine_options.bus = impl->bus.get();
+  // The engine talks to the bus — events out, bus: agents' assignments and
+  // completions — when it is shared with other processes (kafka://) or asked
+  // to publish: on the embedded default nothing else could read it, and its
+  // completion subscription would only poll the database while idle.
+  if (kafka || publish) engine_options.bus = impl->bus.get();
   engine_options.event_topic = publish ? "devcycle.events" : "";
   engine_options.workers = options.engine_workers;
   engine_options.max_active_runs_per_owner = options.max_active_runs_per_owner;
