@@ -242,7 +242,11 @@ TEST_F(KafkaBusTest, EngineEventsArriveOnKafkaInOrder) {
   const auto run = engine->start(r);
   EXPECT_EQ(engine->run_until_idle(), 2);
   std::vector<std::string> kinds;
-  for (int i = 0; i < 100 && kinds.size() < 8; ++i) {  // liveness, not speed
+  // Liveness, not speed: the outbox relay publishes on its own thread and a
+  // new consumer group needs its partitions first; a fetch may come back
+  // empty meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (kinds.size() < 8 && std::chrono::steady_clock::now() < deadline) {
     auto got = bus_->fetch(events, name("watcher"), 100, consume());
     for (const auto& d : got) {
       EXPECT_EQ(d.message.key, run.id);
@@ -250,6 +254,7 @@ TEST_F(KafkaBusTest, EngineEventsArriveOnKafkaInOrder) {
       kinds.push_back(j["kind"].get<std::string>() +
                       (j.contains("task_key") ? ":" + j["task_key"].get<std::string>() : ""));
     }
+    if (got.empty()) std::this_thread::sleep_for(20ms);
     bus_->ack(got);
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"run.started", "task.ready:a", "task.started:a",
@@ -289,7 +294,8 @@ TEST_F(KafkaBusTest, APlatformOnKafkaPublishesEventsAndReceipts) {
   // The topics are the platform's own, shared with anything else on this
   // broker: look for this run's and this message's records.
   std::vector<std::string> kinds, receipts;
-  for (int i = 0; i < 100 && (kinds.size() < 5 || receipts.empty()); ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;  // liveness, not speed
+  while ((kinds.size() < 5 || receipts.empty()) && std::chrono::steady_clock::now() < deadline) {
     auto events = bus_->fetch("devcycle.events", name("events-watcher"), 100, consume());
     for (const auto& d : events) {
       if (d.message.key == run.id)
