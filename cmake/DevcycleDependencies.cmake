@@ -47,6 +47,7 @@ macro(devcycle_require_pkgconfig option module debian)
   endif()
 endmacro()
 devcycle_require_pkgconfig(DEVCYCLE_WITH_POSTGRES libpqxx libpqxx-dev)
+devcycle_require_pkgconfig(DEVCYCLE_WITH_POSTGRES libpq libpq-dev)
 devcycle_require_pkgconfig(DEVCYCLE_WITH_KAFKA rdkafka librdkafka-dev)
 devcycle_require_pkgconfig(DEVCYCLE_WITH_REDIS hiredis libhiredis-dev)
 

@@ -3,6 +3,9 @@
 #include "common/url.h"
 #include "devcycle/error.h"
 #include "store/database_url.h"
+#ifdef DEVCYCLE_WITH_POSTGRES
+#include "store/postgres_database.h"
+#endif
 #include "store/sqlite_database.h"
 
 namespace devcycle {
@@ -29,10 +32,15 @@ std::unique_ptr<Database> Database::open(const std::string& url, const DatabaseO
     case internal::DatabaseKind::kSqlite:
       return internal::open_sqlite_database(url, options);
     case internal::DatabaseKind::kPostgres:
+#ifdef DEVCYCLE_WITH_POSTGRES
+      return internal::open_postgres_database(url, options);
+#else
       break;
+#endif
   }
   internal::fail_setting("database", url,
-                         "needs the PostgreSQL backend, which this build does not include yet; "
+                         "needs the PostgreSQL backend, which this build leaves out "
+                         "(configure with -DDEVCYCLE_WITH_POSTGRES=ON); "
                          "use sqlite://PATH or sqlite::memory:");
 }
 

@@ -1,9 +1,13 @@
-// The Database backends every conformance suite runs on. PostgreSQL joins
-// with the scale-out issue, here, once for all suites.
+// The Database backends every conformance suite runs on: SQLite always, and
+// PostgreSQL when DEVCYCLE_TEST_POSTGRES_URL names a server (the ctest label
+// `integration` starts one with scripts/postgres.sh and runs each suite's
+// postgresql instantiation against it).
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -20,10 +24,34 @@ struct Backend {
 
 inline void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
-// sqlite::memory: and a SQLite file called `file` in the test's TempDir.
+// The PostgreSQL server of the integration tests, or "".
+inline std::string test_postgres_url() {
+  const char* url = std::getenv("DEVCYCLE_TEST_POSTGRES_URL");
+  return url ? url : "";
+}
+
+// A schema of its own per test (and per `file`), so that tests share one
+// server without seeing each other's rows, and a test that reopens its
+// database finds it again.
+inline std::string postgres_url_for(const TempDir& d, const std::string& file) {
+  const auto base = test_postgres_url();
+  const auto h = std::hash<std::string>{}(d.file(file));
+  char name[24];
+  std::snprintf(name, sizeof name, "t_%016zx", h);
+  return base + (base.find('?') == std::string::npos ? "?" : "&") + "schema=" + name;
+}
+
+// sqlite::memory:, a SQLite file called `file` in the test's TempDir, and
+// PostgreSQL when the integration tests provide one.
 inline std::vector<Backend> database_backends(const std::string& file) {
-  return {Backend{"sqlite_memory", [](const TempDir&) { return std::string("sqlite::memory:"); }},
-          Backend{"sqlite_file", [file](const TempDir& d) { return "sqlite://" + d.file(file); }}};
+  std::vector<Backend> all = {
+      Backend{"sqlite_memory", [](const TempDir&) { return std::string("sqlite::memory:"); }},
+      Backend{"sqlite_file", [file](const TempDir& d) { return "sqlite://" + d.file(file); }}};
+  if (!test_postgres_url().empty()) {
+    all.push_back(
+        Backend{"postgresql", [file](const TempDir& d) { return postgres_url_for(d, file); }});
+  }
+  return all;
 }
 
 // The backends whose data outlives the Database object (not sqlite::memory:).

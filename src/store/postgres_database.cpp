@@ -1,0 +1,680 @@
+#include "store/postgres_database.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/string_hash.h"
+#include "common/url.h"
+#include "devcycle/clock.h"
+#include "devcycle/error.h"
+#include "devcycle/metrics.h"
+#include "devcycle/uuid.h"
+#include "store/migrations.h"
+#include "store/postgres_dialect.h"
+
+namespace devcycle::internal {
+namespace {
+
+[[noreturn]] void bad_url(std::string_view label, const std::string& url,
+                          const std::string& reason) {
+  throw Error(ErrorCode::kInvalidArgument, std::string(label) + ": \"" + redact_url(url) +
+                                               "\" is not a valid PostgreSQL URL: " + reason);
+}
+
+int parse_int(std::string_view label, const std::string& url, const std::string& key,
+              const std::string& v, int lo, int hi) {
+  int out = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size() || out < lo || out > hi) {
+    bad_url(label, url,
+            key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+  }
+  return out;
+}
+
+bool valid_schema_name(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+// Type OIDs from PostgreSQL's pg_type.h (stable across versions).
+constexpr pqxx::oid kBoolOid = 16, kByteaOid = 17, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23,
+                    kOidOid = 26, kFloat4Oid = 700, kFloat8Oid = 701, kNumericOid = 1700;
+
+// The error a libpqxx exception stands for. `broken` is set when the
+// connection is gone (the caller must not use it again).
+Error translate(std::string_view sql, bool& broken) {
+  const auto where = [&] {
+    return sql.empty() ? std::string() : " (in SQL: " + std::string(sql.substr(0, 200)) + ")";
+  };
+  try {
+    throw;
+  } catch (const Error& e) {
+    return e;
+  } catch (const pqxx::in_doubt_error& e) {
+    broken = true;
+    return Error(ErrorCode::kUnavailable, std::string("PostgreSQL: ") + e.what() + where());
+  } catch (const pqxx::broken_connection& e) {
+    broken = true;
+    return Error(ErrorCode::kUnavailable,
+                 std::string("PostgreSQL connection lost: ") + e.what() + where());
+  } catch (const pqxx::sql_error& e) {
+    const std::string state = e.sqlstate();
+    // A bind message with the wrong number of parameters is our bug, not
+    // a connection problem (its SQLSTATE is in class 08).
+    auto code = state == "08P01" ? ErrorCode::kInternal : code_from_sqlstate(state);
+    if (state.starts_with("57P")) broken = true;  // admin shutdown / crash: the session is gone
+    std::string msg = e.what();
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    return Error(code, msg + " [SQLSTATE " + state + "]" + where());
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::kInternal, std::string("PostgreSQL: ") + e.what() + where());
+  }
+}
+
+// The highest $k of `sql` (outside literals and quoted names). Throws
+// Error{kInternal} for a '?' placeholder, which SQLite would take.
+std::size_t highest_placeholder(std::string_view sql) {
+  std::size_t highest = 0;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (c == '\'' || c == '"') {
+      const auto end = sql.find(c, i + 1);
+      if (end == std::string_view::npos) break;
+      i = end;
+    } else if (c == '?') {
+      throw Error(ErrorCode::kInternal, "SQL parameter \"?\" is not $1, $2, ... [" +
+                                            std::string(sql.substr(0, 200)) + "]");
+    } else if (c == '$' && i + 1 < sql.size() && sql[i + 1] >= '1' && sql[i + 1] <= '9') {
+      std::size_t k = 0;
+      auto [end, ec] = std::from_chars(sql.data() + i + 1, sql.data() + sql.size(), k);
+      if (ec == std::errc()) highest = std::max(highest, k);
+      i = static_cast<std::size_t>(end - sql.data()) - 1;
+    }
+  }
+  return highest;
+}
+
+// One libpqxx connection with its prepared statements. Used by one thread at a time.
+class Connection {
+ public:
+  Connection(const PostgresSettings& s) {
+    try {
+      conn_ = std::make_unique<pqxx::connection>(s.conninfo);
+      pqxx::nontransaction setup(*conn_);
+      std::string sql = "SET lock_timeout = " + std::to_string(s.options.busy_timeout.count()) +
+                        "; SET TIME ZONE 'UTC'";
+      if (!s.schema.empty()) sql += "; SET search_path TO \"" + s.schema + "\"";
+      setup.exec(sql);
+    } catch (...) {
+      bool broken = false;
+      const Error e = translate({}, broken);
+      throw Error(ErrorCode::kUnavailable,
+                  "database: cannot connect to " + s.display + ": " + e.what());
+    }
+  }
+
+  pqxx::connection& raw() { return *conn_; }
+  bool broken() const noexcept { return broken_ || !conn_->is_open(); }
+  void mark_broken() noexcept { broken_ = true; }
+
+  struct Statement {
+    std::string name;
+    std::size_t params = 0;  // the highest $k
+  };
+
+  // `sql` prepared on this connection. A connection that breaks is dropped
+  // (with its statements): submit() and read() make a new one.
+  const Statement& prepared(std::string_view sql) {
+    if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
+    Statement st{"s" + std::to_string(statements_.size() + 1), highest_placeholder(sql)};
+    conn_->prepare(st.name, std::string(sql));
+    return statements_.emplace(std::string(sql), std::move(st)).first->second;
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  StringMap<Statement> statements_;
+  bool broken_ = false;
+};
+
+Value column(const pqxx::field& f, pqxx::oid type) {
+  if (f.is_null()) return Value();
+  const char* p = f.c_str();
+  const auto n = f.size();
+  switch (type) {
+    case kInt2Oid:
+    case kInt4Oid:
+    case kInt8Oid:
+    case kOidOid: {
+      std::int64_t v = 0;
+      std::from_chars(p, p + n, v);
+      return Value(v);
+    }
+    case kBoolOid:
+      return Value(std::int64_t{p[0] == 't' ? 1 : 0});
+    case kFloat4Oid:
+    case kFloat8Oid:
+      return Value(std::strtod(p, nullptr));
+    case kNumericOid: {
+      // SUM() of integers is numeric: keep it an integer when it is one.
+      std::int64_t v = 0;
+      auto [end, ec] = std::from_chars(p, p + n, v);
+      if (ec == std::errc() && end == p + n) return Value(v);
+      return Value(std::strtod(p, nullptr));
+    }
+    case kByteaOid:
+      return Value(Blob::of(decode_bytea_hex(std::string_view(p, n))));
+    default:
+      return Value(std::string(p, n));
+  }
+}
+
+class PgTxn final : public Txn {
+ public:
+  PgTxn(Connection& c, pqxx::transaction_base& t) : c_(c), t_(t) {}
+  using Txn::execute;
+  using Txn::query;
+
+  ResultSet query(std::string_view sql, std::span<const Value> params) override {
+    const auto r = run(sql, params);
+    ResultSet rs;
+    auto names = std::make_shared<std::vector<std::string>>();
+    const auto ncol = r.columns();
+    std::vector<pqxx::oid> types(ncol);
+    for (pqxx::row::size_type i = 0; i < ncol; ++i) {
+      names->emplace_back(r.column_name(i));
+      types[i] = r.column_type(i);
+    }
+    rs.columns = std::move(names);
+    rs.rows.reserve(r.size());
+    for (const auto& row : r) {
+      std::vector<Value> values;
+      values.reserve(ncol);
+      for (pqxx::row::size_type i = 0; i < ncol; ++i) values.push_back(column(row[i], types[i]));
+      rs.rows.emplace_back(rs.columns, std::move(values));
+    }
+    return rs;
+  }
+
+  std::int64_t execute(std::string_view sql, std::span<const Value> params) override {
+    return static_cast<std::int64_t>(run(sql, params).affected_rows());
+  }
+
+  void execute_script(std::string_view sql) override {
+    guarded(sql, [&] { t_.exec(postgres_ddl(sql)); });
+  }
+
+  Dialect dialect() const noexcept override { return Dialect::kPostgres; }
+
+ private:
+  pqxx::result run(std::string_view sql, std::span<const Value> params) {
+    // Every parameter travels as text (or null) and PostgreSQL gives it the
+    // type its place in the statement needs.
+    std::vector<std::string> text(params.size());
+    std::vector<const char*> ptr(params.size(), nullptr);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const Value& v = params[i];
+      switch (v.type()) {
+        case Value::Type::kNull:
+          continue;
+        case Value::Type::kInt:
+          text[i] = std::to_string(v.as_int());
+          break;
+        case Value::Type::kDouble: {
+          char buf[32];
+          auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.as_double());
+          text[i].assign(buf, ec == std::errc() ? end : buf);
+          break;
+        }
+        case Value::Type::kText:
+          if (v.as_text().find('\0') != std::string::npos) {
+            throw Error(ErrorCode::kInvalidArgument,
+                        "text parameter $" + std::to_string(i + 1) +
+                            " contains a NUL character, which PostgreSQL text cannot hold");
+          }
+          text[i] = v.as_text();
+          break;
+        case Value::Type::kBlob:
+          text[i] = encode_bytea_hex(v.as_blob().str());
+          break;
+      }
+      ptr[i] = text[i].c_str();
+    }
+    pqxx::result r;
+    guarded(sql, [&] {
+      const auto& st = c_.prepared(sql);
+      if (st.params != params.size()) {
+        throw Error(ErrorCode::kInternal, "SQL expects " + std::to_string(st.params) +
+                                              " parameters, got " + std::to_string(params.size()) +
+                                              " [" + std::string(sql.substr(0, 200)) + "]");
+      }
+      r = t_.exec_prepared(st.name, pqxx::prepare::make_dynamic_params(ptr));
+    });
+    return r;
+  }
+
+  template <class F>
+  void guarded(std::string_view sql, F&& f) {
+    try {
+      f();
+    } catch (...) {
+      bool broken = false;
+      Error e = translate(sql, broken);
+      if (broken) c_.mark_broken();
+      throw e;
+    }
+  }
+
+  Connection& c_;
+  pqxx::transaction_base& t_;
+};
+
+// The marker row of each write transaction: after a COMMIT whose answer was
+// lost, its presence says whether the transaction committed.
+constexpr const char* kCommitMarksTable =
+    "CREATE TABLE IF NOT EXISTS devcycle_commit_marks ("
+    " id TEXT PRIMARY KEY, committed_at BIGINT NOT NULL)";
+constexpr std::string_view kInsertMark =
+    "INSERT INTO devcycle_commit_marks (id, committed_at) VALUES ($1, $2)";
+constexpr std::string_view kPruneMarks =
+    "DELETE FROM devcycle_commit_marks WHERE committed_at < $1";
+constexpr std::string_view kFindMark = "SELECT 1 FROM devcycle_commit_marks WHERE id = $1";
+constexpr int kPruneEvery = 1024;                     // batches
+constexpr Micros kMarkLifetime = 3600LL * 1'000'000;  // long past any reconnection
+
+class PostgresDatabase final : public Database {
+ public:
+  explicit PostgresDatabase(PostgresSettings s) : settings_(std::move(s)) {
+    writer_ = std::make_unique<Connection>(settings_);
+    prepare_schema(*writer_);
+    if (auto& m = settings_.options.metrics) {
+      commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
+      failed_ = &m->counter("db_closures_failed_total", "Submitted closures that were rolled back");
+      batch_ = &m->histogram("db_batch_size", "Closures per group commit",
+                             Histogram::exponential_buckets(1, 2, 10));
+    }
+    thread_ = std::thread([this] { writer_loop(); });
+  }
+
+  ~PostgresDatabase() override { close(); }
+
+  using Database::read;
+  using Database::submit;
+
+  void submit(TxnFn fn, DoneFn done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        queue_.push_back({std::move(fn), std::move(done)});
+        cv_.notify_one();
+        return;
+      }
+    }
+    done(std::make_exception_ptr(closed_error()));
+  }
+
+  void read(const TxnFn& fn) override {
+    auto conn = acquire_reader();
+    bool broken = false;
+    try {
+      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> t(conn->raw());
+      PgTxn txn(*conn, t);
+      fn(txn);
+      t.commit();
+    } catch (...) {
+      Error e = [&]() -> Error {
+        try {
+          throw;
+        } catch (const Error& err) {
+          return err;
+        } catch (...) {
+          return translate({}, broken);
+        }
+      }();
+      broken = broken || conn->broken();
+      release_reader(std::move(conn), broken);
+      if (e.code() == ErrorCode::kUnavailable || broken) throw e;
+      std::rethrow_exception(std::current_exception());
+    }
+    release_reader(std::move(conn), false);
+  }
+
+  void migrate(std::span<const Migration> migrations) override {
+    check_migrations(migrations);
+    std::vector<Migration> copy(migrations.begin(), migrations.end());
+    write([copy = std::move(copy)](Txn& txn) {
+      // Engines that open one database at once migrate one after the other.
+      txn.execute("SELECT pg_advisory_xact_lock(7411021)");
+      apply_migrations(txn, copy, SystemClock::instance()->now());
+    });
+  }
+
+  Dialect dialect() const noexcept override { return Dialect::kPostgres; }
+  std::string url() const override { return settings_.display; }
+
+  void close() override {
+    std::call_once(close_once_, [this] {
+      {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        cv_.notify_all();
+      }
+      thread_.join();  // drains the queue first
+      writer_.reset();
+      std::lock_guard lock(readers_mu_);
+      closed_readers_ = true;
+      open_readers_ -= static_cast<int>(idle_readers_.size());
+      idle_readers_.clear();
+      readers_cv_.notify_all();
+    });
+  }
+
+ private:
+  struct Request {
+    TxnFn fn;
+    DoneFn done;
+  };
+
+  void prepare_schema(Connection& c) {
+    try {
+      pqxx::work t(c.raw());
+      // Serialise against other processes creating the same schema.
+      t.exec("SELECT pg_advisory_xact_lock(7411020)");
+      if (!settings_.schema.empty())
+        t.exec("CREATE SCHEMA IF NOT EXISTS \"" + settings_.schema + "\"");
+      t.exec(kCommitMarksTable);
+      t.commit();
+    } catch (...) {
+      bool broken = false;
+      const Error e = translate({}, broken);
+      throw Error(ErrorCode::kUnavailable,
+                  "database: cannot prepare " + settings_.display + ": " + e.what());
+    }
+  }
+
+  Error closed_error() const {
+    return Error(ErrorCode::kUnavailable, "database " + settings_.display + " is closed");
+  }
+
+  std::unique_ptr<Connection> acquire_reader() {
+    std::unique_lock lock(readers_mu_);
+    for (;;) {
+      if (closed_readers_) throw closed_error();
+      if (!idle_readers_.empty()) {
+        auto c = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        return c;
+      }
+      if (open_readers_ < settings_.options.readers) {
+        ++open_readers_;
+        lock.unlock();
+        try {
+          return std::make_unique<Connection>(settings_);
+        } catch (...) {
+          lock.lock();
+          --open_readers_;
+          readers_cv_.notify_one();
+          throw;
+        }
+      }
+      readers_cv_.wait(lock);
+    }
+  }
+
+  void release_reader(std::unique_ptr<Connection> c, bool broken) {
+    std::lock_guard lock(readers_mu_);
+    if (broken) {
+      // The server went away (restart, terminate): the idle ones are as dead.
+      open_readers_ -= 1 + static_cast<int>(idle_readers_.size());
+      idle_readers_.clear();
+    } else if (closed_readers_) {
+      --open_readers_;
+    } else {
+      idle_readers_.push_back(std::move(c));
+    }
+    readers_cv_.notify_all();
+  }
+
+  void writer_loop() {
+    const std::size_t max_batch =
+        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1;
+    std::vector<Request> batch;
+    for (;;) {
+      batch.clear();
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;  // stopping, and everything queued is done
+        while (!queue_.empty() && batch.size() < max_batch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      run_batch(batch);
+    }
+  }
+
+  // A writer connection that works, or the error that says why there is none.
+  Connection* writer(std::exception_ptr& error) {
+    if (writer_ && !writer_->broken()) return writer_.get();
+    writer_.reset();
+    try {
+      writer_ = std::make_unique<Connection>(settings_);
+      return writer_.get();
+    } catch (...) {
+      error = std::current_exception();
+      return nullptr;
+    }
+  }
+
+  // After a COMMIT whose answer was lost: did it commit? nullopt = still unknown.
+  std::optional<bool> committed(const std::string& mark) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      try {
+        Connection c(settings_);
+        pqxx::nontransaction t(c.raw());
+        PgTxn txn(c, t);
+        return !txn.query(kFindMark, {mark}).rows.empty();
+      } catch (...) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+      }
+    }
+    return std::nullopt;
+  }
+
+  // One transaction, one SAVEPOINT per closure when there are several; see
+  // Database's contract.
+  void run_batch(std::vector<Request>& batch) {
+    std::vector<std::exception_ptr> errors(batch.size());
+    std::size_t failed = 0;
+    std::exception_ptr batch_error;
+    const bool isolate = batch.size() > 1;
+    Connection* c = writer(batch_error);
+    const std::string mark = new_uuid_v7();
+    if (c) {
+      bool commit_sent = false;
+      try {
+        pqxx::work t(c->raw());
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          PgTxn txn(*c, t);
+          try {
+            if (isolate) t.exec("SAVEPOINT devcycle_closure");
+            batch[i].fn(txn);
+            if (isolate) t.exec("RELEASE SAVEPOINT devcycle_closure");
+          } catch (...) {
+            errors[i] = std::current_exception();
+            ++failed;
+            if (!isolate) break;
+            if (c->broken()) throw;  // the whole transaction is gone
+            t.exec("ROLLBACK TO SAVEPOINT devcycle_closure; RELEASE SAVEPOINT devcycle_closure");
+          }
+        }
+        if (!isolate && errors[0]) {
+          t.abort();
+        } else {
+          PgTxn txn(*c, t);
+          const auto now = SystemClock::instance()->now();
+          txn.execute(kInsertMark, {mark, now});
+          if (++batches_ % kPruneEvery == 0) txn.execute(kPruneMarks, {now - kMarkLifetime});
+          commit_sent = true;
+          t.commit();
+        }
+      } catch (...) {
+        bool broken = false;
+        Error e = translate({}, broken);
+        if (broken) c->mark_broken();
+        std::optional<bool> outcome = false;
+        if (commit_sent && broken) outcome = committed(mark);
+        if (outcome == std::nullopt) {
+          batch_error = std::make_exception_ptr(
+              Error(ErrorCode::kUnavailable,
+                    "database " + settings_.display +
+                        ": the connection broke during COMMIT and its outcome could not be "
+                        "checked: " +
+                        e.what()));
+        } else if (!*outcome) {
+          batch_error = std::make_exception_ptr(
+              Error(e.code() == ErrorCode::kInternal ? ErrorCode::kUnavailable : e.code(),
+                    "database " + settings_.display +
+                        ": the shared transaction failed; nothing of this closure was "
+                        "written: " +
+                        e.what()));
+        }
+        // outcome == true: the COMMIT went through; only its answer was lost.
+      }
+    }
+    if (batch_error) {
+      for (auto& err : errors) {
+        if (!err) err = batch_error;
+      }
+      failed = batch.size();
+    }
+    if (commits_) {
+      commits_->inc();
+      failed_->inc(static_cast<double>(failed));
+      batch_->observe(static_cast<double>(batch.size()));
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      try {
+        batch[i].done(errors[i]);
+      } catch (...) {
+        // A completion callback must not throw; there is nobody to tell.
+      }
+    }
+  }
+
+  PostgresSettings settings_;
+  std::unique_ptr<Connection> writer_;  // writer thread only (and the constructor)
+  std::uint64_t batches_ = 0;
+
+  std::mutex mu_;  // guards queue_ and stopping_
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::once_flag close_once_;
+
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;
+  int open_readers_ = 0;
+  bool closed_readers_ = false;
+
+  Counter* commits_ = nullptr;
+  Counter* failed_ = nullptr;
+  Histogram* batch_ = nullptr;
+};
+
+}  // namespace
+
+PostgresSettings parse_postgres_url(const std::string& url, DatabaseOptions options,
+                                    std::string_view label) {
+  const Url parsed = parse_url(url, label);  // shape and percent-encoding
+  if (parsed.hosts.empty() || parsed.hosts.front().host.empty())
+    bad_url(label, url, "missing host (postgresql://user@host:5432/dbname)");
+  if (parsed.path.size() <= 1)
+    bad_url(label, url, "missing database name (postgresql://user@host:5432/dbname)");
+  PostgresSettings s;
+  s.options = std::move(options);
+  s.display = redact_url(url);
+  const auto q = url.find('?');
+  std::string conninfo = url.substr(0, q);
+  std::string passed;
+  if (q != std::string::npos) {
+    std::string_view rest = std::string_view(url).substr(q + 1);
+    while (!rest.empty()) {
+      const auto amp = rest.find('&');
+      const auto part = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+      const auto pairs = parse_query(part, label, url);
+      if (pairs.empty()) continue;
+      const auto& [k, v] = pairs.front();
+      if (k == "schema") {
+        if (!valid_schema_name(v))
+          bad_url(label, url,
+                  "schema=" + v +
+                      " must be 1 to 63 lowercase letters, digits and '_', not "
+                      "starting with a digit");
+        s.schema = v;
+      } else if (k == "readers") {
+        s.options.readers = parse_int(label, url, k, v, 1, 64);
+      } else if (k == "busy_timeout_ms") {
+        s.options.busy_timeout =
+            std::chrono::milliseconds(parse_int(label, url, k, v, 0, 3'600'000));
+      } else if (k == "group_commit") {
+        if (v == "true")
+          s.options.group_commit = true;
+        else if (v == "false")
+          s.options.group_commit = false;
+        else
+          bad_url(label, url, "group_commit=" + v + " must be true or false");
+      } else {
+        passed += (passed.empty() ? "?" : "&") + std::string(part);
+      }
+    }
+  }
+  conninfo += passed;
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    std::string reason = err ? err : "libpq cannot parse it";
+    PQfreemem(err);
+    while (!reason.empty() && reason.back() == '\n') reason.pop_back();
+    bad_url(label, url, reason);
+  }
+  PQconninfoFree(opts);
+  s.conninfo = std::move(conninfo);
+  if (s.options.max_batch < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: max_batch must be at least 1");
+  }
+  if (s.options.readers < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: readers must be at least 1");
+  }
+  return s;
+}
+
+std::unique_ptr<Database> open_postgres_database(const std::string& url,
+                                                 const DatabaseOptions& options) {
+  auto settings = parse_postgres_url(url, options, "database");
+  auto migrations = settings.options.migrations;
+  auto db = std::make_unique<PostgresDatabase>(std::move(settings));
+  db->migrate(migrations);
+  return db;
+}
+
+}  // namespace devcycle::internal
