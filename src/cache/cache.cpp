@@ -4,6 +4,9 @@
 
 #include "cache/cache_args.h"
 #include "cache/memory_cache.h"
+#ifdef DEVCYCLE_WITH_REDIS
+#include "cache/redis_cache.h"
+#endif
 #include "common/url.h"
 #include "devcycle/error.h"
 
@@ -75,11 +78,15 @@ std::unique_ptr<Cache> Cache::open(const std::string& url, const CacheOptions& o
     case internal::CacheKind::kMemory:
       return internal::make_memory_cache(options);
     case internal::CacheKind::kRedis:
+#ifdef DEVCYCLE_WITH_REDIS
+      return internal::make_redis_cache(url);
+#else
       break;
+#endif
   }
   internal::fail_setting("cache", url,
-                         "needs the Redis backend, which this build does not include yet; use "
-                         "memory://");
+                         "needs the Redis backend, which this build leaves out (configure with "
+                         "-DDEVCYCLE_WITH_REDIS=ON); use memory://");
 }
 
 }  // namespace devcycle

@@ -22,9 +22,7 @@ class AuthServiceTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
-    CacheOptions co;
-    co.clock = clock_;
-    cache_ = Cache::open("memory://", co);
+    cache_ = testing::test_cache(clock_);
     UserDirectoryOptions uo;
     uo.hasher = std::make_shared<PlainHasher>();
     uo.clock = clock_;

@@ -1,12 +1,15 @@
 // The Cache conformance suite: every backend must pass all of it.
-// Instantiated over memory://; Redis joins with the scale-out backends.
+// Instantiated over memory://, and over Redis when DEVCYCLE_TEST_REDIS_URL
+// names a server (ctest label `integration` starts one with scripts/redis.sh).
 // Time moves through advance(): a ManualClock for memory, real time (with
 // generous margins) for a server that keeps its own clock.
 #include "devcycle/cache.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
@@ -167,19 +170,33 @@ TEST_P(CacheTest, BadArgumentsNameTheArgument) {
   EXPECT_EQ(cache().get("k"), std::nullopt);  // nothing written by a refused call
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, CacheTest,
-                         ::testing::Values(CacheBackend{
-                             "memory",
-                             [] {
-                               auto clock = std::make_shared<ManualClock>();
-                               CacheOptions options;
-                               options.clock = clock;
-                               return std::make_pair(Cache::open("memory://", options),
-                                                     std::function<void(std::chrono::milliseconds)>(
-                                                         [clock](std::chrono::milliseconds d) {
-                                                           clock->advance(d);
-                                                         }));
-                             }}),
+std::vector<CacheBackend> cache_backends() {
+  std::vector<CacheBackend> all{CacheBackend{
+      "memory", [] {
+        auto clock = std::make_shared<ManualClock>();
+        CacheOptions options;
+        options.clock = clock;
+        return std::make_pair(Cache::open("memory://", options),
+                              std::function<void(std::chrono::milliseconds)>(
+                                  [clock](std::chrono::milliseconds d) { clock->advance(d); }));
+      }}};
+  // Redis keeps its own clock: time passes for real there. Each test gets
+  // a key prefix of its own on the shared server.
+  if (const char* url = std::getenv("DEVCYCLE_TEST_REDIS_URL")) {
+    all.push_back(CacheBackend{
+        "redis", [base = std::string(url)] {
+          static std::atomic<int> n{0};
+          const auto prefix = "t" + std::to_string(::getpid()) + "_" + std::to_string(++n) + ":";
+          return std::make_pair(
+              Cache::open(base + "?prefix=" + prefix),
+              std::function<void(std::chrono::milliseconds)>(
+                  [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }));
+        }});
+  }
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CacheTest, ::testing::ValuesIn(cache_backends()),
                          [](const auto& p) { return p.param.name; });
 
 TEST(CacheOpenTest, UrlsAreChecked) {
@@ -187,8 +204,13 @@ TEST(CacheOpenTest, UrlsAreChecked) {
   EXPECT_DEVCYCLE_ERROR(Cache::open("memcached://h:1"), ErrorCode::kInvalidArgument,
                         "unknown scheme \"memcached\"");
   EXPECT_DEVCYCLE_ERROR(Cache::open("redis://h:6379/x"), ErrorCode::kInvalidArgument, "\"x\"");
-  EXPECT_DEVCYCLE_ERROR(Cache::open("redis://:pw@h:6379/0"), ErrorCode::kInvalidArgument,
-                        "Redis backend");
+  EXPECT_DEVCYCLE_ERROR(Cache::open("redis://h:6379/0?colour=blue"), ErrorCode::kInvalidArgument,
+                        "unknown parameter \"colour\"");
+  EXPECT_DEVCYCLE_ERROR(Cache::open("redis://h:6379/0?timeout_ms=0"), ErrorCode::kInvalidArgument,
+                        "timeout_ms=0");
+  // Nothing listens on port 1; the password is not in the message.
+  EXPECT_DEVCYCLE_ERROR(Cache::open("redis://:hunter2@127.0.0.1:1/0"), ErrorCode::kUnavailable,
+                        "redis://:***@127.0.0.1:1/0", "cannot connect");
   EXPECT_DEVCYCLE_ERROR(Cache::open("not a url"), ErrorCode::kInvalidArgument, "not a valid URL");
 }
 

@@ -975,6 +975,8 @@ TEST_P(EngineTest, AProcessAgentReadsItsConfigurationWithSecretsFromAgentJson) {
 }
 
 TEST_P(EngineTest, CapabilityRateLimitsSpaceOutStarts) {
+  // The buckets must refill on the test's clock, which only memory:// follows
+  // (Redis buckets refill in real time: the Cache suite covers them).
   CacheOptions co;
   co.clock = clock_;
   const auto cache = Cache::open("memory://", co);

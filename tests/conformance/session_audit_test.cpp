@@ -17,9 +17,7 @@ class SessionTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
-    CacheOptions co;
-    co.clock = clock_;
-    cache_ = Cache::open("memory://", co);
+    cache_ = testing::test_cache(clock_);
     SessionOptions o;
     o.clock = clock_;
     sessions_ = std::make_unique<SessionStore>(*db_, *cache_, o);

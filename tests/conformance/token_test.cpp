@@ -47,9 +47,7 @@ class TokenTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
-    CacheOptions co;
-    co.clock = clock_;
-    cache_ = Cache::open("memory://", co);
+    cache_ = testing::test_cache(clock_);
     service_ = make_service(SigningAlgorithm::kEdDSA);
     user_.id = "0190c8a0-0000-7000-8000-0000000000aa";
     user_.email = "alice@example.com";

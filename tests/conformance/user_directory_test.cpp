@@ -36,9 +36,7 @@ class UserDirectoryTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
   void SetUp() override {
     db_ = Database::open(GetParam().url(dir_));
-    CacheOptions co;
-    co.clock = clock_;
-    cache_ = Cache::open("memory://", co);
+    cache_ = testing::test_cache(clock_);
     UserDirectoryOptions o;
     o.hasher = hasher_;
     o.clock = clock_;
@@ -165,8 +163,12 @@ TEST_P(UserDirectoryTest, FailedLoginsAreThrottledPerAccountAndPerAddress) {
   }
   EXPECT_DEVCYCLE_ERROR(users_->authenticate("someone-new", "wrong password!", "10.0.0.66"),
                         ErrorCode::kResourceExhausted, "this address");
-  clock_->advance(16min);
-  EXPECT_NO_THROW(users_->authenticate("alice", "tolerable mule 9", "10.0.0.66"));
+  // The window ends with the test clock; Redis keeps its own, so there the
+  // expiry is the Cache suite's business (TtlExpires, in real time).
+  if (!testing::test_cache_is_redis()) {
+    clock_->advance(16min);
+    EXPECT_NO_THROW(users_->authenticate("alice", "tolerable mule 9", "10.0.0.66"));
+  }
 }
 
 TEST_P(UserDirectoryTest, ChangePasswordChecksTheCurrentOneAndThePolicy) {

@@ -5,14 +5,18 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "devcycle/cache.h"
 #include "support/temp_dir.h"
 
 namespace devcycle::testing {
@@ -60,6 +64,23 @@ inline std::vector<Backend> durable_database_backends(const std::string& file) {
   std::erase_if(all, [](const Backend& b) { return b.name == "sqlite_memory"; });
   return all;
 }
+
+// The cache for suites that use one beside their database: Redis (with a
+// key prefix of its own) when DEVCYCLE_TEST_REDIS_URL names a server — the
+// integration run sets it together with DEVCYCLE_TEST_POSTGRES_URL — else
+// memory:// on `clock`. Redis keeps its own time: `clock` does not move it.
+inline std::unique_ptr<Cache> test_cache(std::shared_ptr<Clock> clock) {
+  if (const char* url = std::getenv("DEVCYCLE_TEST_REDIS_URL")) {
+    static std::atomic<int> n{0};
+    return Cache::open(std::string(url) + "?prefix=t" + std::to_string(::getpid()) + "_" +
+                       std::to_string(++n) + ":");
+  }
+  CacheOptions options;
+  options.clock = std::move(clock);
+  return Cache::open("memory://", options);
+}
+
+inline bool test_cache_is_redis() { return std::getenv("DEVCYCLE_TEST_REDIS_URL") != nullptr; }
 
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
   return info.param.name;
