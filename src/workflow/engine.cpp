@@ -899,12 +899,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       assignments.clear();
       full.clear();
       AgentLoad load(store);
+      std::vector<std::string> ids;
+      ids.reserve(chosen.size());
+      for (const auto& c : chosen) ids.push_back(c.entry.task_id);
+      std::unordered_map<std::string, TaskRow> rows;
+      for (auto& r : store.claimable(ids)) rows.emplace(r.task.id, std::move(r));
       for (std::size_t i = 0; i < chosen.size(); ++i) {
         const auto& c = chosen[i];
         // The entry may be stale; the row and the fenced UPDATE decide.
-        const auto row = store.find_task(c.entry.task_id);
-        if (!row || row->task.status != TaskStatus::kReady || row->task.attempt != c.entry.attempt)
-          continue;
+        const auto found = rows.find(c.entry.task_id);
+        if (found == rows.end() || found->second.task.attempt != c.entry.attempt) continue;
+        const TaskRow* row = &found->second;
         const Runner* runner = load.take(c.runners);
         if (!runner) {
           full.push_back(i);

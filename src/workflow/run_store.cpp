@@ -529,6 +529,20 @@ std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_u
                {now, aging_step_us, limit});
 }
 
+std::vector<TaskRow> RunStore::claimable(std::span<const std::string> ids) {
+  if (ids.empty()) return {};
+  std::string where = "WHERE status = 'ready' AND id IN (";
+  std::vector<Value> params;
+  params.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    where += (i ? ", $" : "$") + std::to_string(i + 1);
+    params.emplace_back(ids[i]);
+  }
+  where += ")";
+  if (t_.dialect() == Dialect::kPostgres) where += " FOR UPDATE SKIP LOCKED";
+  return tasks(t_, where, params);
+}
+
 std::unordered_map<std::string, int> RunStore::running_by_agent() {
   std::unordered_map<std::string, int> out;
   for (const auto& r : t_.query("SELECT agent_id, COUNT(*) FROM tasks WHERE status = 'running' AND "

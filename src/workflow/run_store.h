@@ -88,6 +88,10 @@ class RunStore {
   std::vector<TaskRow> tasks_by_keys(std::string_view run_id, const std::vector<std::string>& keys);
   // Ready tasks that may start at `now`, best first by priority with aging.
   std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit);
+  // The tasks of `ids` that are ready, for claim(). On PostgreSQL they are
+  // locked FOR UPDATE SKIP LOCKED: a task another engine is claiming right
+  // now is left out at once instead of waited for (its claim would win).
+  std::vector<TaskRow> claimable(std::span<const std::string> ids);
   std::vector<TaskRow> expired_leases(Micros now);
   // Running attempts per agent (fan-out groups, which run on no agent, aside).
   std::unordered_map<std::string, int> running_by_agent();
