@@ -6,6 +6,7 @@
 #   scripts/postgres.sh start STATE PORT   # initdb + pg_ctl start; waits until it answers
 #   scripts/postgres.sh stop STATE         # stops it and removes its directory
 #   scripts/postgres.sh url STATE          # postgresql://postgres@127.0.0.1:PORT/devcycle
+#   scripts/postgres.sh restart STATE      # a fast restart (fault tests), data kept
 #
 # STATE is a file this script writes (the cluster's directory and port) so
 # that stop finds what start made. initdb and pg_ctl refuse to run as root
@@ -62,6 +63,15 @@ stop() {
   rm -rf "$dir" "$state"
 }
 
+restart() {
+  local state=$1
+  [[ -f $state ]] || die "not started: $state"
+  local dir
+  dir=$(sed -n 1p "$state")
+  as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >/dev/null ||
+    { cat "$dir/server.log" >&2; die "the server did not restart"; }
+}
+
 url() {
   local state=$1
   [[ -f $state ]] || die "not started: $state"
@@ -72,5 +82,6 @@ case ${1:-} in
   start) [[ $# -eq 3 ]] || die "usage: start STATE PORT"; start "$2" "$3" ;;
   stop) [[ $# -eq 2 ]] || die "usage: stop STATE"; stop "$2" ;;
   url) [[ $# -eq 2 ]] || die "usage: url STATE"; url "$2" ;;
-  *) die "usage: $0 start STATE PORT | stop STATE | url STATE" ;;
+  restart) [[ $# -eq 2 ]] || die "usage: restart STATE"; restart "$2" ;;
+  *) die "usage: $0 start STATE PORT | stop STATE | url STATE | restart STATE" ;;
 esac

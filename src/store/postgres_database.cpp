@@ -131,6 +131,9 @@ class Connection {
   pqxx::connection& raw() { return *conn_; }
   bool broken() const noexcept { return broken_ || !conn_->is_open(); }
   void mark_broken() noexcept { broken_ = true; }
+  // Whether a transaction ran on it before (a new one cannot be stale).
+  bool used() const noexcept { return used_; }
+  void set_used() noexcept { used_ = true; }
 
   struct Statement {
     std::string name;
@@ -150,6 +153,7 @@ class Connection {
   std::unique_ptr<pqxx::connection> conn_;
   StringMap<Statement> statements_;
   bool broken_ = false;
+  bool used_ = false;
 };
 
 Value column(const pqxx::field& f, pqxx::oid type) {
@@ -329,29 +333,39 @@ class PostgresDatabase final : public Database {
   }
 
   void read(const TxnFn& fn) override {
-    auto conn = acquire_reader();
-    bool broken = false;
-    try {
-      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> t(conn->raw());
-      PgTxn txn(*conn, t);
-      fn(txn);
-      t.commit();
-    } catch (...) {
-      Error e = [&]() -> Error {
-        try {
-          throw;
-        } catch (const Error& err) {
-          return err;
-        } catch (...) {
-          return translate({}, broken);
-        }
-      }();
-      broken = broken || conn->broken();
-      release_reader(std::move(conn), broken);
-      if (e.code() == ErrorCode::kUnavailable || broken) throw e;
-      std::rethrow_exception(std::current_exception());
+    for (int attempt = 0;; ++attempt) {
+      bool reused = false;
+      auto conn = acquire_reader(reused);
+      using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
+      std::optional<ReadTxn> t;
+      try {
+        t.emplace(conn->raw());  // sends BEGIN
+      } catch (...) {
+        bool broken = false;
+        const Error e = translate({}, broken);
+        release_reader(std::move(conn), true);
+        // An idle pooled connection may have died with a server restart;
+        // nothing ran yet, so one more try on a new connection is safe.
+        if (reused && broken && attempt == 0) continue;
+        throw e;
+      }
+      bool broken = false;
+      try {
+        PgTxn txn(*conn, *t);
+        fn(txn);
+        t->commit();
+      } catch (...) {
+        const Error e = translate({}, broken);
+        broken = broken || conn->broken();
+        t.reset();
+        release_reader(std::move(conn), broken);
+        if (e.code() == ErrorCode::kUnavailable || broken) throw e;
+        throw;
+      }
+      t.reset();
+      release_reader(std::move(conn), false);
+      return;
     }
-    release_reader(std::move(conn), false);
   }
 
   void migrate(std::span<const Migration> migrations) override {
@@ -411,15 +425,17 @@ class PostgresDatabase final : public Database {
     return Error(ErrorCode::kUnavailable, "database " + settings_.display + " is closed");
   }
 
-  std::unique_ptr<Connection> acquire_reader() {
+  std::unique_ptr<Connection> acquire_reader(bool& reused) {
     std::unique_lock lock(readers_mu_);
     for (;;) {
       if (closed_readers_) throw closed_error();
       if (!idle_readers_.empty()) {
         auto c = std::move(idle_readers_.back());
         idle_readers_.pop_back();
+        reused = true;
         return c;
       }
+      reused = false;
       if (open_readers_ < settings_.options.readers) {
         ++open_readers_;
         lock.unlock();
@@ -506,10 +522,29 @@ class PostgresDatabase final : public Database {
     const bool isolate = batch.size() > 1;
     Connection* c = writer(batch_error);
     const std::string mark = new_uuid_v7();
+    std::optional<pqxx::work> work;
+    for (int attempt = 0; c && !work; ++attempt) {
+      const bool fresh = !c->used();
+      try {
+        work.emplace(c->raw());  // sends BEGIN
+        c->set_used();
+      } catch (...) {
+        bool broken = false;
+        const Error e = translate({}, broken);
+        c->mark_broken();
+        // A connection that served earlier batches may have died with a
+        // server restart; no closure ran yet, so a new one may try again.
+        c = (broken && !fresh && attempt == 0) ? writer(batch_error) : nullptr;
+        if (!c && !batch_error) {
+          batch_error = std::make_exception_ptr(
+              Error(ErrorCode::kUnavailable, "database " + settings_.display + ": " + e.what()));
+        }
+      }
+    }
     if (c) {
       bool commit_sent = false;
       try {
-        pqxx::work t(c->raw());
+        pqxx::work& t = *work;
         for (std::size_t i = 0; i < batch.size(); ++i) {
           PgTxn txn(*c, t);
           try {
@@ -538,6 +573,7 @@ class PostgresDatabase final : public Database {
         bool broken = false;
         Error e = translate({}, broken);
         if (broken) c->mark_broken();
+        work.reset();  // rolls back what is left, before anyone is told
         std::optional<bool> outcome = false;
         if (commit_sent && broken) outcome = committed(mark);
         if (outcome == std::nullopt) {
@@ -557,6 +593,7 @@ class PostgresDatabase final : public Database {
         }
         // outcome == true: the COMMIT went through; only its answer was lost.
       }
+      work.reset();
     }
     if (batch_error) {
       for (auto& err : errors) {
