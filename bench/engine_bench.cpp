@@ -4,9 +4,11 @@
 //   build/dev/bench/engine_bench --benchmark_counters_tabular=true
 //
 // Variants (the `db` argument): 0 = SQLite file, synchronous NORMAL;
-// 1 = SQLite file, FULL; 2 = sqlite::memory:. `runs` is how many runs are in
-// flight together. Counter durable_tasks_per_second: executed tasks per
-// second of wall time (meaningful as "durable" for db=0 and 1).
+// 1 = SQLite file, FULL; 2 = sqlite::memory:; 3 = PostgreSQL at
+// $DEVCYCLE_BENCH_POSTGRES_URL (a fresh schema per benchmark; skipped when
+// unset). `runs` is how many runs are in flight together. Counter
+// durable_tasks_per_second: executed tasks per second of wall time
+// (meaningful as "durable" for db=0, 1 and 3).
 #include <benchmark/benchmark.h>
 #include <devcycle/devcycle.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -43,10 +46,16 @@ struct Setup {
           ("devcycle-engine-bench-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
-    const std::string url = db_kind == 2
-                                ? "sqlite::memory:"
-                                : "sqlite://" + (dir / "bench.db").string() +
-                                      (db_kind == 1 ? "?synchronous=full" : "?synchronous=normal");
+    static int schemas = 0;
+    const char* pg = std::getenv("DEVCYCLE_BENCH_POSTGRES_URL");
+    const std::string url =
+        db_kind == 3
+            ? std::string(pg ? pg : "") +
+                  (std::string_view(pg ? pg : "").find('?') == std::string_view::npos ? "?" : "&") +
+                  "schema=bench_" + std::to_string(::getpid()) + "_" + std::to_string(++schemas)
+        : db_kind == 2 ? "sqlite::memory:"
+                       : "sqlite://" + (dir / "bench.db").string() +
+                             (db_kind == 1 ? "?synchronous=full" : "?synchronous=normal");
     devcycle::DatabaseOptions dbo;
     dbo.metrics = metrics;
     db = devcycle::Database::open(url, dbo);
@@ -146,7 +155,17 @@ void report_commits(benchmark::State& state, Setup& s, double commits_before,
       commits > 0 ? (s.closures() - closures_before) / commits : 0;
 }
 
+// db=3 needs a server: without one the benchmark says so and is skipped.
+bool skip_without_postgres(benchmark::State& state) {
+  if (state.range(0) != 3 || std::getenv("DEVCYCLE_BENCH_POSTGRES_URL")) return false;
+  state.SkipWithError("set DEVCYCLE_BENCH_POSTGRES_URL=postgresql://... to run db=3");
+  for (auto _ : state) {
+  }
+  return true;
+}
+
 void BM_Linear10(benchmark::State& state) {
+  if (skip_without_postgres(state)) return;
   Setup s(static_cast<int>(state.range(0)), static_cast<int>(state.range(2)));
   const int runs = static_cast<int>(state.range(1));
   Latencies lat;
@@ -160,11 +179,12 @@ void BM_Linear10(benchmark::State& state) {
 }
 BENCHMARK(BM_Linear10)
     ->ArgNames({"db", "runs", "workers"})
-    ->ArgsProduct({{0, 1, 2}, {50, 200}, {4, 16}})
+    ->ArgsProduct({{0, 1, 2, 3}, {50, 200}, {4, 16}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 void BM_FanOut100(benchmark::State& state) {
+  if (skip_without_postgres(state)) return;
   Setup s(static_cast<int>(state.range(0)));
   const int runs = static_cast<int>(state.range(1));
   std::string items = "{\"items\": [0";
@@ -181,7 +201,7 @@ void BM_FanOut100(benchmark::State& state) {
 }
 BENCHMARK(BM_FanOut100)
     ->ArgNames({"db", "runs"})
-    ->ArgsProduct({{0, 1, 2}, {5}})
+    ->ArgsProduct({{0, 1, 2, 3}, {5}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

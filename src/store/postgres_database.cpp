@@ -55,6 +55,11 @@ bool valid_schema_name(const std::string& s) {
 constexpr pqxx::oid kBoolOid = 16, kByteaOid = 17, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23,
                     kOidOid = 26, kFloat4Oid = 700, kFloat8Oid = 701, kNumericOid = 1700;
 
+std::string trimmed(std::string msg) {
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
 // The error a libpqxx exception stands for. `broken` is set when the
 // connection is gone (the caller must not use it again).
 Error translate(std::string_view sql, bool& broken) {
@@ -120,6 +125,9 @@ class Connection {
                         "; SET TIME ZONE 'UTC'";
       if (!s.schema.empty()) sql += "; SET search_path TO \"" + s.schema + "\"";
       setup.exec(sql);
+    } catch (const pqxx::broken_connection& e) {
+      throw Error(ErrorCode::kUnavailable,
+                  "database: cannot connect to " + s.display + ": " + trimmed(e.what()));
     } catch (...) {
       bool broken = false;
       const Error e = translate({}, broken);

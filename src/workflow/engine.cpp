@@ -245,6 +245,8 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void note_ready(const std::vector<EngineEvent>& events) {
+    // On PostgreSQL claims come from the database itself (claim_locked()).
+    if (db.dialect() == Dialect::kPostgres) return;
     const Micros at = now();
     std::lock_guard lock(ready_mu);
     // Bounded: an engine that never claims (or whose tasks others run) would
@@ -393,6 +395,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     // Starts queued runs of a group while it has room.
     void release(const std::string& workflow, const std::string& key);
     RunProgress progress(const WorkflowDefinition& def, Run& run) {
+      store.lock_run(run.id);  // progress is judged one transaction at a time
       return RunProgress(store, def, run, at, events, *this);
     }
 
@@ -408,6 +411,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // already finished).
   std::vector<TaskRow> advance(Txn& t, RunStore& store, const std::string& run_id, Micros at,
                                std::vector<EngineEvent>& events) {
+    store.lock_run(run_id);
     auto run = store.find_run(run_id);
     if (!run || is_terminal(run->status)) return {};
     const auto def = definition(t, workflow_of(store, run_id));
@@ -563,6 +567,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       RunStore store(t);
       Hooks hooks(*this, t, store, at, events);
       for (const auto& run_id : store.overdue_runs(at)) {
+        store.lock_run(run_id);
         auto run = store.find_run(run_id);
         // An earlier iteration may have finished it (a child of a run that timed out).
         if (!run || is_terminal(run->status)) continue;
@@ -807,7 +812,119 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
              std::string(to_string(line.level)), "", line.at, line.message}});
   }
 
+  enum class RowClaim { kClaimed, kFull, kLost };
+
+  // Claims one ready row for the first of `runners` with room: a Claim for
+  // this engine's workers, or an assignment sent with the transaction for a
+  // bus agent. kFull: every runner is at capacity; kLost: the fenced UPDATE
+  // found the row changed.
+  RowClaim claim_row(RunStore& store, const TaskRow& row, const TaskDefinition& d,
+                     const std::string& workflow_id, const Runners& runners, AgentLoad& load,
+                     Micros at, std::vector<Claim>& claims, std::vector<EngineEvent>& events,
+                     std::vector<Message>& assignments) {
+    const Runner* runner = load.take(runners);
+    if (!runner) return RowClaim::kFull;
+    std::optional<Micros> close_deadline;
+    if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
+    const auto lease = lease_until(d.timeouts, at, close_deadline);
+    if (!store.claim(row, options.engine_id, runner->agent_id, at, lease, close_deadline))
+      return RowClaim::kLost;
+    const int attempt = row.task.attempt + 1;
+    events.push_back({EngineEvent::Kind::kTaskStarted, row.task.run_id, row.task.id, row.task.key,
+                      attempt, "running", "", at, ""});
+    if (runner->function.starts_with(kBusPrefix)) {
+      // Runs in another process: the assignment leaves with the claim.
+      assignments.push_back(assignment(runner->function.substr(kBusPrefix.size()), row, attempt,
+                                       runner->agent_id, at, lease));
+    } else {
+      claims.push_back({row.task.id, row.task.run_id, row.task.key, workflow_id, runner->function,
+                        runner->agent_id, options.engine_id, row.task.input, attempt, at, lease,
+                        close_deadline, d.timeouts});
+    }
+    return RowClaim::kClaimed;
+  }
+
+  // claim() on PostgreSQL, where several engines share the ready tasks: the
+  // candidates are chosen inside the claim transaction, FOR UPDATE SKIP
+  // LOCKED, so that engines take different tasks instead of racing for the
+  // same head of the queue. Tasks whose runners this engine has not looked
+  // up yet are left ready and looked up after the transaction (the registry
+  // reads the database itself), to be claimed on the next pass.
+  std::vector<Claim> claim_locked(Micros at, int free) {
+    std::vector<Claim> all;
+    // A second pass when the first met tasks of runners not looked up yet.
+    for (int pass = 0; pass < 2 && static_cast<int>(all.size()) < free; ++pass) {
+      const int room = free - static_cast<int>(all.size());
+      std::vector<Claim> claims;
+      std::vector<EngineEvent> events;
+      std::vector<Message> assignments;
+      std::vector<std::pair<std::shared_ptr<const WorkflowDefinition>, std::string>> unknown;
+      db.write([&](Txn& t) {
+        RunStore store(t);
+        claims.clear();
+        events.clear();
+        assignments.clear();
+        unknown.clear();
+        AgentLoad load(store);
+        const auto aging = std::max<Micros>(1, us(options.aging_step));
+        const int page = std::max(32, room * 2);
+        const auto taken = [&] { return static_cast<int>(claims.size() + assignments.size()); };
+        // Further pages only while whole pages hold nothing this engine can
+        // take, so that tasks nobody here runs cannot hide runnable ones.
+        for (int offset = 0; taken() < room && offset < 20 * page; offset += page) {
+          const auto rows = store.lock_ready(at, aging, page, offset);
+          for (const auto& [row, workflow_id] : rows) {
+            if (taken() >= room) break;
+            const auto def = definition(t, workflow_id);
+            const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
+            const auto runners = known_resolution(d, at);
+            if (!runners) {
+              unknown.emplace_back(def, row.task.definition_id);
+              continue;
+            }
+            if (runners->empty() || rate_wait(d) > 0) continue;  // nobody here / over its rate
+            claim_row(store, row, d, workflow_id, *runners, load, at, claims, events, assignments);
+          }
+          if (static_cast<int>(rows.size()) < page || taken() > 0) break;
+        }
+        stage(t, events);
+        internal::Outbox::add(t, assignments, at);
+      });
+      {
+        std::lock_guard lock(cancelled_mu);
+        for (const auto& c : claims) cancelled.erase(c.task_id);
+      }
+      emit(events);
+      all.insert(all.end(), std::make_move_iterator(claims.begin()),
+                 std::make_move_iterator(claims.end()));
+      if (unknown.empty()) break;
+      for (const auto& [def, definition_id] : unknown) {
+        const auto& d = RunProgress::definition_of(*def, definition_id);
+        if (known_resolution(d, at)) continue;
+        auto found = resolve(d);
+        std::lock_guard lock(resolutions_mu);
+        resolutions[resolution_key(d)] = {std::move(found), at + 1'000'000};
+      }
+    }
+    return all;
+  }
+
+  static std::string resolution_key(const TaskDefinition& d) {
+    return d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+  }
+
+  // Who runs `d`, as last looked up (possibly nobody); nullopt when not
+  // looked up within the last second.
+  std::optional<Runners> known_resolution(const TaskDefinition& d, Micros at) {
+    std::lock_guard lock(resolutions_mu);
+    if (auto it = resolutions.find(resolution_key(d));
+        it != resolutions.end() && it->second.until > at)
+      return it->second.runners;
+    return std::nullopt;
+  }
+
   std::vector<Claim> claim(Micros at, int free) {
+    if (db.dialect() == Dialect::kPostgres) return claim_locked(at, free);
     refill_ready(at);
     struct Candidate {
       internal::ReadyEntry entry;
@@ -843,7 +960,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         throw;
       }
       const auto& d = RunProgress::definition_of(*def, e->definition_id);
-      const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+      const auto key = resolution_key(d);
       Runners found;
       bool cached = false;
       {
@@ -909,31 +1026,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         // The entry may be stale; the row and the fenced UPDATE decide.
         const auto found = rows.find(c.entry.task_id);
         if (found == rows.end() || found->second.task.attempt != c.entry.attempt) continue;
-        const TaskRow* row = &found->second;
-        const Runner* runner = load.take(c.runners);
-        if (!runner) {
-          full.push_back(i);
-          continue;
-        }
-        const std::pair<std::string, std::string> agent{runner->agent_id, runner->function};
         const auto def = definition(t, c.workflow_id);
-        const auto& d = RunProgress::definition_of(*def, row->task.definition_id);
-        std::optional<Micros> close_deadline;
-        if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
-        const auto lease = lease_until(d.timeouts, at, close_deadline);
-        if (!store.claim(*row, options.engine_id, agent.first, at, lease, close_deadline)) continue;
-        const int attempt = row->task.attempt + 1;
-        events.push_back({EngineEvent::Kind::kTaskStarted, row->task.run_id, row->task.id,
-                          row->task.key, attempt, "running", "", at, ""});
-        if (agent.second.starts_with(kBusPrefix)) {
-          // Runs in another process: the assignment leaves with the claim.
-          assignments.push_back(assignment(agent.second.substr(kBusPrefix.size()), *row, attempt,
-                                           agent.first, at, lease));
-          continue;
-        }
-        claims.push_back({row->task.id, row->task.run_id, row->task.key, c.workflow_id,
-                          agent.second, agent.first, options.engine_id, row->task.input, attempt,
-                          at, lease, close_deadline, d.timeouts});
+        const auto& d = RunProgress::definition_of(*def, found->second.task.definition_id);
+        if (claim_row(store, found->second, d, c.workflow_id, c.runners, load, at, claims, events,
+                      assignments) == RowClaim::kFull)
+          full.push_back(i);
       }
       stage(t, events);
       internal::Outbox::add(t, assignments, at);
@@ -979,7 +1076,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // Which agent and function run `d`, if this engine already knows; never
   // asks the registry (safe inside a write closure).
   Runners remembered_resolution(const TaskDefinition& d, Micros at) {
-    const auto key = d.capability.empty() ? "@" + d.agent : d.capability + "@" + d.version_range;
+    const auto key = resolution_key(d);
     std::lock_guard lock(resolutions_mu);
     if (auto it = resolutions.find(key); it != resolutions.end() && it->second.until > at) {
       return it->second.runners;
@@ -1105,6 +1202,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     store.insert_attempts(later.attempts);
     for (const auto& c : later.groups) {
       const auto bracket = c.task_key.find('[');
+      // Locked first: a sibling completing in another engine's transaction
+      // has committed by then, so one of the two sees the group closed.
+      store.lock_run(c.run_id);
       if (store.has_open_elements(c.run_id, std::string_view(c.task_key).substr(0, bracket)))
         continue;
       std::optional<Claim> n;
@@ -1187,6 +1287,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           }
           const Micros at = now();
           RunStore store(t);
+          {
+            // Every run this batch may advance, locked up front in one order.
+            std::vector<std::string> runs;
+            runs.reserve(batch->outcomes.size());
+            for (const auto& o : batch->outcomes) runs.push_back(o.claim.run_id);
+            store.lock_runs(std::move(runs));
+          }
           Deferred later;
           for (const auto& o : batch->outcomes) {
             std::optional<Claim> next;
@@ -1506,6 +1613,7 @@ void Engine::Impl::Hooks::cancel_run(Run& r, const std::string& reason) {
 }
 
 void Engine::Impl::Hooks::cancel_child(const std::string& child_run_id, const std::string& reason) {
+  store.lock_run(child_run_id);
   auto child = store.find_run(child_run_id);
   if (child && !is_terminal(child->status)) cancel_run(*child, reason);
 }
@@ -2140,6 +2248,7 @@ Run Engine::cancel(std::string_view run_id) {
   auto run = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    store.lock_run(run_id);
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (r->status == RunStatus::kCancelled) return *r;
@@ -2210,6 +2319,7 @@ bool Engine::signal(std::string_view run_id, std::string_view name, std::string_
   const bool delivered = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    store.lock_run(run_id);
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (is_terminal(r->status)) {
@@ -2245,6 +2355,7 @@ Run Engine::pause(std::string_view run_id) {
   auto run = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    store.lock_run(run_id);
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (r->status == RunStatus::kPaused) return *r;
@@ -2278,6 +2389,7 @@ Run Engine::resume(std::string_view run_id) {
   auto run = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    store.lock_run(run_id);
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (r->status == RunStatus::kRunning) return *r;
@@ -2325,6 +2437,7 @@ Run Engine::retry(std::string_view run_id) {
   auto run = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
+    store.lock_run(run_id);
     auto r = store.find_run(run_id);
     if (!r) throw run_not_found(run_id);
     if (r->status != RunStatus::kFailed && r->status != RunStatus::kTimedOut &&

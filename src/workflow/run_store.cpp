@@ -277,8 +277,36 @@ void RunStore::keep_signal(std::string_view run_id, std::string_view name, std::
 }
 
 bool RunStore::run_paused(std::string_view id) {
+  if (t_.dialect() == Dialect::kPostgres && !locked_runs_.contains(id)) {
+    auto rs = t_.query("SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE", {id});
+    locked_runs_.emplace(id);
+    return !rs.empty() && rs[0][0].as_text() == "paused";
+  }
   auto rs = t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
   return !rs.empty();
+}
+
+void RunStore::lock_runs(std::vector<std::string> ids) {
+  if (t_.dialect() != Dialect::kPostgres) return;
+  std::erase_if(ids, [&](const std::string& id) { return locked_runs_.contains(id); });
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return;
+  std::string sql = "SELECT id FROM workflow_runs WHERE id IN (";
+  std::vector<Value> params;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    sql += (i ? ", $" : "$") + std::to_string(i + 1);
+    params.emplace_back(ids[i]);
+  }
+  sql += ") ORDER BY id FOR UPDATE";
+  t_.query(sql, params);
+  for (auto& id : ids) locked_runs_.insert(std::move(id));
+}
+
+void RunStore::lock_run(std::string_view id) {
+  if (t_.dialect() != Dialect::kPostgres || locked_runs_.contains(id)) return;
+  t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 FOR UPDATE", {id});
+  locked_runs_.emplace(id);
 }
 
 std::optional<Run> RunStore::find_run_by_key(std::string_view owner, std::string_view key) {
@@ -541,6 +569,22 @@ std::vector<TaskRow> RunStore::claimable(std::span<const std::string> ids) {
   where += ")";
   if (t_.dialect() == Dialect::kPostgres) where += " FOR UPDATE SKIP LOCKED";
   return tasks(t_, where, params);
+}
+
+std::vector<std::pair<TaskRow, std::string>> RunStore::lock_ready(Micros now,
+                                                                  std::int64_t aging_step_us,
+                                                                  int limit, int offset) {
+  std::vector<std::pair<TaskRow, std::string>> out;
+  for (const auto& r : t_.query(
+           "SELECT " + std::string(kTaskColumns) +
+               ", (SELECT r.workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id)"
+               " FROM tasks WHERE status = 'ready' AND available_at <= $1"
+               " ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3 OFFSET $4"
+               " FOR UPDATE SKIP LOCKED",
+           {now, aging_step_us, limit, offset})) {
+    out.emplace_back(task_from(r), r[23].as_text());
+  }
+  return out;
 }
 
 std::unordered_map<std::string, int> RunStore::running_by_agent() {

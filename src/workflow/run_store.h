@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,8 +32,19 @@ class RunStore {
 
   void insert_run(const Run& run, const std::string& workflow_id);
   std::optional<Run> find_run(std::string_view id);
-  // Whether the run is paused (one indexed lookup, for the completion fast path).
+  // Whether the run is paused (one indexed lookup, for the completion fast
+  // path). Locks the run as lock_run() does.
   bool run_paused(std::string_view id);
+  // On PostgreSQL, locks the run's row until the transaction ends (once per
+  // RunStore), so that transactions that change a run's tasks and then judge
+  // its progress — a join, the run's end — take turns across engines: under
+  // READ COMMITTED two sibling completions could otherwise each see the
+  // other still running, and neither would release the join. SQLite has a
+  // single writer: nothing to do.
+  void lock_run(std::string_view id);
+  // lock_run() for several runs in one statement, in id order, so that two
+  // transactions locking overlapping sets cannot deadlock.
+  void lock_runs(std::vector<std::string> ids);
 
   // Waiting tasks whose timer fired or whose signal wait ran out.
   std::vector<TaskRow> due_waits(Micros now);
@@ -92,6 +104,11 @@ class RunStore {
   // locked FOR UPDATE SKIP LOCKED: a task another engine is claiming right
   // now is left out at once instead of waited for (its claim would win).
   std::vector<TaskRow> claimable(std::span<const std::string> ids);
+  // PostgreSQL: up to `limit` ready tasks in claim order (as ready_tasks()),
+  // each with its run's workflow id, locked FOR UPDATE SKIP LOCKED — rows
+  // another engine is claiming at this moment are left to it.
+  std::vector<std::pair<TaskRow, std::string>> lock_ready(Micros now, std::int64_t aging_step_us,
+                                                          int limit, int offset = 0);
   std::vector<TaskRow> expired_leases(Micros now);
   // Running attempts per agent (fan-out groups, which run on no agent, aside).
   std::unordered_map<std::string, int> running_by_agent();
@@ -126,6 +143,7 @@ class RunStore {
 
  private:
   Txn& t_;
+  std::set<std::string, std::less<>> locked_runs_;
 };
 
 }  // namespace devcycle::internal

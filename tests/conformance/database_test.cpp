@@ -449,8 +449,9 @@ TEST(SqliteDatabaseTest, UrlParametersAreChecked) {
                         "missing file path");
   EXPECT_DEVCYCLE_ERROR(Database::open("mysql://db"), ErrorCode::kInvalidArgument,
                         "unknown scheme \"mysql\"");
-  EXPECT_DEVCYCLE_ERROR(Database::open("postgresql://u:secret@h/db"), ErrorCode::kInvalidArgument,
-                        "PostgreSQL backend");
+  // Nothing listens on port 1: unavailable, naming the URL without its password.
+  EXPECT_DEVCYCLE_ERROR(Database::open("postgresql://u:secret@127.0.0.1:1/db"),
+                        ErrorCode::kUnavailable, "postgresql://u:***@127.0.0.1:1/db");
 }
 
 TEST(SqliteDatabaseTest, UnopenableFileIsUnavailableAndNamesThePath) {
@@ -461,7 +462,7 @@ TEST(SqliteDatabaseTest, UnopenableFileIsUnavailableAndNamesThePath) {
 
 TEST(SqliteDatabaseTest, PasswordNeverAppearsInErrors) {
   try {
-    Database::open("postgresql://user:hunter2@db.example/devcycle");
+    Database::open("postgresql://user:hunter2@127.0.0.1:1/devcycle");
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();

@@ -50,9 +50,12 @@ int setup(Database& db, int runs) {
   const auto agent = registry.create(spec);
   registry.add_version(agent.id, {"1.0.0", {"work@1.0.0"}, {}, "inproc:work", ""});
   registry.deploy(agent.id, "1.0.0");
+  // A fan-out and a join: sibling completions that race to release "c".
   catalog.create(R"({"name": "multi", "tasks": [
     {"id": "a", "capability": "work", "retry": {"max_attempts": 50, "initial": "10ms", "max": "50ms"}},
-    {"id": "b", "capability": "work", "depends_on": ["a"],
+    {"id": "b", "capability": "work", "depends_on": ["a"], "for_each": "[1, 2]",
+     "retry": {"max_attempts": 50, "initial": "10ms", "max": "50ms"}},
+    {"id": "c", "capability": "work", "depends_on": ["b"],
      "retry": {"max_attempts": 50, "initial": "10ms", "max": "50ms"}}]})",
                  "multi");
   std::vector<StartRun> batch;
