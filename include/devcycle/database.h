@@ -54,6 +54,11 @@ class Txn {
   // Runs several ;-separated statements without parameters (schema changes).
   virtual void execute_script(std::string_view sql) = 0;
   virtual Dialect dialect() const noexcept = 0;
+  // Wakes the listeners of `channel` (Database::listen) once this
+  // transaction commits — in every process on the database. Several
+  // notifications of one channel in a transaction wake them once. Nothing
+  // on SQLite, where no other process listens.
+  virtual void notify(std::string_view /*channel*/) {}
 
   ResultSet query(std::string_view sql, std::initializer_list<Value> params = {}) {
     return query(sql, std::span<const Value>(params.begin(), params.size()));
@@ -125,6 +130,20 @@ class Database {
   virtual void migrate(std::span<const Migration> migrations) = 0;
 
   virtual Dialect dialect() const noexcept = 0;
+
+  // Calls `on_notify` on a thread of the database's own after a transaction
+  // that notified `channel` (Txn::notify) committed, here or in another
+  // process; and once after the listening connection was re-established,
+  // since notifications may have been missed meanwhile. Listening ends when
+  // the returned handle is destroyed. On PostgreSQL this is LISTEN/NOTIFY;
+  // SQLite returns an empty handle and never calls (one process writes).
+  using Listening = std::shared_ptr<void>;
+  virtual Listening listen(std::string channel, std::function<void()> on_notify) {
+    (void)channel;
+    (void)on_notify;
+    return nullptr;
+  }
+
   // The URL the database was opened with, without any password.
   virtual std::string url() const = 0;
 

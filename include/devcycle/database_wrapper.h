@@ -26,6 +26,9 @@ class DatabaseWrapper : public Database {
   void read(const TxnFn& fn) override { target_->read(fn); }
   void migrate(std::span<const Migration> migrations) override { target_->migrate(migrations); }
   Dialect dialect() const noexcept override { return target_->dialect(); }
+  Listening listen(std::string channel, std::function<void()> on_notify) override {
+    return target_->listen(std::move(channel), std::move(on_notify));
+  }
   std::string url() const override { return target_->url(); }
   void close() override { target_->close(); }
 

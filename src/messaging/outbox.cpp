@@ -1,6 +1,9 @@
 #include "messaging/outbox.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <span>
+#include <string>
 
 #include "devcycle/error.h"
 
@@ -75,13 +78,13 @@ int OutboxRelay::drain() {
 
 int OutboxRelay::relay_once() {
   std::lock_guard run_lock(run_mu_);
-  std::int64_t last = -1;
+  std::vector<Value> seqs;
   std::vector<Message> messages;
   db_.read([&](Txn& t) {
     for (const auto& r :
          t.query("SELECT seq, topic, msg_key, headers, payload FROM outbox ORDER BY seq LIMIT $1",
                  {kBatch})) {
-      last = r[0].as_int();
+      seqs.emplace_back(r[0].as_int());
       Message m;
       m.topic = r[1].as_text();
       m.key = r[2].as_text();
@@ -94,7 +97,17 @@ int OutboxRelay::relay_once() {
   if (messages.empty()) return 0;
   // All of them or none, in order; deleted only after the bus accepted them.
   bus_.publish_batch(messages).get();
-  db_.write([&](Txn& t) { t.execute("DELETE FROM outbox WHERE seq <= $1", {last}); });
+  // Exactly the rows published: with several writers (engines sharing a
+  // PostgreSQL database) a row with a lower seq may commit after this read.
+  db_.write([&](Txn& t) {
+    for (std::size_t first = 0; first < seqs.size(); first += 250) {
+      const std::size_t n = std::min<std::size_t>(250, seqs.size() - first);
+      std::string sql = "DELETE FROM outbox WHERE seq IN (";
+      for (std::size_t i = 0; i < n; ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
+      sql += ")";
+      t.execute(sql, std::span<const Value>(seqs.data() + first, n));
+    }
+  });
   return static_cast<int>(messages.size());
 }
 

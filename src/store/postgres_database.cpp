@@ -3,11 +3,13 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <pqxx/pqxx>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -233,6 +235,10 @@ class PgTxn final : public Txn {
 
   Dialect dialect() const noexcept override { return Dialect::kPostgres; }
 
+  void notify(std::string_view channel) override {
+    run("SELECT pg_notify($1, '')", std::array<Value, 1>{Value(std::string(channel))});
+  }
+
  private:
   pqxx::result run(std::string_view sql, std::span<const Value> params) {
     // Every parameter travels as text (or null) and PostgreSQL gives it the
@@ -389,6 +395,16 @@ class PostgresDatabase final : public Database {
   Dialect dialect() const noexcept override { return Dialect::kPostgres; }
   std::string url() const override { return settings_.display; }
 
+  Listening listen(std::string channel, std::function<void()> on_notify) override {
+    auto handle = std::make_shared<Listener>(Listener{std::move(channel), std::move(on_notify)});
+    std::lock_guard lock(listen_mu_);
+    if (listen_stop_) return nullptr;
+    listeners_.push_back(handle);
+    listeners_changed_ = true;
+    if (!listen_thread_.joinable()) listen_thread_ = std::thread([this] { listen_loop(); });
+    return handle;
+  }
+
   void close() override {
     std::call_once(close_once_, [this] {
       {
@@ -398,6 +414,11 @@ class PostgresDatabase final : public Database {
       }
       thread_.join();  // drains the queue first
       writer_.reset();
+      {
+        std::lock_guard lock(listen_mu_);
+        listen_stop_ = true;
+      }
+      if (listen_thread_.joinable()) listen_thread_.join();
       std::lock_guard lock(readers_mu_);
       closed_readers_ = true;
       open_readers_ -= static_cast<int>(idle_readers_.size());
@@ -411,6 +432,77 @@ class PostgresDatabase final : public Database {
     TxnFn fn;
     DoneFn done;
   };
+
+  struct Listener {
+    std::string channel;
+    std::function<void()> fn;
+  };
+
+  // LISTEN on a connection of its own: waits for notifications (waking every
+  // 200 ms to see new channels and close()), and calls the listeners of
+  // each. A broken connection is made again after a pause; every listener is
+  // called once then, for what it may have missed.
+  // Notes which channels were notified during one await_notification().
+  class Receiver final : public pqxx::notification_receiver {
+   public:
+    Receiver(pqxx::connection_base& c, const std::string& channel, std::set<std::string>& woken)
+        : pqxx::notification_receiver(c, channel), woken_(woken) {}
+    void operator()(const std::string&, int) override { woken_.insert(channel()); }
+
+   private:
+    std::set<std::string>& woken_;
+  };
+
+  void listen_loop() {
+    std::unique_ptr<Connection> conn;
+    std::vector<std::unique_ptr<Receiver>> receivers;  // destroyed before conn
+    std::set<std::string> listening;
+    std::set<std::string> woken;
+    for (;;) {
+      std::vector<std::shared_ptr<Listener>> live;
+      bool changed = false;
+      {
+        std::lock_guard lock(listen_mu_);
+        if (listen_stop_) return;
+        std::erase_if(listeners_, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
+        for (const auto& w : listeners_) {
+          if (auto l = w.lock()) live.push_back(std::move(l));
+        }
+        changed = listeners_changed_;
+        listeners_changed_ = false;
+      }
+      try {
+        bool resync = false;
+        if (!conn || conn->broken()) {
+          receivers.clear();
+          conn.reset();
+          listening.clear();
+          conn = std::make_unique<Connection>(settings_);
+          resync = true;
+        }
+        if (changed || resync) {
+          for (const auto& l : live) {
+            if (listening.insert(l->channel).second) {  // LISTENs
+              receivers.push_back(std::make_unique<Receiver>(conn->raw(), l->channel, woken));
+            }
+          }
+        }
+        if (resync) {
+          for (const auto& l : live) l->fn();
+        }
+        woken.clear();
+        conn->raw().await_notification(0, 200'000);
+        for (const auto& l : live) {
+          if (woken.count(l->channel)) l->fn();
+        }
+      } catch (...) {
+        receivers.clear();
+        conn.reset();
+        std::unique_lock lock(listen_mu_);
+        listen_cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return listen_stop_; });
+      }
+    }
+  }
 
   void prepare_schema(Connection& c) {
     try {
@@ -633,6 +725,13 @@ class PostgresDatabase final : public Database {
   bool stopping_ = false;
   std::thread thread_;
   std::once_flag close_once_;
+
+  std::mutex listen_mu_;  // guards listeners_, listeners_changed_, listen_stop_
+  std::condition_variable listen_cv_;
+  std::vector<std::weak_ptr<Listener>> listeners_;
+  bool listeners_changed_ = false;
+  bool listen_stop_ = false;
+  std::thread listen_thread_;
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;

@@ -123,6 +123,13 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   int in_flight = 0;
   bool stopping = false;
   bool wake = false;
+  // PostgreSQL: LISTEN for work other engines make (kWorkChannel), so that
+  // an idle scheduler may sleep longer between polls (idle_wait()).
+  Database::Listening listening;
+  static constexpr const char* kWorkChannel = "devcycle_work";
+  // The earliest future time a task this engine saw become ready is due
+  // (a retry's backoff): an idle scheduler wakes by then at the latest.
+  std::atomic<Micros> next_due{std::numeric_limits<Micros>::max()};
   std::thread scheduler;
   std::vector<std::thread> workers;
 
@@ -172,6 +179,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
 
   // Inside a write: the events of this change go to the outbox with it.
   void stage(Txn& t, const std::vector<EngineEvent>& events) {
+    if (listening) wake_others(t, events);
     if (!options.bus || options.event_topic.empty() || events.empty()) return;
     std::vector<Message> messages;
     messages.reserve(events.size());
@@ -245,9 +253,16 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void note_ready(const std::vector<EngineEvent>& events) {
+    const Micros at = now();
+    for (const auto& e : events) {
+      if (e.kind == EngineEvent::Kind::kTaskRetrying && e.available_at > at) {
+        Micros due = next_due.load();
+        while (e.available_at < due && !next_due.compare_exchange_weak(due, e.available_at)) {
+        }
+      }
+    }
     // On PostgreSQL claims come from the database itself (claim_locked()).
     if (db.dialect() == Dialect::kPostgres) return;
-    const Micros at = now();
     std::lock_guard lock(ready_mu);
     // Bounded: an engine that never claims (or whose tasks others run) would
     // otherwise keep every entry; the database refills what is still ready.
@@ -305,6 +320,42 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       wake = true;
     }
     scheduler_cv.notify_one();
+  }
+
+  // NOTIFY the engines on the database when this transaction leaves a task
+  // ready that it did not claim itself.
+  static void wake_others(Txn& t, const std::vector<EngineEvent>& events) {
+    std::vector<std::string_view> ready;
+    for (const auto& e : events) {
+      if (e.kind == EngineEvent::Kind::kTaskReady || e.kind == EngineEvent::Kind::kTaskRetrying) {
+        ready.push_back(e.task_id);
+      } else if (e.kind == EngineEvent::Kind::kTaskStarted) {
+        std::erase(ready, std::string_view(e.task_id));
+      }
+    }
+    if (!ready.empty()) t.notify(kWorkChannel);
+  }
+
+  // How long an idle scheduler sleeps: poll_interval, or — when NOTIFY wakes
+  // it for new work — longer after each empty pass, up to a second (timers,
+  // expired leases and retries need no finer grain), and never past the
+  // next retry this engine knows of.
+  std::chrono::microseconds idle_wait(int idle_passes) {
+    const auto poll = std::chrono::duration_cast<std::chrono::microseconds>(options.poll_interval);
+    if (!listening) return poll;
+    auto wait =
+        std::min<std::chrono::microseconds>(poll * (1 << std::min(idle_passes, 6)),
+                                            std::max(poll, std::chrono::microseconds(1'000'000)));
+    const Micros at = now();
+    const Micros due = next_due.load();
+    if (due != std::numeric_limits<Micros>::max()) {
+      if (due <= at) {
+        next_due.store(std::numeric_limits<Micros>::max());
+        return poll;
+      }
+      wait = std::min(wait, std::chrono::microseconds(due - at));
+    }
+    return std::max(wait, poll);
   }
 
   // Which stored workflow version a run uses (never changes); bounded.
@@ -1423,6 +1474,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   }
 
   void scheduler_loop() {
+    int idle_passes = 0;
     while (true) {
       {
         std::lock_guard lock(queue_mu);
@@ -1434,9 +1486,11 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       } catch (const Error&) {
         // The database may be briefly unavailable; the next pass retries.
       }
+      idle_passes = n == 0 ? idle_passes + 1 : 0;
+      const auto wait = idle_wait(idle_passes - 1);
       std::unique_lock lock(queue_mu);
       if (n == 0) {
-        scheduler_cv.wait_for(lock, options.poll_interval, [&] { return stopping || wake; });
+        if (scheduler_cv.wait_for(lock, wait, [&] { return stopping || wake; })) idle_passes = 0;
       }
       wake = false;
     }
@@ -1874,6 +1928,11 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
   }
   db.migrate(migrations());
   impl_ = std::make_shared<Impl>(db, registry, catalog, std::move(options));
+  if (db.dialect() == Dialect::kPostgres) {
+    impl_->listening = db.listen(Impl::kWorkChannel, [weak = std::weak_ptr<Impl>(impl_)] {
+      if (auto impl = weak.lock()) impl->notify_scheduler();
+    });
+  }
   if (impl_->options.bus) {
     impl_->relay = std::make_unique<internal::OutboxRelay>(db, *impl_->options.bus);
     // Every engine on the database takes completions in one group: any of

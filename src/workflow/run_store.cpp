@@ -348,7 +348,16 @@ RunStore::Finished RunStore::finish_run(const Run& r) {
   return out;
 }
 
+void RunStore::lock_group(std::string_view workflow, std::string_view key) {
+  if (t_.dialect() != Dialect::kPostgres) return;
+  std::string name = "group\n" + std::string(workflow) + "\n" + std::string(key);
+  if (locked_runs_.contains(name)) return;
+  t_.query("SELECT pg_advisory_xact_lock(hashtext($1))", {name});
+  locked_runs_.insert(std::move(name));
+}
+
 std::int64_t RunStore::active_in_group(std::string_view workflow, std::string_view key) {
+  lock_group(workflow, key);
   return t_
       .query(
           "SELECT COUNT(*) FROM workflow_runs WHERE workflow_name = $1 AND "
@@ -359,6 +368,7 @@ std::int64_t RunStore::active_in_group(std::string_view workflow, std::string_vi
 
 std::optional<Run> RunStore::first_in_group(std::string_view workflow, std::string_view key,
                                             bool active, std::string_view except) {
+  lock_group(workflow, key);
   auto rs = t_.query(
       "SELECT " + std::string(kRunColumns) +
           " FROM workflow_runs WHERE workflow_name = $1 AND concurrency_key = $2 "

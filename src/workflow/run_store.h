@@ -142,8 +142,12 @@ class RunStore {
                                 const std::string& after_id, int limit);
 
  private:
+  // On PostgreSQL, an advisory lock on a concurrency group until the
+  // transaction ends, so that engines count and admit its runs one at a time.
+  void lock_group(std::string_view workflow, std::string_view key);
+
   Txn& t_;
-  std::set<std::string, std::less<>> locked_runs_;
+  std::set<std::string, std::less<>> locked_runs_;  // run ids, and groups locked
 };
 
 }  // namespace devcycle::internal

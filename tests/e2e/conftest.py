@@ -40,11 +40,16 @@ SPEC = load_spec()
 class Server:
     """One `devcycle serve` process."""
 
-    def __init__(self, *flags: str, env: dict | None = None, tls: tuple[str, str] | None = None):
+    def __init__(self, *flags: str, env: dict | None = None, tls: tuple[str, str] | None = None,
+                 database: str | None = None, master_key_file: str | None = None,
+                 first_start: bool = True):
+        """`first_start`: the database has no users yet, so the server prints
+        the admin's password (a second server on a shared database does not)."""
         self.dir = tempfile.TemporaryDirectory(prefix="devcycle-e2e-")
+        self.master_key_file = master_key_file or f"{self.dir.name}/devcycle.key"
         args = [BINARY, "serve", "--listen", "127.0.0.1:0",
-                "--database", f"sqlite://{self.dir.name}/devcycle.db",
-                "--master-key-file", f"{self.dir.name}/devcycle.key", *flags]
+                "--database", database or f"sqlite://{self.dir.name}/devcycle.db",
+                "--master-key-file", self.master_key_file, *flags]
         if tls:
             args += ["--tls-certificate", tls[0], "--tls-key", tls[1]]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCYCLE_")}
@@ -70,6 +75,8 @@ class Server:
             if m := re.match(r"\s+password: (\S+)", line):
                 self.admin_password = m.group(1)
             if line.startswith("It is shown only this once"):
+                break
+            if self.port and not first_start:
                 break
         if not self.port:
             self.stop()
