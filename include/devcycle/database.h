@@ -135,8 +135,8 @@ class Database {
   // that notified `channel` (Txn::notify) committed, here or in another
   // process; and once after the listening connection was re-established,
   // since notifications may have been missed meanwhile. Listening ends when
-  // the returned handle is destroyed. On PostgreSQL this is LISTEN/NOTIFY;
-  // SQLite returns an empty handle and never calls (one process writes).
+  // the returned handle is destroyed (a call already under way finishes). On PostgreSQL this is
+  // LISTEN/NOTIFY; SQLite returns an empty handle and never calls (one process writes).
   using Listening = std::shared_ptr<void>;
   virtual Listening listen(std::string channel, std::function<void()> on_notify) {
     (void)channel;

@@ -459,15 +459,13 @@ class PostgresDatabase final : public Database {
     std::set<std::string> listening;
     std::set<std::string> woken;
     for (;;) {
-      std::vector<std::shared_ptr<Listener>> live;
+      std::vector<std::weak_ptr<Listener>> live;  // not kept alive by this loop
       bool changed = false;
       {
         std::lock_guard lock(listen_mu_);
         if (listen_stop_) return;
         std::erase_if(listeners_, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
-        for (const auto& w : listeners_) {
-          if (auto l = w.lock()) live.push_back(std::move(l));
-        }
+        live = listeners_;
         changed = listeners_changed_;
         listeners_changed_ = false;
       }
@@ -480,21 +478,23 @@ class PostgresDatabase final : public Database {
           conn = std::make_unique<Connection>(settings_);
           resync = true;
         }
+        const auto call = [](const std::weak_ptr<Listener>& w, const std::set<std::string>* only) {
+          if (auto l = w.lock(); l && (!only || only->count(l->channel))) l->fn();
+        };
         if (changed || resync) {
-          for (const auto& l : live) {
-            if (listening.insert(l->channel).second) {  // LISTENs
+          for (const auto& w : live) {
+            auto l = w.lock();
+            if (l && listening.insert(l->channel).second) {  // LISTENs
               receivers.push_back(std::make_unique<Receiver>(conn->raw(), l->channel, woken));
             }
           }
         }
         if (resync) {
-          for (const auto& l : live) l->fn();
+          for (const auto& w : live) call(w, nullptr);
         }
         woken.clear();
         conn->raw().await_notification(0, 200'000);
-        for (const auto& l : live) {
-          if (woken.count(l->channel)) l->fn();
-        }
+        for (const auto& w : live) call(w, &woken);
       } catch (...) {
         receivers.clear();
         conn.reset();

@@ -1208,6 +1208,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   struct Deferred {
     std::vector<std::pair<std::string, TaskAttempt>> attempts;
     std::vector<Claim> groups;  // the last element recorded, per group
+    // PostgreSQL: the successes of the batch already recorded and fenced
+    // together, in one statement (a round trip per task saved); null: each
+    // success is fenced on its own.
+    const std::unordered_set<std::string>* fenced = nullptr;
   };
 
   // Records one outcome inside a write. Returns false when the attempt was
@@ -1216,8 +1220,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
               std::vector<EngineEvent>& events, std::optional<Claim>& next, Deferred& later) {
     const Claim& c = o.claim;
     if (o.success) {
-      // The fence and the record in one statement.
-      if (!store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, o.output)) return false;
+      // The fence and the record in one statement (or one for the batch).
+      if (later.fenced ? !later.fenced->contains(c.task_id)
+                       : !store.succeed_leased(c.task_id, c.attempt, c.lease_owner, at, o.output))
+        return false;
       later.attempts.push_back(
           {c.task_id, {c.attempt, c.agent_id, c.lease_owner, "succeeded", "", c.started_at, at}});
       events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
@@ -1346,6 +1352,17 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             store.lock_runs(std::move(runs));
           }
           Deferred later;
+          std::unordered_set<std::string> fenced;
+          if (t.dialect() == Dialect::kPostgres && batch->outcomes.size() > 1) {
+            std::vector<RunStore::Success> successes;
+            for (const auto& o : batch->outcomes) {
+              if (o.success)
+                successes.push_back(
+                    {o.claim.task_id, o.claim.attempt, o.claim.lease_owner, o.output});
+            }
+            fenced = store.succeed_leased_many(successes, at);
+            later.fenced = &fenced;
+          }
           for (const auto& o : batch->outcomes) {
             std::optional<Claim> next;
             record(t, store, o, at, batch->events, next, later);

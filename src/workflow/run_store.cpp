@@ -277,10 +277,15 @@ void RunStore::keep_signal(std::string_view run_id, std::string_view name, std::
 }
 
 bool RunStore::run_paused(std::string_view id) {
-  if (t_.dialect() == Dialect::kPostgres && !locked_runs_.contains(id)) {
+  if (t_.dialect() == Dialect::kPostgres && locked_runs_.contains(id)) {
+    return paused_runs_.contains(id);  // read by lock_runs() or below
+  }
+  if (t_.dialect() == Dialect::kPostgres) {
     auto rs = t_.query("SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE", {id});
     locked_runs_.emplace(id);
-    return !rs.empty() && rs[0][0].as_text() == "paused";
+    const bool paused = !rs.empty() && rs[0][0].as_text() == "paused";
+    if (paused) paused_runs_.emplace(id);
+    return paused;
   }
   auto rs = t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
   return !rs.empty();
@@ -292,14 +297,17 @@ void RunStore::lock_runs(std::vector<std::string> ids) {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   if (ids.empty()) return;
-  std::string sql = "SELECT id FROM workflow_runs WHERE id IN (";
+  std::string sql = "SELECT id, status FROM workflow_runs WHERE id IN (";
   std::vector<Value> params;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     sql += (i ? ", $" : "$") + std::to_string(i + 1);
     params.emplace_back(ids[i]);
   }
   sql += ") ORDER BY id FOR UPDATE";
-  t_.query(sql, params);
+  // Locked, a run's status stays as read until this transaction changes it.
+  for (const auto& r : t_.query(sql, params)) {
+    if (r[1].as_text() == "paused") paused_runs_.insert(r[0].as_text());
+  }
   for (auto& id : ids) locked_runs_.insert(std::move(id));
 }
 
@@ -527,6 +535,35 @@ bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string
              "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' "
              "AND lease_expires_at >= $4",
              {task_id, attempt, lease_owner, now, output}) == 1;
+}
+
+std::unordered_set<std::string> RunStore::succeed_leased_many(const std::vector<Success>& successes,
+                                                              Micros now) {
+  std::unordered_set<std::string> out;
+  for (std::size_t first = 0; first < successes.size(); first += 200) {
+    const std::size_t n = std::min<std::size_t>(200, successes.size() - first);
+    std::string sql =
+        "UPDATE tasks SET status = 'succeeded', output = v.output, error = NULL, finished_at = $1, "
+        "lease_expires_at = NULL, close_deadline = NULL, updated_at = $1 FROM (VALUES ";
+    std::vector<Value> params{Value(now)};
+    params.reserve(1 + n * 4);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& x = successes[first + i];
+      const auto b = std::to_string(2 + i * 4);
+      sql += (i ? ", ($" : "($") + b + ", $" + std::to_string(3 + i * 4) + "::bigint, $" +
+             std::to_string(4 + i * 4) + ", $" + std::to_string(5 + i * 4) + ")";
+      params.emplace_back(x.task_id);
+      params.emplace_back(x.attempt);
+      params.emplace_back(x.lease_owner);
+      params.emplace_back(x.output);
+    }
+    sql +=
+        ") AS v (id, attempt, lease_owner, output) WHERE tasks.id = v.id AND "
+        "tasks.attempt = v.attempt AND tasks.lease_owner = v.lease_owner AND "
+        "tasks.status = 'running' AND tasks.lease_expires_at >= $1 RETURNING tasks.id";
+    for (const auto& r : t_.query(sql, params)) out.insert(r[0].as_text());
+  }
+  return out;
 }
 
 std::optional<TaskRow> RunStore::find_task(std::string_view id) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "devcycle/database.h"
@@ -94,6 +95,17 @@ class RunStore {
   void insert_task(const TaskRow& row);
   void insert_tasks(std::span<const TaskRow> rows);
   void update_task(const TaskRow& row);
+  struct Success {
+    std::string task_id;
+    int attempt = 0;
+    std::string lease_owner;
+    std::string output;
+  };
+  // succeed_leased() for several attempts in one statement (PostgreSQL:
+  // UPDATE ... FROM VALUES ... RETURNING); returns the task ids whose fence
+  // held and which are now recorded.
+  std::unordered_set<std::string> succeed_leased_many(const std::vector<Success>& successes,
+                                                      Micros now);
   std::optional<TaskRow> find_task(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
   // The tasks of a run with these keys (elements excluded unless named).
@@ -148,6 +160,7 @@ class RunStore {
 
   Txn& t_;
   std::set<std::string, std::less<>> locked_runs_;  // run ids, and groups locked
+  std::set<std::string, std::less<>> paused_runs_;  // of the locked runs, those paused
 };
 
 }  // namespace devcycle::internal

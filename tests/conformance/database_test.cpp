@@ -349,6 +349,48 @@ TEST_P(DatabaseTest, FailingMigrationAppliesNothing) {
             1);
 }
 
+TEST_P(DatabaseTest, NotificationsWakeListenersAfterCommitOnly) {
+  auto db = open();
+  if (db->dialect() == Dialect::kSqlite) {
+    // One process writes a SQLite database: there is nobody to wake.
+    EXPECT_EQ(db->listen("work", [] {}), nullptr);
+    db->write([](Txn& t) { t.notify("work"); });  // accepted, does nothing
+    return;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  auto other = open();  // another connection, as another engine would be
+  auto handle = other->listen("work", [&] {
+    std::lock_guard lock(mu);
+    ++calls;
+    cv.notify_all();
+  });
+  ASSERT_NE(handle, nullptr);
+  auto wait_for = [&](int n) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return calls >= n; });
+  };
+  // The listener announces itself once when its connection is made.
+  ASSERT_TRUE(wait_for(1));
+  // A rolled-back transaction wakes nobody; a committed one does.
+  EXPECT_THROW(db->write([](Txn& t) {
+    t.notify("work");
+    throw Error(ErrorCode::kInvalidArgument, "changed my mind");
+  }),
+               Error);
+  db->write([](Txn& t) {
+    t.notify("elsewhere");
+    t.notify("work");
+  });
+  ASSERT_TRUE(wait_for(2));
+  handle.reset();  // no more calls after the handle is gone
+  db->write([](Txn& t) { t.notify("work"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_P(DatabaseTest, UuidV7IdsSortInInsertionOrder) {
   auto db = open();
   std::vector<std::string> ids;
