@@ -127,6 +127,7 @@ class RedisCache final : public Cache {
   std::optional<std::string> get(std::string_view key) override {
     check_key(key);
     auto r = command({"GET", string_key(key)});
+    fail_on_error(*r);
     if (r->type == REDIS_REPLY_NIL) return std::nullopt;
     return text_of(*r);
   }
@@ -135,11 +136,8 @@ class RedisCache final : public Cache {
     check_key(key);
     check_ttl(ttl);
     const auto k = string_key(key);
-    if (ttl) {
-      command({"SET", k, value, "PX", std::to_string(ttl->count())});
-    } else {
-      command({"SET", k, value});
-    }
+    fail_on_error(*(ttl ? command({"SET", k, value, "PX", std::to_string(ttl->count())})
+                        : command({"SET", k, value})));
   }
 
   bool set_if_absent(std::string_view key, std::string_view value, Ttl ttl) override {
@@ -148,12 +146,15 @@ class RedisCache final : public Cache {
     const auto k = string_key(key);
     auto r = ttl ? command({"SET", k, value, "NX", "PX", std::to_string(ttl->count())})
                  : command({"SET", k, value, "NX"});
+    fail_on_error(*r);
     return r->type != REDIS_REPLY_NIL;
   }
 
   bool erase(std::string_view key) override {
     check_key(key);
-    return parse_int(*command({"DEL", string_key(key)}), "DEL") > 0;
+    auto r = command({"DEL", string_key(key)});
+    fail_on_error(*r);
+    return parse_int(*r, "DEL") > 0;
   }
 
   std::int64_t increment(std::string_view key, std::int64_t delta, Ttl ttl) override {
@@ -164,6 +165,7 @@ class RedisCache final : public Cache {
     if (r->type == REDIS_REPLY_ERROR) {
       const auto msg = text_of(*r);
       const bool overflow = msg.find("overflow") != std::string::npos;
+      if (!overflow && msg.find("not an integer") == std::string::npos) fail_on_error(*r);
       throw Error(ErrorCode::kInvalidArgument,
                   "cache key \"" + std::string(key.substr(0, 64)) + "\": " +
                       (overflow ? "the increment would overflow a 64-bit integer"
@@ -218,10 +220,14 @@ class RedisCache final : public Cache {
     return k;
   }
 
+  // An error reply: the server cannot serve now (LOADING, OOM, READONLY,
+  // MISCONF ...), or our script is wrong (ERR in a script: a bug).
   void fail_on_error(const redisReply& r) const {
-    if (r.type == REDIS_REPLY_ERROR) {
-      throw Error(ErrorCode::kInternal, "cache " + s_.display + ": Redis said " + text_of(r));
-    }
+    if (r.type != REDIS_REPLY_ERROR) return;
+    const auto msg = text_of(r);
+    const bool ours = msg.starts_with("ERR") && msg.find("script") != std::string::npos;
+    throw Error(ours ? ErrorCode::kInternal : ErrorCode::kUnavailable,
+                "cache " + s_.display + ": Redis said " + msg);
   }
 
   Error unavailable(std::string_view what) const {
@@ -293,8 +299,15 @@ class RedisCache final : public Cache {
           redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
       if (!r) {
         // The connection is gone (c is dropped). One that sat idle in the
-        // pool most likely met a server restart: try once on a new one.
-        if (reused && attempt == 0) continue;
+        // pool and was found closed most likely met a server restart, which
+        // never saw the command: try once on a new one. Never after a
+        // timeout: the command may have run, and most are not idempotent.
+        const std::string_view why = c->errstr;
+        const bool closed =
+            c->err == REDIS_ERR_EOF ||
+            (c->err == REDIS_ERR_IO && (why.find("reset") != std::string_view::npos ||
+                                        why.find("Broken pipe") != std::string_view::npos));
+        if (reused && closed && attempt == 0) continue;
         throw unavailable(c->errstr[0] ? std::string(c->errstr) : "connection lost");
       }
       release(std::move(c));

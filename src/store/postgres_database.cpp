@@ -90,6 +90,8 @@ Error translate(std::string_view sql, bool& broken) {
     return Error(code, msg + " [SQLSTATE " + state + "]" + where());
   } catch (const std::exception& e) {
     return Error(ErrorCode::kInternal, std::string("PostgreSQL: ") + e.what() + where());
+  } catch (...) {
+    return Error(ErrorCode::kInternal, "an exception that is not a std::exception" + where());
   }
 }
 
@@ -122,6 +124,14 @@ class Connection {
   Connection(const PostgresSettings& s) {
     try {
       conn_ = std::make_unique<pqxx::connection>(s.conninfo);
+      // libpqxx 6 would otherwise reconnect silently at the next statement,
+      // without this session's settings, and outside the transaction that
+      // broke. A broken connection is dropped instead (deprecated in 6.4,
+      // still what it does).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      conn_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
       pqxx::nontransaction setup(*conn_);
       std::string sql = "SET lock_timeout = " + std::to_string(s.options.busy_timeout.count()) +
                         "; SET TIME ZONE 'UTC'";
@@ -598,13 +608,20 @@ class PostgresDatabase final : public Database {
     }
   }
 
-  // After a COMMIT whose answer was lost: did it commit? nullopt = still unknown.
-  std::optional<bool> committed(const std::string& mark) {
+  // After a COMMIT whose answer was lost: did it commit? nullopt = still
+  // unknown. The old session (`backend`) may still be finishing that COMMIT:
+  // the mark is looked for once it is gone.
+  std::optional<bool> committed(const std::string& mark, int backend) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       try {
         Connection c(settings_);
         pqxx::nontransaction t(c.raw());
         PgTxn txn(c, t);
+        for (int i = 0; i < 100 && backend > 0; ++i) {
+          if (txn.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", {backend}).rows.empty())
+            break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
         return !txn.query(kFindMark, {mark}).rows.empty();
       } catch (...) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
@@ -622,6 +639,7 @@ class PostgresDatabase final : public Database {
     const bool isolate = batch.size() > 1;
     Connection* c = writer(batch_error);
     const std::string mark = new_uuid_v7();
+    int backend = 0;  // the session of this transaction, for committed()
     std::optional<pqxx::work> work;
     for (int attempt = 0; c && !work; ++attempt) {
       const bool fresh = !c->used();
@@ -645,6 +663,7 @@ class PostgresDatabase final : public Database {
       bool commit_sent = false;
       try {
         pqxx::work& t = *work;
+        backend = c->raw().backendpid();
         for (std::size_t i = 0; i < batch.size(); ++i) {
           PgTxn txn(*c, t);
           try {
@@ -675,7 +694,7 @@ class PostgresDatabase final : public Database {
         if (broken) c->mark_broken();
         work.reset();  // rolls back what is left, before anyone is told
         std::optional<bool> outcome = false;
-        if (commit_sent && broken) outcome = committed(mark);
+        if (commit_sent && broken) outcome = committed(mark, backend);
         if (outcome == std::nullopt) {
           batch_error = std::make_exception_ptr(
               Error(ErrorCode::kUnavailable,

@@ -344,7 +344,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     const auto poll = std::chrono::duration_cast<std::chrono::microseconds>(options.poll_interval);
     if (!listening) return poll;
     auto wait =
-        std::min<std::chrono::microseconds>(poll * (1 << std::min(idle_passes, 6)),
+        std::min<std::chrono::microseconds>(poll * (1 << std::clamp(idle_passes, 0, 6)),
                                             std::max(poll, std::chrono::microseconds(1'000'000)));
     const Micros at = now();
     const Micros due = next_due.load();
@@ -629,6 +629,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       }
       for (const auto& seen : store.expired_leases(at)) {
         // An earlier iteration may have finished this run and cancelled the task.
+        store.lock_run(seen.task.run_id);  // then read the task as it is now
         auto row = store.find_task(seen.task.id);
         if (!row || row->task.status != TaskStatus::kRunning ||
             row->task.attempt != seen.task.attempt || !row->task.lease_expires_at ||
@@ -639,6 +640,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                      "lease expired (no heartbeat or completion in time)", true, at, events);
       }
       for (const auto& seen : store.due_waits(at)) {
+        store.lock_run(seen.task.run_id);  // then read the task as it is now
         auto found = store.find_task(seen.task.id);
         if (!found || found->task.status != TaskStatus::kWaiting) continue;
         auto& row = *found;
@@ -667,6 +669,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         advance(t, store, row.task.run_id, at, events);
       }
       for (const auto& seen : store.missed_starts(at)) {
+        store.lock_run(seen.task.run_id);  // then read the task as it is now
         auto found = store.find_task(seen.task.id);
         if (!found || found->task.status != TaskStatus::kReady || !found->start_deadline ||
             *found->start_deadline >= at) {
@@ -1228,6 +1231,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           {c.task_id, {c.attempt, c.agent_id, c.lease_owner, "succeeded", "", c.started_at, at}});
       events.push_back({EngineEvent::Kind::kTaskSucceeded, c.run_id, c.task_id, c.task_key,
                         c.attempt, "succeeded", "", at, ""});
+      // Fenced with the whole batch before any outcome was applied: an
+      // earlier outcome of the batch may have ended this run since (a
+      // failure, or the last other task); then there is nothing to advance.
+      if (later.fenced && store.finished_here(c.run_id)) return true;
       // A fan-out element changes nothing else in the run unless it was the
       // last open one of its group: the batch's end asks, once per group.
       if (const auto bracket = c.task_key.find('['); bracket != std::string::npos) {
@@ -1258,6 +1265,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
                     std::vector<EngineEvent>& events, std::vector<Claim>& next) {
     store.insert_attempts(later.attempts);
     for (const auto& c : later.groups) {
+      if (store.finished_here(c.run_id)) continue;  // ended by another outcome of the batch
       const auto bracket = c.task_key.find('[');
       // Locked first: a sibling completing in another engine's transaction
       // has committed by then, so one of the two sees the group closed.

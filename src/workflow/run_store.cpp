@@ -20,6 +20,23 @@ constexpr std::string_view kTaskColumns =
     "attempt, max_attempts, agent_id, lease_expires_at, ready_at, available_at, started_at, "
     "finished_at, item, close_deadline, start_deadline, lease_owner, child_run_id";
 
+// kTaskColumns as "tasks.id, tasks.run_id, ...", for queries that join.
+const std::string& qualified_task_columns() {
+  static const std::string out = [] {
+    std::string q;
+    std::string_view rest = kTaskColumns;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      auto name = rest.substr(0, comma);
+      while (name.starts_with(' ')) name.remove_prefix(1);
+      q += (q.empty() ? "tasks." : ", tasks.") + std::string(name);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return q;
+  }();
+  return out;
+}
+
 std::string text_or_empty(const Value& v) { return v.is_null() ? std::string() : v.as_text(); }
 Value null_if_empty(const std::string& s) { return s.empty() ? Value() : Value(s); }
 
@@ -343,6 +360,7 @@ void RunStore::update_run(const Run& r) {
 }
 
 RunStore::Finished RunStore::finish_run(const Run& r) {
+  finished_here_.emplace(r.id);
   auto rs = t_.query(
       "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, "
       "updated_at = $5 WHERE id = $1 RETURNING parent_task_id, workflow_name, concurrency_key",
@@ -622,13 +640,14 @@ std::vector<std::pair<TaskRow, std::string>> RunStore::lock_ready(Micros now,
                                                                   std::int64_t aging_step_us,
                                                                   int limit, int offset) {
   std::vector<std::pair<TaskRow, std::string>> out;
-  for (const auto& r : t_.query(
-           "SELECT " + std::string(kTaskColumns) +
-               ", (SELECT r.workflow_id FROM workflow_runs r WHERE r.id = tasks.run_id)"
-               " FROM tasks WHERE status = 'ready' AND available_at <= $1"
-               " ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3 OFFSET $4"
-               " FOR UPDATE SKIP LOCKED",
-           {now, aging_step_us, limit, offset})) {
+  for (const auto& r :
+       t_.query("SELECT " + qualified_task_columns() +
+                    ", r.workflow_id FROM tasks JOIN workflow_runs r ON r.id = tasks.run_id"
+                    " WHERE tasks.status = 'ready' AND tasks.available_at <= $1"
+                    " ORDER BY tasks.priority + ($1 - tasks.ready_at) / $2 DESC, tasks.ready_at,"
+                    " tasks.id LIMIT $3 OFFSET $4"
+                    " FOR UPDATE OF tasks SKIP LOCKED FOR KEY SHARE OF r SKIP LOCKED",
+                {now, aging_step_us, limit, offset})) {
     out.emplace_back(task_from(r), r[23].as_text());
   }
   return out;

@@ -69,6 +69,8 @@ class RunStore {
     std::optional<std::string> concurrency_key;  // the run's group, if its workflow has a limit
   };
   Finished finish_run(const Run& run);
+  // Whether finish_run() ended this run in this transaction (through this RunStore).
+  bool finished_here(std::string_view run_id) const { return finished_here_.contains(run_id); }
   // Running and paused runs of a concurrency group.
   std::int64_t active_in_group(std::string_view workflow, std::string_view key);
   // The oldest active (running or paused) or, with !active, pending run of
@@ -161,6 +163,7 @@ class RunStore {
   Txn& t_;
   std::set<std::string, std::less<>> locked_runs_;  // run ids, and groups locked
   std::set<std::string, std::less<>> paused_runs_;  // of the locked runs, those paused
+  std::set<std::string, std::less<>> finished_here_;
 };
 
 }  // namespace devcycle::internal

@@ -216,6 +216,51 @@ TEST_P(DatabaseTest, GroupCommitPutsQueuedClosuresIntoFewTransactions) {
   EXPECT_GE(batches.sum(), 200);
 }
 
+TEST_P(DatabaseTest, AnSqlErrorInOneClosureOfABatchSparesTheOthers) {
+  auto db = open();
+  db->write([](Txn& t) { insert(t, "dup", 1); });
+  // Hold the writer so that the three closures below share one transaction.
+  std::promise<void> release;
+  std::promise<void> holding;
+  auto gate = db->submit([&](Txn&) {
+    holding.set_value();
+    release.get_future().wait();
+  });
+  holding.get_future().wait();
+  auto before = db->submit([](Txn& t) { insert(t, "before", 2); });
+  auto bad = db->submit([](Txn& t) {
+    insert(t, "half", 3);
+    insert(t, "dup", 4);  // a unique violation inside the database
+  });
+  auto swallowed = db->submit([](Txn& t) {
+    // A closure may catch a statement's error and go on with others.
+    try {
+      insert(t, "dup", 5);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists);
+    }
+    insert(t, "after-catch", 6);
+  });
+  auto after = db->submit([](Txn& t) { insert(t, "after", 7); });
+  release.set_value();
+  gate.get();
+  EXPECT_NO_THROW(before.get());
+  EXPECT_DEVCYCLE_ERROR(bad.get(), ErrorCode::kAlreadyExists);
+  EXPECT_NO_THROW(after.get());
+  swallowed.wait();
+  EXPECT_EQ(count(*db, "id IN ('before', 'after')"), 2);
+  EXPECT_EQ(count(*db, "id = 'half'"), 0);
+  if (!postgres()) {
+    EXPECT_NO_THROW(swallowed.get());
+    EXPECT_EQ(count(*db, "id = 'after-catch'"), 1);
+  } else {
+    // PostgreSQL aborts a transaction at its first error: a closure cannot
+    // go on after one (its savepoint is rolled back, and it fails).
+    EXPECT_THROW(swallowed.get(), Error);
+    EXPECT_EQ(count(*db, "id = 'after-catch'"), 0);
+  }
+}
+
 TEST_P(DatabaseTest, WithoutGroupCommitEachClosureIsItsOwnTransaction) {
   auto metrics = std::make_shared<MetricsRegistry>();
   DatabaseOptions options;
