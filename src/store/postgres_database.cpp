@@ -20,6 +20,7 @@
 #include "devcycle/error.h"
 #include "devcycle/metrics.h"
 #include "devcycle/uuid.h"
+#include "store/backend_parts.h"
 #include "store/migrations.h"
 #include "store/postgres_dialect.h"
 
@@ -336,7 +337,9 @@ class PostgresDatabase final : public Database {
       batch_ = &m->histogram("db_batch_size", "Closures per group commit",
                              Histogram::exponential_buckets(1, 2, 10));
     }
-    thread_ = std::thread([this] { writer_loop(); });
+    writes_.start(
+        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1,
+        [this](std::vector<Request>& batch) { run_batch(batch); });
   }
 
   ~PostgresDatabase() override { close(); }
@@ -345,21 +348,14 @@ class PostgresDatabase final : public Database {
   using Database::submit;
 
   void submit(TxnFn fn, DoneFn done) override {
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_) {
-        queue_.push_back({std::move(fn), std::move(done)});
-        cv_.notify_one();
-        return;
-      }
-    }
-    done(std::make_exception_ptr(closed_error()));
+    Request r{std::move(fn), std::move(done)};
+    if (!writes_.push(r)) r.done(std::make_exception_ptr(closed_error()));
   }
 
   void read(const TxnFn& fn) override {
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
-      auto conn = acquire_reader(reused);
+      auto conn = readers_.acquire(&reused);
       using ReadTxn = pqxx::transaction<pqxx::repeatable_read, pqxx::read_only>;
       std::optional<ReadTxn> t;
       try {
@@ -367,7 +363,7 @@ class PostgresDatabase final : public Database {
       } catch (...) {
         bool broken = false;
         const Error e = translate({}, broken);
-        release_reader(std::move(conn), true);
+        readers_.release(std::move(conn), true);
         // An idle pooled connection may have died with a server restart;
         // nothing ran yet, so one more try on a new connection is safe.
         if (reused && broken && attempt == 0) continue;
@@ -382,12 +378,12 @@ class PostgresDatabase final : public Database {
         const Error e = translate({}, broken);
         broken = broken || conn->broken();
         t.reset();
-        release_reader(std::move(conn), broken);
+        readers_.release(std::move(conn), broken);
         if (e.code() == ErrorCode::kUnavailable || broken) throw e;
         throw;
       }
       t.reset();
-      release_reader(std::move(conn), false);
+      readers_.release(std::move(conn));
       return;
     }
   }
@@ -417,31 +413,19 @@ class PostgresDatabase final : public Database {
 
   void close() override {
     std::call_once(close_once_, [this] {
-      {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-        cv_.notify_all();
-      }
-      thread_.join();  // drains the queue first
+      writes_.stop();  // drains the queue first
       writer_.reset();
       {
         std::lock_guard lock(listen_mu_);
         listen_stop_ = true;
       }
       if (listen_thread_.joinable()) listen_thread_.join();
-      std::lock_guard lock(readers_mu_);
-      closed_readers_ = true;
-      open_readers_ -= static_cast<int>(idle_readers_.size());
-      idle_readers_.clear();
-      readers_cv_.notify_all();
+      readers_.close();
     });
   }
 
  private:
-  struct Request {
-    TxnFn fn;
-    DoneFn done;
-  };
+  using Request = WriteQueue::Request;
 
   struct Listener {
     std::string channel;
@@ -533,66 +517,6 @@ class PostgresDatabase final : public Database {
 
   Error closed_error() const {
     return Error(ErrorCode::kUnavailable, "database " + settings_.display + " is closed");
-  }
-
-  std::unique_ptr<Connection> acquire_reader(bool& reused) {
-    std::unique_lock lock(readers_mu_);
-    for (;;) {
-      if (closed_readers_) throw closed_error();
-      if (!idle_readers_.empty()) {
-        auto c = std::move(idle_readers_.back());
-        idle_readers_.pop_back();
-        reused = true;
-        return c;
-      }
-      reused = false;
-      if (open_readers_ < settings_.options.readers) {
-        ++open_readers_;
-        lock.unlock();
-        try {
-          return std::make_unique<Connection>(settings_);
-        } catch (...) {
-          lock.lock();
-          --open_readers_;
-          readers_cv_.notify_one();
-          throw;
-        }
-      }
-      readers_cv_.wait(lock);
-    }
-  }
-
-  void release_reader(std::unique_ptr<Connection> c, bool broken) {
-    std::lock_guard lock(readers_mu_);
-    if (broken) {
-      // The server went away (restart, terminate): the idle ones are as dead.
-      open_readers_ -= 1 + static_cast<int>(idle_readers_.size());
-      idle_readers_.clear();
-    } else if (closed_readers_) {
-      --open_readers_;
-    } else {
-      idle_readers_.push_back(std::move(c));
-    }
-    readers_cv_.notify_all();
-  }
-
-  void writer_loop() {
-    const std::size_t max_batch =
-        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1;
-    std::vector<Request> batch;
-    for (;;) {
-      batch.clear();
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-        if (queue_.empty()) return;  // stopping, and everything queued is done
-        while (!queue_.empty() && batch.size() < max_batch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      run_batch(batch);
-    }
   }
 
   // A writer connection that works, or the error that says why there is none.
@@ -738,11 +662,6 @@ class PostgresDatabase final : public Database {
   std::unique_ptr<Connection> writer_;  // writer thread only (and the constructor)
   std::uint64_t batches_ = 0;
 
-  std::mutex mu_;  // guards queue_ and stopping_
-  std::condition_variable cv_;
-  std::deque<Request> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
   std::once_flag close_once_;
 
   std::mutex listen_mu_;  // guards listeners_, listeners_changed_, listen_stop_
@@ -752,11 +671,10 @@ class PostgresDatabase final : public Database {
   bool listen_stop_ = false;
   std::thread listen_thread_;
 
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;
-  int open_readers_ = 0;
-  bool closed_readers_ = false;
+  ConnectionPool<Connection> readers_{settings_.options.readers,
+                                      [this] { return std::make_unique<Connection>(settings_); },
+                                      [this] { return closed_error(); }};
+  WriteQueue writes_;  // last: its thread stops first
 
   Counter* commits_ = nullptr;
   Counter* failed_ = nullptr;

@@ -21,6 +21,7 @@
 #include "devcycle/clock.h"
 #include "devcycle/error.h"
 #include "devcycle/metrics.h"
+#include "store/backend_parts.h"
 #include "store/migrations.h"
 #include "store/sqlite_errors.h"
 
@@ -389,7 +390,9 @@ class SqliteDatabase final : public Database {
                              Histogram::exponential_buckets(1, 2, 10));
     }
     if (!settings_.memory) start_checkpointer();
-    thread_ = std::thread([this] { writer_loop(); });
+    writes_.start(
+        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1,
+        [this](std::vector<Request>& batch) { run_batch(batch); });
   }
 
   ~SqliteDatabase() override {
@@ -401,15 +404,8 @@ class SqliteDatabase final : public Database {
   using Database::submit;
 
   void submit(TxnFn fn, DoneFn done) override {
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_) {
-        queue_.push_back({std::move(fn), std::move(done)});
-        cv_.notify_one();
-        return;
-      }
-    }
-    done(std::make_exception_ptr(closed_error()));
+    Request r{std::move(fn), std::move(done)};
+    if (!writes_.push(r)) r.done(std::make_exception_ptr(closed_error()));
   }
 
   void read(const TxnFn& fn) override {
@@ -430,12 +426,12 @@ class SqliteDatabase final : public Database {
       read_on(*writer_, fn);
       return;
     }
-    auto conn = acquire_reader();
+    auto conn = readers_.acquire();
     struct Release {
-      SqliteDatabase* self;
+      ConnectionPool<Connection>& pool;
       std::unique_ptr<Connection>& c;
-      ~Release() { self->release_reader(std::move(c)); }
-    } release{this, conn};
+      ~Release() { pool.release(std::move(c)); }
+    } release{readers_, conn};
     read_on(*conn, fn);
   }
 
@@ -452,30 +448,18 @@ class SqliteDatabase final : public Database {
 
   void close() override {
     std::call_once(close_once_, [this] {
-      {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
-        cv_.notify_all();
-      }
-      thread_.join();  // drains the queue first
+      writes_.stop();  // drains the queue first
       stop_checkpointer();
       {
         std::lock_guard conn_lock(conn_mu_);
         closed_ = true;
       }
-      std::lock_guard lock(readers_mu_);
-      closed_readers_ = true;
-      open_readers_ -= static_cast<int>(idle_readers_.size());
-      idle_readers_.clear();
-      readers_cv_.notify_all();
+      readers_.close();
     });
   }
 
  private:
-  struct Request {
-    TxnFn fn;
-    DoneFn done;
-  };
+  using Request = WriteQueue::Request;
 
   // Checkpoints copy the WAL back into the database file and fsync it. SQLite
   // runs them inside the COMMIT that crosses the threshold, on the writer
@@ -546,60 +530,6 @@ class SqliteDatabase final : public Database {
       throw;
     }
     c.control("COMMIT");
-  }
-
-  std::unique_ptr<Connection> acquire_reader() {
-    std::unique_lock lock(readers_mu_);
-    for (;;) {
-      if (closed_readers_) throw closed_error();
-      if (!idle_readers_.empty()) {
-        auto c = std::move(idle_readers_.back());
-        idle_readers_.pop_back();
-        return c;
-      }
-      if (open_readers_ < settings_.options.readers) {
-        ++open_readers_;
-        lock.unlock();
-        try {
-          return std::make_unique<Connection>(settings_, /*reader=*/true);
-        } catch (...) {
-          lock.lock();
-          --open_readers_;
-          readers_cv_.notify_one();
-          throw;
-        }
-      }
-      readers_cv_.wait(lock);
-    }
-  }
-
-  void release_reader(std::unique_ptr<Connection> c) {
-    std::lock_guard lock(readers_mu_);
-    if (closed_readers_) {
-      --open_readers_;
-    } else {
-      idle_readers_.push_back(std::move(c));
-    }
-    readers_cv_.notify_one();
-  }
-
-  void writer_loop() {
-    const std::size_t max_batch =
-        settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1;
-    std::vector<Request> batch;
-    for (;;) {
-      batch.clear();
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
-        if (queue_.empty()) return;  // stopping, and everything queued is done
-        while (!queue_.empty() && batch.size() < max_batch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      run_batch(batch);
-    }
   }
 
   // One transaction, one SAVEPOINT per closure when there are several; see
@@ -689,21 +619,16 @@ class SqliteDatabase final : public Database {
   bool checkpoint_due_ = false;
   bool checkpoint_stop_ = false;
 
-  std::mutex mu_;  // guards queue_ and stopping_
-  std::condition_variable cv_;
-  std::deque<Request> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
   std::once_flag close_once_;
 
   std::mutex conn_mu_;  // guards writer_ (shared with read() on :memory:) and closed_
   bool closed_ = false;
 
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;
-  int open_readers_ = 0;
-  bool closed_readers_ = false;
+  ConnectionPool<Connection> readers_{
+      settings_.options.readers,
+      [this] { return std::make_unique<Connection>(settings_, /*reader=*/true); },
+      [this] { return closed_error(); }};
+  WriteQueue writes_;  // last: its thread stops first
 
   Counter* commits_ = nullptr;
   Counter* failed_ = nullptr;

@@ -1,0 +1,161 @@
+// What the SQLite and PostgreSQL backends share: the queue of submitted
+// closures that one writer thread takes in batches (group commit), and a
+// pool of read connections. Internal.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "devcycle/database.h"
+#include "devcycle/error.h"
+
+namespace devcycle::internal {
+
+class WriteQueue {
+ public:
+  struct Request {
+    Database::TxnFn fn;
+    Database::DoneFn done;
+  };
+  using RunBatch = std::function<void(std::vector<Request>&)>;
+
+  WriteQueue() = default;
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+  ~WriteQueue() { stop(); }
+
+  // Starts the writer thread: it hands run_batch every request queued while
+  // it was busy, up to `max_batch` at a time.
+  void start(std::size_t max_batch, RunBatch run_batch) {
+    max_batch_ = max_batch;
+    run_batch_ = std::move(run_batch);
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  // Queues a request; false (and `r` untouched) once stop() began.
+  bool push(Request& r) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    queue_.push_back(std::move(r));
+    cv_.notify_one();
+    return true;
+  }
+
+  // Runs every queued request, then ends the thread. Idempotent.
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::vector<Request> batch;
+    for (;;) {
+      batch.clear();
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+        if (queue_.empty()) return;  // stopping, and everything queued is done
+        while (!queue_.empty() && batch.size() < max_batch_) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      run_batch_(batch);
+    }
+  }
+
+  std::size_t max_batch_ = 1;
+  RunBatch run_batch_;
+  std::mutex mu_;  // guards queue_ and stopping_
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Read connections: at most `max` open, made on demand, kept when idle.
+template <class Connection>
+class ConnectionPool {
+ public:
+  using Make = std::function<std::unique_ptr<Connection>()>;
+
+  ConnectionPool(int max, Make make, std::function<Error()> closed_error)
+      : max_(max), make_(std::move(make)), closed_error_(std::move(closed_error)) {}
+
+  // An idle connection (`*reused` = true) or a new one; waits while `max`
+  // are in use. Throws closed_error() after close(), or what make() throws.
+  std::unique_ptr<Connection> acquire(bool* reused = nullptr) {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (closed_) throw closed_error_();
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        if (reused) *reused = true;
+        return c;
+      }
+      if (open_ < max_) {
+        ++open_;
+        lock.unlock();
+        if (reused) *reused = false;
+        try {
+          return make_();
+        } catch (...) {
+          lock.lock();
+          --open_;
+          cv_.notify_one();
+          throw;
+        }
+      }
+      cv_.wait(lock);
+    }
+  }
+
+  // Gives `c` back. `broken`: it is dropped, and so is every idle one (the
+  // server went away: they are as dead).
+  void release(std::unique_ptr<Connection> c, bool broken = false) {
+    std::lock_guard lock(mu_);
+    if (broken) {
+      open_ -= 1 + static_cast<int>(idle_.size());
+      idle_.clear();
+    } else if (closed_) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(c));
+    }
+    cv_.notify_all();
+  }
+
+  // Closes the idle connections and refuses new acquisitions.
+  void close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    open_ -= static_cast<int>(idle_.size());
+    idle_.clear();
+    cv_.notify_all();
+  }
+
+ private:
+  const int max_;
+  Make make_;
+  std::function<Error()> closed_error_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  int open_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace devcycle::internal
