@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "devcycle/database.h"
 #include "devcycle/error.h"
+#include "devcycle/metrics.h"
 
 namespace devcycle::internal {
 
@@ -83,6 +85,40 @@ class WriteQueue {
   std::deque<Request> queue_;
   bool stopping_ = false;
   std::thread thread_;
+};
+
+// The end of one group commit: counts it (when the database has metrics)
+// and tells each closure how it ended — nullptr after COMMIT, or its error.
+class BatchEnd {
+ public:
+  explicit BatchEnd(const std::shared_ptr<MetricsRegistry>& m) {
+    if (!m) return;
+    commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
+    failed_ = &m->counter("db_closures_failed_total", "Submitted closures that were rolled back");
+    batch_ = &m->histogram("db_batch_size", "Closures per group commit",
+                           Histogram::exponential_buckets(1, 2, 10));
+  }
+
+  void operator()(std::vector<WriteQueue::Request>& batch,
+                  const std::vector<std::exception_ptr>& errors, std::size_t failed) const {
+    if (commits_) {
+      commits_->inc();
+      failed_->inc(static_cast<double>(failed));
+      batch_->observe(static_cast<double>(batch.size()));
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      try {
+        batch[i].done(errors[i]);
+      } catch (...) {
+        // A completion callback must not throw; there is nobody to tell.
+      }
+    }
+  }
+
+ private:
+  Counter* commits_ = nullptr;
+  Counter* failed_ = nullptr;
+  Histogram* batch_ = nullptr;
 };
 
 // Read connections: at most `max` open, made on demand, kept when idle.

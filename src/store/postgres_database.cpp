@@ -331,12 +331,6 @@ class PostgresDatabase final : public Database {
   explicit PostgresDatabase(PostgresSettings s) : settings_(std::move(s)) {
     writer_ = std::make_unique<Connection>(settings_);
     prepare_schema(*writer_);
-    if (auto& m = settings_.options.metrics) {
-      commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
-      failed_ = &m->counter("db_closures_failed_total", "Submitted closures that were rolled back");
-      batch_ = &m->histogram("db_batch_size", "Closures per group commit",
-                             Histogram::exponential_buckets(1, 2, 10));
-    }
     writes_.start(
         settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1,
         [this](std::vector<Request>& batch) { run_batch(batch); });
@@ -644,18 +638,7 @@ class PostgresDatabase final : public Database {
       }
       failed = batch.size();
     }
-    if (commits_) {
-      commits_->inc();
-      failed_->inc(static_cast<double>(failed));
-      batch_->observe(static_cast<double>(batch.size()));
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      try {
-        batch[i].done(errors[i]);
-      } catch (...) {
-        // A completion callback must not throw; there is nobody to tell.
-      }
-    }
+    end_batch_(batch, errors, failed);
   }
 
   PostgresSettings settings_;
@@ -674,11 +657,8 @@ class PostgresDatabase final : public Database {
   ConnectionPool<Connection> readers_{settings_.options.readers,
                                       [this] { return std::make_unique<Connection>(settings_); },
                                       [this] { return closed_error(); }};
+  BatchEnd end_batch_{settings_.options.metrics};
   WriteQueue writes_;  // last: its thread stops first
-
-  Counter* commits_ = nullptr;
-  Counter* failed_ = nullptr;
-  Histogram* batch_ = nullptr;
 };
 
 }  // namespace

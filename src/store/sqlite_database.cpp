@@ -383,12 +383,6 @@ class SqliteDatabase final : public Database {
       : settings_(std::move(s)), url_(std::move(url)) {
     if (!settings_.memory) lock_fd_ = lock_database_file(settings_.path, /*exclusive=*/false);
     writer_ = std::make_unique<Connection>(settings_, /*reader=*/false);
-    if (auto& m = settings_.options.metrics) {
-      commits_ = &m->counter("db_commits_total", "Transactions committed by the database writer");
-      failed_ = &m->counter("db_closures_failed_total", "Submitted closures that were rolled back");
-      batch_ = &m->histogram("db_batch_size", "Closures per group commit",
-                             Histogram::exponential_buckets(1, 2, 10));
-    }
     if (!settings_.memory) start_checkpointer();
     writes_.start(
         settings_.options.group_commit ? static_cast<std::size_t>(settings_.options.max_batch) : 1,
@@ -593,18 +587,7 @@ class SqliteDatabase final : public Database {
         failed = batch.size();
       }
     }
-    if (commits_) {
-      commits_->inc();
-      failed_->inc(static_cast<double>(failed));
-      batch_->observe(static_cast<double>(batch.size()));
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      try {
-        batch[i].done(errors[i]);
-      } catch (...) {
-        // A completion callback must not throw; there is nobody to tell.
-      }
-    }
+    end_batch_(batch, errors, failed);
   }
 
   SqliteSettings settings_;
@@ -628,11 +611,8 @@ class SqliteDatabase final : public Database {
       settings_.options.readers,
       [this] { return std::make_unique<Connection>(settings_, /*reader=*/true); },
       [this] { return closed_error(); }};
+  BatchEnd end_batch_{settings_.options.metrics};
   WriteQueue writes_;  // last: its thread stops first
-
-  Counter* commits_ = nullptr;
-  Counter* failed_ = nullptr;
-  Histogram* batch_ = nullptr;
 };
 
 }  // namespace
