@@ -3,6 +3,8 @@
 // pool of read connections. Internal.
 #pragma once
 
+#include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -10,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,6 +22,45 @@
 #include "devcycle/metrics.h"
 
 namespace devcycle::internal {
+
+// The URL parameters every backend takes: busy_timeout_ms, readers and
+// group_commit, applied to `o`. Returns false for any other key; calls
+// `bad` (which throws) with the reason for a bad value.
+inline bool apply_common_parameter(const std::string& key, const std::string& value,
+                                   DatabaseOptions& o,
+                                   const std::function<void(const std::string&)>& bad) {
+  const auto number = [&](int lo, int hi) {
+    int out = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+    if (ec != std::errc() || end != value.data() + value.size() || out < lo || out > hi) {
+      bad(key + "=" + value + " is not a number from " + std::to_string(lo) + " to " +
+          std::to_string(hi));
+    }
+    return out;
+  };
+  if (key == "busy_timeout_ms") {
+    o.busy_timeout = std::chrono::milliseconds(number(0, 3'600'000));
+  } else if (key == "readers") {
+    o.readers = number(1, 64);
+  } else if (key == "group_commit") {
+    if (value != "true" && value != "false")
+      bad("group_commit=" + value + " must be true or false");
+    o.group_commit = value == "true";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Checks what no URL can set wrong but a caller's DatabaseOptions can.
+inline void check_options(const DatabaseOptions& o) {
+  if (o.max_batch < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: max_batch must be at least 1");
+  }
+  if (o.readers < 1) {
+    throw Error(ErrorCode::kInvalidArgument, "database options: readers must be at least 1");
+  }
+}
 
 class WriteQueue {
  public:

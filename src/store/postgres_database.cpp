@@ -33,18 +33,6 @@ namespace {
                                                "\" is not a valid PostgreSQL URL: " + reason);
 }
 
-int parse_int(std::string_view label, const std::string& url, const std::string& key,
-              const std::string& v, int lo, int hi) {
-  int out = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size() || out < lo || out > hi) {
-    bad_url(label, url,
-            key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
-                std::to_string(hi));
-  }
-  return out;
-}
-
 bool valid_schema_name(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
   if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
@@ -692,19 +680,8 @@ PostgresSettings parse_postgres_url(const std::string& url, DatabaseOptions opti
                       " must be 1 to 63 lowercase letters, digits and '_', not "
                       "starting with a digit");
         s.schema = v;
-      } else if (k == "readers") {
-        s.options.readers = parse_int(label, url, k, v, 1, 64);
-      } else if (k == "busy_timeout_ms") {
-        s.options.busy_timeout =
-            std::chrono::milliseconds(parse_int(label, url, k, v, 0, 3'600'000));
-      } else if (k == "group_commit") {
-        if (v == "true")
-          s.options.group_commit = true;
-        else if (v == "false")
-          s.options.group_commit = false;
-        else
-          bad_url(label, url, "group_commit=" + v + " must be true or false");
-      } else {
+      } else if (!apply_common_parameter(
+                     k, v, s.options, [&](const std::string& why) { bad_url(label, url, why); })) {
         passed += (passed.empty() ? "?" : "&") + std::string(part);
       }
     }
@@ -720,12 +697,7 @@ PostgresSettings parse_postgres_url(const std::string& url, DatabaseOptions opti
   }
   PQconninfoFree(opts);
   s.conninfo = std::move(conninfo);
-  if (s.options.max_batch < 1) {
-    throw Error(ErrorCode::kInvalidArgument, "database options: max_batch must be at least 1");
-  }
-  if (s.options.readers < 1) {
-    throw Error(ErrorCode::kInvalidArgument, "database options: readers must be at least 1");
-  }
+  check_options(s.options);
   return s;
 }
 

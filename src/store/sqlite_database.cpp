@@ -34,18 +34,6 @@ namespace {
               std::string(label) + ": \"" + url + "\" is not a valid SQLite URL: " + reason);
 }
 
-int parse_int(std::string_view label, const std::string& url, const std::string& key,
-              const std::string& v, int lo, int hi) {
-  int out = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec != std::errc() || end != v.data() + v.size() || out < lo || out > hi) {
-    bad_url(label, url,
-            key + "=" + v + " is not a number from " + std::to_string(lo) + " to " +
-                std::to_string(hi));
-  }
-  return out;
-}
-
 }  // namespace
 
 int lock_database_file(const std::string& path, bool exclusive) {
@@ -93,29 +81,14 @@ SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
         s.options.synchronous = Synchronous::kFull;
       else
         bad_url(label, url, "synchronous=" + v + " must be normal or full");
-    } else if (k == "busy_timeout_ms") {
-      s.options.busy_timeout = std::chrono::milliseconds(parse_int(label, url, k, v, 0, 3'600'000));
-    } else if (k == "readers") {
-      s.options.readers = parse_int(label, url, k, v, 1, 64);
-    } else if (k == "group_commit") {
-      if (v == "true")
-        s.options.group_commit = true;
-      else if (v == "false")
-        s.options.group_commit = false;
-      else
-        bad_url(label, url, "group_commit=" + v + " must be true or false");
-    } else {
+    } else if (!apply_common_parameter(k, v, s.options,
+                                       [&](const std::string& why) { bad_url(label, url, why); })) {
       bad_url(label, url,
               "unknown parameter \"" + k +
                   "\" (known: synchronous, busy_timeout_ms, readers, group_commit)");
     }
   }
-  if (s.options.max_batch < 1) {
-    throw Error(ErrorCode::kInvalidArgument, "database options: max_batch must be at least 1");
-  }
-  if (s.options.readers < 1) {
-    throw Error(ErrorCode::kInvalidArgument, "database options: readers must be at least 1");
-  }
+  check_options(s.options);
   return s;
 }
 
