@@ -130,6 +130,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // The earliest future time a task this engine saw become ready is due
   // (a retry's backoff): an idle scheduler wakes by then at the latest.
   std::atomic<Micros> next_due{std::numeric_limits<Micros>::max()};
+  // Whether the last claim pass found ready tasks (it may have taken none,
+  // its agents being full): then the scheduler keeps polling at its pace.
+  std::atomic<bool> saw_ready{false};
   std::thread scheduler;
   std::vector<std::thread> workers;
 
@@ -490,6 +493,25 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           shortcut_taken_ = true;
           return &r;
         }
+      }
+      if (store_.postgres()) {
+        // Several engines claim at once: an agent's running attempts are
+        // counted under a lock on that agent, held to the commit, so that
+        // two engines cannot both fill its last slot. An agent another
+        // transaction is counting now counts as full here (no waiting, no
+        // deadlock); the next pass looks again.
+        if (!running_) running_.emplace();
+        for (const auto& r : runners) {
+          auto it = running_->find(r.agent_id);
+          if (it == running_->end()) {
+            const auto n = store_.lock_and_count_running(r.agent_id);
+            it = running_->emplace(r.agent_id, n ? *n : r.capacity).first;
+          }
+          if (it->second >= r.capacity) continue;
+          ++it->second;
+          return &r;
+        }
+        return nullptr;
       }
       if (!running_) running_ = store_.running_by_agent();
       for (const auto& r : runners) {
@@ -905,6 +927,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   // up yet are left ready and looked up after the transaction (the registry
   // reads the database itself), to be claimed on the next pass.
   std::vector<Claim> claim_locked(Micros at, int free) {
+    saw_ready = false;
     std::vector<Claim> all;
     // A second pass when the first met tasks of runners not looked up yet.
     for (int pass = 0; pass < 2 && static_cast<int>(all.size()) < free; ++pass) {
@@ -921,17 +944,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
         unknown.clear();
         AgentLoad load(store);
         const auto aging = std::max<Micros>(1, us(options.aging_step));
-        const int page = std::max(32, room * 2);
+        const int page = std::max(16, room);
         const auto taken = [&] { return static_cast<int>(claims.size() + assignments.size()); };
         // Further pages only while whole pages hold nothing this engine can
         // take, so that tasks nobody here runs cannot hide runnable ones.
         for (int offset = 0; taken() < room && offset < 20 * page; offset += page) {
           const auto rows = store.lock_ready(at, aging, page, offset);
+          if (!rows.empty()) saw_ready = true;
+          bool nobody_here = true;  // no row of the page has a runner known here
           for (const auto& [row, workflow_id] : rows) {
             if (taken() >= room) break;
             const auto def = definition(t, workflow_id);
             const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
             const auto runners = known_resolution(d, at);
+            if (runners && !runners->empty()) nobody_here = false;
             if (!runners) {
               unknown.emplace_back(def, row.task.definition_id);
               continue;
@@ -939,7 +965,9 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             if (runners->empty() || rate_wait(d) > 0) continue;  // nobody here / over its rate
             claim_row(store, row, d, workflow_id, *runners, load, at, claims, events, assignments);
           }
-          if (static_cast<int>(rows.size()) < page || taken() > 0) break;
+          // Agents at capacity or over their rate end the pass too: the
+          // pages below hold more of the same.
+          if (static_cast<int>(rows.size()) < page || !nobody_here) break;
         }
         stage(t, events);
         internal::Outbox::add(t, assignments, at);
@@ -1511,7 +1539,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       } catch (const Error&) {
         // The database may be briefly unavailable; the next pass retries.
       }
-      idle_passes = n == 0 ? idle_passes + 1 : 0;
+      idle_passes = n == 0 && !saw_ready.exchange(false) ? idle_passes + 1 : 0;
       const auto wait = idle_wait(idle_passes - 1);
       std::unique_lock lock(queue_mu);
       if (n == 0) {

@@ -653,6 +653,18 @@ std::vector<std::pair<TaskRow, std::string>> RunStore::lock_ready(Micros now,
   return out;
 }
 
+std::optional<int> RunStore::lock_and_count_running(std::string_view agent_id) {
+  const auto rs = t_.query("SELECT pg_try_advisory_xact_lock(hashtext($1))",
+                           {"agent\n" + std::string(agent_id)});
+  if (rs[0][0].as_int() == 0) return std::nullopt;
+  // A statement of its own: its snapshot is taken after the lock was granted,
+  // so it sees every claim of the transaction that held the lock before.
+  return static_cast<int>(
+      t_.query("SELECT COUNT(*) FROM tasks WHERE status = 'running' AND agent_id = $1",
+               {agent_id})[0][0]
+          .as_int());
+}
+
 std::unordered_map<std::string, int> RunStore::running_by_agent() {
   std::unordered_map<std::string, int> out;
   for (const auto& r : t_.query("SELECT agent_id, COUNT(*) FROM tasks WHERE status = 'running' AND "

@@ -126,6 +126,10 @@ class RunStore {
   std::vector<TaskRow> expired_leases(Micros now);
   // Running attempts per agent (fan-out groups, which run on no agent, aside).
   std::unordered_map<std::string, int> running_by_agent();
+  // PostgreSQL: takes a lock on the agent until the transaction ends and
+  // counts its running attempts; nullopt when another transaction holds it.
+  std::optional<int> lock_and_count_running(std::string_view agent_id);
+  bool postgres() const noexcept { return t_.dialect() == Dialect::kPostgres; }
   std::vector<TaskRow> missed_starts(Micros now);
   // The fenced claim: true when this call moved the task from ready to running.
   bool claim(const TaskRow& row, const std::string& lease_owner, const std::string& agent_id,

@@ -1,6 +1,6 @@
 // The engine processes of multi_engine_test, all on one PostgreSQL database.
 //
-//   multi_engine_driver setup URL RUNS     agent, workflow and RUNS runs, then exits
+//   multi_engine_driver setup URL RUNS CAPACITY   agent (of CAPACITY), workflow and RUNS runs
 //   multi_engine_driver work URL LOG       works until no run is active
 //
 // In work mode the in-process agent appends "S <task id> <attempt> <pid> <us>"
@@ -35,7 +35,7 @@ void append(int fd, char kind, TaskContext& ctx) {
   }
 }
 
-int setup(Database& db, int runs) {
+int setup(Database& db, int runs, int capacity) {
   Registry registry(db);
   WorkflowCatalog catalog(db, &registry);
   EngineOptions options;
@@ -46,7 +46,7 @@ int setup(Database& db, int runs) {
   spec.owner = "multi";
   spec.name = "worker";
   spec.type = "worker";
-  spec.capacity = 1000;  // the test is about leases, not capacity
+  spec.capacity = capacity;
   const auto agent = registry.create(spec);
   registry.add_version(agent.id, {"1.0.0", {"work@1.0.0"}, {}, "inproc:work", ""});
   registry.deploy(agent.id, "1.0.0");
@@ -105,14 +105,14 @@ int work(Database& db, const std::string& log) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s setup URL RUNS | work URL LOG\n", argv[0]);
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s setup URL RUNS CAPACITY | work URL LOG\n", argv[0]);
     return 64;
   }
   const std::string mode = argv[1];
   try {
     auto db = Database::open(argv[2]);
-    if (mode == "setup") return setup(*db, std::atoi(argv[3]));
+    if (mode == "setup" && argc == 5) return setup(*db, std::atoi(argv[3]), std::atoi(argv[4]));
     if (mode == "work") return work(*db, argv[3]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "multi_engine_driver %s: %s\n", mode.c_str(), e.what());

@@ -1,7 +1,8 @@
 // Several engines, one PostgreSQL database (ctest label `integration`): 3
 // engine processes share 5,000 runs (a fan-out of two and a join each, so
 // that sibling completions race in different engines); one is SIGKILLed
-// mid-way. Every run
+// mid-way. A second, smaller round gives the agent a capacity below the
+// engines' 12 workers and checks that it held across the engines. Every run
 // must finish, every task completion must be recorded once, and no two
 // attempts of one task may ever have run at the same time — an attempt of
 // the killed engine counts as running until the moment of the kill.
@@ -26,7 +27,6 @@
 namespace devcycle {
 namespace {
 
-constexpr int kRuns = 5000;
 constexpr int kEngines = 3;
 constexpr int kExecutedPerRun = 4;  // a, b[0], b[1], c (the group "b" runs nothing itself)
 
@@ -56,14 +56,19 @@ struct Execution {
   std::optional<Micros> end;
 };
 
-TEST(MultiEngineTest, ThreeEnginesShareFiveThousandRunsAndSurviveAKill) {
+// Three engines on `runs` runs of an agent of `capacity`; the first engine
+// is killed once a third of the runs finished. Checks what the file's
+// comment says, and that the agent never ran more than `capacity` at once.
+void share_runs_and_kill_one(const int kRuns, const int kCapacity) {
   const char* base = std::getenv("DEVCYCLE_TEST_POSTGRES_URL");
   ASSERT_NE(base, nullptr) << "DEVCYCLE_TEST_POSTGRES_URL is not set";
   testing::TempDir dir;
-  const std::string url = std::string(base) + "?schema=multi_engine_" + std::to_string(::getpid());
+  static int round = 0;
+  const std::string url = std::string(base) + "?schema=multi_engine_" + std::to_string(::getpid()) +
+                          "_" + std::to_string(++round);
   const auto log = dir.file("leases.log");
 
-  ASSERT_EQ(wait_exit(spawn({"setup", url, std::to_string(kRuns)})), 0);
+  ASSERT_EQ(wait_exit(spawn({"setup", url, std::to_string(kRuns), std::to_string(kCapacity)})), 0);
 
   std::vector<pid_t> engines;
   for (int i = 0; i < kEngines; ++i) engines.push_back(spawn({"work", url, log}));
@@ -147,10 +152,35 @@ TEST(MultiEngineTest, ThreeEnginesShareFiveThousandRunsAndSurviveAKill) {
     }
   }
   EXPECT_EQ(overlaps, 0);
-  std::printf("runs: %d, executions: %d, tasks retried after the kill: %d; attempts by engine:",
-              kRuns, lines / 2, retried);
+
+  // The agent's capacity held across the engines: never more attempts
+  // running at once than it allows (one of the killed engine counts until
+  // the kill).
+  std::vector<std::pair<Micros, int>> edges;
+  for (const auto& [id, attempts] : runs_of) {
+    for (const auto& [n, e] : attempts) {
+      edges.emplace_back(e.start, +1);
+      edges.emplace_back(e.end ? *e.end : killed_at, -1);
+    }
+  }
+  std::sort(edges.begin(), edges.end());  // at equal times an end (-1) comes first
+  int running = 0, most = 0;
+  for (const auto& [at_us, d] : edges) most = std::max(most, running += d);
+  EXPECT_LE(most, kCapacity) << "attempts of one agent running at once";
+  std::printf(
+      "runs: %d, executions: %d, tasks retried after the kill: %d, most at once: %d; "
+      "attempts by engine:",
+      kRuns, lines / 2, retried, most);
   for (const auto& [engine, n] : lease_owners) std::printf(" %lld", static_cast<long long>(n));
   std::printf("\n");
+}
+
+TEST(MultiEngineTest, ThreeEnginesShareFiveThousandRunsAndSurviveAKill) {
+  share_runs_and_kill_one(5000, 1000);  // capacity above the 12 workers: leases are the point
+}
+
+TEST(MultiEngineTest, AnAgentsCapacityHoldsAcrossEngines) {
+  share_runs_and_kill_one(300, 4);  // fewer than the 12 workers: capacity binds
 }
 
 }  // namespace
