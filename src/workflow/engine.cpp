@@ -938,6 +938,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
       std::vector<std::pair<std::shared_ptr<const WorkflowDefinition>, std::string>> unknown;
       db.write([&](Txn& t) {
         RunStore store(t);
+        store.defer_writes();  // the claims written in one statement
         claims.clear();
         events.clear();
         assignments.clear();
@@ -969,6 +970,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
           // pages below hold more of the same.
           if (static_cast<int>(rows.size()) < page || !nobody_here) break;
         }
+        store.flush();
         stage(t, events);
         internal::Outbox::add(t, assignments, at);
       });
@@ -1398,6 +1400,20 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             }
             fenced = store.succeed_leased_many(successes, at);
             later.fenced = &fenced;
+            // The rows the successes' advances read, in one statement, and
+            // their writes (successors readied and claimed) in one more.
+            std::vector<RunStore::Want> wants;
+            for (const auto& o : batch->outcomes) {
+              const auto& c = o.claim;
+              if (!o.success || !fenced.contains(c.task_id) ||
+                  c.task_key.find('[') != std::string::npos || store.run_paused(c.run_id))
+                continue;
+              auto keys =
+                  RunProgress::keys_after_success(*definition(t, c.workflow_id), c.task_key);
+              if (keys) wants.push_back({c.run_id, std::move(*keys)});
+            }
+            store.prefetch(wants);
+            store.defer_writes();
           }
           for (const auto& o : batch->outcomes) {
             std::optional<Claim> next;
@@ -1405,6 +1421,7 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
             if (next) batch->next.push_back(std::move(*next));
           }
           finish_batch(t, store, later, at, batch->events, batch->next);
+          store.flush();
           stage(t, batch->events);
         },
         [this, batch](std::exception_ptr e) {
@@ -2183,6 +2200,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
   const int room = impl_->claim_room();
   auto result = impl_->db.write([&](Txn& t) {
     RunStore store(t);
+    store.defer_writes();  // the runs and their tasks inserted with one statement each
     events.clear();
     claims.clear();
     Impl::Hooks hooks(*impl_, t, store, at, events);
@@ -2198,11 +2216,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
         if (quota <= 0) return;
         auto [it, fresh] = active.try_emplace(request.owner, 0);
         if (fresh) {
-          it->second = t.query(
-                            "SELECT COUNT(*) FROM workflow_runs WHERE status IN ('pending', "
-                            "'running', 'paused') AND owner = $1",
-                            {request.owner})[0][0]
-                           .as_int();
+          it->second = store.active_runs_of(request.owner);
         }
         if (it->second >= quota) {
           std::string message = "quota: owner \"" + request.owner + "\" has " +
@@ -2237,6 +2251,7 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
       });
       runs.push_back(std::move(r));
     }
+    store.flush();
     impl_->stage(t, events);
     return runs;
   });

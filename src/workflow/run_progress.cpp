@@ -407,18 +407,33 @@ void RunProgress::advance_rows() {
   hooks_.run_finished(run_, finished);
 }
 
-bool RunProgress::advance_after_success(const std::string& done_key) {
-  if (is_terminal(run_.status)) return true;
-  std::vector<const TaskDefinition*> dependents;
-  for (const auto& d : def_.tasks) {
+std::optional<std::vector<std::string>> RunProgress::keys_after_success(
+    const WorkflowDefinition& def, const std::string& done_key) {
+  std::vector<std::string> keys;
+  for (const auto& d : def.tasks) {
     if (std::find(d.depends_on.begin(), d.depends_on.end(), done_key) == d.depends_on.end())
       continue;
     if (!d.when.empty() || !d.for_each.empty() || !d.workflow.empty() ||
         d.input.find("{{") != std::string::npos)
-      return false;  // needs the context (or the owner) of the whole run
-    dependents.push_back(&d);
+      return std::nullopt;  // needs the context (or the owner) of the whole run
+    // The dependent and its other dependencies; `done_key` itself just
+    // succeeded in this transaction, so it is not read again (a chain reads
+    // one row).
+    keys.push_back(d.id);
+    for (const auto& dep : d.depends_on) {
+      if (dep != done_key) keys.push_back(dep);
+    }
   }
-  if (dependents.empty()) {
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+bool RunProgress::advance_after_success(const std::string& done_key) {
+  if (is_terminal(run_.status)) return true;
+  const auto keys = keys_after_success(def_, done_key);
+  if (!keys) return false;
+  if (keys->empty()) {
     // A leaf: the run finishes only when nothing else is open. Its rows tell,
     // and finish it when so (advance_rows writes only what finishing
     // changes, so the run's own row need not be read).
@@ -429,35 +444,25 @@ bool RunProgress::advance_after_success(const std::string& done_key) {
     advance_rows();
     return true;
   }
-  // The dependents' rows and those of their other dependencies; `done_key`
-  // itself just succeeded in this transaction, so it is not read again (a
-  // chain reads one row).
-  std::vector<std::string> keys;
-  for (const auto* d : dependents) {
-    keys.push_back(d->id);
-    for (const auto& dep : d->depends_on) {
-      if (dep != done_key) keys.push_back(dep);
-    }
-  }
-  std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  rows_ = store_.tasks_by_keys(run_.id, keys);
+  rows_ = store_.tasks_by_keys(run_.id, *keys);
   auto find = [&](const std::string& key) -> TaskRow* {
     for (auto& r : rows_) {
       if (!r.task.index && r.task.key == key) return &r;
     }
     return nullptr;
   };
-  for (const auto* d : dependents) {
-    TaskRow* row = find(d->id);
+  for (const auto& d : def_.tasks) {
+    if (std::find(d.depends_on.begin(), d.depends_on.end(), done_key) == d.depends_on.end())
+      continue;
+    TaskRow* row = find(d.id);
     if (!row || row->task.status != TaskStatus::kPending) continue;
     bool ready = true;
-    for (const auto& dep : d->depends_on) {
+    for (const auto& dep : d.depends_on) {
       if (dep == done_key) continue;
       const TaskRow* r = find(dep);
       ready = ready && r && done_ok(r->task.status);
     }
-    if (ready) ready_one(*row, *d, json::object());
+    if (ready) ready_one(*row, d, json::object());
   }
   return true;
 }

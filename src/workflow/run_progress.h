@@ -57,6 +57,11 @@ class RunProgress {
   // whose input, condition or fan-out needs the run's context. Uses only the
   // run's id and status.
   bool advance_after_success(const std::string& done_key);
+  // The rows advance_after_success(done_key) reads, by key: none for a leaf
+  // (it reads every row of the run), nullopt when it would need the full
+  // advance().
+  static std::optional<std::vector<std::string>> keys_after_success(const WorkflowDefinition& def,
+                                                                    const std::string& done_key);
   // Ends the run with `status`; every open task is cancelled.
   void finish_run(RunStatus status, const std::string& error);
 

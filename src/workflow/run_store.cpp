@@ -40,6 +40,57 @@ const std::string& qualified_task_columns() {
 std::string text_or_empty(const Value& v) { return v.is_null() ? std::string() : v.as_text(); }
 Value null_if_empty(const std::string& s) { return s.empty() ? Value() : Value(s); }
 
+// A PostgreSQL array literal built element by element, for statements whose
+// text stays the same whatever the number of rows (one prepared statement).
+class PgArray {
+ public:
+  void add(std::string_view text) {
+    next();
+    out_ += '"';
+    for (const char c : text) {
+      if (c == '"' || c == '\\') out_ += '\\';
+      out_ += c;
+    }
+    out_ += '"';
+  }
+  // "" as NULL, as null_if_empty() writes it.
+  void add_or_null(const std::string& text) {
+    if (text.empty()) {
+      next();
+      out_ += "NULL";
+    } else {
+      add(text);
+    }
+  }
+  void add_optional(const std::optional<std::string>& text) {
+    if (text) {
+      add(std::string_view(*text));
+    } else {
+      next();
+      out_ += "NULL";
+    }
+  }
+  void add(std::int64_t n) {
+    next();
+    out_ += std::to_string(n);
+  }
+  void add(std::optional<Micros> n) {
+    if (n) {
+      add(static_cast<std::int64_t>(*n));
+    } else {
+      next();
+      out_ += "NULL";
+    }
+  }
+  std::string str() const { return "{" + out_ + "}"; }
+
+ private:
+  void next() {
+    if (!out_.empty()) out_ += ',';
+  }
+  std::string out_;
+};
+
 Run run_from(const Row& r) {
   Run run;
   run.id = r[0].as_text();
@@ -229,26 +280,84 @@ CREATE INDEX tasks_running ON tasks (lease_expires_at) WHERE status = 'running';
 }
 
 void RunStore::insert_run(const Run& r, const std::string& workflow_id) {
+  if (postgres()) {
+    // Nobody else sees the row before this transaction commits: as good as locked.
+    locked_runs_.emplace(r.id);
+    run_info_[r.id] = {r.parent_task_id, r.workflow, r.concurrency_key};
+  }
+  if (defer_) {
+    pending_runs_.emplace_back(r, workflow_id);
+    return;
+  }
+  const std::pair<Run, std::string> one(r, workflow_id);
+  write_runs({&one, 1});
+}
+
+void RunStore::write_runs(std::span<const std::pair<Run, std::string>> runs) {
+  if (runs.empty()) return;
+  const std::string insert =
+      "INSERT INTO workflow_runs (" + std::string(kRunColumns) + ", workflow_id, updated_at) ";
+  if (!postgres()) {
+    for (const auto& [r, workflow_id] : runs) {
+      t_.execute(
+          insert +
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+              "$17, $18, $19)",
+          {r.id, r.workflow, r.workflow_version, r.owner, to_string(r.status), r.input,
+           null_if_empty(r.output), null_if_empty(r.error), null_if_empty(r.idempotency_key),
+           nlohmann::json(r.labels).dump(), r.created_at, Value(r.started_at), Value(r.finished_at),
+           Value(r.deadline_at), null_if_empty(r.parent_run_id), null_if_empty(r.parent_task_id),
+           r.concurrency_key ? Value(*r.concurrency_key) : Value(), workflow_id, r.created_at});
+    }
+    return;
+  }
+  // One statement whatever the number of runs.
+  PgArray id, workflow, version, owner, status, input, output, error, idempotency_key, labels,
+      created_at, started_at, finished_at, deadline_at, parent_run_id, parent_task_id,
+      concurrency_key, workflow_ids;
+  for (const auto& [r, workflow_id] : runs) {
+    id.add(r.id);
+    workflow.add(r.workflow);
+    version.add(static_cast<std::int64_t>(r.workflow_version));
+    owner.add(r.owner);
+    status.add(to_string(r.status));
+    input.add(r.input);
+    output.add_or_null(r.output);
+    error.add_or_null(r.error);
+    idempotency_key.add_or_null(r.idempotency_key);
+    labels.add(nlohmann::json(r.labels).dump());
+    created_at.add(static_cast<std::int64_t>(r.created_at));
+    started_at.add(r.started_at);
+    finished_at.add(r.finished_at);
+    deadline_at.add(r.deadline_at);
+    parent_run_id.add_or_null(r.parent_run_id);
+    parent_task_id.add_or_null(r.parent_task_id);
+    concurrency_key.add_optional(r.concurrency_key);  // "" is a key of its own
+    workflow_ids.add(workflow_id);
+  }
   t_.execute(
-      "INSERT INTO workflow_runs (" + std::string(kRunColumns) +
-          ", workflow_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-          "$12, $13, $14, $15, $16, $17, $18, $19)",
-      {r.id, r.workflow, r.workflow_version, r.owner, to_string(r.status), r.input,
-       null_if_empty(r.output), null_if_empty(r.error), null_if_empty(r.idempotency_key),
-       nlohmann::json(r.labels).dump(), r.created_at, Value(r.started_at), Value(r.finished_at),
-       Value(r.deadline_at), null_if_empty(r.parent_run_id), null_if_empty(r.parent_task_id),
-       r.concurrency_key ? Value(*r.concurrency_key) : Value(), workflow_id, r.created_at});
+      insert +
+          "SELECT v.*, v.created_at FROM unnest($1::text[], $2::text[], $3::bigint[], "
+          "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
+          "$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::text[], $16::text[], "
+          "$17::text[], $18::text[]) AS v (id, workflow_name, workflow_version, owner, status, "
+          "input, output, error, idempotency_key, labels, created_at, started_at, finished_at, "
+          "deadline_at, parent_run_id, parent_task_id, concurrency_key, workflow_id)",
+      {id.str(), workflow.str(), version.str(), owner.str(), status.str(), input.str(),
+       output.str(), error.str(), idempotency_key.str(), labels.str(), created_at.str(),
+       started_at.str(), finished_at.str(), deadline_at.str(), parent_run_id.str(),
+       parent_task_id.str(), concurrency_key.str(), workflow_ids.str()});
 }
 
 std::optional<Run> RunStore::find_run(std::string_view id) {
-  auto rs =
-      t_.query("SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE id = $1", {id});
+  auto rs = runs_txn().query(
+      "SELECT " + std::string(kRunColumns) + " FROM workflow_runs WHERE id = $1", {id});
   if (rs.empty()) return std::nullopt;
   return run_from(rs[0]);
 }
 
 void RunStore::insert_artifact(const Artifact& a) {
-  t_.execute(
+  tasks_txn().execute(
       "INSERT INTO artifacts (id, run_id, task_id, task_key, attempt, name, digest, size, "
       "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       {a.id, a.run_id, a.task_id, a.task_key, a.attempt, a.name, a.digest,
@@ -258,9 +367,9 @@ void RunStore::insert_artifact(const Artifact& a) {
 std::vector<Artifact> RunStore::artifacts_of(std::string_view run_id) {
   std::vector<Artifact> out;
   for (const auto& r :
-       t_.query("SELECT id, run_id, task_id, task_key, attempt, name, digest, size, "
-                "created_at FROM artifacts WHERE run_id = $1 ORDER BY id",
-                {run_id})) {
+       tasks_txn().query("SELECT id, run_id, task_id, task_key, attempt, name, digest, size, "
+                         "created_at FROM artifacts WHERE run_id = $1 ORDER BY id",
+                         {run_id})) {
     out.push_back({r[0].as_text(), r[1].as_text(), r[2].as_text(), r[3].as_text(),
                    static_cast<int>(r[4].as_int()), r[5].as_text(), r[6].as_text(),
                    static_cast<std::uint64_t>(r[7].as_int()), r[8].as_int()});
@@ -269,7 +378,7 @@ std::vector<Artifact> RunStore::artifacts_of(std::string_view run_id) {
 }
 
 std::vector<TaskRow> RunStore::due_waits(Micros now) {
-  return tasks(t_,
+  return tasks(tasks_txn(),
                "WHERE status = 'waiting' AND ((available_at IS NOT NULL AND available_at <= $1) "
                "OR (close_deadline IS NOT NULL AND close_deadline <= $1))",
                {now});
@@ -277,18 +386,19 @@ std::vector<TaskRow> RunStore::due_waits(Micros now) {
 
 std::optional<std::string> RunStore::take_signal(std::string_view run_id, std::string_view name,
                                                  std::string_view task_id) {
-  auto rs = t_.query(
+  auto rs = tasks_txn().query(
       "SELECT id, payload FROM run_signals WHERE run_id = $1 AND name = $2 AND taken_by IS NULL "
       "ORDER BY id LIMIT 1",
       {run_id, name});
   if (rs.empty()) return std::nullopt;
-  t_.execute("UPDATE run_signals SET taken_by = $2 WHERE id = $1", {rs[0][0].as_text(), task_id});
+  tasks_txn().execute("UPDATE run_signals SET taken_by = $2 WHERE id = $1",
+                      {rs[0][0].as_text(), task_id});
   return rs[0][1].as_text();
 }
 
 void RunStore::keep_signal(std::string_view run_id, std::string_view name, std::string_view payload,
                            Micros at) {
-  t_.execute(
+  tasks_txn().execute(
       "INSERT INTO run_signals (id, run_id, name, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
       {new_uuid_v7(), run_id, name, payload, at});
 }
@@ -298,13 +408,18 @@ bool RunStore::run_paused(std::string_view id) {
     return paused_runs_.contains(id);  // read by lock_runs() or below
   }
   if (t_.dialect() == Dialect::kPostgres) {
-    auto rs = t_.query("SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE", {id});
+    auto rs = runs_txn().query(
+        "SELECT status, parent_task_id, workflow_name, concurrency_key FROM workflow_runs "
+        "WHERE id = $1 FOR UPDATE",
+        {id});
     locked_runs_.emplace(id);
+    if (!rs.empty()) note_run_info(id, rs[0], 1);
     const bool paused = !rs.empty() && rs[0][0].as_text() == "paused";
     if (paused) paused_runs_.emplace(id);
     return paused;
   }
-  auto rs = t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
+  auto rs =
+      runs_txn().query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
   return !rs.empty();
 }
 
@@ -314,7 +429,9 @@ void RunStore::lock_runs(std::vector<std::string> ids) {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   if (ids.empty()) return;
-  std::string sql = "SELECT id, status FROM workflow_runs WHERE id IN (";
+  std::string sql =
+      "SELECT id, status, parent_task_id, workflow_name, concurrency_key FROM workflow_runs "
+      "WHERE id IN (";
   std::vector<Value> params;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     sql += (i ? ", $" : "$") + std::to_string(i + 1);
@@ -322,35 +439,40 @@ void RunStore::lock_runs(std::vector<std::string> ids) {
   }
   sql += ") ORDER BY id FOR UPDATE";
   // Locked, a run's status stays as read until this transaction changes it.
-  for (const auto& r : t_.query(sql, params)) {
+  for (const auto& r : runs_txn().query(sql, params)) {
     if (r[1].as_text() == "paused") paused_runs_.insert(r[0].as_text());
+    note_run_info(r[0].as_text(), r, 2);
   }
   for (auto& id : ids) locked_runs_.insert(std::move(id));
 }
 
 void RunStore::lock_run(std::string_view id) {
   if (t_.dialect() != Dialect::kPostgres || locked_runs_.contains(id)) return;
-  t_.query("SELECT 1 FROM workflow_runs WHERE id = $1 FOR UPDATE", {id});
+  auto rs = runs_txn().query(
+      "SELECT parent_task_id, workflow_name, concurrency_key FROM workflow_runs WHERE id = $1 "
+      "FOR UPDATE",
+      {id});
+  if (!rs.empty()) note_run_info(id, rs[0], 0);
   locked_runs_.emplace(id);
 }
 
 std::optional<Run> RunStore::find_run_by_key(std::string_view owner, std::string_view key) {
-  auto rs = t_.query("SELECT " + std::string(kRunColumns) +
-                         " FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2",
-                     {owner, key});
+  auto rs = runs_txn().query("SELECT " + std::string(kRunColumns) +
+                                 " FROM workflow_runs WHERE owner = $1 AND idempotency_key = $2",
+                             {owner, key});
   if (rs.empty()) return std::nullopt;
   return run_from(rs[0]);
 }
 
 std::string RunStore::workflow_id_of(std::string_view run_id) {
-  auto rs = t_.query("SELECT workflow_id FROM workflow_runs WHERE id = $1", {run_id});
+  auto rs = runs_txn().query("SELECT workflow_id FROM workflow_runs WHERE id = $1", {run_id});
   if (rs.empty())
     throw Error(ErrorCode::kNotFound, "run \"" + std::string(run_id) + "\" not found");
   return rs[0][0].as_text();
 }
 
 void RunStore::update_run(const Run& r) {
-  t_.execute(
+  runs_txn().execute(
       "UPDATE workflow_runs SET status = $2, output = $3, error = $4, started_at = $5, finished_at "
       "= $6, "
       "deadline_at = $7, updated_at = $8 WHERE id = $1",
@@ -361,7 +483,15 @@ void RunStore::update_run(const Run& r) {
 
 RunStore::Finished RunStore::finish_run(const Run& r) {
   finished_here_.emplace(r.id);
-  auto rs = t_.query(
+  if (defer_) {
+    // What RETURNING would say is known from the lock: written with the
+    // other deferred writes.
+    if (auto it = run_info_.find(r.id); it != run_info_.end()) {
+      pending_finishes_.push_back(r);
+      return it->second;
+    }
+  }
+  auto rs = runs_txn().query(
       "UPDATE workflow_runs SET status = $2, output = $3, error = $4, finished_at = $5, "
       "updated_at = $5 WHERE id = $1 RETURNING parent_task_id, workflow_name, concurrency_key",
       {r.id, to_string(r.status), null_if_empty(r.output), null_if_empty(r.error),
@@ -374,11 +504,19 @@ RunStore::Finished RunStore::finish_run(const Run& r) {
   return out;
 }
 
+void RunStore::note_run_info(std::string_view id, const Row& r, std::size_t first) {
+  Finished f;
+  f.parent_task_id = text_or_empty(r[first]);
+  f.workflow = r[first + 1].as_text();
+  if (!r[first + 2].is_null()) f.concurrency_key = r[first + 2].as_text();
+  run_info_[std::string(id)] = std::move(f);
+}
+
 void RunStore::lock_group(std::string_view workflow, std::string_view key) {
   if (t_.dialect() != Dialect::kPostgres) return;
   std::string name = "group\n" + std::string(workflow) + "\n" + std::string(key);
   if (locked_runs_.contains(name)) return;
-  t_.query("SELECT pg_advisory_xact_lock(hashtext($1))", {name});
+  tasks_txn().query("SELECT pg_advisory_xact_lock(hashtext($1))", {name});
   locked_runs_.insert(std::move(name));
 }
 
@@ -392,10 +530,19 @@ std::int64_t RunStore::active_in_group(std::string_view workflow, std::string_vi
       .as_int();
 }
 
+std::int64_t RunStore::active_runs_of(std::string_view owner) {
+  return runs_txn()
+      .query(
+          "SELECT COUNT(*) FROM workflow_runs WHERE status IN ('pending', 'running', 'paused') "
+          "AND owner = $1",
+          {owner})[0][0]
+      .as_int();
+}
+
 std::optional<Run> RunStore::first_in_group(std::string_view workflow, std::string_view key,
                                             bool active, std::string_view except) {
   lock_group(workflow, key);
-  auto rs = t_.query(
+  auto rs = runs_txn().query(
       "SELECT " + std::string(kRunColumns) +
           " FROM workflow_runs WHERE workflow_name = $1 AND concurrency_key = $2 "
           "AND status IN ($3, $4) AND id <> $5 ORDER BY id LIMIT 1",
@@ -407,11 +554,12 @@ std::optional<Run> RunStore::first_in_group(std::string_view workflow, std::stri
 std::vector<Run> RunStore::oldest_active(std::string_view workflow, std::string_view key,
                                          std::int64_t n) {
   std::vector<Run> out;
-  for (const auto& r : t_.query("SELECT " + std::string(kRunColumns) +
-                                    " FROM workflow_runs WHERE workflow_name = $1 AND "
-                                    "concurrency_key = $2 AND status IN ('running', 'paused') "
-                                    "ORDER BY id LIMIT $3",
-                                {workflow, key, n})) {
+  for (const auto& r :
+       runs_txn().query("SELECT " + std::string(kRunColumns) +
+                            " FROM workflow_runs WHERE workflow_name = $1 AND "
+                            "concurrency_key = $2 AND status IN ('running', 'paused') "
+                            "ORDER BY id LIMIT $3",
+                        {workflow, key, n})) {
     out.push_back(run_from(r));
   }
   return out;
@@ -420,7 +568,8 @@ std::vector<Run> RunStore::oldest_active(std::string_view workflow, std::string_
 std::vector<std::string> RunStore::lineage(std::string_view run_id) {
   std::vector<std::string> out{std::string(run_id)};
   while (out.size() <= 64) {
-    auto rs = t_.query("SELECT parent_run_id FROM workflow_runs WHERE id = $1", {out.back()});
+    auto rs =
+        runs_txn().query("SELECT parent_run_id FROM workflow_runs WHERE id = $1", {out.back()});
     if (rs.empty() || rs[0][0].is_null()) break;
     out.push_back(rs[0][0].as_text());
   }
@@ -442,7 +591,7 @@ RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {
   if (f.created_before) sql += " AND created_at < " + param(*f.created_before);
   sql += " ORDER BY id DESC LIMIT " + param(limit);
   RunScan out;
-  for (const auto& r : t_.query(sql, params)) {
+  for (const auto& r : runs_txn().query(sql, params)) {
     Run run = run_from(r);
     ++out.scanned;
     out.last_id = run.id;
@@ -458,9 +607,9 @@ RunStore::RunScan RunStore::list_runs_scanned(const RunFilter& f, int limit) {
 
 std::vector<std::string> RunStore::overdue_runs(Micros now) {
   std::vector<std::string> out;
-  for (const auto& r : t_.query("SELECT id FROM workflow_runs WHERE status = 'running' AND "
-                                "deadline_at IS NOT NULL AND deadline_at < $1",
-                                {now})) {
+  for (const auto& r : runs_txn().query("SELECT id FROM workflow_runs WHERE status = 'running' AND "
+                                        "deadline_at IS NOT NULL AND deadline_at < $1",
+                                        {now})) {
     out.push_back(r[0].as_text());
   }
   return out;
@@ -469,6 +618,83 @@ std::vector<std::string> RunStore::overdue_runs(Micros now) {
 void RunStore::insert_task(const TaskRow& row) { insert_tasks({&row, 1}); }
 
 void RunStore::insert_tasks(std::span<const TaskRow> rows) {
+  for (const auto& r : rows) prefetched_.erase(r.task.run_id);
+  if (defer_) {
+    pending_new_tasks_.insert(pending_new_tasks_.end(), rows.begin(), rows.end());
+    return;
+  }
+  write_tasks(rows);
+}
+
+void RunStore::write_tasks(std::span<const TaskRow> rows) {
+  if (rows.empty()) return;
+  if (postgres()) {
+    // One statement whatever the number of rows.
+    PgArray id, run_id, key, definition_id, index, status, priority, input, output, error, attempt,
+        max_attempts, agent_id, lease_expires_at, ready_at, available_at, started_at, finished_at,
+        item, close_deadline, start_deadline, lease_owner, child_run_id, created_at;
+    for (const auto& row : rows) {
+      const auto& t = row.task;
+      id.add(t.id);
+      run_id.add(t.run_id);
+      key.add(t.key);
+      definition_id.add(t.definition_id);
+      index.add(t.index ? std::optional<Micros>(*t.index) : std::nullopt);
+      status.add(to_string(t.status));
+      priority.add(static_cast<std::int64_t>(t.priority));
+      input.add_or_null(t.input);
+      output.add_or_null(t.output);
+      error.add_or_null(t.error);
+      attempt.add(static_cast<std::int64_t>(t.attempt));
+      max_attempts.add(static_cast<std::int64_t>(t.max_attempts));
+      agent_id.add_or_null(t.agent_id);
+      lease_expires_at.add(t.lease_expires_at);
+      ready_at.add(t.ready_at);
+      available_at.add(t.available_at);
+      started_at.add(t.started_at);
+      finished_at.add(t.finished_at);
+      item.add_or_null(row.item);
+      close_deadline.add(row.close_deadline);
+      start_deadline.add(row.start_deadline);
+      lease_owner.add_or_null(row.lease_owner);
+      child_run_id.add_or_null(t.child_run_id);
+      created_at.add(static_cast<std::int64_t>(row.created_at));
+    }
+    t_.execute(
+        "INSERT INTO tasks (" + std::string(kTaskColumns) +
+            ", created_at, updated_at) SELECT v.*, v.created_at FROM unnest($1::text[], "
+            "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], "
+            "$8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], "
+            "$14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], "
+            "$19::text[], $20::bigint[], $21::bigint[], $22::text[], $23::text[], $24::bigint[]) "
+            "AS v (" +
+            std::string(kTaskColumns) + ", created_at)",
+        {id.str(),
+         run_id.str(),
+         key.str(),
+         definition_id.str(),
+         index.str(),
+         status.str(),
+         priority.str(),
+         input.str(),
+         output.str(),
+         error.str(),
+         attempt.str(),
+         max_attempts.str(),
+         agent_id.str(),
+         lease_expires_at.str(),
+         ready_at.str(),
+         available_at.str(),
+         started_at.str(),
+         finished_at.str(),
+         item.str(),
+         close_deadline.str(),
+         start_deadline.str(),
+         lease_owner.str(),
+         child_run_id.str(),
+         created_at.str()});
+    return;
+  }
   // Multi-row INSERTs: one statement per 32 rows (24 parameters each).
   constexpr std::size_t kPerStatement = 32;
   constexpr int kParams = 24;
@@ -516,6 +742,20 @@ void RunStore::insert_tasks(std::span<const TaskRow> rows) {
 }
 
 void RunStore::update_task(const TaskRow& row) {
+  if (auto it = prefetched_.find(row.task.run_id); it != prefetched_.end()) {
+    auto& rows = it->second.rows;
+    auto same = std::find_if(rows.begin(), rows.end(),
+                             [&](const TaskRow& r) { return r.task.id == row.task.id; });
+    if (same != rows.end()) {
+      *same = row;
+    } else if (it->second.whole || it->second.keys.contains(row.task.key)) {
+      prefetched_.erase(it);  // a row it should hold: trust it no more
+    }
+  }
+  if (defer_) {
+    pending_.push_back({row, std::nullopt});
+    return;
+  }
   const auto& t = row.task;
   t_.execute(
       "UPDATE tasks SET status = $2, input = $3, output = $4, error = $5, attempt = $6, "
@@ -530,6 +770,170 @@ void RunStore::update_task(const TaskRow& row) {
        null_if_empty(row.lease_owner), null_if_empty(t.child_run_id)});
 }
 
+void RunStore::flush() {
+  flush_runs();
+  if (!pending_new_tasks_.empty()) {
+    const auto rows = std::move(pending_new_tasks_);
+    pending_new_tasks_.clear();
+    write_tasks(rows);
+  }
+  flush_task_updates();
+}
+
+void RunStore::flush_runs() {
+  if (!pending_runs_.empty()) {
+    const auto runs = std::move(pending_runs_);
+    pending_runs_.clear();
+    write_runs(runs);
+  }
+  if (pending_finishes_.empty()) return;
+  // A run finished twice is written as it ended up.
+  std::vector<const Run*> finishes;
+  {
+    std::unordered_map<std::string_view, std::size_t> at;
+    for (const auto& r : pending_finishes_) {
+      auto [it, fresh] = at.try_emplace(r.id, finishes.size());
+      if (fresh) {
+        finishes.push_back(&r);
+      } else {
+        finishes[it->second] = &r;
+      }
+    }
+  }
+  PgArray id, status, output, error, finished_at;
+  for (const auto* f : finishes) {
+    const Run& r = *f;
+    id.add(r.id);
+    status.add(to_string(r.status));
+    output.add_or_null(r.output);
+    error.add_or_null(r.error);
+    finished_at.add(r.finished_at);
+  }
+  t_.execute(
+      "UPDATE workflow_runs SET status = v.status, output = v.output, error = v.error, "
+      "finished_at = v.finished_at, updated_at = v.finished_at FROM unnest($1::text[], "
+      "$2::text[], $3::text[], $4::text[], $5::bigint[]) AS v (id, status, output, error, "
+      "finished_at) WHERE workflow_runs.id = v.id",
+      {id.str(), status.str(), output.str(), error.str(), finished_at.str()});
+  pending_finishes_.clear();
+}
+
+void RunStore::flush_task_updates() {
+  if (pending_.empty()) return;
+  // A row updated twice is written as it ended up.
+  std::vector<const Pending*> rows;
+  {
+    std::unordered_map<std::string_view, std::size_t> at;
+    for (const auto& r : pending_) {
+      auto [it, fresh] = at.try_emplace(r.row.task.id, rows.size());
+      if (fresh) {
+        rows.push_back(&r);
+      } else {
+        rows[it->second] = &r;
+      }
+    }
+  }
+  PgArray id, status, input, output, error, attempt, max_attempts, agent_id, lease_expires_at,
+      ready_at, available_at, started_at, finished_at, close_deadline, start_deadline, lease_owner,
+      child_run_id, updated_at;
+  for (const auto* p : rows) {
+    const auto* row = &p->row;
+    const auto& t = row->task;
+    id.add(t.id);
+    status.add(to_string(t.status));
+    input.add_or_null(t.input);
+    output.add_or_null(t.output);
+    error.add_or_null(t.error);
+    attempt.add(t.attempt);
+    max_attempts.add(t.max_attempts);
+    agent_id.add_or_null(t.agent_id);
+    lease_expires_at.add(t.lease_expires_at);
+    ready_at.add(t.ready_at);
+    available_at.add(t.available_at);
+    started_at.add(t.started_at);
+    finished_at.add(t.finished_at);
+    close_deadline.add(row->close_deadline);
+    start_deadline.add(row->start_deadline);
+    lease_owner.add_or_null(row->lease_owner);
+    child_run_id.add_or_null(t.child_run_id);
+    updated_at.add(p->updated_at);
+  }
+  t_.execute(
+      "UPDATE tasks SET status = v.status, input = v.input, output = v.output, error = v.error, "
+      "attempt = v.attempt, max_attempts = v.max_attempts, agent_id = v.agent_id, "
+      "lease_expires_at = v.lease_expires_at, ready_at = v.ready_at, available_at = "
+      "v.available_at, started_at = v.started_at, finished_at = v.finished_at, close_deadline = "
+      "v.close_deadline, start_deadline = v.start_deadline, lease_owner = v.lease_owner, "
+      "child_run_id = v.child_run_id, updated_at = COALESCE(v.updated_at, tasks.updated_at) "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+      "$5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], "
+      "$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], "
+      "$17::text[], $18::bigint[]) AS v (id, status, input, output, error, attempt, max_attempts, "
+      "agent_id, "
+      "lease_expires_at, ready_at, available_at, started_at, finished_at, close_deadline, "
+      "start_deadline, lease_owner, child_run_id, updated_at) WHERE tasks.id = v.id",
+      {id.str(), status.str(), input.str(), output.str(), error.str(), attempt.str(),
+       max_attempts.str(), agent_id.str(), lease_expires_at.str(), ready_at.str(),
+       available_at.str(), started_at.str(), finished_at.str(), close_deadline.str(),
+       start_deadline.str(), lease_owner.str(), child_run_id.str(), updated_at.str()});
+  pending_.clear();
+}
+
+void RunStore::prefetch(const std::vector<Want>& wants) {
+  if (!postgres() || wants.empty()) return;
+  // One entry per run; a run wanted whole once is read whole.
+  std::unordered_map<std::string_view, const Want*> whole;
+  std::unordered_map<std::string_view, std::unordered_set<std::string>> keyed;
+  for (const auto& w : wants) {
+    if (prefetched_.contains(w.run_id)) continue;
+    if (w.keys.empty()) {
+      whole.emplace(w.run_id, &w);
+    } else {
+      keyed[w.run_id].insert(w.keys.begin(), w.keys.end());
+    }
+  }
+  PgArray whole_ids, pair_runs, pair_keys;
+  for (const auto& [run, w] : whole) {
+    whole_ids.add(run);
+    prefetched_[std::string(run)].whole = true;
+  }
+  for (auto& [run, keys] : keyed) {
+    if (whole.contains(run)) continue;
+    for (const auto& k : keys) {
+      pair_runs.add(run);
+      pair_keys.add(k);
+    }
+    prefetched_[std::string(run)].keys = std::move(keys);
+  }
+  const std::string columns = "SELECT " + std::string(kTaskColumns) + " FROM tasks ";
+  for (const auto& r : tasks_txn().query(
+           columns + "WHERE run_id = ANY($1::text[]) UNION ALL " + columns +
+               "WHERE (run_id, task_key) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+           {whole_ids.str(), pair_runs.str(), pair_keys.str()})) {
+    auto row = task_from(r);
+    prefetched_[row.task.run_id].rows.push_back(std::move(row));
+  }
+}
+
+std::optional<std::vector<TaskRow>> RunStore::cached(std::string_view run_id,
+                                                     const std::vector<std::string>* keys) const {
+  const auto it = prefetched_.find(std::string(run_id));
+  if (it == prefetched_.end()) return std::nullopt;
+  const auto& p = it->second;
+  if (!keys) {
+    if (!p.whole) return std::nullopt;
+    return p.rows;
+  }
+  if (!p.whole && !std::all_of(keys->begin(), keys->end(),
+                               [&](const std::string& k) { return p.keys.contains(k); }))
+    return std::nullopt;
+  std::vector<TaskRow> out;
+  for (const auto& r : p.rows) {
+    if (std::find(keys->begin(), keys->end(), r.task.key) != keys->end()) out.push_back(r);
+  }
+  return out;
+}
+
 bool RunStore::has_open_elements(std::string_view run_id, std::string_view definition_id) {
   // Elements are keyed "<definition>[<index>]": a range of the (run_id,
   // task_key) index, with no index of its own to maintain on every change.
@@ -538,16 +942,18 @@ bool RunStore::has_open_elements(std::string_view run_id, std::string_view defin
   // stops at the first row it looks at instead of counting the group.
   const std::string from = std::string(definition_id) + "[";
   const std::string to = std::string(definition_id) + "\\";  // the character after '['
-  return !t_.query(
-                "SELECT 1 FROM tasks WHERE run_id = $1 AND task_key > $2 AND task_key < $3 AND "
-                "status IN ('pending', 'ready', 'running') ORDER BY task_key DESC LIMIT 1",
-                {run_id, from, to})
+  return !tasks_txn()
+              .query(
+                  "SELECT 1 FROM tasks WHERE run_id = $1 AND task_key > $2 AND task_key < $3 AND "
+                  "status IN ('pending', 'ready', 'running') ORDER BY task_key DESC LIMIT 1",
+                  {run_id, from, to})
               .empty();
 }
 
 bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                               Micros now, std::string_view output) {
-  return t_.execute(
+  prefetched_.clear();  // rows changed by id: their runs are not known here
+  return tasks_txn().execute(
              "UPDATE tasks SET status = 'succeeded', output = $5, error = NULL, finished_at = $4, "
              "lease_expires_at = NULL, close_deadline = NULL, updated_at = $4 "
              "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' "
@@ -557,6 +963,7 @@ bool RunStore::succeed_leased(std::string_view task_id, int attempt, std::string
 
 std::unordered_set<std::string> RunStore::succeed_leased_many(const std::vector<Success>& successes,
                                                               Micros now) {
+  prefetched_.clear();  // rows changed by id: their runs are not known here
   std::unordered_set<std::string> out;
   for (std::size_t first = 0; first < successes.size(); first += 200) {
     const std::size_t n = std::min<std::size_t>(200, successes.size() - first);
@@ -579,13 +986,13 @@ std::unordered_set<std::string> RunStore::succeed_leased_many(const std::vector<
         ") AS v (id, attempt, lease_owner, output) WHERE tasks.id = v.id AND "
         "tasks.attempt = v.attempt AND tasks.lease_owner = v.lease_owner AND "
         "tasks.status = 'running' AND tasks.lease_expires_at >= $1 RETURNING tasks.id";
-    for (const auto& r : t_.query(sql, params)) out.insert(r[0].as_text());
+    for (const auto& r : tasks_txn().query(sql, params)) out.insert(r[0].as_text());
   }
   return out;
 }
 
 std::optional<TaskRow> RunStore::find_task(std::string_view id) {
-  auto found = tasks(t_, "WHERE id = $1", {id});
+  auto found = tasks(tasks_txn(), "WHERE id = $1", {id});
   if (found.empty()) return std::nullopt;
   return std::move(found.front());
 }
@@ -593,7 +1000,13 @@ std::optional<TaskRow> RunStore::find_task(std::string_view id) {
 std::vector<TaskRow> RunStore::tasks_by_keys(std::string_view run_id,
                                              const std::vector<std::string>& keys) {
   if (keys.empty()) return {};
-  if (keys.size() == 1) return tasks(t_, "WHERE run_id = $1 AND task_key = $2", {run_id, keys[0]});
+  if (auto rows = cached(run_id, &keys)) {
+    std::sort(rows->begin(), rows->end(),
+              [](const TaskRow& a, const TaskRow& b) { return a.task.id < b.task.id; });
+    return std::move(*rows);
+  }
+  if (keys.size() == 1)
+    return tasks(tasks_txn(), "WHERE run_id = $1 AND task_key = $2", {run_id, keys[0]});
   std::string where = "WHERE run_id = $1 AND task_key IN (";
   std::vector<Value> params{Value(run_id)};
   for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -601,7 +1014,7 @@ std::vector<TaskRow> RunStore::tasks_by_keys(std::string_view run_id,
     params.emplace_back(keys[i]);
   }
   where += ")";
-  auto rows = tasks(t_, where, params);
+  auto rows = tasks(tasks_txn(), where, params);
   std::sort(rows.begin(), rows.end(),
             [](const TaskRow& a, const TaskRow& b) { return a.task.id < b.task.id; });
   return rows;
@@ -609,14 +1022,15 @@ std::vector<TaskRow> RunStore::tasks_by_keys(std::string_view run_id,
 
 std::vector<TaskRow> RunStore::tasks_of(std::string_view run_id) {
   // Sorted here: ten rows sort faster in C++ than through SQLite's sorter.
-  auto rows = tasks(t_, "WHERE run_id = $1", {run_id});
-  std::sort(rows.begin(), rows.end(),
+  auto rows = cached(run_id, nullptr);
+  if (!rows) rows = tasks(tasks_txn(), "WHERE run_id = $1", {run_id});
+  std::sort(rows->begin(), rows->end(),
             [](const TaskRow& a, const TaskRow& b) { return a.task.id < b.task.id; });
-  return rows;
+  return std::move(*rows);
 }
 
 std::vector<TaskRow> RunStore::ready_tasks(Micros now, std::int64_t aging_step_us, int limit) {
-  return tasks(t_,
+  return tasks(tasks_txn(),
                "WHERE status = 'ready' AND available_at <= $1 "
                "ORDER BY priority + ($1 - ready_at) / $2 DESC, ready_at, id LIMIT $3",
                {now, aging_step_us, limit});
@@ -633,42 +1047,45 @@ std::vector<TaskRow> RunStore::claimable(std::span<const std::string> ids) {
   }
   where += ")";
   if (t_.dialect() == Dialect::kPostgres) where += " FOR UPDATE SKIP LOCKED";
-  return tasks(t_, where, params);
+  return tasks(tasks_txn(), where, params);
 }
 
 std::vector<std::pair<TaskRow, std::string>> RunStore::lock_ready(Micros now,
                                                                   std::int64_t aging_step_us,
                                                                   int limit, int offset) {
   std::vector<std::pair<TaskRow, std::string>> out;
-  for (const auto& r :
-       t_.query("SELECT " + qualified_task_columns() +
-                    ", r.workflow_id FROM tasks JOIN workflow_runs r ON r.id = tasks.run_id"
-                    " WHERE tasks.status = 'ready' AND tasks.available_at <= $1"
-                    " ORDER BY tasks.priority + ($1 - tasks.ready_at) / $2 DESC, tasks.ready_at,"
-                    " tasks.id LIMIT $3 OFFSET $4"
-                    " FOR UPDATE OF tasks SKIP LOCKED FOR KEY SHARE OF r SKIP LOCKED",
-                {now, aging_step_us, limit, offset})) {
+  for (const auto& r : tasks_txn().query(
+           "SELECT " + qualified_task_columns() +
+               ", r.workflow_id FROM tasks JOIN workflow_runs r ON r.id = tasks.run_id"
+               " WHERE tasks.status = 'ready' AND tasks.available_at <= $1"
+               " ORDER BY tasks.priority + ($1 - tasks.ready_at) / $2 DESC, tasks.ready_at,"
+               " tasks.id LIMIT $3 OFFSET $4"
+               " FOR UPDATE OF tasks SKIP LOCKED FOR KEY SHARE OF r SKIP LOCKED",
+           {now, aging_step_us, limit, offset})) {
     out.emplace_back(task_from(r), r[23].as_text());
+    ready_locked_[out.back().first.task.id] = out.back().first.task.attempt;
   }
   return out;
 }
 
 std::optional<int> RunStore::lock_and_count_running(std::string_view agent_id) {
-  const auto rs = t_.query("SELECT pg_try_advisory_xact_lock(hashtext($1))",
-                           {"agent\n" + std::string(agent_id)});
+  const auto rs = tasks_txn().query("SELECT pg_try_advisory_xact_lock(hashtext($1))",
+                                    {"agent\n" + std::string(agent_id)});
   if (rs[0][0].as_int() == 0) return std::nullopt;
   // A statement of its own: its snapshot is taken after the lock was granted,
   // so it sees every claim of the transaction that held the lock before.
   return static_cast<int>(
-      t_.query("SELECT COUNT(*) FROM tasks WHERE status = 'running' AND agent_id = $1",
-               {agent_id})[0][0]
+      tasks_txn()
+          .query("SELECT COUNT(*) FROM tasks WHERE status = 'running' AND agent_id = $1",
+                 {agent_id})[0][0]
           .as_int());
 }
 
 std::unordered_map<std::string, int> RunStore::running_by_agent() {
   std::unordered_map<std::string, int> out;
-  for (const auto& r : t_.query("SELECT agent_id, COUNT(*) FROM tasks WHERE status = 'running' AND "
-                                "agent_id IS NOT NULL GROUP BY agent_id")) {
+  for (const auto& r :
+       tasks_txn().query("SELECT agent_id, COUNT(*) FROM tasks WHERE status = 'running' AND "
+                         "agent_id IS NOT NULL GROUP BY agent_id")) {
     out[r[0].as_text()] = static_cast<int>(r[1].as_int());
   }
   return out;
@@ -681,14 +1098,38 @@ std::vector<TaskRow> RunStore::expired_leases(Micros now) {
 }
 
 std::vector<TaskRow> RunStore::missed_starts(Micros now) {
-  return tasks(t_, "WHERE status = 'ready' AND start_deadline IS NOT NULL AND start_deadline < $1",
+  return tasks(tasks_txn(),
+               "WHERE status = 'ready' AND start_deadline IS NOT NULL AND start_deadline < $1",
                {now});
 }
 
 bool RunStore::claim(const TaskRow& row, const std::string& lease_owner,
                      const std::string& agent_id, Micros now, Micros lease_expires_at,
                      std::optional<Micros> close_deadline) {
-  return t_.execute(
+  prefetched_.erase(row.task.run_id);
+  if (defer_) {
+    // A row lock_ready() locked in this transaction is as it read it (this
+    // transaction has not claimed it yet): the fence is decided here, and
+    // the claim written with the deferred updates.
+    if (auto it = ready_locked_.find(row.task.id);
+        it != ready_locked_.end() && it->second == row.task.attempt) {
+      ready_locked_.erase(it);
+      if (row.task.status != TaskStatus::kReady || !row.task.available_at ||
+          *row.task.available_at > now)
+        return false;
+      TaskRow claimed = row;
+      claimed.task.status = TaskStatus::kRunning;
+      claimed.task.attempt += 1;
+      claimed.lease_owner = lease_owner;
+      claimed.task.agent_id = agent_id;
+      claimed.task.lease_expires_at = lease_expires_at;
+      claimed.close_deadline = close_deadline;
+      claimed.task.started_at = now;
+      pending_.push_back({std::move(claimed), now});
+      return true;
+    }
+  }
+  return tasks_txn().execute(
              "UPDATE tasks SET status = 'running', attempt = attempt + 1, lease_owner = $2, "
              "agent_id = $3, "
              "lease_expires_at = $4, close_deadline = $5, started_at = $6, updated_at = $6 "
@@ -699,7 +1140,8 @@ bool RunStore::claim(const TaskRow& row, const std::string& lease_owner,
 
 bool RunStore::extend_lease(std::string_view task_id, int attempt, std::string_view lease_owner,
                             Micros now, Micros lease_expires_at) {
-  return t_.execute(
+  prefetched_.clear();  // rows changed by id: their runs are not known here
+  return tasks_txn().execute(
              "UPDATE tasks SET lease_expires_at = $4, updated_at = $5 WHERE id = $1 AND attempt = "
              "$2 "
              "AND lease_owner = $3 AND status = 'running' AND lease_expires_at >= $5",
@@ -708,7 +1150,7 @@ bool RunStore::extend_lease(std::string_view task_id, int attempt, std::string_v
 
 std::optional<TaskRow> RunStore::leased(std::string_view task_id, int attempt,
                                         std::string_view lease_owner, Micros now) {
-  auto found = tasks(t_,
+  auto found = tasks(tasks_txn(),
                      "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running' "
                      "AND lease_expires_at >= $4",
                      {task_id, attempt, lease_owner, now});
@@ -717,7 +1159,7 @@ std::optional<TaskRow> RunStore::leased(std::string_view task_id, int attempt,
 }
 
 void RunStore::insert_attempt(const std::string& task_id, const TaskAttempt& a) {
-  t_.execute(
+  tasks_txn().execute(
       "INSERT INTO task_attempts (task_id, attempt, agent_id, lease_owner, status, error, "
       "started_at, "
       "finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -745,7 +1187,7 @@ void RunStore::insert_attempts(std::span<const std::pair<std::string, TaskAttemp
       params.insert(params.end(), {task_id, a.attempt, a.agent_id, a.lease_owner, a.status,
                                    null_if_empty(a.error), a.started_at, Value(a.finished_at)});
     }
-    t_.execute(sql, params);
+    tasks_txn().execute(sql, params);
   }
 }
 
@@ -758,10 +1200,11 @@ void RunStore::end_attempt(const TaskRow& row, std::string_view status, std::str
 
 std::vector<TaskAttempt> RunStore::attempts_of(const TaskRow& row) {
   std::vector<TaskAttempt> out;
-  for (const auto& r : t_.query("SELECT attempt, agent_id, lease_owner, status, error, started_at, "
-                                "finished_at FROM task_attempts "
-                                "WHERE task_id = $1 ORDER BY attempt",
-                                {row.task.id})) {
+  for (const auto& r :
+       tasks_txn().query("SELECT attempt, agent_id, lease_owner, status, error, started_at, "
+                         "finished_at FROM task_attempts "
+                         "WHERE task_id = $1 ORDER BY attempt",
+                         {row.task.id})) {
     out.push_back({static_cast<int>(r[0].as_int()), r[1].as_text(), r[2].as_text(), r[3].as_text(),
                    text_or_empty(r[4]), r[5].as_int(), r[6].as_optional_int()});
   }
@@ -775,7 +1218,7 @@ std::vector<TaskAttempt> RunStore::attempts_of(const TaskRow& row) {
 }
 
 void RunStore::insert_log(const TaskLogLine& l) {
-  t_.execute(
+  tasks_txn().execute(
       "INSERT INTO task_logs (id, task_id, attempt, level, message, at) VALUES ($1, $2, $3, $4, "
       "$5, $6)",
       {l.id, l.task_id, l.attempt, to_string(l.level), l.message, l.at});
@@ -786,11 +1229,11 @@ std::vector<TaskLogLine> RunStore::logs(std::string_view task_id, std::optional<
   std::vector<TaskLogLine> out;
   const auto rs =
       attempt
-          ? t_.query(
+          ? tasks_txn().query(
                 "SELECT id, task_id, attempt, level, message, at FROM task_logs WHERE task_id = $1 "
                 "AND attempt = $2 AND id > $3 ORDER BY id LIMIT $4",
                 {task_id, *attempt, after_id, limit})
-          : t_.query(
+          : tasks_txn().query(
                 "SELECT id, task_id, attempt, level, message, at FROM task_logs WHERE task_id = $1 "
                 "AND id > $2 ORDER BY id LIMIT $3",
                 {task_id, after_id, limit});

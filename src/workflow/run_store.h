@@ -71,6 +71,8 @@ class RunStore {
   Finished finish_run(const Run& run);
   // Whether finish_run() ended this run in this transaction (through this RunStore).
   bool finished_here(std::string_view run_id) const { return finished_here_.contains(run_id); }
+  // Pending, running and paused runs of an owner.
+  std::int64_t active_runs_of(std::string_view owner);
   // Running and paused runs of a concurrency group.
   std::int64_t active_in_group(std::string_view workflow, std::string_view key);
   // The oldest active (running or paused) or, with !active, pending run of
@@ -159,7 +161,59 @@ class RunStore {
   std::vector<TaskLogLine> logs(std::string_view task_id, std::optional<int> attempt,
                                 const std::string& after_id, int limit);
 
+  // For a batch of completions on PostgreSQL, where each statement is a
+  // round trip: the rows the batch will read, read at once, and its task
+  // updates written at once.
+  struct Want {
+    std::string run_id;
+    std::vector<std::string> keys;  // none: every row of the run
+  };
+  // Reads the rows wanted (one statement); tasks_by_keys() and tasks_of()
+  // then answer from them while this RunStore has not changed the run's
+  // tasks by other means than update_task(). Sound because the runs are
+  // locked (lock_runs()): nobody else changes their tasks meanwhile but
+  // through a lease (a heartbeat), which the batch does not judge by.
+  // SQLite: nothing to do.
+  void prefetch(const std::vector<Want>& wants);
+  // From now on (PostgreSQL), writes that can wait are kept and written
+  // together, each kind in one statement, at flush() or before a statement
+  // that could see them: new runs, run ends (for runs this RunStore locked
+  // or inserted), new tasks, task updates, and claims of rows lock_ready()
+  // returned. A statement on workflow_runs writes the runs first; any other
+  // statement writes everything first. Code that uses the transaction
+  // directly calls flush() first.
+  void defer_writes() { defer_ = postgres(); }
+  // Writes what was deferred. Call before the transaction ends.
+  void flush();
+
  private:
+  struct Prefetched {
+    bool whole = false;
+    std::unordered_set<std::string> keys;  // when not whole
+    std::vector<TaskRow> rows;
+  };
+  // A prefetched run's rows for `keys`, or nullopt when the cache cannot tell.
+  std::optional<std::vector<TaskRow>> cached(std::string_view run_id,
+                                             const std::vector<std::string>* keys) const;
+  // The transaction, for a statement that touches only workflow_runs: the
+  // deferred run writes are written first.
+  Txn& runs_txn() {
+    if (!pending_runs_.empty() || !pending_finishes_.empty()) flush_runs();
+    return t_;
+  }
+  // The transaction, for any other statement: everything deferred is written first.
+  Txn& tasks_txn() {
+    flush();
+    return t_;
+  }
+  void flush_runs();
+  void flush_task_updates();
+  // The inserts themselves, on the transaction as it is (flushing calls them).
+  void write_runs(std::span<const std::pair<Run, std::string>> runs);  // with their workflow ids
+  void write_tasks(std::span<const TaskRow> rows);
+  // What finish_run() returns, from a locking read (columns from `first` on).
+  void note_run_info(std::string_view id, const Row& r, std::size_t first);
+
   // On PostgreSQL, an advisory lock on a concurrency group until the
   // transaction ends, so that engines count and admit its runs one at a time.
   void lock_group(std::string_view workflow, std::string_view key);
@@ -168,6 +222,19 @@ class RunStore {
   std::set<std::string, std::less<>> locked_runs_;  // run ids, and groups locked
   std::set<std::string, std::less<>> paused_runs_;  // of the locked runs, those paused
   std::set<std::string, std::less<>> finished_here_;
+  std::unordered_map<std::string, Prefetched> prefetched_;  // by run id
+  bool defer_ = false;
+  struct Pending {
+    TaskRow row;
+    std::optional<Micros> updated_at;  // claims set it; update_task() leaves it
+  };
+  std::vector<Pending> pending_;                           // deferred updates, in order
+  std::vector<std::pair<Run, std::string>> pending_runs_;  // new runs, with their workflow ids
+  std::vector<TaskRow> pending_new_tasks_;
+  std::vector<Run> pending_finishes_;
+  std::unordered_map<std::string, Finished> run_info_;  // of runs locked or inserted here
+  // Rows lock_ready() locked FOR UPDATE, by id: their attempt as read.
+  std::unordered_map<std::string, int> ready_locked_;
 };
 
 }  // namespace devcycle::internal
