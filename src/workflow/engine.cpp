@@ -1252,6 +1252,10 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
   bool record(Txn& t, RunStore& store, const Outcome& o, Micros at,
               std::vector<EngineEvent>& events, std::optional<Claim>& next, Deferred& later) {
     const Claim& c = o.claim;
+    // The run before its task, as every transaction that judges a run's
+    // progress takes them (a batch locked its runs already): the other
+    // order could deadlock with a batch that ends this run's tasks.
+    store.lock_run(c.run_id);
     if (o.success) {
       // The fence and the record in one statement (or one for the batch).
       if (later.fenced ? !later.fenced->contains(c.task_id)

@@ -415,19 +415,9 @@ void RunStore::keep_signal(std::string_view run_id, std::string_view name, std::
 }
 
 bool RunStore::run_paused(std::string_view id) {
-  if (t_.dialect() == Dialect::kPostgres && locked_runs_.contains(id)) {
-    return paused_runs_.contains(id);  // read by lock_runs() or below
-  }
   if (t_.dialect() == Dialect::kPostgres) {
-    auto rs = runs_txn().query(
-        "SELECT status, parent_task_id, workflow_name, concurrency_key FROM workflow_runs "
-        "WHERE id = $1 FOR UPDATE",
-        {id});
-    locked_runs_.emplace(id);
-    if (!rs.empty()) note_run_info(id, rs[0], 1);
-    const bool paused = !rs.empty() && rs[0][0].as_text() == "paused";
-    if (paused) paused_runs_.emplace(id);
-    return paused;
+    lock_run(id);
+    return paused_runs_.contains(id);  // read by the lock
   }
   auto rs =
       runs_txn().query("SELECT 1 FROM workflow_runs WHERE id = $1 AND status = 'paused'", {id});
@@ -460,11 +450,14 @@ void RunStore::lock_runs(std::vector<std::string> ids) {
 void RunStore::lock_run(std::string_view id) {
   if (t_.dialect() != Dialect::kPostgres || locked_runs_.contains(id)) return;
   auto rs = runs_txn().query(
-      "SELECT parent_task_id, workflow_name, concurrency_key FROM workflow_runs WHERE id = $1 "
-      "FOR UPDATE",
+      "SELECT status, parent_task_id, workflow_name, concurrency_key FROM workflow_runs "
+      "WHERE id = $1 FOR UPDATE",
       {id});
-  if (!rs.empty()) note_run_info(id, rs[0], 0);
   locked_runs_.emplace(id);
+  if (rs.empty()) return;
+  note_run_info(id, rs[0], 1);
+  // Locked, a run's status stays as read until this transaction changes it.
+  if (rs[0][0].as_text() == "paused") paused_runs_.emplace(id);
 }
 
 std::optional<Run> RunStore::find_run_by_key(std::string_view owner, std::string_view key) {

@@ -34,7 +34,7 @@ class RunStore {
   void insert_run(const Run& run, const std::string& workflow_id);
   std::optional<Run> find_run(std::string_view id);
   // Whether the run is paused (one indexed lookup, for the completion fast
-  // path). Locks the run as lock_run() does.
+  // path). On PostgreSQL it locks the run (lock_run()), which reads it.
   bool run_paused(std::string_view id);
   // On PostgreSQL, locks the run's row until the transaction ends (once per
   // RunStore), so that transactions that change a run's tasks and then judge
