@@ -48,11 +48,13 @@ struct Setup {
     std::filesystem::create_directories(dir);
     static int schemas = 0;
     const char* pg = std::getenv("DEVCYCLE_BENCH_POSTGRES_URL");
+    if (db_kind == 3) {
+      pg_url = pg ? pg : "";
+      schema = "bench_" + std::to_string(::getpid()) + "_" + std::to_string(++schemas);
+    }
     const std::string url =
         db_kind == 3
-            ? std::string(pg ? pg : "") +
-                  (std::string_view(pg ? pg : "").find('?') == std::string_view::npos ? "?" : "&") +
-                  "schema=bench_" + std::to_string(::getpid()) + "_" + std::to_string(++schemas)
+            ? pg_url + (pg_url.find('?') == std::string::npos ? "?" : "&") + "schema=" + schema
         : db_kind == 2 ? "sqlite::memory:"
                        : "sqlite://" + (dir / "bench.db").string() +
                              (db_kind == 1 ? "?synchronous=full" : "?synchronous=normal");
@@ -92,7 +94,15 @@ struct Setup {
     registry.reset();
     db.reset();
     std::filesystem::remove_all(dir);
+    if (!schema.empty()) {
+      // Schemas left behind would keep the server's autovacuum busy with
+      // tables nobody uses, and slow the benchmarks after this one.
+      devcycle::Database::open(pg_url)->write(
+          [&](devcycle::Txn& t) { t.execute("DROP SCHEMA IF EXISTS " + schema + " CASCADE"); });
+    }
   }
+  std::string pg_url;  // PostgreSQL: the server, and the schema made for this benchmark
+  std::string schema;
 };
 
 // Ready-to-started delays of every task of a benchmark, in microseconds.
