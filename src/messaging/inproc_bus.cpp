@@ -329,18 +329,23 @@ class InprocBus final : public MessageBus {
   // Stores `messages` in order; each topic's offset counter is read and
   // written once per call, whatever the number of messages.
   static std::vector<Published> insert(Txn& t, const std::vector<Message>& messages, Micros at) {
-    std::map<std::string, std::pair<std::int64_t, bool>> next;  // topic -> offset, known
+    // Each topic's offsets reserved in one statement that locks the topic's
+    // row until the commit: publishers in other transactions (other
+    // processes, on PostgreSQL) wait and take the offsets after these, so
+    // no two take the same and a topic's offsets commit in order.
+    std::map<std::string, std::int64_t> next;  // topic -> first offset of this call
+    for (const auto& m : messages) ++next[m.topic];
+    for (auto& [topic, n] : next) {
+      const auto rs = t.query(
+          "INSERT INTO bus_topics (topic, next_offset) VALUES ($1, $2) ON CONFLICT (topic) DO "
+          "UPDATE SET next_offset = bus_topics.next_offset + excluded.next_offset "
+          "RETURNING next_offset",
+          {topic, n});
+      n = rs[0][0].as_int() - n;
+    }
     std::vector<Published> out;
     out.reserve(messages.size());
-    for (const auto& m : messages) {
-      auto it = next.find(m.topic);
-      if (it == next.end()) {
-        auto rs = t.query("SELECT next_offset FROM bus_topics WHERE topic = $1", {m.topic});
-        it = next.emplace(m.topic, std::make_pair(rs.empty() ? 0 : rs[0][0].as_int(), !rs.empty()))
-                 .first;
-      }
-      out.push_back(Published{new_uuid_v7(), it->second.first++, at});
-    }
+    for (const auto& m : messages) out.push_back(Published{new_uuid_v7(), next[m.topic]++, at});
     // Multi-row INSERTs: one statement per chunk instead of one per message.
     constexpr std::size_t kChunk = 64;
     std::vector<Value> params;
@@ -354,14 +359,6 @@ class InprocBus final : public MessageBus {
                        Value(headers_json(m.headers)), Value(Blob::of(m.payload)), Value(at)});
       }
       t.execute(insert_sql(n), params);
-    }
-    for (const auto& [topic, state] : next) {
-      if (state.second) {
-        t.execute("UPDATE bus_topics SET next_offset = $2 WHERE topic = $1", {topic, state.first});
-      } else {
-        t.execute("INSERT INTO bus_topics (topic, next_offset) VALUES ($1, $2)",
-                  {topic, state.first});
-      }
     }
     return out;
   }
