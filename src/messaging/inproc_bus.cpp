@@ -365,11 +365,10 @@ class InprocBus final : public MessageBus {
 
   static void set_position(Txn& t, const std::string& topic, const std::string& group,
                            std::int64_t offset) {
-    if (t.execute("UPDATE bus_groups SET position = $3 WHERE topic = $1 AND grp = $2",
-                  {topic, group, offset}) == 0) {
-      t.execute("INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, $3)",
-                {topic, group, offset});
-    }
+    t.execute(
+        "INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, $3) "
+        "ON CONFLICT (topic, grp) DO UPDATE SET position = excluded.position",
+        {topic, group, offset});
   }
 
   static void bury(Txn& t, const std::string& topic, const std::string& group, std::int64_t offset,
@@ -404,14 +403,17 @@ class InprocBus final : public MessageBus {
   static std::vector<Delivery> take(Txn& t, const std::string& topic, const std::string& group,
                                     int max, const ConsumeOptions& o, Micros at) {
     // A group starts at the topic's beginning the first time it is seen.
-    auto pos =
-        t.query("SELECT position FROM bus_groups WHERE topic = $1 AND grp = $2", {topic, group});
-    std::int64_t position = 0;
-    if (pos.empty()) {
-      t.execute("INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, 0)", {topic, group});
-    } else {
-      position = pos[0][0].as_int();
-    }
+    // Its row is locked first, so that takes of one group run one at a time
+    // even in several processes (PostgreSQL; SQLite has one writer): two
+    // would otherwise both hand out the same visible messages.
+    t.execute(
+        "INSERT INTO bus_groups (topic, grp, position) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        {topic, group});
+    const std::int64_t position =
+        t.query(std::string("SELECT position FROM bus_groups WHERE topic = $1 AND grp = $2") +
+                    (t.dialect() == Dialect::kPostgres ? " FOR UPDATE" : ""),
+                {topic, group})[0][0]
+            .as_int();
     // Take new messages into the pending set, up to the group's bound.
     const auto pending_count =
         t.query("SELECT COUNT(*) FROM bus_pending WHERE topic = $1 AND grp = $2",

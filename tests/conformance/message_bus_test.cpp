@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -532,6 +533,40 @@ TEST_P(DurableMessageBusTest, TwoProcessesPublishingToOneTopicLoseNothing) {
   ASSERT_EQ(offsets.size(), 400u);
   EXPECT_EQ(*offsets.begin(), 0);
   EXPECT_EQ(*offsets.rbegin(), 399) << "offsets are contiguous";
+}
+
+// Two processes consuming one group at once: each message is delivered to
+// one of them (none is in two hands at the same time), and all are consumed.
+TEST_P(DurableMessageBusTest, TwoProcessesConsumingOneGroupShareTheMessages) {
+  auto db2 = Database::open(GetParam().url(dir_));
+  auto bus2 = open_bus(*db2);
+  std::vector<Message> batch;
+  for (int i = 0; i < 400; ++i) batch.push_back({tp("shared"), "", {}, std::to_string(i)});
+  bus_->publish_batch(batch).get();
+  std::mutex mu;
+  std::multiset<std::string> delivered;
+  std::vector<std::thread> threads;
+  for (auto* bus : {bus_.get(), bus2.get()}) {
+    threads.emplace_back([&, bus] {
+      for (int empty = 0; empty < 20;) {
+        auto got = bus->fetch(tp("shared"), tp("g"), 10, consume());
+        if (got.empty()) {
+          ++empty;
+          std::this_thread::sleep_for(5ms);
+          continue;
+        }
+        {
+          std::lock_guard lock(mu);
+          for (const auto& d : got) delivered.insert(d.message.payload);
+        }
+        bus->ack(got);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(delivered.size(), 400u);
+  EXPECT_EQ(std::set<std::string>(delivered.begin(), delivered.end()).size(), 400u)
+      << "a message went to both";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DurableMessageBusTest,
