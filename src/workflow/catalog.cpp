@@ -93,6 +93,11 @@ StoredWorkflow WorkflowCatalog::create(std::string_view definition_json, std::st
   w.definition = std::move(*def);
   w.warnings = report.warnings();
   const auto stored = db_.write([&](Txn& t) {
+    // Versions of one name are numbered one transaction at a time, also
+    // across processes on PostgreSQL (SQLite has one writer): two servers
+    // storing the same definition at once both get its one version.
+    if (t.dialect() == Dialect::kPostgres)
+      t.query("SELECT pg_advisory_xact_lock(hashtext($1))", {"workflow\n" + w.name});
     auto latest = t.query("SELECT " + std::string(kColumns) +
                               " FROM workflows WHERE name = $1 ORDER BY version DESC LIMIT 1",
                           {w.name});

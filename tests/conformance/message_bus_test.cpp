@@ -511,8 +511,12 @@ TEST_P(DurableMessageBusTest, TwoProcessesPublishingToOneTopicLoseNothing) {
   std::vector<std::thread> threads;
   for (auto* bus : {bus_.get(), bus2.get(), bus_.get(), bus2.get()}) {
     threads.emplace_back([&, bus, n = threads.size()] {
-      for (int i = 0; i < 100; ++i) {
-        bus->publish({tp("two"), "", {}, std::to_string(n) + "-" + std::to_string(i)}).get();
+      try {
+        for (int i = 0; i < 100; ++i) {
+          bus->publish({tp("two"), "", {}, std::to_string(n) + "-" + std::to_string(i)}).get();
+        }
+      } catch (const Error& e) {
+        ADD_FAILURE() << e.what();
       }
     });
   }
@@ -535,8 +539,11 @@ TEST_P(DurableMessageBusTest, TwoProcessesPublishingToOneTopicLoseNothing) {
   EXPECT_EQ(*offsets.rbegin(), 399) << "offsets are contiguous";
 }
 
+#ifndef DEVCYCLE_BUS_CONFORMANCE_KAFKA
 // Two processes consuming one group at once: each message is delivered to
 // one of them (none is in two hands at the same time), and all are consumed.
+// (On Kafka the broker gives each partition to one consumer of a group: a
+// second consumer of a one-partition topic gets nothing to share.)
 TEST_P(DurableMessageBusTest, TwoProcessesConsumingOneGroupShareTheMessages) {
   auto db2 = Database::open(GetParam().url(dir_));
   auto bus2 = open_bus(*db2);
@@ -549,7 +556,13 @@ TEST_P(DurableMessageBusTest, TwoProcessesConsumingOneGroupShareTheMessages) {
   for (auto* bus : {bus_.get(), bus2.get()}) {
     threads.emplace_back([&, bus] {
       for (int empty = 0; empty < 20;) {
-        auto got = bus->fetch(tp("shared"), tp("g"), 10, consume());
+        std::vector<Delivery> got;
+        try {
+          got = bus->fetch(tp("shared"), tp("g"), 10, consume());
+        } catch (const Error& e) {
+          ADD_FAILURE() << e.what();
+          return;
+        }
         if (got.empty()) {
           ++empty;
           std::this_thread::sleep_for(5ms);
@@ -559,7 +572,12 @@ TEST_P(DurableMessageBusTest, TwoProcessesConsumingOneGroupShareTheMessages) {
           std::lock_guard lock(mu);
           for (const auto& d : got) delivered.insert(d.message.payload);
         }
-        bus->ack(got);
+        try {
+          bus->ack(got);
+        } catch (const Error& e) {
+          ADD_FAILURE() << e.what();
+          return;
+        }
       }
     });
   }
@@ -568,6 +586,7 @@ TEST_P(DurableMessageBusTest, TwoProcessesConsumingOneGroupShareTheMessages) {
   EXPECT_EQ(std::set<std::string>(delivered.begin(), delivered.end()).size(), 400u)
       << "a message went to both";
 }
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Backends, DurableMessageBusTest,
                          ::testing::ValuesIn(durable_bus_backends()), testing::backend_name);

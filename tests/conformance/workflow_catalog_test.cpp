@@ -1,6 +1,10 @@
 // The workflow catalog over every Database backend.
 #include <gtest/gtest.h>
 
+#include <latch>
+#include <set>
+#include <thread>
+
 #include "devcycle/registry.h"
 #include "devcycle/workflow.h"
 #include "support/backends.h"
@@ -120,6 +124,52 @@ TEST_P(WorkflowCatalogTest, CapabilitiesNoAgentOffersAreWarnings) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkflowCatalogTest,
                          ::testing::ValuesIn(testing::database_backends("wf.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+// Two servers on one database that store the same workflow at the same
+// moment (each applying its configuration at start, say): both get the same
+// version, not an error and not two versions.
+class SharedWorkflowCatalogTest : public WorkflowCatalogTest {};
+
+TEST_P(SharedWorkflowCatalogTest, TwoProcessesStoringOneWorkflowAgree) {
+  auto db2 = Database::open(GetParam().url(dir_));
+  Registry registry2(*db2);
+  WorkflowCatalog catalog2(*db2, &registry2, clock_);
+  for (int round = 0; round < 10; ++round) {
+    std::string definition = kV1;
+    definition.replace(definition.find("ship"), 4, "ship" + std::to_string(round));
+    std::latch start(4);
+    std::vector<StoredWorkflow> got(4);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        try {
+          got[i] = (i % 2 ? catalog2 : *catalog_).create(definition, "alice");
+        } catch (const Error& e) {
+          ADD_FAILURE() << "round " << round << ": " << e.what();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    std::set<std::string> ids;
+    for (const auto& w : got) {
+      EXPECT_EQ(w.version, 1) << round;
+      ids.insert(w.id);
+    }
+    EXPECT_EQ(ids.size(), 1u) << "round " << round << ": one version, stored once";
+  }
+  EXPECT_EQ(rows(), 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SharedWorkflowCatalogTest,
+                         ::testing::ValuesIn(testing::durable_database_backends("wf.db")),
                          testing::backend_name);
 
 }  // namespace
