@@ -1,6 +1,7 @@
 #include "workflow/run_store.h"
 
 #include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
 #include <span>
 
@@ -89,6 +90,91 @@ class PgArray {
     if (!out_.empty()) out_ += ',';
   }
   std::string out_;
+};
+
+// Task rows as PostgreSQL arrays, one per column (kTaskColumns, then
+// created_at and updated_at), for one statement whatever the number of rows.
+class TaskArrays {
+ public:
+  // `updated_at` null: the UPDATE leaves the column as it is.
+  void add(const TaskRow& row, std::optional<Micros> updated_at) {
+    const auto& t = row.task;
+    auto* c = columns_.data();
+    c[0].add(t.id);
+    c[1].add(t.run_id);
+    c[2].add(t.key);
+    c[3].add(t.definition_id);
+    c[4].add(t.index ? std::optional<Micros>(*t.index) : std::nullopt);
+    c[5].add(to_string(t.status));
+    c[6].add(static_cast<std::int64_t>(t.priority));
+    c[7].add_or_null(t.input);
+    c[8].add_or_null(t.output);
+    c[9].add_or_null(t.error);
+    c[10].add(static_cast<std::int64_t>(t.attempt));
+    c[11].add(static_cast<std::int64_t>(t.max_attempts));
+    c[12].add_or_null(t.agent_id);
+    c[13].add(t.lease_expires_at);
+    c[14].add(t.ready_at);
+    c[15].add(t.available_at);
+    c[16].add(t.started_at);
+    c[17].add(t.finished_at);
+    c[18].add_or_null(row.item);
+    c[19].add(row.close_deadline);
+    c[20].add(row.start_deadline);
+    c[21].add_or_null(row.lease_owner);
+    c[22].add_or_null(t.child_run_id);
+    c[23].add(static_cast<std::int64_t>(row.created_at));
+    c[24].add(updated_at);
+  }
+  std::vector<Value> params() const {
+    std::vector<Value> out;
+    for (const auto& c : columns_) out.emplace_back(c.str());
+    return out;
+  }
+  // "unnest($1::text[], ...) AS v (id, ...)", in the order add() fills.
+  static const std::string& unnest() {
+    static const std::string sql = [] {
+      // Column names in add()'s order, and whether each is a bigint.
+      constexpr std::pair<const char*, bool> kColumns[] = {{"id", false},
+                                                           {"run_id", false},
+                                                           {"task_key", false},
+                                                           {"definition_id", false},
+                                                           {"item_index", true},
+                                                           {"status", false},
+                                                           {"priority", true},
+                                                           {"input", false},
+                                                           {"output", false},
+                                                           {"error", false},
+                                                           {"attempt", true},
+                                                           {"max_attempts", true},
+                                                           {"agent_id", false},
+                                                           {"lease_expires_at", true},
+                                                           {"ready_at", true},
+                                                           {"available_at", true},
+                                                           {"started_at", true},
+                                                           {"finished_at", true},
+                                                           {"item", false},
+                                                           {"close_deadline", true},
+                                                           {"start_deadline", true},
+                                                           {"lease_owner", false},
+                                                           {"child_run_id", false},
+                                                           {"created_at", true},
+                                                           {"updated_at", true}};
+      static_assert(std::size(kColumns) == kCount);
+      std::string types, names;
+      for (std::size_t i = 0; i < kCount; ++i) {
+        types += (i ? ", $" : "$") + std::to_string(i + 1) +
+                 (kColumns[i].second ? "::bigint[]" : "::text[]");
+        names += (i ? ", " : "") + std::string(kColumns[i].first);
+      }
+      return "unnest(" + types + ") AS v (" + names + ")";
+    }();
+    return sql;
+  }
+
+ private:
+  static constexpr std::size_t kCount = 25;
+  std::array<PgArray, kCount> columns_;
 };
 
 Run run_from(const Row& r) {
@@ -633,70 +719,16 @@ void RunStore::insert_tasks(std::span<const TaskRow> rows) {
 void RunStore::write_tasks(std::span<const TaskRow> rows) {
   if (rows.empty()) return;
   if (postgres()) {
-    // One statement whatever the number of rows.
-    PgArray id, run_id, key, definition_id, index, status, priority, input, output, error, attempt,
-        max_attempts, agent_id, lease_expires_at, ready_at, available_at, started_at, finished_at,
-        item, close_deadline, start_deadline, lease_owner, child_run_id, created_at;
-    for (const auto& row : rows) {
-      const auto& t = row.task;
-      id.add(t.id);
-      run_id.add(t.run_id);
-      key.add(t.key);
-      definition_id.add(t.definition_id);
-      index.add(t.index ? std::optional<Micros>(*t.index) : std::nullopt);
-      status.add(to_string(t.status));
-      priority.add(static_cast<std::int64_t>(t.priority));
-      input.add_or_null(t.input);
-      output.add_or_null(t.output);
-      error.add_or_null(t.error);
-      attempt.add(static_cast<std::int64_t>(t.attempt));
-      max_attempts.add(static_cast<std::int64_t>(t.max_attempts));
-      agent_id.add_or_null(t.agent_id);
-      lease_expires_at.add(t.lease_expires_at);
-      ready_at.add(t.ready_at);
-      available_at.add(t.available_at);
-      started_at.add(t.started_at);
-      finished_at.add(t.finished_at);
-      item.add_or_null(row.item);
-      close_deadline.add(row.close_deadline);
-      start_deadline.add(row.start_deadline);
-      lease_owner.add_or_null(row.lease_owner);
-      child_run_id.add_or_null(t.child_run_id);
-      created_at.add(static_cast<std::int64_t>(row.created_at));
-    }
-    t_.execute(
-        "INSERT INTO tasks (" + std::string(kTaskColumns) +
-            ", created_at, updated_at) SELECT v.*, v.created_at FROM unnest($1::text[], "
-            "$2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], "
-            "$8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], "
-            "$14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], "
-            "$19::text[], $20::bigint[], $21::bigint[], $22::text[], $23::text[], $24::bigint[]) "
-            "AS v (" +
-            std::string(kTaskColumns) + ", created_at)",
-        {id.str(),
-         run_id.str(),
-         key.str(),
-         definition_id.str(),
-         index.str(),
-         status.str(),
-         priority.str(),
-         input.str(),
-         output.str(),
-         error.str(),
-         attempt.str(),
-         max_attempts.str(),
-         agent_id.str(),
-         lease_expires_at.str(),
-         ready_at.str(),
-         available_at.str(),
-         started_at.str(),
-         finished_at.str(),
-         item.str(),
-         close_deadline.str(),
-         start_deadline.str(),
-         lease_owner.str(),
-         child_run_id.str(),
-         created_at.str()});
+    TaskArrays arrays;
+    for (const auto& row : rows) arrays.add(row, row.created_at);
+    t_.execute("INSERT INTO tasks (" + std::string(kTaskColumns) +
+                   ", created_at, updated_at) SELECT v.id, v.run_id, v.task_key, v.definition_id, "
+                   "v.item_index, v.status, v.priority, v.input, v.output, v.error, v.attempt, "
+                   "v.max_attempts, v.agent_id, v.lease_expires_at, v.ready_at, v.available_at, "
+                   "v.started_at, v.finished_at, v.item, v.close_deadline, v.start_deadline, "
+                   "v.lease_owner, v.child_run_id, v.created_at, v.updated_at FROM " +
+                   TaskArrays::unnest(),
+               arrays.params());
     return;
   }
   // Multi-row INSERTs: one statement per 32 rows (24 parameters each).
@@ -837,31 +869,8 @@ void RunStore::flush_task_updates() {
       }
     }
   }
-  PgArray id, status, input, output, error, attempt, max_attempts, agent_id, lease_expires_at,
-      ready_at, available_at, started_at, finished_at, close_deadline, start_deadline, lease_owner,
-      child_run_id, updated_at;
-  for (const auto* p : rows) {
-    const auto* row = &p->row;
-    const auto& t = row->task;
-    id.add(t.id);
-    status.add(to_string(t.status));
-    input.add_or_null(t.input);
-    output.add_or_null(t.output);
-    error.add_or_null(t.error);
-    attempt.add(t.attempt);
-    max_attempts.add(t.max_attempts);
-    agent_id.add_or_null(t.agent_id);
-    lease_expires_at.add(t.lease_expires_at);
-    ready_at.add(t.ready_at);
-    available_at.add(t.available_at);
-    started_at.add(t.started_at);
-    finished_at.add(t.finished_at);
-    close_deadline.add(row->close_deadline);
-    start_deadline.add(row->start_deadline);
-    lease_owner.add_or_null(row->lease_owner);
-    child_run_id.add_or_null(t.child_run_id);
-    updated_at.add(p->updated_at);
-  }
+  TaskArrays arrays;
+  for (const auto* p : rows) arrays.add(p->row, p->updated_at);
   t_.execute(
       "UPDATE tasks SET status = v.status, input = v.input, output = v.output, error = v.error, "
       "attempt = v.attempt, max_attempts = v.max_attempts, agent_id = v.agent_id, "
@@ -869,17 +878,9 @@ void RunStore::flush_task_updates() {
       "v.available_at, started_at = v.started_at, finished_at = v.finished_at, close_deadline = "
       "v.close_deadline, start_deadline = v.start_deadline, lease_owner = v.lease_owner, "
       "child_run_id = v.child_run_id, updated_at = COALESCE(v.updated_at, tasks.updated_at) "
-      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-      "$5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], "
-      "$11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], "
-      "$17::text[], $18::bigint[]) AS v (id, status, input, output, error, attempt, max_attempts, "
-      "agent_id, "
-      "lease_expires_at, ready_at, available_at, started_at, finished_at, close_deadline, "
-      "start_deadline, lease_owner, child_run_id, updated_at) WHERE tasks.id = v.id",
-      {id.str(), status.str(), input.str(), output.str(), error.str(), attempt.str(),
-       max_attempts.str(), agent_id.str(), lease_expires_at.str(), ready_at.str(),
-       available_at.str(), started_at.str(), finished_at.str(), close_deadline.str(),
-       start_deadline.str(), lease_owner.str(), child_run_id.str(), updated_at.str()});
+      "FROM " +
+          TaskArrays::unnest() + " WHERE tasks.id = v.id",
+      arrays.params());
   pending_.clear();
 }
 

@@ -1151,6 +1151,17 @@ TEST_P(EngineTest, ListFiltersAndPages) {
   EXPECT_DEVCYCLE_ERROR(engine_->list(f), ErrorCode::kInvalidArgument, "limit");
 }
 
+// Liveness, not speed: waits up to 60 s until `n` runs (at most 100) succeeded.
+void wait_until_succeeded(Engine& engine, std::size_t n) {
+  for (int i = 0; i < 6000; ++i) {
+    RunFilter f;
+    f.status = RunStatus::kSucceeded;
+    f.limit = 100;
+    if (engine.list(f).runs.size() == n) return;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
 TEST_P(EngineTest, ThreadedEngineRunsManyRunsToTheEnd) {
   engine_.reset();
   agent("a", "step", "work");
@@ -1171,14 +1182,7 @@ TEST_P(EngineTest, ThreadedEngineRunsManyRunsToTheEnd) {
     r.owner = "alice";
     ids.push_back(engine->start(r).id);
   }
-  // Liveness, not speed: wait up to 60 s.
-  for (int i = 0; i < 6000; ++i) {
-    RunFilter f;
-    f.status = RunStatus::kSucceeded;
-    f.limit = 100;
-    if (engine->list(f).runs.size() == ids.size()) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  wait_until_succeeded(*engine, ids.size());
   for (const auto& id : ids) EXPECT_EQ(engine->get(id).run.status, RunStatus::kSucceeded) << id;
   EXPECT_EQ(calls.load(), 20 * 5);
 }
@@ -1220,14 +1224,7 @@ TEST_P(EngineTest, ThreadedBatchesKeepJoinsChainsAndTextExact) {
     requests.push_back(std::move(r));
   }
   const auto runs = engine->start_many(requests);
-  // Liveness, not speed: wait up to 60 s.
-  for (int i = 0; i < 6000; ++i) {
-    RunFilter f;
-    f.status = RunStatus::kSucceeded;
-    f.limit = 100;
-    if (engine->list(f).runs.size() == runs.size()) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  wait_until_succeeded(*engine, runs.size());
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const auto d = engine->get(runs[i].id);
     ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << i << " " << d.run.error;
