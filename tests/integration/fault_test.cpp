@@ -1,17 +1,26 @@
 // Faults of the scale-out backends (ctest label `integration`): a PostgreSQL
-// backend terminated mid-transaction, a PostgreSQL restart, a Redis restart.
+// backend terminated mid-transaction, a connection that breaks during COMMIT
+// (its answer lost, or the COMMIT itself), a PostgreSQL restart, a Redis
+// restart.
 // The restarts use servers of their own (scripts/postgres.sh and
 // scripts/redis.sh on ports 19734 and 19735), so that the suites sharing the
 // integration fixtures never see them.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "devcycle/auth.h"
 #include "devcycle/cache.h"
@@ -45,6 +54,163 @@ class OwnServer {
   std::string kind_;
   std::string state_;
 };
+
+// A TCP relay between a database client and PostgreSQL that breaks the
+// connection at the next COMMIT a client sends, once armed: after the
+// server answered it (the transaction committed; the client never hears),
+// or before the server gets it (nothing committed). Either way the client
+// sees the connection break during COMMIT, and the outcome is unknown to it.
+class CommitCutter {
+ public:
+  enum class Cut { kNone, kAnswer, kCommit };
+
+  explicit CommitCutter(int server_port) : server_port_(server_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_fd_, 16) != 0)
+      throw std::runtime_error("CommitCutter: cannot listen");
+    socklen_t len = sizeof a;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    accepter_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~CommitCutter() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    accepter_.join();
+    ::close(listen_fd_);
+    std::lock_guard lock(mu_);
+    for (auto& c : connections_) c->close();
+    for (auto& c : connections_) {
+      for (auto& th : c->threads) th.join();
+    }
+  }
+
+  int port() const { return port_; }
+  void arm(Cut cut) { armed_ = cut; }
+  bool fired() const { return fired_; }
+
+ private:
+  struct Connection {
+    int client = -1;
+    int server = -1;
+    std::atomic<bool> mute{false};  // answers of the server are dropped
+    std::atomic<bool> closed{false};
+    std::vector<std::thread> threads;
+    void close() {
+      if (closed.exchange(true)) return;
+      ::shutdown(client, SHUT_RDWR);
+      ::shutdown(server, SHUT_RDWR);
+    }
+    ~Connection() {
+      ::close(client);
+      ::close(server);
+    }
+  };
+
+  void accept_loop() {
+    for (;;) {
+      const int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      auto c = std::make_unique<Connection>();
+      c->client = client;
+      c->server = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<std::uint16_t>(server_port_));
+      if (::connect(c->server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        c->close();
+        continue;
+      }
+      auto* raw = c.get();
+      raw->threads.emplace_back([this, raw] { client_to_server(*raw); });
+      raw->threads.emplace_back([raw] { server_to_client(*raw); });
+      std::lock_guard lock(mu_);
+      connections_.push_back(std::move(c));
+    }
+  }
+
+  static bool send_all(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+      const auto sent = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (sent <= 0) return false;
+      p += sent;
+      n -= static_cast<std::size_t>(sent);
+    }
+    return true;
+  }
+
+  // Copies the client's messages one by one (the startup message has no
+  // type byte; every later one is a type, a length and the rest), looking
+  // for a simple-query COMMIT.
+  void client_to_server(Connection& c) {
+    std::string buffer;
+    bool started = false;
+    char chunk[8192];
+    for (;;) {
+      const auto got = ::recv(c.client, chunk, sizeof chunk, 0);
+      if (got <= 0) break;
+      buffer.append(chunk, static_cast<std::size_t>(got));
+      for (;;) {
+        const std::size_t head = started ? 5 : 4;
+        if (buffer.size() < head) break;
+        std::uint32_t length = 0;
+        std::memcpy(&length, buffer.data() + head - 4, 4);
+        const std::size_t total = head - 4 + ntohl(length);
+        if (buffer.size() < total) break;
+        const bool commit = started && buffer[0] == 'Q' &&
+                            std::string_view(buffer.data() + 5, total - 5).starts_with("COMMIT");
+        started = true;
+        if (commit && armed_ != Cut::kNone) {
+          const Cut cut = armed_.exchange(Cut::kNone);
+          fired_ = true;
+          if (cut == Cut::kCommit) {
+            c.close();  // the server never sees it
+            return;
+          }
+          c.mute = true;  // its answer is dropped, and then the connection
+        }
+        if (!send_all(c.server, buffer.data(), total)) {
+          c.close();
+          return;
+        }
+        buffer.erase(0, total);
+      }
+    }
+    c.close();
+  }
+
+  static void server_to_client(Connection& c) {
+    char chunk[8192];
+    for (;;) {
+      const auto got = ::recv(c.server, chunk, sizeof chunk, 0);
+      if (got <= 0) break;
+      if (c.mute) break;  // the answer to the COMMIT: lost
+      if (!send_all(c.client, chunk, static_cast<std::size_t>(got))) break;
+    }
+    c.close();
+  }
+
+  int server_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<Cut> armed_{Cut::kNone};
+  std::atomic<bool> fired_{false};
+  std::thread accepter_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Connection>> connections_;
+};
+
+// The port of a postgresql://user@host:PORT/db URL.
+int port_of(const std::string& url) {
+  const auto colon = url.rfind(':');
+  return std::stoi(url.substr(colon + 1, url.find('/', colon) - colon - 1));
+}
 
 Migration items() {
   return {"fault", 1, "items", "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER NOT NULL)", ""};
@@ -96,6 +262,41 @@ TEST(PostgresFaultTest, ATerminatedBackendFailsItsTransactionOnlyAndTheNextOnesR
   EXPECT_EQ(ids(*db), (std::set<std::string>{"after", "before"}));
   db->write([](Txn& t) { t.execute("INSERT INTO items VALUES ('last', 5)"); });
   EXPECT_EQ(ids(*db), (std::set<std::string>{"after", "before", "last"}));
+}
+
+// The connection breaks during COMMIT: the database object looks up the
+// transaction's marker row once the old session is gone, and reports what
+// happened — never retrying blindly, never reporting a committed write as
+// failed or a lost one as done.
+TEST(PostgresFaultTest, ACommitWhoseAnswerOrItselfIsLostIsSettledByItsMarker) {
+  const char* base = std::getenv("DEVCYCLE_TEST_POSTGRES_URL");
+  ASSERT_NE(base, nullptr) << "DEVCYCLE_TEST_POSTGRES_URL is not set";
+  CommitCutter cutter(port_of(base));
+  const std::string schema = "commit_" + std::to_string(::getpid());
+  DatabaseOptions options;
+  options.migrations = {items()};
+  auto db = Database::open("postgresql://postgres@127.0.0.1:" + std::to_string(cutter.port()) +
+                               "/devcycle?sslmode=disable&gssencmode=disable&schema=" + schema,
+                           options);
+  auto direct = Database::open(std::string(base) + "?schema=" + schema);
+  db->write([](Txn& t) { t.execute("INSERT INTO items VALUES ('before', 1)"); });
+
+  // The server committed; its answer never came: the write succeeded.
+  cutter.arm(CommitCutter::Cut::kAnswer);
+  db->write([](Txn& t) { t.execute("INSERT INTO items VALUES ('answer-lost', 2)"); });
+  EXPECT_TRUE(cutter.fired());
+  EXPECT_EQ(ids(*direct), (std::set<std::string>{"answer-lost", "before"}));
+
+  // The COMMIT never reached the server: the write failed, and nothing of it is there.
+  cutter.arm(CommitCutter::Cut::kCommit);
+  EXPECT_DEVCYCLE_ERROR(
+      db->write([](Txn& t) { t.execute("INSERT INTO items VALUES ('commit-lost', 3)"); }),
+      ErrorCode::kUnavailable, "nothing of this closure was written");
+  EXPECT_EQ(ids(*direct), (std::set<std::string>{"answer-lost", "before"}));
+
+  // And the next write goes through on a new connection.
+  db->write([](Txn& t) { t.execute("INSERT INTO items VALUES ('after', 4)"); });
+  EXPECT_EQ(ids(*direct), (std::set<std::string>{"after", "answer-lost", "before"}));
 }
 
 TEST(PostgresFaultTest, ARestartLosesNoAcknowledgedWriteAndWritesGoOnAfterIt) {
