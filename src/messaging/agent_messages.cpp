@@ -140,9 +140,14 @@ std::vector<DirectMessage> AgentMessages::receive(std::string_view recipient, in
   const Micros at = clock_->now();
   return db_.write([&](Txn& t) {
     std::vector<DirectMessage> out;
+    // On PostgreSQL, servers receiving for one agent at once take different
+    // messages: rows another transaction is delivering are skipped (SQLite
+    // has one writer).
+    const char* lock = t.dialect() == Dialect::kPostgres ? " FOR UPDATE SKIP LOCKED" : "";
     for (const auto& r : t.query("SELECT " + std::string(kColumns) +
                                      " FROM messages WHERE recipient = $1 AND status = 'sent' "
-                                     "ORDER BY id LIMIT $2",
+                                     "ORDER BY id LIMIT $2" +
+                                     lock,
                                  {recipient, limit})) {
       out.push_back(from_row(r));
     }
@@ -163,8 +168,11 @@ DirectMessage AgentMessages::mark_read(std::string_view message_id, std::string_
   if (!is_uuid(message_id)) throw message_not_found(message_id);
   const Micros at = clock_->now();
   return db_.write([&](Txn& t) {
-    auto rs =
-        t.query("SELECT " + std::string(kColumns) + " FROM messages WHERE id = $1", {message_id});
+    // Locked (PostgreSQL), so that a receive() in another server cannot
+    // take the message back to `delivered` after it is read here.
+    auto rs = t.query("SELECT " + std::string(kColumns) + " FROM messages WHERE id = $1" +
+                          (t.dialect() == Dialect::kPostgres ? " FOR UPDATE" : ""),
+                      {message_id});
     if (rs.empty()) throw message_not_found(message_id);
     auto m = from_row(rs[0]);
     if (m.recipient != reader) {

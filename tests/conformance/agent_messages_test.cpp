@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "devcycle/messaging.h"
 #include "messaging/outbox.h"
@@ -159,6 +162,47 @@ TEST_P(AgentMessagesTest, ReceiptsGoToTheBusThroughTheOutboxWithTheirChange) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, AgentMessagesTest,
                          ::testing::ValuesIn(testing::database_backends("messages.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+// Two servers on one database serving one recipient's receive() at once:
+// each message is delivered once, by one of them.
+class SharedAgentMessagesTest : public AgentMessagesTest {};
+
+TEST_P(SharedAgentMessagesTest, TwoProcessesReceivingForOneAgentDeliverEachMessageOnce) {
+  auto db2 = Database::open(GetParam().url(dir_));
+  Registry registry2(*db2);
+  AgentMessages messages2(*db2, registry2, clock_);
+  for (int i = 0; i < 200; ++i) messages_->send(coder_, tester_, "n", std::to_string(i));
+  std::mutex mu;
+  std::multiset<std::string> delivered;
+  std::vector<std::thread> threads;
+  for (auto* m : {messages_.get(), &messages2}) {
+    threads.emplace_back([&, m] {
+      try {
+        for (;;) {
+          const auto got = m->receive(tester_, 10);
+          if (got.empty()) return;
+          std::lock_guard lock(mu);
+          for (const auto& d : got) delivered.insert(d.id);
+        }
+      } catch (const Error& e) {
+        ADD_FAILURE() << e.what();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(delivered.size(), 200u) << "a message was delivered twice";
+  EXPECT_EQ(std::set<std::string>(delivered.begin(), delivered.end()).size(), 200u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SharedAgentMessagesTest,
+                         ::testing::ValuesIn(testing::durable_database_backends("messages.db")),
                          testing::backend_name);
 
 }  // namespace
