@@ -122,26 +122,16 @@ SecretInfo SecretStore::put(std::string_view name, std::string_view value, std::
     std::lock_guard lock(impl_->mu);
     impl_->fresh = false;
   }
+  // One statement: two servers putting the same name at once (PostgreSQL)
+  // each get a version of their own, and neither fails on the new row.
   return impl_->db.write([&](Txn& t) {
-    auto rows = t.query(
-        "SELECT name, owner, version, created_at, updated_at FROM secrets WHERE name = $1", {name});
-    SecretInfo info{std::string(name), std::string(owner), 1, now, now};
-    if (rows.empty()) {
-      t.execute(
-          "INSERT INTO secrets (name, owner, version, created_at, updated_at, sealed) VALUES ($1, "
-          "$2, 1, $3, $3, $4)",
-          {name, owner, now, sealed});
-    } else {
-      info = from_row(rows[0]);
-      info.owner = std::string(owner);
-      info.version += 1;
-      info.updated_at = now;
-      t.execute(
-          "UPDATE secrets SET owner = $2, version = $3, updated_at = $4, sealed = $5 WHERE name = "
-          "$1",
-          {name, owner, info.version, now, sealed});
-    }
-    return info;
+    const auto rows = t.query(
+        "INSERT INTO secrets (name, owner, version, created_at, updated_at, sealed) VALUES ($1, "
+        "$2, 1, $3, $3, $4) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, version = "
+        "secrets.version + 1, updated_at = excluded.updated_at, sealed = excluded.sealed "
+        "RETURNING name, owner, version, created_at, updated_at",
+        {name, owner, now, sealed});
+    return from_row(rows[0]);
   });
 }
 

@@ -2,6 +2,10 @@
 // their values, redacted from text, bound to their master key.
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
+#include <thread>
+
 #include "devcycle/secrets.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
@@ -101,6 +105,44 @@ TEST_P(SecretStoreTest, AnotherMasterKeyCannotOpenThem) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, SecretStoreTest,
                          ::testing::ValuesIn(testing::database_backends("secrets.db")),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+// Two servers on one database putting the same secret at once: every put
+// gets a version of its own, and none fails.
+class SharedSecretStoreTest : public SecretStoreTest {};
+
+TEST_P(SharedSecretStoreTest, TwoProcessesPuttingOneSecretEachGetAVersion) {
+  auto db2 = Database::open(GetParam().url(dir_));
+  SecretStore secrets2(*db2, kMaster, clock_);
+  std::mutex mu;
+  std::set<int> versions;
+  std::vector<std::thread> threads;
+  for (auto* store : {secrets_.get(), &secrets2}) {
+    threads.emplace_back([&, store] {
+      for (int i = 0; i < 50; ++i) {
+        try {
+          const auto info = store->put("SHARED", "value " + std::to_string(i), "u-admin");
+          std::lock_guard lock(mu);
+          versions.insert(info.version);
+        } catch (const Error& e) {
+          ADD_FAILURE() << e.what();
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(versions.size(), 100u) << "two puts got the same version";
+  EXPECT_EQ(secrets_->info("SHARED").version, 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SharedSecretStoreTest,
+                         ::testing::ValuesIn(testing::durable_database_backends("secrets.db")),
                          testing::backend_name);
 
 }  // namespace
