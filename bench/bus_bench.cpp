@@ -143,6 +143,7 @@ BENCHMARK(BM_KafkaPublishBatch)
     ->ArgNames({"batch"})
     ->Arg(1000)
     ->Arg(10000)
+    ->Arg(100000)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

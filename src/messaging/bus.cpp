@@ -41,6 +41,15 @@ void check_message(const Message& m, std::size_t max_payload_bytes, const std::s
   }
 }
 
+void check_batch_message(const Message& m, std::size_t max_payload_bytes, std::size_t index) {
+  try {
+    check_message(m, max_payload_bytes, "message");  // names short enough to need no allocation
+  } catch (const Error&) {
+    check_message(m, max_payload_bytes, "messages[" + std::to_string(index) + "]");
+    throw;
+  }
+}
+
 void check_consume(const ConsumeOptions& o) {
   if (o.visibility_timeout.count() <= 0 || o.visibility_timeout > std::chrono::hours(24 * 30))
     throw Error(ErrorCode::kInvalidArgument,

@@ -14,6 +14,9 @@ namespace devcycle::internal {
 void check_topic(const std::string& topic, const std::string& field);
 void check_group(const std::string& group, const std::string& field);
 void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field);
+// check_message() for messages[index] of a batch; the field is named only
+// when the message is refused.
+void check_batch_message(const Message& m, std::size_t max_payload_bytes, std::size_t index);
 void check_consume(const ConsumeOptions& o);
 // dead_letters()'s topic, group and limit (1..1000).
 void check_dead_letters_query(const std::string& topic, const std::string& group, int limit);

@@ -66,7 +66,7 @@ class InprocBus final : public MessageBus {
 
   std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
     for (std::size_t i = 0; i < messages.size(); ++i)
-      check_message(messages[i], options_.max_payload_bytes, "messages[" + std::to_string(i) + "]");
+      check_batch_message(messages[i], options_.max_payload_bytes, i);
     const Micros at = options_.clock->now();
     return submit_insert<std::vector<Published>>(
         std::move(messages), at, [](std::vector<Published>&& p) { return std::move(p); });

@@ -204,16 +204,23 @@ rd_kafka_headers_t* make_headers(const std::map<std::string, std::string>& user,
   return h;
 }
 
-// What a delivery report resolves; owned by librdkafka between produce and report.
+// What a delivery report resolves. Between produce and report librdkafka
+// holds it; done() runs once, on the producer's poller thread, and disposes
+// of it (most delete themselves; a batch's slots belong to their batch).
 struct Sent {
-  virtual ~Sent() = default;
   virtual void done(const rd_kafka_message_t* m) = 0;
+
+ protected:
+  ~Sent() = default;
 };
 
-// Any report handler (batches, the bus's own writes).
+// Any report handler (the bus's own writes).
 struct SentFn final : Sent {
   explicit SentFn(std::function<void(const rd_kafka_message_t*)> f) : fn(std::move(f)) {}
-  void done(const rd_kafka_message_t* m) override { fn(m); }
+  void done(const rd_kafka_message_t* m) override {
+    std::unique_ptr<SentFn> self(this);
+    fn(m);
+  }
   std::function<void(const rd_kafka_message_t*)> fn;
 };
 
@@ -221,6 +228,7 @@ struct SentFn final : Sent {
 struct SentOne final : Sent {
   explicit SentOne(std::string body) : payload(std::move(body)) {}
   void done(const rd_kafka_message_t* m) override {
+    std::unique_ptr<SentOne> self(this);
     const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
     if (m->err) {
       promise.set_exception(std::make_exception_ptr(
@@ -235,41 +243,84 @@ struct SentOne final : Sent {
   std::string payload;  // librdkafka reads it in place until the report: no copy
 };
 
-void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
-  std::unique_ptr<Sent> sent(static_cast<Sent*>(m->_private));
-  if (!sent) return;
-  try {
-    sent->done(m);
-  } catch (...) {
-    // A report callback must not throw into librdkafka.
+// The reports of one publish_batch(): a slot per message, allocated with the
+// batch, so that a message costs no allocation and no lock of its own.
+class BatchReports {
+ public:
+  struct Slot final : Sent {
+    void done(const rd_kafka_message_t* m) override { batch->report(index, m); }
+    BatchReports* batch = nullptr;
+    std::size_t index = 0;
+  };
+
+  static std::shared_ptr<BatchReports> make(std::size_t n) {
+    std::shared_ptr<BatchReports> b(new BatchReports(n));
+    b->self_ = b;  // kept alive by its reports until the last has come
+    return b;
   }
-}
 
-// The reports of one publish_batch().
-struct BatchReports {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Published> published;  // ids and times filled in before producing
-  std::size_t remaining = 0;
-  std::string error;
-};
+  Slot* slot(std::size_t i) { return &slots_[i]; }
 
-// One message of a batch: one small allocation, no copy of its id.
-struct SentBatch final : Sent {
-  SentBatch(std::shared_ptr<BatchReports> r, std::size_t i) : reports(std::move(r)), index(i) {}
-  void done(const rd_kafka_message_t* m) override {
-    std::lock_guard lock(reports->mu);
-    if (m->err && reports->error.empty()) reports->error = rd_kafka_err2str(m->err);
-    auto& p = reports->published[index];
+  // The producing thread is done: `queued` of the messages were queued (the
+  // others will never report).
+  void queued(std::size_t queued) {
+    const std::size_t never = slots_.size() - queued;
+    if (never) outstanding_.fetch_sub(never, std::memory_order_acq_rel);
+    release();
+  }
+
+  // Waits for every report of a batch whose messages were all queued; throws
+  // if one failed.
+  std::vector<Published> wait() {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, 60s, [&] { return finished_; }))
+      throw Error(ErrorCode::kUnavailable, "kafka: the batch's delivery reports did not come");
+    if (!error_.empty())
+      throw Error(ErrorCode::kUnavailable, "kafka: batch not delivered: " + error_);
+    return std::move(published_);
+  }
+
+ private:
+  explicit BatchReports(std::size_t n) : published_(n), slots_(n), outstanding_(n + 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      slots_[i].batch = this;
+      slots_[i].index = i;
+    }
+  }
+
+  void report(std::size_t index, const rd_kafka_message_t* m) {
+    auto& p = published_[index];
     const auto ms = timestamp_ms(m);
     p.offset = m->offset;
     p.partition = m->partition;
     p.published_at = ms * 1000;
-    if (!m->err) p.id = message_id(rd_kafka_topic_name(m->rkt), m->partition, m->offset, ms);
-    if (--reports->remaining == 0) reports->cv.notify_all();
+    if (m->err) {
+      std::lock_guard lock(mu_);
+      if (error_.empty()) error_ = rd_kafka_err2str(m->err);
+    } else {
+      p.id = message_id(rd_kafka_topic_name(m->rkt), m->partition, m->offset, ms);
+    }
+    release();
   }
-  std::shared_ptr<BatchReports> reports;
-  std::size_t index;
+
+  void release() {
+    if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    const auto keep = std::move(self_);  // the last one out: may be the only owner left
+    {
+      std::lock_guard lock(mu_);
+      finished_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  std::vector<Published> published_;  // each slot writes only its own entry
+  std::vector<Slot> slots_;
+  std::atomic<std::size_t> outstanding_;  // reports to come, plus one for the producing thread
+  std::shared_ptr<BatchReports> self_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::string error_;
 };
 
 // A producer with a thread that polls its delivery reports continuously.
@@ -291,10 +342,15 @@ class Producer {
       settings.emplace_back("transaction.timeout.ms", "120000");  // >= message.timeout.ms
     }
     rd_kafka_conf_t* conf = make_conf(settings);
-    rd_kafka_conf_set_dr_msg_cb(conf, &on_delivery);
+    // Delivery reports as events, served by the poller thread: one event
+    // carries many reports, and rd_kafka_flush() (also inside a
+    // transaction's commit) then waits on a condition instead of polling
+    // in 10 ms steps for reports another thread has served.
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR);
     client_ = make_client(RD_KAFKA_PRODUCER, conf);
+    queue_ = rd_kafka_queue_get_main(client_.get());
     poller_ = std::thread([this] {
-      while (!stop_) rd_kafka_poll(client_.get(), 50);
+      while (!stop_) serve(50);
     });
   }
 
@@ -305,42 +361,39 @@ class Producer {
     // forever.
     if (rd_kafka_flush(client_.get(), close_timeout_ms_) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_purge(client_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-      rd_kafka_flush(client_.get(), 5'000);  // serves the purged messages' reports
+      rd_kafka_flush(client_.get(), 5'000);  // the poller serves the purged messages' reports
     }
     stop_ = true;
     poller_.join();
-    rd_kafka_poll(client_.get(), 0);  // reports that arrived at the very end
+    while (serve(0)) {
+    }  // reports that arrived at the very end
+    rd_kafka_queue_destroy(queue_);
   }
 
   rd_kafka_t* get() const { return client_.get(); }
 
-  // Queues one message; `sent` runs on its delivery report. Waits while the
-  // local queue is full. Throws Error when librdkafka refuses the message.
-  // `copy` false: the payload lives in `sent` (or longer), which librdkafka
-  // frees only after the report.
+  // Queues one message; `sent` runs on its delivery report (null: nothing
+  // does). Waits while the local queue is full. Throws Error when librdkafka
+  // refuses the message; `sent` is then still the caller's. `copy` false: the
+  // payload lives until the report (in `sent`, or longer).
   void produce(const std::string& topic, const std::string& key, const std::string& payload,
-               rd_kafka_headers_t* headers, Micros at, std::unique_ptr<Sent> sent,
-               bool copy = true) {
+               rd_kafka_headers_t* headers, Micros at, Sent* sent, bool copy = true) {
     const int flags = copy ? RD_KAFKA_MSG_F_COPY : 0;
     const void* k = key.empty() ? nullptr : key.data();
     void* v = const_cast<char*>(payload.data());
     for (;;) {
       // Without headers (null) the call leaves them out altogether.
       const rd_kafka_resp_err_t err =
-          headers
-              ? rd_kafka_producev(client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                                  RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_KEY(k, key.size()),
-                                  RD_KAFKA_V_VALUE(v, payload.size()), RD_KAFKA_V_HEADERS(headers),
-                                  RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent.get()),
-                                  RD_KAFKA_V_END)
-              : rd_kafka_producev(
-                    client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(flags),
-                    RD_KAFKA_V_KEY(k, key.size()), RD_KAFKA_V_VALUE(v, payload.size()),
-                    RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent.get()), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        sent.release();  // the delivery report owns it now
-        return;
-      }
+          headers ? rd_kafka_producev(client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                                      RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_KEY(k, key.size()),
+                                      RD_KAFKA_V_VALUE(v, payload.size()),
+                                      RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(at / 1000),
+                                      RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END)
+                  : rd_kafka_producev(
+                        client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(flags),
+                        RD_KAFKA_V_KEY(k, key.size()), RD_KAFKA_V_VALUE(v, payload.size()),
+                        RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         std::this_thread::sleep_for(1ms);  // back-pressure: the poller drains reports
         continue;
@@ -351,8 +404,28 @@ class Producer {
   }
 
  private:
+  // Serves one event of the main queue; false when none came in `timeout_ms`.
+  bool serve(int timeout_ms) {
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(queue_, timeout_ms);
+    if (!ev) return false;
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DR) {
+      while (const rd_kafka_message_t* m = rd_kafka_event_message_next(ev)) {
+        if (auto* sent = static_cast<Sent*>(m->_private)) {
+          try {
+            sent->done(m);
+          } catch (...) {
+            // A report handler must not stop the poller.
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(ev);
+    return true;
+  }
+
   int close_timeout_ms_;
   Client client_{nullptr, &rd_kafka_destroy};
+  rd_kafka_queue_t* queue_ = nullptr;
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };
@@ -467,21 +540,22 @@ class KafkaBus final : public MessageBus {
   Micros now() const { return options_.clock->now(); }
 
   std::future<Published> publish(Message message) override {
-    check(message, "message");
+    check_message(message, options_.max_payload_bytes, "message");
     ensure_topic(message.topic);
     const Micros at = now() / 1000 * 1000;  // Kafka keeps milliseconds
     auto sent = std::make_unique<SentOne>(std::move(message.payload));
     auto future = sent->promise.get_future();
     auto* headers = message.headers.empty() ? nullptr : make_headers(message.headers, {});
     const std::string& payload = sent->payload;
-    producer_->produce(message.topic, message.key, payload, headers, at, std::move(sent),
+    producer_->produce(message.topic, message.key, payload, headers, at, sent.get(),
                        /*copy=*/false);
+    sent.release();  // its report disposes of it
     return future;
   }
 
   std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
     for (std::size_t i = 0; i < messages.size(); ++i)
-      check(messages[i], "messages[" + std::to_string(i) + "]");
+      check_batch_message(messages[i], options_.max_payload_bytes, i);
     std::promise<std::vector<Published>> done;
     if (messages.empty()) {
       done.set_value({});
@@ -492,42 +566,43 @@ class KafkaBus final : public MessageBus {
       if (std::find(topics.begin(), topics.end(), m.topic) == topics.end())
         topics.push_back(m.topic);
     }
-    ensure_topics(topics);
+    ensure_topics(topics, /*user=*/true);
     const Micros at = now() / 1000 * 1000;
-    auto reports = std::make_shared<BatchReports>();
-    reports->published.resize(messages.size());
-    reports->remaining = messages.size();
+    auto reports = BatchReports::make(messages.size());
     std::lock_guard txn_lock(txn_mu_);
-    Producer& txn = transactional();
-    if (auto* e = rd_kafka_begin_transaction(txn.get())) throw unavailable("begin a batch", e);
+    Producer* txn = nullptr;
+    std::size_t queued = 0;
     try {
-      for (std::size_t i = 0; i < messages.size(); ++i) {
-        const auto& m = messages[i];
-        txn.produce(m.topic, m.key, m.payload,
-                    m.headers.empty() ? nullptr : make_headers(m.headers, {}), at,
-                    std::make_unique<SentBatch>(reports, i));
+      txn = &transactional();
+      if (auto* e = rd_kafka_begin_transaction(txn->get())) throw unavailable("begin a batch", e);
+      try {
+        for (; queued < messages.size(); ++queued) {
+          const auto& m = messages[queued];
+          txn->produce(m.topic, m.key, m.payload,
+                       m.headers.empty() ? nullptr : make_headers(m.headers, {}), at,
+                       reports->slot(queued));
+        }
+      } catch (...) {
+        if (auto* e = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(e);
+        throw;
       }
     } catch (...) {
-      if (auto* e = rd_kafka_abort_transaction(txn.get(), 30'000)) rd_kafka_error_destroy(e);
+      reports->queued(queued);
       throw;
     }
-    if (auto* e = rd_kafka_commit_transaction(txn.get(), 60'000)) {
+    reports->queued(queued);
+    if (auto* e = rd_kafka_commit_transaction(txn->get(), 60'000)) {
       const bool abortable = rd_kafka_error_txn_requires_abort(e);
       auto error = unavailable("the batch was not committed; nothing of it was published", e);
       if (abortable) {
-        if (auto* a = rd_kafka_abort_transaction(txn.get(), 30'000)) rd_kafka_error_destroy(a);
+        if (auto* a = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(a);
       } else {
         txn_.reset();  // fatal for this producer: the next batch starts a new one
       }
       throw error;
     }
-    // Committed: every report has come or is about to.
-    std::unique_lock lock(reports->mu);
-    if (!reports->cv.wait_for(lock, 60s, [&] { return reports->remaining == 0; }))
-      throw Error(ErrorCode::kUnavailable, "kafka: the batch's delivery reports did not come");
-    if (!reports->error.empty())
-      throw Error(ErrorCode::kUnavailable, "kafka: batch not delivered: " + reports->error);
-    done.set_value(std::move(reports->published));
+    // Committed: the commit waited for every report.
+    done.set_value(reports->wait());
     return done.get_future();
   }
 
@@ -746,19 +821,22 @@ class KafkaBus final : public MessageBus {
   }
 
   // ensure_topics() for one topic, without allocating when it is known.
+  // A topic published to: purge() covers it, and it exists.
   void ensure_topic(const std::string& topic) {
     {
       std::lock_guard lock(topics_mu_);
-      if (known_topics_.count(topic)) return;
+      if (user_topics_.insert(topic).second == false && known_topics_.count(topic)) return;
     }
     ensure_topics({topic});
   }
 
   // Creates the topics that do not exist yet (once per bus and topic).
-  void ensure_topics(const std::vector<std::string>& wanted) {
+  // `user`: they are topics published to.
+  void ensure_topics(const std::vector<std::string>& wanted, bool user = false) {
     std::vector<std::string> missing;
     {
       std::lock_guard lock(topics_mu_);
+      if (user) user_topics_.insert(wanted.begin(), wanted.end());
       for (const auto& t : wanted) {
         if (!known_topics_.count(t) &&
             std::find(missing.begin(), missing.end(), t) == missing.end())
@@ -829,17 +907,12 @@ class KafkaBus final : public MessageBus {
         promise->set_value();
       }
     });
-    producer_->produce(topic, key, payload, headers, at, std::move(sent));
+    producer_->produce(topic, key, payload, headers, at, sent.get());
+    sent.release();  // its report disposes of it
     future.get();
   }
 
  private:
-  void check(const Message& m, const std::string& field) {
-    check_message(m, options_.max_payload_bytes, field);  // reserves the devcycle- headers too
-    std::lock_guard lock(topics_mu_);
-    if (!user_topics_.count(m.topic)) user_topics_.insert(m.topic);
-  }
-
   Producer& transactional() {
     if (!txn_) {
       auto p = std::make_unique<Producer>(brokers_, true, name_ + "-batches", close_timeout_ms_);
