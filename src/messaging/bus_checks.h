@@ -2,6 +2,7 @@
 // naming the field), and the backends' factories. Internal.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,10 +14,15 @@ namespace devcycle::internal {
 
 void check_topic(const std::string& topic, const std::string& field);
 void check_group(const std::string& group, const std::string& field);
-void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field);
-// check_message() for messages[index] of a batch; the field is named only
-// when the message is refused.
-void check_batch_message(const Message& m, std::size_t max_payload_bytes, std::size_t index);
+// `with_topic` false: the topic was checked already.
+void check_message(const Message& m, std::size_t max_payload_bytes, const std::string& field,
+                   bool with_topic = true);
+// check_message() for each of a batch; a refusal names messages[i].
+// Returns the batch's topics in order of first appearance and, in
+// `topic_of` when given, each message's index into them.
+std::vector<std::string> check_batch(const std::vector<Message>& messages,
+                                     std::size_t max_payload_bytes,
+                                     std::vector<std::uint32_t>* topic_of = nullptr);
 void check_consume(const ConsumeOptions& o);
 // dead_letters()'s topic, group and limit (1..1000).
 void check_dead_letters_query(const std::string& topic, const std::string& group, int limit);

@@ -65,8 +65,7 @@ class InprocBus final : public MessageBus {
   }
 
   std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
-    for (std::size_t i = 0; i < messages.size(); ++i)
-      check_batch_message(messages[i], options_.max_payload_bytes, i);
+    check_batch(messages, options_.max_payload_bytes);
     const Micros at = options_.clock->now();
     return submit_insert<std::vector<Published>>(
         std::move(messages), at, [](std::vector<Published>&& p) { return std::move(p); });

@@ -35,6 +35,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "common/url.h"
 #include "devcycle/error.h"
@@ -269,8 +270,14 @@ class BatchReports {
     release();
   }
 
+  bool finished() {
+    std::lock_guard lock(mu_);
+    return finished_;
+  }
+
   // Waits for every report of a batch whose messages were all queued; throws
-  // if one failed.
+  // if one failed. The ids are left to the caller (message_id()), whose
+  // thread then allocates and frees them.
   std::vector<Published> wait() {
     std::unique_lock lock(mu_);
     if (!cv_.wait_for(lock, 60s, [&] { return finished_; }))
@@ -297,8 +304,6 @@ class BatchReports {
     if (m->err) {
       std::lock_guard lock(mu_);
       if (error_.empty()) error_ = rd_kafka_err2str(m->err);
-    } else {
-      p.id = message_id(rd_kafka_topic_name(m->rkt), m->partition, m->offset, ms);
     }
     release();
   }
@@ -350,7 +355,13 @@ class Producer {
     client_ = make_client(RD_KAFKA_PRODUCER, conf);
     queue_ = rd_kafka_queue_get_main(client_.get());
     poller_ = std::thread([this] {
-      while (!stop_) serve(50);
+      while (!stop_) {
+        {
+          std::unique_lock lock(aside_mu_);
+          aside_cv_.wait(lock, [&] { return !aside_ || stop_; });
+        }
+        if (!stop_) serve(50);
+      }
     });
   }
 
@@ -363,20 +374,63 @@ class Producer {
       rd_kafka_purge(client_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       rd_kafka_flush(client_.get(), 5'000);  // the poller serves the purged messages' reports
     }
-    stop_ = true;
+    {
+      std::lock_guard lock(aside_mu_);
+      stop_ = true;
+    }
+    aside_cv_.notify_all();
     poller_.join();
     while (serve(0)) {
     }  // reports that arrived at the very end
+    for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);
     rd_kafka_queue_destroy(queue_);
   }
 
   rd_kafka_t* get() const { return client_.get(); }
 
+  // While a caller serves reports itself (serve_until), the poller stands
+  // aside: a batch's messages are then allocated and freed on one thread,
+  // which glibc's malloc does without taking an arena lock each time.
+  void stand_aside(bool aside) {
+    {
+      std::lock_guard lock(aside_mu_);
+      aside_ = aside;
+    }
+    aside_cv_.notify_all();
+  }
+
+  // Serves reports on the calling thread until `done()` or `timeout`.
+  template <class Done>
+  void serve_until(Done done, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done() && std::chrono::steady_clock::now() < deadline) serve(10);
+  }
+
+  // This producer's handle of a topic, kept until the producer closes:
+  // producing by name would look the topic up (a lock and a scan) per message.
+  rd_kafka_topic_t* topic(const std::string& name) {
+    std::lock_guard lock(topics_mu_);
+    auto& handle = topics_[name];
+    if (!handle) {
+      handle = rd_kafka_topic_new(client_.get(), name.c_str(), nullptr);
+      if (!handle) {
+        topics_.erase(name);
+        throw unavailable("cannot open topic " + name, rd_kafka_last_error());
+      }
+    }
+    return handle;
+  }
+
   // Queues one message; `sent` runs on its delivery report (null: nothing
   // does). Waits while the local queue is full. Throws Error when librdkafka
   // refuses the message; `sent` is then still the caller's. `copy` false: the
   // payload lives until the report (in `sent`, or longer).
-  void produce(const std::string& topic, const std::string& key, const std::string& payload,
+  void produce(const std::string& topic_name, const std::string& key, const std::string& payload,
+               rd_kafka_headers_t* headers, Micros at, Sent* sent, bool copy = true) {
+    produce(topic(topic_name), key, payload, headers, at, sent, copy);
+  }
+
+  void produce(rd_kafka_topic_t* rkt, const std::string& key, const std::string& payload,
                rd_kafka_headers_t* headers, Micros at, Sent* sent, bool copy = true) {
     const int flags = copy ? RD_KAFKA_MSG_F_COPY : 0;
     const void* k = key.empty() ? nullptr : key.data();
@@ -384,22 +438,27 @@ class Producer {
     for (;;) {
       // Without headers (null) the call leaves them out altogether.
       const rd_kafka_resp_err_t err =
-          headers ? rd_kafka_producev(client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+          headers ? rd_kafka_producev(client_.get(), RD_KAFKA_V_RKT(rkt),
                                       RD_KAFKA_V_MSGFLAGS(flags), RD_KAFKA_V_KEY(k, key.size()),
                                       RD_KAFKA_V_VALUE(v, payload.size()),
                                       RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_TIMESTAMP(at / 1000),
                                       RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END)
                   : rd_kafka_producev(
-                        client_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(flags),
+                        client_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(flags),
                         RD_KAFKA_V_KEY(k, key.size()), RD_KAFKA_V_VALUE(v, payload.size()),
                         RD_KAFKA_V_TIMESTAMP(at / 1000), RD_KAFKA_V_OPAQUE(sent), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        std::this_thread::sleep_for(1ms);  // back-pressure: the poller drains reports
+        // Back-pressure: reports drain the queue.
+        if (aside_) {
+          serve(1);
+        } else {
+          std::this_thread::sleep_for(1ms);
+        }
         continue;
       }
       if (headers) rd_kafka_headers_destroy(headers);  // not taken on failure
-      throw unavailable("cannot queue a message to " + topic, err);
+      throw unavailable(std::string("cannot queue a message to ") + rd_kafka_topic_name(rkt), err);
     }
   }
 
@@ -426,6 +485,11 @@ class Producer {
   int close_timeout_ms_;
   Client client_{nullptr, &rd_kafka_destroy};
   rd_kafka_queue_t* queue_ = nullptr;
+  std::mutex topics_mu_;
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
+  std::mutex aside_mu_;
+  std::condition_variable aside_cv_;
+  std::atomic<bool> aside_{false};
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };
@@ -554,17 +618,12 @@ class KafkaBus final : public MessageBus {
   }
 
   std::future<std::vector<Published>> publish_batch(std::vector<Message> messages) override {
-    for (std::size_t i = 0; i < messages.size(); ++i)
-      check_batch_message(messages[i], options_.max_payload_bytes, i);
+    std::vector<std::uint32_t> topic_of;
+    const auto topics = check_batch(messages, options_.max_payload_bytes, &topic_of);
     std::promise<std::vector<Published>> done;
     if (messages.empty()) {
       done.set_value({});
       return done.get_future();
-    }
-    std::vector<std::string> topics;
-    for (const auto& m : messages) {
-      if (std::find(topics.begin(), topics.end(), m.topic) == topics.end())
-        topics.push_back(m.topic);
     }
     ensure_topics(topics, /*user=*/true);
     const Micros at = now() / 1000 * 1000;
@@ -572,17 +631,26 @@ class KafkaBus final : public MessageBus {
     std::lock_guard txn_lock(txn_mu_);
     Producer* txn = nullptr;
     std::size_t queued = 0;
+    // This thread serves the batch's reports; the poller is back for the
+    // commit, or when anything fails.
+    auto stand_back = [](Producer* p) { p->stand_aside(false); };
+    std::unique_ptr<Producer, decltype(stand_back)> aside(nullptr, stand_back);
     try {
       txn = &transactional();
+      txn->stand_aside(true);
+      aside.reset(txn);
       if (auto* e = rd_kafka_begin_transaction(txn->get())) throw unavailable("begin a batch", e);
       try {
+        std::vector<rd_kafka_topic_t*> handles;
+        for (const auto& t : topics) handles.push_back(txn->topic(t));
         for (; queued < messages.size(); ++queued) {
           const auto& m = messages[queued];
-          txn->produce(m.topic, m.key, m.payload,
+          txn->produce(handles[topic_of[queued]], m.key, m.payload,
                        m.headers.empty() ? nullptr : make_headers(m.headers, {}), at,
                        reports->slot(queued));
         }
       } catch (...) {
+        aside.reset();  // the abort waits for the purged messages' reports
         if (auto* e = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(e);
         throw;
       }
@@ -591,6 +659,9 @@ class KafkaBus final : public MessageBus {
       throw;
     }
     reports->queued(queued);
+    // The reports come as the broker takes the messages, before the commit.
+    txn->serve_until([&] { return reports->finished(); }, 130s);  // > message.timeout.ms
+    aside.reset();
     if (auto* e = rd_kafka_commit_transaction(txn->get(), 60'000)) {
       const bool abortable = rd_kafka_error_txn_requires_abort(e);
       auto error = unavailable("the batch was not committed; nothing of it was published", e);
@@ -602,7 +673,12 @@ class KafkaBus final : public MessageBus {
       throw error;
     }
     // Committed: the commit waited for every report.
-    done.set_value(reports->wait());
+    auto published = reports->wait();
+    for (std::size_t i = 0; i < published.size(); ++i) {
+      auto& p = published[i];
+      p.id = message_id(topics[topic_of[i]], p.partition, p.offset, p.published_at / 1000);
+    }
+    done.set_value(std::move(published));
     return done.get_future();
   }
 
