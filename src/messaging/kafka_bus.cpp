@@ -25,6 +25,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -388,9 +389,10 @@ class Producer {
 
   rd_kafka_t* get() const { return client_.get(); }
 
-  // While a caller serves reports itself (serve_until), the poller stands
-  // aside: a batch's messages are then allocated and freed on one thread,
-  // which glibc's malloc does without taking an arena lock each time.
+  // While a caller produces a batch, the poller stands aside and the caller
+  // serves the reports that come meanwhile (serve_ready): librdkafka's copies
+  // of the messages are then freed on the thread that allocated them, which
+  // glibc's malloc does without an arena lock.
   void stand_aside(bool aside) {
     {
       std::lock_guard lock(aside_mu_);
@@ -399,11 +401,10 @@ class Producer {
     aside_cv_.notify_all();
   }
 
-  // Serves reports on the calling thread until `done()` or `timeout`.
-  template <class Done>
-  void serve_until(Done done, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done() && std::chrono::steady_clock::now() < deadline) serve(10);
+  // Serves the reports that have come, without waiting.
+  void serve_ready() {
+    while (serve(0)) {
+    }
   }
 
   // This producer's handle of a topic, kept until the producer closes:
@@ -594,7 +595,7 @@ class KafkaBus final : public MessageBus {
       std::lock_guard lock(consumers_mu_);
       consumers_.clear();
     }
-    txn_.reset();
+    for (auto& p : txn_) p.reset();
     producer_.reset();
   }
 
@@ -629,14 +630,17 @@ class KafkaBus final : public MessageBus {
     const Micros at = now() / 1000 * 1000;
     auto reports = BatchReports::make(messages.size());
     std::lock_guard txn_lock(txn_mu_);
+    std::unique_ptr<Producer>* txn_slot = nullptr;
     Producer* txn = nullptr;
     std::size_t queued = 0;
-    // This thread serves the batch's reports; the poller is back for the
-    // commit, or when anything fails.
+    // This thread serves the reports that come while it produces; the
+    // poller is back for the commit (which sends what lingers at once and
+    // waits for the rest of the reports), or when anything fails.
     auto stand_back = [](Producer* p) { p->stand_aside(false); };
     std::unique_ptr<Producer, decltype(stand_back)> aside(nullptr, stand_back);
     try {
-      txn = &transactional();
+      txn_slot = &transactional();
+      txn = txn_slot->get();
       txn->stand_aside(true);
       aside.reset(txn);
       if (auto* e = rd_kafka_begin_transaction(txn->get())) throw unavailable("begin a batch", e);
@@ -648,6 +652,7 @@ class KafkaBus final : public MessageBus {
           txn->produce(handles[topic_of[queued]], m.key, m.payload,
                        m.headers.empty() ? nullptr : make_headers(m.headers, {}), at,
                        reports->slot(queued));
+          if (queued % 1024 == 1023) txn->serve_ready();
         }
       } catch (...) {
         aside.reset();  // the abort waits for the purged messages' reports
@@ -659,8 +664,6 @@ class KafkaBus final : public MessageBus {
       throw;
     }
     reports->queued(queued);
-    // The reports come as the broker takes the messages, before the commit.
-    txn->serve_until([&] { return reports->finished(); }, 130s);  // > message.timeout.ms
     aside.reset();
     if (auto* e = rd_kafka_commit_transaction(txn->get(), 60'000)) {
       const bool abortable = rd_kafka_error_txn_requires_abort(e);
@@ -668,7 +671,7 @@ class KafkaBus final : public MessageBus {
       if (abortable) {
         if (auto* a = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(a);
       } else {
-        txn_.reset();  // fatal for this producer: the next batch starts a new one
+        txn_slot->reset();  // fatal for this producer: its next batch starts a new one
       }
       throw error;
     }
@@ -989,14 +992,24 @@ class KafkaBus final : public MessageBus {
   }
 
  private:
-  Producer& transactional() {
-    if (!txn_) {
-      auto p = std::make_unique<Producer>(brokers_, true, name_ + "-batches", close_timeout_ms_);
+  // The transactional producer for the next batch. Two take turns: after a
+  // commit the coordinator still writes its markers for a few milliseconds,
+  // and a producer that starts its next transaction meanwhile is refused
+  // (CONCURRENT_TRANSACTIONS) and retried by librdkafka after a fixed 20 ms.
+  // Batches are serialized (txn_mu_) and each is committed before the next
+  // begins, so their order in the log is the order of the calls.
+  std::unique_ptr<Producer>& transactional() {
+    auto& slot = txn_[next_txn_];
+    next_txn_ = (next_txn_ + 1) % txn_.size();
+    if (!slot) {
+      auto p = std::make_unique<Producer>(brokers_, true,
+                                          name_ + "-batches-" + std::to_string(&slot - txn_.data()),
+                                          close_timeout_ms_);
       if (auto* e = rd_kafka_init_transactions(p->get(), 30'000))
         throw unavailable("cannot start the batch producer", e);
-      txn_ = std::move(p);
+      slot = std::move(p);
     }
-    return *txn_;
+    return slot;
   }
 
   struct Dead {
@@ -1275,7 +1288,8 @@ class KafkaBus final : public MessageBus {
   std::string name_;
   std::unique_ptr<Producer> producer_;
   std::mutex txn_mu_;
-  std::unique_ptr<Producer> txn_;
+  std::array<std::unique_ptr<Producer>, 2> txn_;
+  std::size_t next_txn_ = 0;
   std::mutex topics_mu_;
   std::set<std::string> known_topics_;
   std::set<std::string> user_topics_;  // published to or fetched from: what purge() covers

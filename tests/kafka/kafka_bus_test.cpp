@@ -237,6 +237,33 @@ TEST_F(KafkaBusTest, ABatchKafkaRefusesPartWayIsAbortedWholeAndTheNextGoesThroug
   EXPECT_EQ(got[0].message.headers, (std::map<std::string, std::string>{{"h", "v"}}));
 }
 
+// Consecutive batches (which two transactional producers take in turns)
+// reach the log in the order of the calls, with consecutive offsets.
+TEST_F(KafkaBusTest, ConsecutiveBatchesKeepTheOrderOfTheCalls) {
+  const auto t = name("t"), g = name("g");
+  std::vector<std::string> sent;
+  std::int64_t last = -1;
+  for (int b = 0; b < 12; ++b) {
+    std::vector<Message> batch;
+    for (int i = 0; i < 25; ++i) {
+      sent.push_back(std::to_string(b) + "." + std::to_string(i));
+      batch.push_back({t, "same-key", {}, sent.back()});
+    }
+    for (const auto& p : bus_->publish_batch(batch).get()) {
+      EXPECT_GT(p.offset, last);
+      last = p.offset;
+    }
+  }
+  std::vector<Delivery> got;
+  while (got.size() < sent.size()) {
+    auto more = bus_->fetch(t, g, 1000, consume());
+    ASSERT_FALSE(more.empty());
+    bus_->ack(more);
+    got.insert(got.end(), more.begin(), more.end());
+  }
+  EXPECT_EQ(payloads(got), sent);
+}
+
 // Every message of a large batch gets its own report: ids distinct and
 // equal to what a consumer reads, offsets consecutive.
 TEST_F(KafkaBusTest, EveryMessageOfALargeBatchIsReportedInOrder) {
