@@ -141,8 +141,27 @@ std::vector<Migration> MessageBus::migrations() {
            " msg_offset BIGINT NOT NULL, delivery_count BIGINT NOT NULL, reason TEXT NOT NULL,"
            " dead_at BIGINT NOT NULL, PRIMARY KEY (topic, grp, msg_offset))";
   };
-  return {{"messaging", 1, "message bus: topics, messages, groups, pending, dead letters",
-           schema("BLOB"), schema("BYTEA")}};
+  // Version 2: messages are kept in segments of consecutive offsets of one
+  // topic, published together (docs/decisions/0025-bus-segments.md). A
+  // segment of one message keeps it in plain columns, so the old rows move
+  // over as they are.
+  auto segments = [](const char* blob) {
+    return std::string(
+               "CREATE TABLE bus_segments (topic TEXT NOT NULL, first_offset BIGINT NOT NULL,"
+               " msg_count BIGINT NOT NULL, published_at BIGINT NOT NULL, id TEXT NOT NULL,"
+               " msg_key TEXT NOT NULL, headers TEXT NOT NULL, body ") +
+           blob +
+           " NOT NULL, PRIMARY KEY (topic, first_offset));"
+           "CREATE INDEX bus_segments_time ON bus_segments (topic, published_at);"
+           "INSERT INTO bus_segments (topic, first_offset, msg_count, published_at, id, msg_key,"
+           " headers, body) SELECT topic, msg_offset, 1, published_at, id, msg_key, headers,"
+           " payload FROM bus_messages;"
+           "DROP TABLE bus_messages";
+  };
+  return {
+      {"messaging", 1, "message bus: topics, messages, groups, pending, dead letters",
+       schema("BLOB"), schema("BYTEA")},
+      {"messaging", 2, "message bus: messages in segments", segments("BLOB"), segments("BYTEA")}};
 }
 
 std::unique_ptr<MessageBus> MessageBus::open(const std::string& url, Database& db,

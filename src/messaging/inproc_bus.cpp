@@ -1,6 +1,7 @@
 // inproc://: the message bus kept in the platform's Database.
 //
-// A topic is rows of bus_messages numbered by msg_offset. A consumer group
+// A topic's messages are numbered by offset and stored in segments
+// (messaging/bus_segments.h). A consumer group
 // has a position (the next message it has not taken yet) and a set of
 // pending messages: taken, not yet acknowledged. fetch() first takes new
 // messages into the pending set, then hands out those that are visible and
@@ -25,6 +26,7 @@
 #include "devcycle/messaging.h"
 #include "devcycle/uuid.h"
 #include "messaging/bus_checks.h"
+#include "messaging/bus_segments.h"
 #include "messaging/subscription_threads.h"
 
 namespace devcycle::internal {
@@ -164,19 +166,18 @@ class InprocBus final : public MessageBus {
     check_dead_letters_query(topic, group, limit);
     return db_.read([&](Txn& t) {
       std::vector<DeadLetter> out;
+      SegmentReader stored(t, topic);
       for (const auto& r :
-           t.query("SELECT m.msg_offset, m.id, m.msg_key, m.headers, m.payload, m.published_at, "
-                   "d.delivery_count, d.reason, d.dead_at FROM bus_dead d JOIN bus_messages m "
-                   "ON m.topic = d.topic AND m.msg_offset = d.msg_offset "
-                   "WHERE d.topic = $1 AND d.grp = $2 AND d.msg_offset > $3 "
-                   "ORDER BY d.msg_offset LIMIT $4",
+           t.query("SELECT msg_offset, delivery_count, reason, dead_at FROM bus_dead "
+                   "WHERE topic = $1 AND grp = $2 AND msg_offset > $3 "
+                   "ORDER BY msg_offset LIMIT $4",
                    {topic, group, after_offset, limit})) {
+        const auto* m = stored.at(r[0].as_int());
+        if (!m) continue;  // dead letters are never purged
         DeadLetter dl;
-        dl.delivery =
-            delivery(topic, group, r[0].as_int(), r[1].as_text(), r[2].as_text(), r[3].as_text(),
-                     r[4].as_blob(), r[5].as_int(), static_cast<int>(r[6].as_int()));
-        dl.reason = r[7].as_text();
-        dl.dead_at = r[8].as_int();
+        dl.delivery = delivery(topic, group, *m, static_cast<int>(r[1].as_int()));
+        dl.reason = r[2].as_text();
+        dl.dead_at = r[3].as_int();
         out.push_back(std::move(dl));
       }
       return out;
@@ -194,36 +195,33 @@ class InprocBus final : public MessageBus {
     }
     const Micros at = options_.clock->now();
     const int moved = db_.write([&](Txn& t) {
-      std::vector<Row> rows;
+      SegmentReader stored(t, topic);
+      std::map<std::string, const StoredMessage*> dead;  // by id
+      for (const auto& r : t.query("SELECT msg_offset FROM bus_dead WHERE topic = $1 AND grp = $2",
+                                   {topic, group})) {
+        if (const auto* m = stored.at(r[0].as_int())) dead.emplace(m->id, m);
+      }
+      std::vector<const StoredMessage*> chosen;
       if (unique.empty()) {
-        rows = t.query(
-                    "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON "
-                    "m.topic = d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND "
-                    "d.grp = $2",
-                    {topic, group})
-                   .rows;
+        for (const auto& [id, m] : dead) chosen.push_back(m);
       } else {
         for (const auto& id : unique) {
-          auto rs = t.query(
-              "SELECT d.msg_offset, m.msg_key FROM bus_dead d JOIN bus_messages m ON m.topic = "
-              "d.topic AND m.msg_offset = d.msg_offset WHERE d.topic = $1 AND d.grp = $2 AND "
-              "m.id = $3",
-              {topic, group, id});
-          if (rs.empty())
+          const auto it = dead.find(id);
+          if (it == dead.end())
             throw Error(ErrorCode::kNotFound, "ids: message " + id + " is not a dead letter of " +
                                                   topic + " for group " + group);
-          rows.push_back(rs[0]);
+          chosen.push_back(it->second);
         }
       }
-      for (const auto& r : rows) {
+      for (const auto* m : chosen) {
         t.execute("DELETE FROM bus_dead WHERE topic = $1 AND grp = $2 AND msg_offset = $3",
-                  {topic, group, r[0].as_int()});
+                  {topic, group, m->offset});
         t.execute(
             "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, "
             "visible_at, reason) VALUES ($1, $2, $3, $4, 0, $5, NULL) ON CONFLICT DO NOTHING",
-            {topic, group, r[0].as_int(), r[1].as_text(), at});
+            {topic, group, m->offset, m->key, at});
       }
-      return static_cast<int>(rows.size());
+      return static_cast<int>(chosen.size());
     });
     if (moved > 0) workers_->wake_all();
     return moved;
@@ -249,7 +247,7 @@ class InprocBus final : public MessageBus {
     check_group(group, "group");
     db_.write([&](Txn& t) {
       auto rs = t.query(
-          "SELECT MIN(msg_offset) FROM bus_messages WHERE topic = $1 AND published_at >= $2",
+          "SELECT MIN(first_offset) FROM bus_segments WHERE topic = $1 AND published_at >= $2",
           {topic, at});
       std::int64_t offset = 0;
       if (!rs.empty() && !rs[0][0].is_null()) {
@@ -266,13 +264,18 @@ class InprocBus final : public MessageBus {
     return db_.write([&](Txn& t) {
       std::int64_t removed = 0;
       for (const auto& r : t.query("SELECT topic FROM bus_topics")) {
-        removed += t.execute(
-            "DELETE FROM bus_messages WHERE topic = $1 AND published_at < $2 "
-            "AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.topic = bus_messages.topic "
-            "AND p.msg_offset = bus_messages.msg_offset) "
-            "AND NOT EXISTS (SELECT 1 FROM bus_dead d WHERE d.topic = bus_messages.topic "
-            "AND d.msg_offset = bus_messages.msg_offset)",
-            {r[0].as_text(), before});
+        // A segment goes whole, once none of its messages is pending or dead.
+        for (const auto& gone : t.query(
+                 "DELETE FROM bus_segments WHERE topic = $1 AND published_at < $2 "
+                 "AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.topic = bus_segments.topic "
+                 "AND p.msg_offset >= bus_segments.first_offset "
+                 "AND p.msg_offset < bus_segments.first_offset + bus_segments.msg_count) "
+                 "AND NOT EXISTS (SELECT 1 FROM bus_dead d WHERE d.topic = bus_segments.topic "
+                 "AND d.msg_offset >= bus_segments.first_offset "
+                 "AND d.msg_offset < bus_segments.first_offset + bus_segments.msg_count) "
+                 "RETURNING msg_count",
+                 {r[0].as_text(), before}))
+          removed += gone[0].as_int();
       }
       return removed;
     });
@@ -304,62 +307,76 @@ class InprocBus final : public MessageBus {
     return rs.empty() ? 0 : rs[0][0].as_int();
   }
 
-  // INSERT INTO bus_messages with `rows` rows of parameters ($1..$7, $8..$14, ...).
-  static const std::string& insert_sql(std::size_t rows) {
-    static const auto all = [] {
-      std::vector<std::string> out(65);
-      for (std::size_t n = 1; n <= 64; ++n) {
-        std::string sql =
-            "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
-            "published_at) VALUES ";
-        for (std::size_t r = 0; r < n; ++r) {
-          sql += r ? ", (" : "(";
-          for (std::size_t c = 1; c <= 7; ++c)
-            sql += (c > 1 ? ", $" : "$") + std::to_string(r * 7 + c);
-          sql += ")";
-        }
-        out[n] = std::move(sql);
-      }
-      return out;
-    }();
-    return all.at(rows);
-  }
-
   // Stores `messages` in order; each topic's offset counter is read and
-  // written once per call, whatever the number of messages.
+  // written once per call, whatever the number of messages, and each
+  // topic's messages go into segments of consecutive offsets.
   static std::vector<Published> insert(Txn& t, const std::vector<Message>& messages, Micros at) {
+    struct Run {
+      const std::string* topic;
+      std::vector<const Message*> messages;
+      std::vector<std::size_t> index;  // of each in `messages` of the call
+    };
+    std::vector<Run> runs;
+    std::size_t current = 0;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const auto& m = messages[i];
+      if (runs.empty() || *runs[current].topic != m.topic) {
+        current = static_cast<std::size_t>(
+            std::find_if(runs.begin(), runs.end(),
+                         [&](const Run& r) { return *r.topic == m.topic; }) -
+            runs.begin());
+        if (current == runs.size()) runs.push_back({&m.topic, {}, {}});
+      }
+      runs[current].messages.push_back(&m);
+      runs[current].index.push_back(i);
+    }
     // Each topic's offsets reserved in one statement that locks the topic's
     // row until the commit: publishers in other transactions (other
     // processes, on PostgreSQL) wait and take the offsets after these, so
-    // no two take the same and a topic's offsets commit in order.
-    std::map<std::string, std::int64_t> next;  // topic -> first offset of this call
-    for (const auto& m : messages) ++next[m.topic];
-    for (auto& [topic, n] : next) {
+    // no two take the same and a topic's offsets commit in order. Topics in
+    // name order, so that two publishers never wait for each other.
+    std::sort(runs.begin(), runs.end(),
+              [](const Run& a, const Run& b) { return *a.topic < *b.topic; });
+    std::vector<Published> out(messages.size());
+    for (auto& run : runs) {
+      const auto n = static_cast<std::int64_t>(run.messages.size());
       const auto rs = t.query(
           "INSERT INTO bus_topics (topic, next_offset) VALUES ($1, $2) ON CONFLICT (topic) DO "
           "UPDATE SET next_offset = bus_topics.next_offset + excluded.next_offset "
           "RETURNING next_offset",
-          {topic, n});
-      n = rs[0][0].as_int() - n;
-    }
-    std::vector<Published> out;
-    out.reserve(messages.size());
-    for (const auto& m : messages) out.push_back(Published{new_uuid_v7(), next[m.topic]++, at});
-    // Multi-row INSERTs: one statement per chunk instead of one per message.
-    constexpr std::size_t kChunk = 64;
-    std::vector<Value> params;
-    for (std::size_t start = 0; start < messages.size(); start += kChunk) {
-      const std::size_t n = std::min(kChunk, messages.size() - start);
-      params.clear();
-      for (std::size_t i = start; i < start + n; ++i) {
-        const auto& m = messages[i];
-        params.insert(params.end(),
-                      {Value(m.topic), Value(out[i].offset), Value(out[i].id), Value(m.key),
-                       Value(headers_json(m.headers)), Value(Blob::of(m.payload)), Value(at)});
+          {*run.topic, n});
+      const auto first = rs[0][0].as_int() - n;
+      std::vector<std::string> ids, headers;
+      ids.reserve(run.messages.size());
+      headers.reserve(run.messages.size());
+      for (std::size_t k = 0; k < run.messages.size(); ++k) {
+        ids.push_back(new_uuid_v7());
+        headers.push_back(headers_json(run.messages[k]->headers));
+        out[run.index[k]] = Published{ids.back(), first + static_cast<std::int64_t>(k), at};
       }
-      t.execute(insert_sql(n), params);
+      write_segments(t, *run.topic, first, run.messages, ids, headers, at);
     }
     return out;
+  }
+
+  // INSERT INTO bus_pending of `rows` new pending messages ($1..$5, ...).
+  static const std::string& pending_insert_sql(std::size_t rows) {
+    static const auto all = [] {
+      std::vector<std::string> out(65);
+      for (std::size_t n = 1; n <= 64; ++n) {
+        std::string sql =
+            "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, "
+            "visible_at, reason) VALUES ";
+        for (std::size_t r = 0; r < n; ++r) {
+          const auto p = [&](int c) { return "$" + std::to_string(r * 5 + c); };
+          sql += (r ? ", (" : "(") + p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ", 0, " +
+                 p(5) + ", NULL)";
+        }
+        out[n] = std::move(sql + " ON CONFLICT DO NOTHING");
+      }
+      return out;
+    }();
+    return all.at(rows);
   }
 
   static void set_position(Txn& t, const std::string& topic, const std::string& group,
@@ -382,19 +399,18 @@ class InprocBus final : public MessageBus {
         {topic, group, offset, count, reason, at});
   }
 
-  static Delivery delivery(const std::string& topic, const std::string& group, std::int64_t offset,
-                           std::string id, std::string key, const std::string& headers,
-                           const Blob& payload, Micros published_at, int count) {
+  static Delivery delivery(const std::string& topic, const std::string& group,
+                           const StoredMessage& m, int count) {
     Delivery d;
-    d.id = std::move(id);
-    d.offset = offset;
+    d.id = m.id;
+    d.offset = m.offset;
     d.group = group;
     d.message.topic = topic;
-    d.message.key = std::move(key);
-    d.message.headers = parse_headers(headers);
-    d.message.payload = payload.str();
+    d.message.key = m.key;
+    d.message.headers = parse_headers(m.headers);
+    d.message.payload = m.payload;
     d.delivery_count = count;
-    d.published_at = published_at;
+    d.published_at = m.published_at;
     return d;
   }
 
@@ -420,14 +436,21 @@ class InprocBus final : public MessageBus {
             .as_int();
     const auto room = std::min<std::int64_t>(kMaxPending - pending_count, std::max(max, 64));
     const auto available = next_offset(t, topic) - position;
+    SegmentReader stored(t, topic);
     if (const auto n = std::min(room, available); n > 0) {
       // Offsets are contiguous, so [position, position + n) are the next n
-      // messages. Some may still be pending after a seek back: kept as they are.
-      t.execute(
-          "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, visible_at, "
-          "reason) SELECT topic, $2, msg_offset, msg_key, 0, $4, NULL FROM bus_messages "
-          "WHERE topic = $1 AND msg_offset >= $3 AND msg_offset < $5 ON CONFLICT DO NOTHING",
-          {topic, group, position, at, position + n});
+      // messages (those purged meanwhile are skipped). Some may still be
+      // pending after a seek back: kept as they are.
+      const auto taken = stored.range(position, position + n);
+      std::vector<Value> params;
+      for (std::size_t i = 0; i < taken.size(); i += 64) {
+        const auto rows = std::min<std::size_t>(64, taken.size() - i);
+        params.clear();
+        for (std::size_t k = i; k < i + rows; ++k)
+          params.insert(params.end(), {Value(topic), Value(group), Value(taken[k]->offset),
+                                       Value(taken[k]->key), Value(at)});
+        t.execute(pending_insert_sql(rows), params);
+      }
       set_position(t, topic, group, position + n);
     }
     // Hand out what is visible, in offset order, skipping keys held by an
@@ -480,27 +503,16 @@ class InprocBus final : public MessageBus {
             {topic, group, offset, count, at + ms(o.visibility_timeout)});
       }
     }
-    constexpr std::string_view kRead =
-        "SELECT msg_offset, id, msg_key, headers, payload, published_at FROM bus_messages ";
-    auto add = [&](const Row& m, int count) {
-      out.push_back(delivery(topic, group, m[0].as_int(), m[1].as_text(), m[2].as_text(),
-                             m[3].as_text(), m[4].as_blob(), m[5].as_int(), count));
-    };
-    if (wanted.size() == static_cast<std::size_t>(last - first + 1)) {
-      std::size_t next = 0;
-      for (const auto& m : t.query(std::string(kRead) +
-                                       "WHERE topic = $1 AND msg_offset >= $2 AND msg_offset <= $3 "
-                                       "ORDER BY msg_offset",
-                                   {topic, first, last}))
-        add(m, chosen[next++].second);
-    } else {
-      // Scattered offsets (a replay, a redrive, keys held back): one read each,
-      // never a scan of everything in between.
-      for (const auto& [offset, count] : chosen) {
-        const auto m =
-            t.query(std::string(kRead) + "WHERE topic = $1 AND msg_offset = $2", {topic, offset});
-        add(m[0], count);
+    // Pending messages are never purged; one read for a contiguous span,
+    // else one per segment (a replay, a redrive, keys held back).
+    if (wanted.size() == static_cast<std::size_t>(last - first + 1)) stored.range(first, last + 1);
+    for (const auto& [offset, count] : chosen) {
+      const auto* m = stored.at(offset);
+      if (!m) {
+        throw Error(ErrorCode::kInternal, "bus: pending message " + topic + " offset " +
+                                              std::to_string(offset) + " is not stored");
       }
+      out.push_back(delivery(topic, group, *m, count));
     }
     return out;
   }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -339,10 +340,89 @@ TEST_P(MessageBusTest, PurgeDropsOldMessagesNobodyHolds) {
       << "a new group sees what is left";
 }
 
+// Fetches until `n` deliveries came, acknowledging each round.
+std::vector<Delivery> fetch_all(MessageBus& bus, const std::string& topic, const std::string& group,
+                                std::size_t n, const ConsumeOptions& o) {
+  std::vector<Delivery> out;
+  for (int round = 0; out.size() < n && round < 100; ++round) {
+    auto more = bus.fetch(topic, group, 1000, o);
+    if (more.empty()) break;
+    bus.ack(more);
+    out.insert(out.end(), more.begin(), more.end());
+  }
+  return out;
+}
+
+// Large batches (on inproc: several segments, split by count and by bytes)
+// of two interleaved topics come back exactly: ids, keys, headers, payloads
+// with any bytes, in order.
+TEST_P(MessageBusTest, LargeInterleavedBatchesComeBackExactly) {
+  std::vector<Message> batch;
+  for (int i = 0; i < 700; ++i) {
+    Message m;
+    m.topic = tp(i % 2 ? "b" : "a");
+    if (i % 3 == 0) m.key = "key-" + std::to_string(i);  // distinct: nothing is held back
+    if (i % 4 == 0) m.headers = {{"n", std::to_string(i)}, {"quote", "\"'\\{}"}};
+    m.payload = i % 50 == 7 ? std::string(60 * 1024, static_cast<char>('a' + i % 26))
+                            : std::string("p\0\xff\xf0\x9f\x98\x80", 8) + std::to_string(i);
+    batch.push_back(m);
+  }
+  const auto published = bus_->publish_batch(batch).get();
+  ASSERT_EQ(published.size(), batch.size());
+  for (const char* topic : {"a", "b"}) {
+    std::vector<std::size_t> mine;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].topic == tp(topic)) mine.push_back(i);
+    }
+    const auto got = fetch_all(*bus_, tp(topic), tp("g"), mine.size(), consume());
+    ASSERT_EQ(got.size(), mine.size()) << topic;
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      const auto& want = batch[mine[k]];
+      ASSERT_EQ(got[k].id, published[mine[k]].id) << topic << " " << k;
+      ASSERT_EQ(got[k].offset, published[mine[k]].offset) << topic << " " << k;
+      ASSERT_EQ(got[k].message.key, want.key) << topic << " " << k;
+      ASSERT_EQ(got[k].message.headers, want.headers) << topic << " " << k;
+      ASSERT_EQ(got[k].message.payload, want.payload) << topic << " " << k;
+    }
+  }
+}
+
+// Refusals, dead letters and a redrive of messages in the middle of a large
+// batch (on inproc: read one by one out of their segments).
+TEST_P(MessageBusTest, DeadLettersAndRedriveFromTheMiddleOfALargeBatch) {
+  std::vector<Message> batch;
+  for (int i = 0; i < 600; ++i) batch.push_back({tp("t"), "", {}, "m" + std::to_string(i)});
+  const auto published = bus_->publish_batch(batch).get();
+  std::vector<Delivery> got;
+  while (got.size() < batch.size()) {
+    auto more = bus_->fetch(tp("t"), tp("g"), 1000, consume(1));
+    ASSERT_FALSE(more.empty());
+    got.insert(got.end(), more.begin(), more.end());
+  }
+  const std::set<std::string> refused{"m5", "m300", "m599"};
+  for (const auto& d : got) {
+    if (refused.count(d.message.payload)) {
+      bus_->nack(d, "bad " + d.message.payload, consume(1));
+    } else {
+      bus_->ack(d);
+    }
+  }
+  const auto dead = bus_->dead_letters(tp("t"), tp("g"));
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_EQ(dead[1].delivery.message.payload, "m300");
+  EXPECT_EQ(dead[1].delivery.id, published[300].id);
+  EXPECT_EQ(dead[1].reason, "bad m300");
+  EXPECT_EQ(bus_->redrive(tp("t"), tp("g"), {published[300].id}), 1);
+  const auto back = bus_->fetch(tp("t"), tp("g"), 10, consume(1));
+  ASSERT_EQ(payloads(back), std::vector<std::string>{"m300"});
+  EXPECT_EQ(back[0].id, published[300].id);
+  EXPECT_EQ(back[0].offset, published[300].offset);
+}
+
 TEST_P(MessageBusTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
   // What is stored: the tables on inproc; on Kafka, a fetch shows it.
   const auto stored = [&] {
-    return kKafka ? std::string() : testing::table_snapshot(*db_, {"bus_messages", "bus_topics"});
+    return kKafka ? std::string() : testing::table_snapshot(*db_, {"bus_segments", "bus_topics"});
   };
   const auto before = stored();
   EXPECT_DEVCYCLE_ERROR(bus_->publish({"", "", {}, "x"}), ErrorCode::kInvalidArgument,
@@ -469,6 +549,73 @@ std::vector<testing::Backend> durable_bus_backends() {
 
 INSTANTIATE_TEST_SUITE_P(Backends, MessageBusTest, ::testing::ValuesIn(bus_backends()),
                          testing::backend_name);
+
+#ifndef DEVCYCLE_BUS_CONFORMANCE_KAFKA
+// How inproc stores messages: segments of consecutive offsets published
+// together (messaging/bus_segments.h).
+class InprocSegmentsTest : public MessageBusTest {};
+
+// A purge takes a segment whole once none of its messages is pending or
+// dead, and keeps it whole otherwise.
+TEST_P(InprocSegmentsTest, APurgeTakesWholeSegmentsNobodyHolds) {
+  std::vector<Message> batch;
+  for (int i = 0; i < 300; ++i) batch.push_back({"t", "", {}, std::to_string(i)});
+  bus_->publish_batch(batch).get();  // offsets 0..255 and 256..299
+  auto got = bus_->fetch("t", "g", 1, consume());
+  ASSERT_EQ(payloads(got), std::vector<std::string>{"0"});  // 0..63 are pending now
+  clock_->advance(1h);
+  EXPECT_EQ(bus_->purge(clock_->now() - 1000), 44);
+  bus_->ack(got);
+  const auto rest = fetch_all(*bus_, "t", "g", 255, consume());
+  ASSERT_EQ(rest.size(), 255u);
+  EXPECT_EQ(rest.front().message.payload, "1");
+  EXPECT_EQ(rest.back().message.payload, "255");
+  EXPECT_TRUE(bus_->fetch("t", "g", 10, consume()).empty());
+  EXPECT_EQ(bus_->purge(clock_->now() - 1000), 256);
+  EXPECT_TRUE(bus_->fetch("t", "other", 10, consume()).empty());
+}
+
+// Messages stored by the first schema (a row each in bus_messages) are
+// moved into one-message segments by the upgrade and read as they were.
+TEST_P(InprocSegmentsTest, MessagesOfTheFirstSchemaAreReadAfterTheUpgrade) {
+  testing::TempDir other;
+  auto db = Database::open(GetParam().url(other));
+  const std::vector<Migration> first{MessageBus::migrations().at(0)};
+  db->migrate(first);
+  const std::string id = new_uuid_v7();
+  db->write([&](Txn& t) {
+    t.execute("INSERT INTO bus_topics (topic, next_offset) VALUES ('t', 2)", {});
+    t.execute(
+        "INSERT INTO bus_messages (topic, msg_offset, id, msg_key, headers, payload, "
+        "published_at) VALUES ('t', 0, $1, 'k', '{\"h\":\"v\"}', $2, 5), "
+        "('t', 1, $3, '', '{}', $4, 6)",
+        {id, Blob::of(std::string("a\0b", 3)), new_uuid_v7(), Blob::of("second")});
+  });
+  BusOptions o;
+  o.clock = clock_;
+  auto bus = MessageBus::open("inproc://", *db, o);
+  const auto got = bus->fetch("t", "g", 10, consume());
+  ASSERT_EQ(payloads(got), (std::vector<std::string>{std::string("a\0b", 3), "second"}));
+  EXPECT_EQ(got[0].id, id);
+  EXPECT_EQ(got[0].message.key, "k");
+  EXPECT_EQ(got[0].message.headers, (std::map<std::string, std::string>{{"h", "v"}}));
+  EXPECT_EQ(got[0].published_at, 5);
+  EXPECT_EQ(bus->publish({"t", "", {}, "third"}).get().offset, 2);
+}
+
+// A segment whose body does not decode is reported, not misread.
+TEST_P(InprocSegmentsTest, ACorruptSegmentIsAnErrorNotGarbage) {
+  bus_->publish_batch({{"t", "", {}, "a"}, {"t", "", {}, "b"}}).get();
+  db_->write([&](Txn& t) {
+    t.execute("UPDATE bus_segments SET body = $1 WHERE topic = 't'",
+              {Blob::of(std::string("\x01\x61\xff", 3))});
+  });
+  EXPECT_DEVCYCLE_ERROR(bus_->fetch("t", "g", 10, consume()), ErrorCode::kInternal, "corrupt");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, InprocSegmentsTest, ::testing::ValuesIn(bus_backends()),
+                         testing::backend_name);
+#endif
 
 // Durability: what was published, pending and dead survives a restart.
 class DurableMessageBusTest : public MessageBusTest {};
