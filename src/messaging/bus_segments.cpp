@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/sql_rows.h"
 #include "devcycle/error.h"
 
 namespace devcycle::internal {
@@ -63,22 +64,10 @@ class BodyReader {
 
 // INSERT of `rows` segments ($1..$8, $9..$16, ...).
 const std::string& insert_sql(std::size_t rows) {
-  static const auto all = [] {
-    std::vector<std::string> out(65);
-    for (std::size_t n = 1; n <= 64; ++n) {
-      std::string sql =
-          "INSERT INTO bus_segments (topic, first_offset, msg_count, published_at, id, msg_key, "
-          "headers, body) VALUES ";
-      for (std::size_t r = 0; r < n; ++r) {
-        sql += r ? ", (" : "(";
-        for (std::size_t c = 1; c <= 8; ++c)
-          sql += (c > 1 ? ", $" : "$") + std::to_string(r * 8 + c);
-        sql += ")";
-      }
-      out[n] = std::move(sql);
-    }
-    return out;
-  }();
+  static const auto all = multi_row_statements(
+      "INSERT INTO bus_segments (topic, first_offset, msg_count, published_at, id, msg_key, "
+      "headers, body) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?, ?)");
   return all.at(rows);
 }
 

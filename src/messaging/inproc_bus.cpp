@@ -21,6 +21,7 @@
 
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
+#include "common/sql_rows.h"
 #include "common/utf8.h"
 #include "devcycle/error.h"
 #include "devcycle/messaging.h"
@@ -361,21 +362,10 @@ class InprocBus final : public MessageBus {
 
   // INSERT INTO bus_pending of `rows` new pending messages ($1..$5, ...).
   static const std::string& pending_insert_sql(std::size_t rows) {
-    static const auto all = [] {
-      std::vector<std::string> out(65);
-      for (std::size_t n = 1; n <= 64; ++n) {
-        std::string sql =
-            "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, "
-            "visible_at, reason) VALUES ";
-        for (std::size_t r = 0; r < n; ++r) {
-          const auto p = [&](int c) { return "$" + std::to_string(r * 5 + c); };
-          sql += (r ? ", (" : "(") + p(1) + ", " + p(2) + ", " + p(3) + ", " + p(4) + ", 0, " +
-                 p(5) + ", NULL)";
-        }
-        out[n] = std::move(sql + " ON CONFLICT DO NOTHING");
-      }
-      return out;
-    }();
+    static const auto all = multi_row_statements(
+        "INSERT INTO bus_pending (topic, grp, msg_offset, msg_key, delivery_count, visible_at, "
+        "reason) VALUES ",
+        "(?, ?, ?, ?, 0, ?, NULL)", " ON CONFLICT DO NOTHING");
     return all.at(rows);
   }
 
