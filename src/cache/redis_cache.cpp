@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/cache_args.h"
+#include "common/no_sigpipe.h"
 #include "common/url.h"
 #include "devcycle/error.h"
 
@@ -248,6 +249,7 @@ class RedisCache final : public Cache {
         argv.push_back(a.data());
         lens.push_back(a.size());
       }
+      const NoSigpipeScope quiet;
       Reply r(static_cast<redisReply*>(
           redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
       if (!r) throw unavailable(std::string("cannot connect: ") + c->errstr);
@@ -295,6 +297,8 @@ class RedisCache final : public Cache {
     for (int attempt = 0;; ++attempt) {
       bool reused = false;
       Context c = acquire(reused);
+      // hiredis writes with plain write(2): a server gone away is EPIPE.
+      const NoSigpipeScope quiet;
       Reply r(static_cast<redisReply*>(
           redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
       if (!r) {

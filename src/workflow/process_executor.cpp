@@ -19,6 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/no_sigpipe.h"
 #include "devcycle/error.h"
 
 namespace devcycle {
@@ -242,7 +243,11 @@ ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options
       if (!fds[i].revents) continue;
       if (fds[i].fd == to_child) {
         const auto rest = std::string_view(call.input).substr(written);
-        const auto w = ::write(to_child, rest.data(), rest.size());
+        ssize_t w = 0;
+        {
+          const NoSigpipeScope quiet;  // the program may have stopped reading
+          w = ::write(to_child, rest.data(), rest.size());
+        }
         if (w > 0) written += static_cast<std::size_t>(w);
         if (w < 0 && errno != EAGAIN) close_quietly(to_child);  // it stopped reading
         if (written == call.input.size()) close_quietly(to_child);

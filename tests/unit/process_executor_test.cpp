@@ -3,6 +3,7 @@
 #include "devcycle/process_executor.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -53,6 +54,20 @@ TEST_F(ProcessTest, InputGoesInOnStdinLiterallyAndOutputComesBack) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.output, input);  // arrived byte for byte, nothing was run
   EXPECT_FALSE(std::filesystem::exists("/tmp/pwned"));
+}
+
+// A program that exits without reading its input closes the pipe under the
+// engine's writes; that is the program's business and must not raise SIGPIPE
+// in the engine (whose default action would end the whole process).
+TEST_F(ProcessTest, AProgramThatIgnoresItsInputDoesNotKillTheEngine) {
+  const std::string input(4 << 20, 'x');  // far more than a pipe holds
+  const auto r = run({real("/bin/sh"), "-c", "echo done"}, input);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output, "done\n");
+  // Nor is one left pending for the engine to meet later.
+  sigset_t pending;
+  sigpending(&pending);
+  EXPECT_FALSE(sigismember(&pending, SIGPIPE));
 }
 
 TEST_F(ProcessTest, StderrLinesEnvironmentAndWorkingDirectory) {
