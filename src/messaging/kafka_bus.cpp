@@ -6,8 +6,9 @@
 // reports continuously; a publish resolves only on its report. A full local
 // queue makes publish() wait (back-pressure), never drop.
 //
-// Consuming: one Kafka consumer per (topic, group) this bus fetches for,
-// subscribed to the topic and to the group's retry topic
+// Consuming: one Kafka consumer per (topic, group) this bus fetches for, in
+// the Kafka consumer group `<topic>/<group>`, subscribed to the topic and to the group's retry
+// topic
 // `<topic>.retry.<group>`, reading committed data only. What it has taken
 // from Kafka and not finished with lives in memory, in offset order (the
 // group's "queue"): waiting, handed out (until its visibility timeout), or
@@ -966,6 +967,14 @@ class KafkaBus final : public MessageBus {
     return topic + ".dlq." + group + ".redriven";
   }
 
+  // The Kafka consumer group of a bus group: a group belongs to its topic,
+  // as on inproc. Sharing one Kafka group across topics would make every
+  // member rejoin when any topic's consumer joins, and one not fetching would
+  // hold the others up. '/' is in neither name, so no two pairs collide.
+  static std::string kafka_group(const std::string& topic, const std::string& group) {
+    return topic + "/" + group;
+  }
+
   static std::string retry_topic(const std::string& topic, const std::string& group) {
     return topic + ".retry." + group;
   }
@@ -1176,9 +1185,10 @@ class KafkaBus final : public MessageBus {
       std::lock_guard lock(c->mu);
       c->seek(offsets);
     } else {
-      Client client = make_client(RD_KAFKA_CONSUMER, make_conf({{"bootstrap.servers", brokers_},
-                                                                {"group.id", group},
-                                                                {"enable.auto.commit", "false"}}));
+      Client client =
+          make_client(RD_KAFKA_CONSUMER, make_conf({{"bootstrap.servers", brokers_},
+                                                    {"group.id", kafka_group(topic, group)},
+                                                    {"enable.auto.commit", "false"}}));
       PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())),
                          &rd_kafka_topic_partition_list_destroy);
       for (const auto& [partition, offset] : offsets)
@@ -1305,7 +1315,7 @@ GroupConsumer::GroupConsumer(KafkaBus& bus, std::string topic, std::string group
       retry_(KafkaBus::retry_topic(topic_, group_)) {
   rd_kafka_conf_t* conf = make_conf({{"bootstrap.servers", bus.brokers()},
                                      {"client.id", bus.name()},
-                                     {"group.id", group_},
+                                     {"group.id", KafkaBus::kafka_group(topic_, group_)},
                                      {"enable.auto.commit", "false"},
                                      {"enable.auto.offset.store", "false"},
                                      {"auto.offset.reset", "earliest"},
