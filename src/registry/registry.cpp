@@ -7,6 +7,7 @@
 #include "common/event_hub.h"
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
+#include "common/quota_lock.h"
 #include "devcycle/error.h"
 #include "devcycle/json_schema.h"
 #include "devcycle/uuid.h"
@@ -15,6 +16,7 @@
 namespace devcycle {
 
 using internal::AgentStore;
+using internal::lock_quota;
 
 namespace {
 
@@ -236,6 +238,7 @@ Agent Registry::create(const AgentSpec& spec) {
                                                  "\"");
     }
     if (const int quota = impl_->options.max_agents_per_owner; quota > 0) {
+      lock_quota(t, "max_agents_per_owner", spec.owner);
       const auto have =
           t.query("SELECT COUNT(*) FROM agents WHERE owner = $1", {spec.owner})[0][0].as_int();
       if (have >= quota) {

@@ -15,6 +15,7 @@
 #include "common/event_hub.h"
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
+#include "common/quota_lock.h"
 #include "devcycle/duration.h"
 #include "devcycle/error.h"
 #include "devcycle/json_schema.h"
@@ -2212,6 +2213,11 @@ std::vector<Run> Engine::start_many(std::span<const StartRun> requests) {
     std::vector<Run> runs;
     runs.reserve(prepared.size());
     std::map<std::string, std::int64_t> active;  // owner -> active runs, with this call's
+    if (impl_->options.max_active_runs_per_owner > 0) {
+      std::set<std::string_view> owners;  // sorted: servers lock them in one order
+      for (const auto& p : prepared) owners.insert(p.request->owner);
+      for (const auto owner : owners) internal::lock_quota(t, "max_active_runs_per_owner", owner);
+    }
     for (std::size_t i = 0; i < prepared.size(); ++i) {
       const auto& p = prepared[i];
       const auto& request = *p.request;

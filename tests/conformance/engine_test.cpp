@@ -670,6 +670,48 @@ TEST_P(EngineTest, SecretsReachTheTaskAndNothingElse) {
                         ErrorCode::kInvalidArgument, "secrets may be read only in a task's input");
 }
 
+// Two servers on one database starting runs for one owner at once: the
+// quota holds across them (each has its own writer connection).
+TEST_P(EngineTest, ActiveRunQuotaHoldsForTwoServersStartingAtOnce) {
+  if (GetParam().name == "sqlite_memory") GTEST_SKIP() << "a second open is another database";
+  agent("a", "step", "echo");
+  const auto wf = workflow(R"({"name": "q", "tasks": [{"id": "t", "capability": "step"}]})");
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.max_active_runs_per_owner = 3;
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  auto db2 = Database::open(GetParam().url(dir_));
+  RegistryOptions ro;
+  ro.clock = clock_;
+  Registry registry2(*db2, ro);
+  WorkflowCatalog catalog2(*db2, &registry2, clock_);
+  Engine engine2(*db2, registry2, catalog2, o);
+  std::atomic<int> started = 0, refused = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      Engine& e = t % 2 ? engine2 : *engine_;
+      for (int i = 0; i < 8; ++i) {
+        try {
+          e.start(StartRun{wf, std::nullopt, "{}", "alice", "", {}});
+          ++started;
+        } catch (const Error& err) {
+          EXPECT_EQ(err.code(), ErrorCode::kResourceExhausted) << err.what();
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(started.load(), 3);
+  EXPECT_EQ(refused.load(), 45);
+  const auto runs = db_->read(
+      [](Txn& t) { return t.query("SELECT COUNT(*) FROM workflow_runs")[0][0].as_int(); });
+  EXPECT_EQ(runs, 3);
+}
+
 TEST_P(EngineTest, ProcessAgentsRunAllowListedProgramsWithTheInputOnStdin) {
   const auto cat = std::filesystem::canonical("/bin/cat").string();
   const auto sh = std::filesystem::canonical("/bin/sh").string();

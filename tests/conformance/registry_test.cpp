@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "devcycle/database.h"
@@ -601,6 +602,44 @@ TEST_P(RegistryTest, AgentQuotaPerOwner) {
   EXPECT_NO_THROW(make("three", "bob"));
   registry_->remove(registry_->get_by_name("alice", "one").id);
   EXPECT_NO_THROW(make("three"));
+}
+
+// Two servers on one database creating agents for one owner at once: the
+// quota holds across them (each has its own writer connection).
+TEST_P(RegistryTest, AgentQuotaHoldsForTwoServersCreatingAtOnce) {
+  if (GetParam().name == "sqlite_memory") GTEST_SKIP() << "a second open is another database";
+  auto db2 = Database::open(GetParam().url(dir_));
+  RegistryOptions options;
+  options.clock = clock_;
+  options.max_agents_per_owner = 3;
+  registry_ = std::make_unique<Registry>(*db_, options);
+  Registry second(*db2, options);
+  std::atomic<int> created = 0, refused = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      Registry& r = t % 2 ? second : *registry_;
+      for (int i = 0; i < 8; ++i) {
+        AgentSpec spec;
+        spec.owner = "alice";
+        spec.name = "a" + std::to_string(t) + "-" + std::to_string(i);
+        spec.type = "tester";
+        try {
+          r.create(spec);
+          ++created;
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(created.load(), 3);
+  EXPECT_EQ(refused.load(), 45);
+  AgentFilter alice;
+  alice.owner = "alice";
+  EXPECT_EQ(registry_->list(alice).agents.size(), 3u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RegistryTest,
