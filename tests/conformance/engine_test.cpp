@@ -17,6 +17,7 @@
 #include "support/backends.h"
 #include "support/engine_fixture.h"
 #include "support/error_matchers.h"
+#include "support/race.h"
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
@@ -26,7 +27,18 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-class EngineTest : public testing::EngineFixture {};
+class EngineTest : public testing::EngineFixture {
+ protected:
+  // Options of an engine without threads whose owners may each have
+  // `quota` active runs.
+  EngineOptions with_run_quota(int quota) {
+    EngineOptions o;
+    o.clock = clock_;
+    o.workers = 0;
+    o.max_active_runs_per_owner = quota;
+    return o;
+  }
+};
 
 using testing::echo;
 
@@ -573,12 +585,8 @@ TEST_P(EngineTest, StartManyStartsEveryRunInOrder) {
 TEST_P(EngineTest, ActiveRunQuotaPerOwner) {
   agent("a", "step", "echo");
   engine_->register_function("echo", echo);
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.max_active_runs_per_owner = 2;
   engine_.reset();
-  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, with_run_quota(2));
   engine_->register_function("echo", echo);
   const auto wf = workflow(R"({"name": "q", "tasks": [{"id": "t", "capability": "step"}]})");
   start(wf, "{}", "first");
@@ -676,37 +684,19 @@ TEST_P(EngineTest, ActiveRunQuotaHoldsForTwoServersStartingAtOnce) {
   if (GetParam().name == "sqlite_memory") GTEST_SKIP() << "a second open is another database";
   agent("a", "step", "echo");
   const auto wf = workflow(R"({"name": "q", "tasks": [{"id": "t", "capability": "step"}]})");
-  EngineOptions o;
-  o.clock = clock_;
-  o.workers = 0;
-  o.max_active_runs_per_owner = 3;
   engine_.reset();
-  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, o);
+  engine_ = std::make_unique<Engine>(*db_, *registry_, *catalog_, with_run_quota(3));
   auto db2 = Database::open(GetParam().url(dir_));
   RegistryOptions ro;
   ro.clock = clock_;
   Registry registry2(*db2, ro);
   WorkflowCatalog catalog2(*db2, &registry2, clock_);
-  Engine engine2(*db2, registry2, catalog2, o);
-  std::atomic<int> started = 0, refused = 0;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 6; ++t) {
-    threads.emplace_back([&, t] {
-      Engine& e = t % 2 ? engine2 : *engine_;
-      for (int i = 0; i < 8; ++i) {
-        try {
-          e.start(StartRun{wf, std::nullopt, "{}", "alice", "", {}});
-          ++started;
-        } catch (const Error& err) {
-          EXPECT_EQ(err.code(), ErrorCode::kResourceExhausted) << err.what();
-          ++refused;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(started.load(), 3);
-  EXPECT_EQ(refused.load(), 45);
+  Engine engine2(*db2, registry2, catalog2, with_run_quota(3));
+  const auto outcome = testing::race(6, 8, ErrorCode::kResourceExhausted, [&](int t, int) {
+    (t % 2 ? engine2 : *engine_).start(StartRun{wf, std::nullopt, "{}", "alice", "", {}});
+  });
+  EXPECT_EQ(outcome.succeeded, 3);
+  EXPECT_EQ(outcome.refused, 45);
   const auto runs = db_->read(
       [](Txn& t) { return t.query("SELECT COUNT(*) FROM workflow_runs")[0][0].as_int(); });
   EXPECT_EQ(runs, 3);

@@ -5,13 +5,13 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <thread>
 
 #include "devcycle/database.h"
 #include "devcycle/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/race.h"
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
@@ -614,29 +614,15 @@ TEST_P(RegistryTest, AgentQuotaHoldsForTwoServersCreatingAtOnce) {
   options.max_agents_per_owner = 3;
   registry_ = std::make_unique<Registry>(*db_, options);
   Registry second(*db2, options);
-  std::atomic<int> created = 0, refused = 0;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 6; ++t) {
-    threads.emplace_back([&, t] {
-      Registry& r = t % 2 ? second : *registry_;
-      for (int i = 0; i < 8; ++i) {
-        AgentSpec spec;
-        spec.owner = "alice";
-        spec.name = "a" + std::to_string(t) + "-" + std::to_string(i);
-        spec.type = "tester";
-        try {
-          r.create(spec);
-          ++created;
-        } catch (const Error& e) {
-          EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
-          ++refused;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(created.load(), 3);
-  EXPECT_EQ(refused.load(), 45);
+  const auto outcome = testing::race(6, 8, ErrorCode::kResourceExhausted, [&](int t, int i) {
+    AgentSpec spec;
+    spec.owner = "alice";
+    spec.name = "a" + std::to_string(t) + "-" + std::to_string(i);
+    spec.type = "tester";
+    (t % 2 ? second : *registry_).create(spec);
+  });
+  EXPECT_EQ(outcome.succeeded, 3);
+  EXPECT_EQ(outcome.refused, 45);
   AgentFilter alice;
   alice.owner = "alice";
   EXPECT_EQ(registry_->list(alice).agents.size(), 3u);
