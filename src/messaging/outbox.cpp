@@ -1,17 +1,30 @@
 #include "messaging/outbox.h"
 
 #include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 
 #include "devcycle/error.h"
+#include "devcycle/uuid.h"
 
 namespace devcycle::internal {
 
 namespace {
 
 constexpr int kBatch = 1000;
+// How long the relay that publishes holds its turn without renewing it.
+// Longer than one relay_once can take (a Kafka batch commit waits up to
+// 60 s), so two relays never publish the same rows; after a crash the next
+// relay takes over within it.
+constexpr Micros kTurn = 120'000'000;
+
+Micros wall_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -22,7 +35,12 @@ std::vector<Migration> Outbox::migrations() {
            "created_at BIGINT NOT NULL)",
            "CREATE TABLE outbox (seq BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, "
            "msg_key TEXT NOT NULL, headers TEXT NOT NULL, payload TEXT NOT NULL, "
-           "created_at BIGINT NOT NULL)"}};
+           "created_at BIGINT NOT NULL)"},
+          {"outbox", 2, "one relay at a time; rows the bus refuses are set aside",
+           "ALTER TABLE outbox ADD COLUMN refused TEXT;"
+           "CREATE TABLE outbox_relay (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, "
+           "until_us BIGINT NOT NULL)",
+           ""}};
 }
 
 void Outbox::add(Txn& t, const std::vector<Message>& messages, Micros at) {
@@ -49,7 +67,7 @@ void Outbox::add(Txn& t, const std::vector<Message>& messages, Micros at) {
 }
 
 OutboxRelay::OutboxRelay(Database& db, MessageBus& bus, std::chrono::milliseconds poll_interval)
-    : db_(db), bus_(bus), poll_interval_(poll_interval) {
+    : db_(db), bus_(bus), poll_interval_(poll_interval), holder_("relay-" + new_uuid_v7()) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -60,6 +78,11 @@ OutboxRelay::~OutboxRelay() {
   }
   cv_.notify_all();
   thread_.join();
+  try {
+    // Hands the turn on at once rather than when it would run out.
+    db_.write([&](Txn& t) { t.execute("DELETE FROM outbox_relay WHERE holder = $1", {holder_}); });
+  } catch (...) {
+  }
 }
 
 void OutboxRelay::wake() {
@@ -76,13 +99,34 @@ int OutboxRelay::drain() {
   return total;
 }
 
+bool OutboxRelay::take_turn() {
+  const Micros now = wall_now();
+  return db_.write([&](Txn& t) {
+    return t.execute(
+        "INSERT INTO outbox_relay (id, holder, until_us) VALUES (1, $1, $2) "
+        "ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, "
+        "until_us = excluded.until_us "
+        "WHERE outbox_relay.holder = excluded.holder OR outbox_relay.until_us < $3",
+        {holder_, now + kTurn, now});
+  }) == 1;
+}
+
 int OutboxRelay::relay_once() {
   std::lock_guard run_lock(run_mu_);
+  const auto waiting = [&] {
+    return db_.read([](Txn& t) {
+      return !t.query("SELECT 1 FROM outbox WHERE refused IS NULL LIMIT 1").empty();
+    });
+  };
+  // Only the relay whose turn it is publishes, so that relays of several
+  // engines sharing a database neither double rows nor reorder a key.
+  if (!waiting() || !take_turn()) return 0;
   std::vector<Value> seqs;
   std::vector<Message> messages;
   db_.read([&](Txn& t) {
     for (const auto& r :
-         t.query("SELECT seq, topic, msg_key, headers, payload FROM outbox ORDER BY seq LIMIT $1",
+         t.query("SELECT seq, topic, msg_key, headers, payload FROM outbox WHERE refused IS NULL "
+                 "ORDER BY seq LIMIT $1",
                  {kBatch})) {
       seqs.emplace_back(r[0].as_int());
       Message m;
@@ -95,20 +139,50 @@ int OutboxRelay::relay_once() {
     }
   });
   if (messages.empty()) return 0;
-  // All of them or none, in order; deleted only after the bus accepted them.
-  bus_.publish_batch(messages).get();
-  // Exactly the rows published: with several writers (engines sharing a
-  // PostgreSQL database) a row with a lower seq may commit after this read.
+  std::vector<std::pair<Value, std::string>> refused;
+  try {
+    // All of them or none, in order; deleted only after the bus accepted them.
+    bus_.publish_batch(messages).get();
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidArgument) throw;  // the rows wait for the bus
+    // The bus refuses one of them for good (too large, say): one at a time,
+    // setting aside each it refuses, so that one bad row does not hold up
+    // everything behind it.
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      try {
+        bus_.publish(messages[i]).get();
+      } catch (const Error& one) {
+        if (one.code() != ErrorCode::kInvalidArgument) {
+          // What went out so far is out: delete it, keep the rest.
+          seqs.resize(i);
+          messages.resize(i);
+          forget(seqs, refused);
+          throw;
+        }
+        refused.emplace_back(seqs[i], one.what());
+      }
+    }
+  }
+  forget(seqs, refused);
+  return static_cast<int>(messages.size());
+}
+
+// Deletes the published rows and marks the refused ones (both among `seqs`).
+// Exactly those rows: with several writers a row with a lower seq may commit
+// after the read.
+void OutboxRelay::forget(const std::vector<Value>& seqs,
+                         const std::vector<std::pair<Value, std::string>>& refused) {
   db_.write([&](Txn& t) {
+    for (const auto& [seq, why] : refused)
+      t.execute("UPDATE outbox SET refused = $1 WHERE seq = $2", {why, seq});
     for (std::size_t first = 0; first < seqs.size(); first += 250) {
       const std::size_t n = std::min<std::size_t>(250, seqs.size() - first);
-      std::string sql = "DELETE FROM outbox WHERE seq IN (";
+      std::string sql = "DELETE FROM outbox WHERE refused IS NULL AND seq IN (";
       for (std::size_t i = 0; i < n; ++i) sql += (i ? ", $" : "$") + std::to_string(i + 1);
       sql += ")";
       t.execute(sql, std::span<const Value>(seqs.data() + first, n));
     }
   });
-  return static_cast<int>(messages.size());
 }
 
 void OutboxRelay::loop() {

@@ -4,13 +4,20 @@
 // a message is never lost with a crash, and is doubled only when a crash
 // falls between the bus accepting it and its deletion (the relay then
 // publishes it again). Messages of one key reach the bus in the order they
-// were written. Internal.
+// were written. Of several relays on one database (engines sharing
+// PostgreSQL) one at a time publishes: it holds the turn in `outbox_relay`
+// while it has work, and another takes over when it stops or its turn runs
+// out (2 minutes after a crash). A row the bus refuses for good
+// (kInvalidArgument, e.g. larger than its payload limit) stays in the
+// outbox with the reason in `refused` and is not tried again. Internal.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "devcycle/database.h"
@@ -38,18 +45,24 @@ class OutboxRelay {
 
   // New messages were committed: publish them now rather than at the next poll.
   void wake();
-  // Publishes everything in the outbox on the calling thread; returns how
-  // many. Throws what the bus or the database throws (the rows then stay).
+  // Publishes everything in the outbox on the calling thread when it is this
+  // relay's turn; returns how many rows it published or set aside (0 when it
+  // is another relay's turn). Throws
+  // what the bus or the database throws (the rows then stay).
   int drain();
 
  private:
   int relay_once();
+  bool take_turn();
+  void forget(const std::vector<Value>& seqs,
+              const std::vector<std::pair<Value, std::string>>& refused);
   void loop();
 
   Database& db_;
   MessageBus& bus_;
   std::chrono::milliseconds poll_interval_;
-  std::mutex run_mu_;  // one relay_once at a time
+  std::string holder_;  // this relay in outbox_relay
+  std::mutex run_mu_;   // one relay_once at a time
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
