@@ -18,6 +18,9 @@ namespace internal {
 
 void check_topic(const std::string& topic, const std::string& field) {
   check_name(field, topic, 200, "a-zA-Z0-9._-", "a-zA-Z0-9._-", "[a-zA-Z0-9._-]+");
+  // Kafka refuses these two; refused on every backend alike.
+  if (topic == "." || topic == "..")
+    throw Error(ErrorCode::kInvalidArgument, field + ": \"" + topic + "\" is not a topic name");
 }
 
 void check_group(const std::string& group, const std::string& field) {

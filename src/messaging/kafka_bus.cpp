@@ -35,6 +35,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -69,6 +70,9 @@ constexpr std::size_t kMaxTopicName = 249;
 
 // How long a fetch waits to catch up with what the broker holds.
 constexpr auto kCatchUp = 2s;
+// A record's bytes beyond its key, value and headers (batch and record
+// framing), with room to spare.
+constexpr std::size_t kRecordOverhead = 512;
 
 using Client = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t,
@@ -334,7 +338,7 @@ class BatchReports {
 class Producer {
  public:
   Producer(const std::string& brokers, bool transactional, const std::string& client_id,
-           int close_timeout_ms)
+           int close_timeout_ms, std::size_t max_record_bytes)
       : close_timeout_ms_(close_timeout_ms) {
     std::vector<std::pair<std::string, std::string>> settings{
         {"bootstrap.servers", brokers},
@@ -343,6 +347,7 @@ class Producer {
         {"acks", "all"},
         {"linger.ms", "5"},
         {"message.timeout.ms", "120000"},
+        {"message.max.bytes", std::to_string(max_record_bytes)},
     };
     if (transactional) {
       settings.emplace_back("transactional.id", client_id);
@@ -579,7 +584,8 @@ class KafkaBus final : public MessageBus {
         name_("devcycle-bus-" + new_uuid_v7()) {
     if (!options_.clock)
       throw Error(ErrorCode::kInvalidArgument, "BusOptions.clock: must not be null");
-    producer_ = std::make_unique<Producer>(brokers_, false, name_, close_timeout_ms);
+    producer_ =
+        std::make_unique<Producer>(brokers_, false, name_, close_timeout_ms, max_record_bytes());
     // Fail at open, clearly, rather than at the first publish.
     const rd_kafka_metadata_t* md = nullptr;
     if (const auto err = rd_kafka_metadata(producer_->get(), 0, nullptr, &md, connect_timeout_ms)) {
@@ -608,6 +614,7 @@ class KafkaBus final : public MessageBus {
   std::future<Published> publish(Message message) override {
     check_message(message, options_.max_payload_bytes, "message");
     ensure_topic(message.topic);
+    check_fits(message, topic_limit(message.topic), std::nullopt);
     const Micros at = now() / 1000 * 1000;  // Kafka keeps milliseconds
     auto sent = std::make_unique<SentOne>(std::move(message.payload));
     auto future = sent->promise.get_future();
@@ -628,6 +635,10 @@ class KafkaBus final : public MessageBus {
       return done.get_future();
     }
     ensure_topics(topics, /*user=*/true);
+    std::vector<std::size_t> limits;
+    for (const auto& t : topics) limits.push_back(topic_limit(t));
+    for (std::size_t i = 0; i < messages.size(); ++i)
+      check_fits(messages[i], limits[topic_of[i]], i);
     const Micros at = now() / 1000 * 1000;
     auto reports = BatchReports::make(messages.size());
     std::lock_guard txn_lock(txn_mu_);
@@ -905,27 +916,39 @@ class KafkaBus final : public MessageBus {
   void ensure_topic(const std::string& topic) {
     {
       std::lock_guard lock(topics_mu_);
-      if (user_topics_.insert(topic).second == false && known_topics_.count(topic)) return;
+      if (known_topics_.count(topic) && user_topics_.count(topic)) return;
     }
-    ensure_topics({topic});
+    ensure_topics({topic}, /*user=*/true);
   }
 
   // Creates the topics that do not exist yet (once per bus and topic).
   // `user`: they are topics published to.
   void ensure_topics(const std::vector<std::string>& wanted, bool user = false) {
     std::vector<std::string> missing;
+    const auto remember = [&] {
+      // A topic made elsewhere may take less than the bus: learn its limit,
+      // so that a message it would refuse is refused before it is produced
+      // (a refusal by the broker inside a transaction costs the commit's
+      // whole timeout).
+      auto limits = missing.empty() ? std::map<std::string, std::size_t>{} : record_limits(missing);
+      std::lock_guard lock(topics_mu_);
+      known_topics_.insert(missing.begin(), missing.end());
+      topic_limits_.merge(limits);
+      // Only topics that exist: purge() lists what it covers.
+      if (user) user_topics_.insert(wanted.begin(), wanted.end());
+    };
     {
       std::lock_guard lock(topics_mu_);
-      if (user) user_topics_.insert(wanted.begin(), wanted.end());
       for (const auto& t : wanted) {
         if (!known_topics_.count(t) &&
             std::find(missing.begin(), missing.end(), t) == missing.end())
           missing.push_back(t);
       }
     }
-    if (missing.empty()) return;
+    if (missing.empty()) return remember();
     std::vector<rd_kafka_NewTopic_t*> specs;
     char err[512];
+    const auto max_record = std::to_string(max_record_bytes());
     for (const auto& t : missing) {
       auto* spec = rd_kafka_NewTopic_new(t.c_str(), partitions_, replication_, err, sizeof err);
       if (!spec) {
@@ -933,6 +956,8 @@ class KafkaBus final : public MessageBus {
         throw Error(ErrorCode::kInvalidArgument, "kafka: topic " + t + ": " + err);
       }
       specs.push_back(spec);
+      // The broker takes what the bus takes (its own default is 1 MiB).
+      rd_kafka_NewTopic_set_config(spec, "max.message.bytes", max_record.c_str());
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(producer_->get());
     rd_kafka_CreateTopics(producer_->get(), specs.data(), specs.size(), nullptr, queue);
@@ -959,8 +984,79 @@ class KafkaBus final : public MessageBus {
     for (auto* s : specs) rd_kafka_NewTopic_destroy(s);
     if (!failure.empty())
       throw Error(ErrorCode::kUnavailable, "kafka: cannot create topics: " + failure);
+    remember();
+  }
+
+  // The largest record the bus may write: a message at every limit of
+  // check_message() (payload, key, 64 headers) plus the headers the bus adds
+  // to a retry or dead-letter copy (a 4 KiB reason among them). Producers and
+  // the topics the bus creates take this much, so that Kafka never refuses
+  // what the bus accepted.
+  // max.message.bytes of each of `topics` (those the broker answers for).
+  std::map<std::string, std::size_t> record_limits(const std::vector<std::string>& topics) {
+    std::map<std::string, std::size_t> out;
+    std::vector<rd_kafka_ConfigResource_t*> resources;
+    for (const auto& t : topics)
+      resources.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t.c_str()));
+    struct Free {
+      std::vector<rd_kafka_ConfigResource_t*>& r;
+      ~Free() { rd_kafka_ConfigResource_destroy_array(r.data(), r.size()); }
+    } free_resources{resources};
+    admin(
+        [&](rd_kafka_queue_t* q) {
+          rd_kafka_DescribeConfigs(producer_->get(), resources.data(), resources.size(), nullptr,
+                                   q);
+        },
+        [&](rd_kafka_event_t* ev) {
+          std::size_t n = 0;
+          const auto** described = rd_kafka_DescribeConfigs_result_resources(
+              rd_kafka_event_DescribeConfigs_result(ev), &n);
+          for (std::size_t i = 0; i < n; ++i) {
+            if (rd_kafka_ConfigResource_error(described[i])) continue;
+            std::size_t entries = 0;
+            const auto** configs = rd_kafka_ConfigResource_configs(described[i], &entries);
+            for (std::size_t j = 0; j < entries; ++j) {
+              const char* value = rd_kafka_ConfigEntry_value(configs[j]);
+              if (std::string_view(rd_kafka_ConfigEntry_name(configs[j])) != "max.message.bytes" ||
+                  !value)
+                continue;
+              std::size_t limit = 0;
+              const std::string_view v(value);
+              if (std::from_chars(v.data(), v.data() + v.size(), limit).ec == std::errc())
+                out[rd_kafka_ConfigResource_name(described[i])] = limit;
+            }
+          }
+        },
+        "describe topics");
+    return out;
+  }
+
+  // The largest record `topic` takes, as far as the bus knows (else the
+  // bus's own).
+  std::size_t topic_limit(const std::string& topic) {
     std::lock_guard lock(topics_mu_);
-    known_topics_.insert(missing.begin(), missing.end());
+    const auto it = topic_limits_.find(topic);
+    return it == topic_limits_.end() ? max_record_bytes() : it->second;
+  }
+
+  // Error{kInvalidArgument} naming `field` ("message" or messages[index])
+  // when `m` would make a record larger than `limit`.
+  static void check_fits(const Message& m, std::size_t limit, std::optional<std::size_t> index) {
+    std::size_t size = m.payload.size() + m.key.size() + kRecordOverhead;
+    for (const auto& [k, v] : m.headers) size += k.size() + v.size() + 16;
+    if (size <= limit) return;
+    throw Error(ErrorCode::kInvalidArgument,
+                (index ? "messages[" + std::to_string(*index) + "]" : std::string("message")) +
+                    ": " + std::to_string(size) + " bytes with its key and headers; topic " +
+                    m.topic + " takes records of at most " + std::to_string(limit) +
+                    " bytes (its max.message.bytes)");
+  }
+
+  std::size_t max_record_bytes() const {
+    constexpr std::size_t kKey = 1024, kHeaders = 64 * (256 + 4096), kOwnHeaders = 8 * 1024,
+                          kFraming = 64 * 1024;
+    return std::max<std::size_t>(
+        1'000'000, options_.max_payload_bytes + kKey + kHeaders + kOwnHeaders + kFraming);
   }
 
   static std::string redriven_topic(const std::string& topic, const std::string& group) {
@@ -1013,7 +1109,7 @@ class KafkaBus final : public MessageBus {
     if (!slot) {
       auto p = std::make_unique<Producer>(brokers_, true,
                                           name_ + "-batches-" + std::to_string(&slot - txn_.data()),
-                                          close_timeout_ms_);
+                                          close_timeout_ms_, max_record_bytes());
       if (auto* e = rd_kafka_init_transactions(p->get(), 30'000))
         throw unavailable("cannot start the batch producer", e);
       slot = std::move(p);
@@ -1303,6 +1399,7 @@ class KafkaBus final : public MessageBus {
   std::mutex topics_mu_;
   std::set<std::string> known_topics_;
   std::set<std::string> user_topics_;  // published to or fetched from: what purge() covers
+  std::map<std::string, std::size_t> topic_limits_;  // max.message.bytes of the known topics
   std::mutex consumers_mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<GroupConsumer>> consumers_;
   std::shared_ptr<SubscriptionThreads> subscriptions_ = SubscriptionThreads::create();

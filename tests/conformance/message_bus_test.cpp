@@ -451,6 +451,10 @@ TEST_P(MessageBusTest, BadInputIsRefusedNamingTheFieldAndStoresNothing) {
                         "message.topic");
   EXPECT_DEVCYCLE_ERROR(bus_->publish({std::string(201, 't'), "", {}, "x"}),
                         ErrorCode::kInvalidArgument, "message.topic");
+  for (const char* kafka_refuses : {".", ".."}) {
+    EXPECT_DEVCYCLE_ERROR(bus_->publish({kafka_refuses, "", {}, "x"}), ErrorCode::kInvalidArgument,
+                          "message.topic", "not a topic name");
+  }
   EXPECT_DEVCYCLE_ERROR(bus_->publish({tp("t"), "", {}, std::string(64 * 1024 + 1, 'x')}),
                         ErrorCode::kInvalidArgument, "message.payload: 65537 bytes");
   EXPECT_DEVCYCLE_ERROR(bus_->publish({tp("t"), "\xff", {}, "x"}), ErrorCode::kInvalidArgument,
