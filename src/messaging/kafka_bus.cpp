@@ -609,6 +609,15 @@ class KafkaBus final : public MessageBus {
   const std::string& brokers() const { return brokers_; }
   const std::string& name() const { return name_; }
   Producer& producer() { return *producer_; }
+  // Every producer started so far: publish()'s and the batches'.
+  std::vector<const Producer*> producers() {
+    std::vector<const Producer*> out{producer_.get()};
+    std::lock_guard lock(txn_mu_);
+    for (const auto& p : txn_) {
+      if (p) out.push_back(p.get());
+    }
+    return out;
+  }
   Micros now() const { return options_.clock->now(); }
 
   std::future<Published> publish(Message message) override {
@@ -1776,6 +1785,24 @@ std::unique_ptr<MessageBus> open_kafka_bus(const std::string& url, BusOptions op
   }
   return std::make_unique<KafkaBus>(brokers, partitions, replication, connect_timeout_ms,
                                     close_timeout_ms, std::move(options));
+}
+
+std::vector<std::map<std::string, std::string>> kafka_producer_settings(
+    MessageBus& bus, const std::vector<std::string>& names) {
+  auto* kafka = dynamic_cast<KafkaBus*>(&bus);
+  if (!kafka) throw Error(ErrorCode::kInvalidArgument, "bus: not a kafka:// bus");
+  std::vector<std::map<std::string, std::string>> out;
+  for (const Producer* p : kafka->producers()) {
+    const rd_kafka_conf_t* conf = rd_kafka_conf(p->get());
+    auto& settings = out.emplace_back();
+    for (const auto& name : names) {
+      char value[512];
+      std::size_t size = sizeof value;
+      if (rd_kafka_conf_get(conf, name.c_str(), value, &size) == RD_KAFKA_CONF_OK)
+        settings[name] = value;
+    }
+  }
+  return out;
 }
 
 }  // namespace devcycle::internal

@@ -2,7 +2,8 @@
 // librdkafka as the Kafka backend needs it: an idempotent producer with
 // acks=all gets a producer id, and every message is acknowledged. This
 // fails if the broker were one (such as Kafka 4.x) with which librdkafka
-// 2.0.2 turns idempotence off.
+// 2.0.2 turns idempotence off. And the bus's own producers are configured
+// so: it fails if one of them is not idempotent with acks=all.
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
@@ -11,6 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+
+#include "devcycle/clock.h"
+#include "devcycle/messaging.h"
+#include "messaging/kafka_bus.h"
 
 // librdkafka's C macros (RD_KAFKA_V_*) cast the C way.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -89,6 +94,27 @@ TEST(KafkaBrokerTest, IdempotentProducerGetsAProducerIdAndEveryMessageIsAcknowle
   EXPECT_EQ(s["eos"]["idemp_state"], "Assigned") << s["eos"].dump();
   EXPECT_GE(s["eos"]["producer_id"].get<long long>(), 0) << s["eos"].dump();
   rd_kafka_destroy(rk);
+}
+
+// The bus's own producers, publish()'s and the batches' alike, are
+// idempotent with acks=all: the test above shows that this broker then
+// gives them a producer id.
+TEST(KafkaBrokerTest, EveryProducerOfTheBusIsIdempotentWithAcksAll) {
+  devcycle::BusOptions o;
+  o.clock = std::make_shared<devcycle::ManualClock>();
+  auto bus = devcycle::internal::open_kafka_bus("kafka://" + brokers(), o);
+  bus->publish({"devcycle.test.idempotence", "", {}, "one"}).get();
+  bus->publish_batch({{"devcycle.test.idempotence", "", {}, "two"}}).get();
+  bus->publish_batch({{"devcycle.test.idempotence", "", {}, "three"}}).get();
+  const auto producers = devcycle::internal::kafka_producer_settings(
+      *bus, {"enable.idempotence", "acks", "transactional.id"});
+  ASSERT_EQ(producers.size(), 3u) << "publish()'s and two for batches";
+  for (std::size_t i = 0; i < producers.size(); ++i) {
+    const auto& p = producers[i];
+    EXPECT_EQ(p.at("enable.idempotence"), "true") << i;
+    EXPECT_TRUE(p.at("acks") == "-1" || p.at("acks") == "all") << i << ": " << p.at("acks");
+    EXPECT_EQ(p.count("transactional.id") && !p.at("transactional.id").empty(), i > 0) << i;
+  }
 }
 
 }  // namespace
