@@ -34,6 +34,11 @@ DirectMessage from_row(const Row& r) {
   return m;
 }
 
+// Payloads up to this travel in the message.sent receipt; a larger one is
+// announced by its size (read it with get()), so that a receipt stays well
+// within a bus's payload limit (1 MiB by default, like a message's payload).
+constexpr std::size_t kPayloadInReceipt = 64 * 1024;
+
 // What a receipt announces: the message and its state, the payload only when it is sent.
 Message receipt(const std::string& topic, const DirectMessage& m) {
   nlohmann::json j = {{"event", "message." + std::string(to_string(m.status))},
@@ -43,7 +48,13 @@ Message receipt(const std::string& topic, const DirectMessage& m) {
                       {"message_type", m.message_type},
                       {"status", to_string(m.status)},
                       {"sent_at", m.sent_at}};
-  if (m.status == MessageStatus::kSent) j["payload"] = nlohmann::json::parse(m.payload);
+  if (m.status == MessageStatus::kSent) {
+    if (m.payload.size() <= kPayloadInReceipt) {
+      j["payload"] = nlohmann::json::parse(m.payload);
+    } else {
+      j["payload_bytes"] = m.payload.size();
+    }
+  }
   if (m.delivered_at) j["delivered_at"] = *m.delivered_at;
   if (m.read_at) j["read_at"] = *m.read_at;
   return {topic, m.recipient, {}, j.dump()};

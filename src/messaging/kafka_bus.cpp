@@ -1585,30 +1585,50 @@ std::vector<Delivery> GroupConsumer::fetch(int max, const ConsumeOptions& option
   std::vector<Delivery> out;
   std::set<std::string> keys_ahead;  // keys of earlier messages still in the queue
   const Micros timeout = options.visibility_timeout.count() * 1000;
-  for (auto it = queue_.begin(); it != queue_.end() && static_cast<int>(out.size()) < max;) {
-    Entry& e = *it;
-    const auto& key = e.delivery.message.key;
-    const bool behind = !key.empty() && keys_ahead.count(key);
-    if (!key.empty()) keys_ahead.insert(key);
-    if (behind || e.state == Entry::State::kRetrying ||
-        (e.state == Entry::State::kOut && e.visible_at > now)) {
+  // What this call handed out, as it was: when a dead letter cannot be
+  // stored, the call fails and they are as before it (no delivery used up
+  // that nobody received).
+  struct Before {
+    std::list<Entry>::iterator it;
+    Entry::State state;
+    Micros visible_at;
+  };
+  std::vector<Before> handed;
+  try {
+    for (auto it = queue_.begin(); it != queue_.end() && static_cast<int>(out.size()) < max;) {
+      Entry& e = *it;
+      const auto& key = e.delivery.message.key;
+      const bool behind = !key.empty() && keys_ahead.count(key);
+      if (!key.empty()) keys_ahead.insert(key);
+      if (behind || e.state == Entry::State::kRetrying ||
+          (e.state == Entry::State::kOut && e.visible_at > now)) {
+        ++it;
+        continue;
+      }
+      if (e.state == Entry::State::kOut && e.delivery.delivery_count >= options.max_deliveries) {
+        dead_letter(e,
+                    "not acknowledged within the visibility timeout of " +
+                        std::to_string(options.visibility_timeout.count()) + " ms",
+                    now);
+        finish(e);
+        it = queue_.erase(it);
+        continue;
+      }
+      handed.push_back({it, e.state, e.visible_at});
+      e.state = Entry::State::kOut;
+      e.visible_at = now + timeout;
+      ++e.delivery.delivery_count;
+      out.push_back(e.delivery);
       ++it;
-      continue;
     }
-    if (e.state == Entry::State::kOut && e.delivery.delivery_count >= options.max_deliveries) {
-      dead_letter(e,
-                  "not acknowledged within the visibility timeout of " +
-                      std::to_string(options.visibility_timeout.count()) + " ms",
-                  now);
-      finish(e);
-      it = queue_.erase(it);
-      continue;
+  } catch (...) {
+    for (const auto& b : handed) {
+      b.it->state = b.state;
+      b.it->visible_at = b.visible_at;
+      --b.it->delivery.delivery_count;
     }
-    e.state = Entry::State::kOut;
-    e.visible_at = now + timeout;
-    ++e.delivery.delivery_count;
-    out.push_back(e.delivery);
-    ++it;
+    commit();  // what was dead-lettered before the failure is finished
+    throw;
   }
   commit();
   return out;
@@ -1668,7 +1688,6 @@ void GroupConsumer::nack(const Delivery& d, const std::string& reason,
 
 void GroupConsumer::dead_letter(Entry& e, const std::string& reason, Micros now) {
   const auto& m = e.delivery;
-  dead_.insert(m.id);
   bus_.produce_and_wait(
       KafkaBus::dlq_topic(topic_, group_), m.message.key, m.message.payload,
       make_headers(m.message.headers, {{kIdHeader, m.id},
@@ -1679,6 +1698,9 @@ void GroupConsumer::dead_letter(Entry& e, const std::string& reason, Micros now)
                                        {kReasonHeader, reason},
                                        {kDeadAtHeader, std::to_string(now)}}),
       now);
+  // Only once the letter is stored: a message marked dead is skipped when
+  // read again, and would otherwise be lost with a failed produce.
+  dead_.insert(m.id);
 }
 
 void GroupConsumer::seek(const std::map<std::int32_t, std::int64_t>& offsets) {

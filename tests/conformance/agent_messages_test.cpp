@@ -150,6 +150,19 @@ TEST_P(AgentMessagesTest, ReceiptsGoToTheBusThroughTheOutboxWithTheirChange) {
   const auto last = nlohmann::json::parse(got[2].message.payload);
   EXPECT_EQ(last["read_at"], clock_->now());
   EXPECT_FALSE(last.contains("payload")) << "the payload travels once, with the send";
+  // A large payload is announced by its size, so that the receipt stays
+  // small; the message itself has it.
+  const std::string large = "\"" + std::string(100 * 1024, 'x') + "\"";
+  const auto big = announced.send(coder_, tester_, "big", large);
+  relay.drain();
+  const auto announced_big = bus->fetch("devcycle.messages", "watcher", 10);
+  ASSERT_EQ(announced_big.size(), 1u);
+  const auto b = nlohmann::json::parse(announced_big[0].message.payload);
+  bus->ack(announced_big);
+  EXPECT_EQ(b["id"], big.id);
+  EXPECT_FALSE(b.contains("payload"));
+  EXPECT_EQ(b["payload_bytes"], large.size());
+  EXPECT_EQ(announced.get(big.id).payload, large);
   // Without a topic nothing goes to the outbox, and the bus had no more.
   messages_->send(coder_, tester_, "quiet", "{}");
   const auto left = [&] {

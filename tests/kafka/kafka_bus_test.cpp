@@ -286,6 +286,38 @@ TEST_F(KafkaBusTest, AMessageAtTheBusLimitsGoesThroughAndSoDoesItsDeadLetter) {
                         "payload");
 }
 
+// A dead letter that cannot be stored fails the fetch that tried, and that
+// fetch hands out nothing: what it had handed out before the failure is as
+// it was (no delivery used up that nobody received), and the message is not
+// taken for dead. Here the group's dead-letter topic, made by a bus of
+// 64 KiB, cannot take a 2 MiB message that a bus of 4 MiB published.
+TEST_F(KafkaBusTest, AFetchWhoseDeadLetterFailsHandsOutNothing) {
+  const auto t = name("t"), g = name("g");
+  BusOptions big;
+  big.clock = clock_;
+  big.max_payload_bytes = 4 * 1024 * 1024;
+  auto publisher = internal::open_kafka_bus(broker_url(), big);
+  publisher->publish({t, "k", {}, "first"}).get();
+  publisher->publish({t, "k", {}, "second"}).get();  // behind "first": same key
+  publisher->publish({t, "b", {}, std::string(2 * 1024 * 1024, 'x')}).get();
+  ConsumeOptions once;
+  once.visibility_timeout = 1s;
+  once.max_deliveries = 1;
+  auto got = bus_->fetch(t, g, 10, once);  // this bus makes t.dlq.g: about 1 MB a record
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].message.payload, "first");
+  EXPECT_EQ(got[1].message.payload.size(), 2u * 1024 * 1024);
+  bus_->ack(got[0]);
+  clock_->advance(2s);  // the big one expires on its last delivery: to the dead letters
+  for (int i = 0; i < 2; ++i)
+    EXPECT_DEVCYCLE_ERROR(bus_->fetch(t, g, 10, once), ErrorCode::kUnavailable, ".dlq.");
+  EXPECT_TRUE(bus_->dead_letters(t, g).empty());
+  const auto second = bus_->fetch(t, g, 1, once);  // stops before the big one
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].message.payload, "second");
+  EXPECT_EQ(second[0].delivery_count, 1) << "the failed fetches used none of its deliveries";
+}
+
 // Consecutive batches (which two transactional producers take in turns)
 // reach the log in the order of the calls, with consecutive offsets.
 TEST_F(KafkaBusTest, ConsecutiveBatchesKeepTheOrderOfTheCalls) {
