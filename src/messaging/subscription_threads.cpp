@@ -1,5 +1,8 @@
 #include "messaging/subscription_threads.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <vector>
 
 #include "devcycle/error.h"
@@ -86,14 +89,25 @@ void SubscriptionThreads::run(MessageBus& bus, Worker& w, const std::string& top
     std::lock_guard lock(w.mu);
     return w.stopping;
   };
+  using Clock = std::chrono::steady_clock;
+  const auto visibility = std::chrono::duration_cast<Clock::duration>(o.consume.visibility_timeout);
+  // About the longest a handler takes: the longest lately, forgetting an
+  // old outlier by an eighth per message.
+  Clock::duration slowest{};
   while (!stopping()) {
+    // As many as slow handlers can finish within the visibility timeout.
+    int want = o.batch;
+    if (slowest > Clock::duration::zero())
+      want = static_cast<int>(std::clamp<std::int64_t>(visibility / (3 * slowest), 1, o.batch));
     std::vector<Delivery> batch;
+    const auto fetched_at = Clock::now();
     try {
-      batch = bus.fetch(topic, group, o.batch, o.consume);
+      batch = bus.fetch(topic, group, want, o.consume);
     } catch (...) {
       // The backend may be briefly unavailable; look again after a pause.
     }
-    // Acknowledgements go out together after the batch (or before a stop):
+    // Acknowledgements go out together after the batch (or before a stop),
+    // or as they come once a quarter of the visibility timeout has passed:
     // a crash in between only means those messages come again.
     std::vector<Delivery> acked;
     auto flush_acks = [&] {
@@ -116,6 +130,11 @@ void SubscriptionThreads::run(MessageBus& bus, Worker& w, const std::string& top
         stopped = true;  // the rest become visible again after the timeout
         break;
       }
+      // One that could not be finished before its visibility timeout is
+      // left to come again: handled now, it might be handled twice.
+      const auto started = Clock::now();
+      if (slowest > Clock::duration::zero() && started + 3 * slowest > fetched_at + visibility)
+        break;
       Ack verdict = Ack::kNack;
       std::string reason = "refused by the handler";
       try {
@@ -125,8 +144,11 @@ void SubscriptionThreads::run(MessageBus& bus, Worker& w, const std::string& top
       } catch (...) {
         reason = "the handler threw something that is not a std::exception";
       }
+      const auto done = Clock::now();
+      slowest = std::max<Clock::duration>(done - started, slowest - slowest / 8);
       if (verdict == Ack::kAck) {
         acked.push_back(d);
+        if (done - fetched_at >= visibility / 4) flush_acks();
         continue;
       }
       try {

@@ -44,9 +44,10 @@ class MessageBusTest : public ::testing::TestWithParam<testing::Backend> {
   }
 
   // A bus over `db` (inproc) or the broker (Kafka), with this test's options.
-  std::unique_ptr<MessageBus> open_bus([[maybe_unused]] Database& db) {
+  std::unique_ptr<MessageBus> open_bus([[maybe_unused]] Database& db,
+                                       std::shared_ptr<Clock> clock = nullptr) {
     BusOptions o;
-    o.clock = clock_;
+    o.clock = clock ? clock : clock_;
     o.max_payload_bytes = 64 * 1024;
 #ifdef DEVCYCLE_BUS_CONFORMANCE_KAFKA
     const char* broker = std::getenv("DEVCYCLE_TEST_KAFKA");
@@ -530,6 +531,40 @@ TEST_P(MessageBusTest, SubscriptionsHandleEveryMessageInOrderAndDeadLetterPoison
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].reason, "poison pill");
   EXPECT_EQ(dead[0].delivery.delivery_count, 3);
+}
+
+// Slow handlers (on the real clock), two subscriptions of one group: each
+// acknowledges what it handled before the visibility timeout runs out, and
+// takes no more than it can handle in time, so the other never gets a
+// message it handles (each message is handled once).
+TEST_P(MessageBusTest, ASubscriptionWithSlowHandlersHandlesEachMessageOnce) {
+  auto bus = open_bus(*db_, SystemClock::instance());
+  for (int i = 0; i < 10; ++i) bus->publish({tp("slow"), "", {}, std::to_string(i)}).get();
+  std::mutex mu;
+  std::map<std::string, int> handled;
+  SubscribeOptions so;
+  so.batch = 10;
+  so.consume.visibility_timeout = 3s;  // less than the 4 s that the first 10 take in a row
+  so.poll_interval = 20ms;
+  const auto slow = [&](const Delivery& d) {
+    std::this_thread::sleep_for(400ms);
+    std::lock_guard lock(mu);
+    ++handled[d.message.payload];
+    return Ack::kAck;
+  };
+  auto sub = bus->subscribe(tp("slow"), tp("g"), slow, so);
+  auto other = bus->subscribe(tp("slow"), tp("g"), slow, so);
+  const auto count = [&] {
+    std::lock_guard lock(mu);
+    return handled.size();
+  };
+  for (int i = 0; i < 600 && count() < 10; ++i) std::this_thread::sleep_for(50ms);
+  std::this_thread::sleep_for(3500ms);  // past every visibility timeout: nothing comes again
+  sub.reset();
+  other.reset();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(handled.size(), 10u);
+  for (const auto& [payload, times] : handled) EXPECT_EQ(times, 1) << payload;
 }
 
 TEST_P(MessageBusTest, ConcurrentPublishersLoseNothing) {
