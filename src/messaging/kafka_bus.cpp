@@ -664,7 +664,13 @@ class KafkaBus final : public MessageBus {
       txn = txn_slot->get();
       txn->stand_aside(true);
       aside.reset(txn);
-      if (auto* e = rd_kafka_begin_transaction(txn->get())) throw unavailable("begin a batch", e);
+      if (auto* e = rd_kafka_begin_transaction(txn->get())) {
+        if (rd_kafka_error_is_fatal(e)) {
+          aside.reset();
+          txn_slot->reset();  // the next batch starts a new producer
+        }
+        throw unavailable("begin a batch", e);
+      }
       try {
         std::vector<rd_kafka_topic_t*> handles;
         for (const auto& t : topics) handles.push_back(txn->topic(t));
@@ -677,7 +683,7 @@ class KafkaBus final : public MessageBus {
         }
       } catch (...) {
         aside.reset();  // the abort waits for the purged messages' reports
-        if (auto* e = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(e);
+        abort_or_retire(*txn_slot);
         throw;
       }
     } catch (...) {
@@ -686,13 +692,25 @@ class KafkaBus final : public MessageBus {
     }
     reports->queued(queued);
     aside.reset();
-    if (auto* e = rd_kafka_commit_transaction(txn->get(), 60'000)) {
+    rd_kafka_error_t* e = rd_kafka_commit_transaction(txn->get(), 60'000);
+    if (e && rd_kafka_error_is_retriable(e) && !rd_kafka_error_txn_requires_abort(e)) {
+      // A timeout, say: the outcome is open, and librdkafka asks for the
+      // commit again rather than an abort. Once more (both within the
+      // outbox relay's 2-minute turn).
+      rd_kafka_error_destroy(e);
+      e = rd_kafka_commit_transaction(txn->get(), 30'000);
+    }
+    if (e) {
       const bool abortable = rd_kafka_error_txn_requires_abort(e);
-      auto error = unavailable("the batch was not committed; nothing of it was published", e);
+      const bool open = rd_kafka_error_is_retriable(e) && !abortable;
+      auto error = unavailable(open ? "the batch's commit did not finish in time; whether it was "
+                                      "published is unknown"
+                                    : "the batch was not committed; nothing of it was published",
+                               e);
       if (abortable) {
-        if (auto* a = rd_kafka_abort_transaction(txn->get(), 30'000)) rd_kafka_error_destroy(a);
+        abort_or_retire(*txn_slot);
       } else {
-        txn_slot->reset();  // fatal for this producer: its next batch starts a new one
+        txn_slot->reset();  // this producer is done for: its next batch starts a new one
       }
       throw error;
     }
@@ -1112,6 +1130,15 @@ class KafkaBus final : public MessageBus {
   // (CONCURRENT_TRANSACTIONS) and retried by librdkafka after a fixed 20 ms.
   // Batches are serialized (txn_mu_) and each is committed before the next
   // begins, so their order in the log is the order of the calls.
+  // Aborts the slot's current transaction; a producer that cannot abort is
+  // retired, so that the next batch on this slot starts a new one.
+  static void abort_or_retire(std::unique_ptr<Producer>& slot) {
+    if (auto* e = rd_kafka_abort_transaction(slot->get(), 30'000)) {
+      rd_kafka_error_destroy(e);
+      slot.reset();
+    }
+  }
+
   std::unique_ptr<Producer>& transactional() {
     auto& slot = txn_[next_txn_];
     next_txn_ = (next_txn_ + 1) % txn_.size();
