@@ -575,11 +575,12 @@ class KafkaBus final : public MessageBus {
 
  public:
   KafkaBus(std::string brokers, int partitions, int replication, int connect_timeout_ms,
-           int close_timeout_ms, BusOptions options)
+           int close_timeout_ms, int session_timeout_ms, BusOptions options)
       : brokers_(std::move(brokers)),
         partitions_(partitions),
         replication_(replication),
         close_timeout_ms_(close_timeout_ms),
+        session_timeout_ms_(session_timeout_ms),
         options_(std::move(options)),
         name_("devcycle-bus-" + new_uuid_v7()) {
     if (!options_.clock)
@@ -608,6 +609,7 @@ class KafkaBus final : public MessageBus {
 
   const std::string& brokers() const { return brokers_; }
   const std::string& name() const { return name_; }
+  int session_timeout_ms() const { return session_timeout_ms_; }
   Producer& producer() { return *producer_; }
   // Every producer started so far: publish()'s and the batches'.
   std::vector<const Producer*> producers() {
@@ -1426,6 +1428,7 @@ class KafkaBus final : public MessageBus {
   std::string brokers_;
   int partitions_, replication_;
   int close_timeout_ms_;
+  int session_timeout_ms_;  // how soon a consumer that died loses its partitions
   BusOptions options_;
   std::string name_;
   std::unique_ptr<Producer> producer_;
@@ -1446,14 +1449,16 @@ GroupConsumer::GroupConsumer(KafkaBus& bus, std::string topic, std::string group
       topic_(std::move(topic)),
       group_(std::move(group)),
       retry_(KafkaBus::retry_topic(topic_, group_)) {
-  rd_kafka_conf_t* conf = make_conf({{"bootstrap.servers", bus.brokers()},
-                                     {"client.id", bus.name()},
-                                     {"group.id", KafkaBus::kafka_group(topic_, group_)},
-                                     {"enable.auto.commit", "false"},
-                                     {"enable.auto.offset.store", "false"},
-                                     {"auto.offset.reset", "earliest"},
-                                     {"isolation.level", "read_committed"},
-                                     {"enable.partition.eof", "true"}});
+  rd_kafka_conf_t* conf =
+      make_conf({{"bootstrap.servers", bus.brokers()},
+                 {"client.id", bus.name()},
+                 {"group.id", KafkaBus::kafka_group(topic_, group_)},
+                 {"enable.auto.commit", "false"},
+                 {"enable.auto.offset.store", "false"},
+                 {"auto.offset.reset", "earliest"},
+                 {"isolation.level", "read_committed"},
+                 {"enable.partition.eof", "true"},
+                 {"session.timeout.ms", std::to_string(bus.session_timeout_ms())}});
   rd_kafka_conf_set_rebalance_cb(conf, &GroupConsumer::on_rebalance);
   rd_kafka_conf_set_opaque(conf, this);
   client_ = make_client(RD_KAFKA_CONSUMER, conf);
@@ -1814,26 +1819,34 @@ std::unique_ptr<MessageBus> open_kafka_bus(const std::string& url, BusOptions op
     if (!brokers.empty()) brokers += ",";
     brokers += h.host + ":" + std::to_string(h.port.value_or(9092));
   }
-  int partitions = 1, replication = 1, connect_timeout_ms = 10'000, close_timeout_ms = 30'000;
+  int partitions = 1, replication = 1, connect_timeout_ms = 10'000, close_timeout_ms = 30'000,
+      session_timeout_ms = 45'000;
   for (const auto& [k, v] : parsed.query) {
     int* target = k == "partitions"           ? &partitions
                   : k == "replication"        ? &replication
                   : k == "connect_timeout_ms" ? &connect_timeout_ms
                   : k == "close_timeout_ms"   ? &close_timeout_ms
+                  : k == "session_timeout_ms" ? &session_timeout_ms
                                               : nullptr;
     if (!target)
       fail_setting("bus", url,
                    "has an unknown parameter \"" + k +
-                       "\" (known: partitions, replication, connect_timeout_ms, close_timeout_ms)");
-    const int most =
-        target == &connect_timeout_ms || target == &close_timeout_ms ? 600'000 : 10'000;
+                       "\" (known: partitions, replication, connect_timeout_ms, "
+                       "close_timeout_ms, session_timeout_ms)");
+    // The session timeout within the broker's defaults for
+    // group.min/max.session.timeout.ms.
+    const int least = target == &session_timeout_ms ? 6'000 : 1;
+    const int most = target == &session_timeout_ms                                  ? 1'800'000
+                     : target == &connect_timeout_ms || target == &close_timeout_ms ? 600'000
+                                                                                    : 10'000;
     const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *target);
-    if (ec != std::errc() || end != v.data() + v.size() || *target < 1 || *target > most)
+    if (ec != std::errc() || end != v.data() + v.size() || *target < least || *target > most)
       fail_setting("bus", url,
-                   k + "=" + v + " must be a whole number from 1 to " + std::to_string(most));
+                   k + "=" + v + " must be a whole number from " + std::to_string(least) + " to " +
+                       std::to_string(most));
   }
   return std::make_unique<KafkaBus>(brokers, partitions, replication, connect_timeout_ms,
-                                    close_timeout_ms, std::move(options));
+                                    close_timeout_ms, session_timeout_ms, std::move(options));
 }
 
 std::vector<std::map<std::string, std::string>> kafka_producer_settings(

@@ -5,6 +5,10 @@
 //   bus_crash_driver DB consume LOG    fetches for group "g", appends each payload to LOG
 //                                      (fsync) before acknowledging it; exits 0 when a
 //                                      fetch finds nothing and nothing is pending
+//   bus_crash_driver URL hold TOPIC GROUP N LOG
+//                                      on the bus at URL (kafka://), fetches N messages,
+//                                      appends their payloads to LOG (fsync) and waits
+//                                      without acknowledging them, to be killed
 #include <devcycle/devcycle.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -22,6 +26,25 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argv[2];
   try {
+    if (mode == "hold") {
+      if (argc != 7) return 2;
+      auto scratch = devcycle::Database::open("sqlite::memory:");
+      auto bus = devcycle::MessageBus::open(argv[1], *scratch);
+      const int want = std::atoi(argv[5]);
+      const int log = ::open(argv[6], O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log < 0) return 3;
+      devcycle::ConsumeOptions o;
+      o.visibility_timeout = std::chrono::minutes(10);
+      for (int got = 0; got < want;) {
+        for (const auto& d : bus->fetch(argv[3], argv[4], want - got, o)) {
+          const std::string line = d.message.payload + "\n";
+          if (::write(log, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return 4;
+          ++got;
+        }
+      }
+      ::fsync(log);
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
     auto db = devcycle::Database::open(std::string("sqlite://") + argv[1]);
     auto bus = devcycle::MessageBus::open("inproc://", *db);
     if (mode == "publish") {

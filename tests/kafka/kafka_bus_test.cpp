@@ -5,7 +5,11 @@
 #include "messaging/kafka_bus.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -17,6 +21,7 @@
 #include "devcycle/uuid.h"
 #include "devcycle/workflow.h"
 #include "support/error_matchers.h"
+#include "support/temp_dir.h"
 
 namespace devcycle {
 namespace {
@@ -207,16 +212,15 @@ TEST_F(KafkaBusTest, BadInputIsRefusedNamingTheFieldAndPublishesNothing) {
                         ErrorCode::kInvalidArgument, "partitions=0");
   EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus(broker_url() + "?color=red", {}),
                         ErrorCode::kInvalidArgument, "unknown parameter \"color\"");
+  EXPECT_DEVCYCLE_ERROR(internal::open_kafka_bus(broker_url() + "?session_timeout_ms=5000", {}),
+                        ErrorCode::kInvalidArgument, "session_timeout_ms=5000",
+                        "from 6000 to 1800000");
   // Nothing listens on 127.0.0.1:1: open fails, naming the broker.
   auto db = Database::open("sqlite::memory:");
   EXPECT_DEVCYCLE_ERROR(MessageBus::open("kafka://127.0.0.1:1?connect_timeout_ms=1500", *db),
                         ErrorCode::kUnavailable, "127.0.0.1:1", "1500 ms");
 }
 
-// A batch librdkafka refuses part-way (a payload within the bus's limit but
-// above the producer's message.max.bytes) is aborted whole; the reports of
-// the messages queued before it still come and free the batch (ASan), and
-// the next batch goes through.
 // A topic made elsewhere (here by a bus with a smaller payload limit) may
 // take smaller records than this bus: a message it would refuse is refused
 // before anything is produced, naming the topic's limit, instead of by the
@@ -316,6 +320,49 @@ TEST_F(KafkaBusTest, AFetchWhoseDeadLetterFailsHandsOutNothing) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].message.payload, "second");
   EXPECT_EQ(second[0].delivery_count, 1) << "the failed fetches used none of its deliveries";
+}
+
+// A consumer process killed (SIGKILL) while it holds messages it has not
+// acknowledged: once the group's coordinator misses its heartbeats (the
+// session timeout, 6 s here), the group's next consumer gets them all.
+TEST_F(KafkaBusTest, WhatAKilledConsumerProcessHeldGoesToTheNextConsumer) {
+  const auto t = name("t"), g = name("g");
+  const std::string url = broker_url() + "?session_timeout_ms=6000";
+  std::vector<std::string> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(publish(t, "m" + std::to_string(i)).id);
+  testing::TempDir dir;
+  const auto log = dir.file("held.log");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(DEVCYCLE_BUS_CRASH_DRIVER, DEVCYCLE_BUS_CRASH_DRIVER, url.c_str(), "hold", t.c_str(),
+            g.c_str(), "5", log.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto held = [&] {
+    std::ifstream in(log);
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    return lines;
+  };
+  for (int i = 0; i < 600 && held() < 5; ++i) std::this_thread::sleep_for(100ms);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(held(), 5) << "the consumer process took them";
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  BusOptions o;
+  o.clock = clock_;
+  auto next = internal::open_kafka_bus(url, o);
+  std::vector<Delivery> got;
+  for (int i = 0; i < 300 && got.size() < 5; ++i) {
+    auto more = next->fetch(t, g, 10, consume());
+    next->ack(more);
+    got.insert(got.end(), more.begin(), more.end());
+    if (got.size() < 5) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(payloads(got), (std::vector<std::string>{"m0", "m1", "m2", "m3", "m4"}));
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].id, sent[i]);
 }
 
 // Consecutive batches (which two transactional producers take in turns)
