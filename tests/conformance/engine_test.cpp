@@ -520,11 +520,18 @@ TEST_P(EngineTest, ABusWorkerRunsTheTasksOfABusAgent) {
   auto bus = MessageBus::open("inproc://", *db_);
   auto engine = std::make_unique<Engine>(*db_, *registry_, *catalog_, on_bus(*bus));
   agent_run_by("remote", "far", "bus:builds");
-  std::atomic<int> calls{0};
+  std::atomic<int> calls{0}, extended{0};
   BusWorker worker(*bus, "builds", [&](TaskContext& ctx) {
     ++calls;
     ctx.log(LogLevel::kInfo, "building " + ctx.task_key());
+    // A heartbeat 40 s into the 60 s lease moves its end 40 s on, once the
+    // engine has it.
+    const auto lease = [&] { return engine->get_task(ctx.task_id()).lease_expires_at.value_or(0); };
+    const auto before = lease();
+    clock_->advance(40s);
     ctx.heartbeat();
+    for (int i = 0; i < 500 && lease() <= before; ++i) std::this_thread::sleep_for(10ms);
+    if (lease() == before + 40'000'000) ++extended;
     const auto in = json::parse(ctx.input());
     return json{{"n", in.value("n", 0) + 1}}.dump();
   });
@@ -540,6 +547,7 @@ TEST_P(EngineTest, ABusWorkerRunsTheTasksOfABusAgent) {
   ASSERT_EQ(d.run.status, RunStatus::kSucceeded) << d.run.error;
   EXPECT_EQ(json::parse(task(d, "b").output), json({{"n", 3}}));
   EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(extended.load(), 2) << "each heartbeat kept the lease";
   const auto logs = engine->logs(task(d, "a").id);
   ASSERT_EQ(logs.lines.size(), 1u);
   EXPECT_EQ(logs.lines[0].message, "building a");
