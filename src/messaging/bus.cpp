@@ -18,9 +18,14 @@ namespace internal {
 
 void check_topic(const std::string& topic, const std::string& field) {
   check_name(field, topic, 200, "a-zA-Z0-9._-", "a-zA-Z0-9._-", "[a-zA-Z0-9._-]+");
-  // Kafka refuses these two; refused on every backend alike.
+  // Kafka refuses these two, and keeps names starting with __ for its own
+  // topics (__consumer_offsets, __transaction_state); refused on every
+  // backend alike.
   if (topic == "." || topic == "..")
     throw Error(ErrorCode::kInvalidArgument, field + ": \"" + topic + "\" is not a topic name");
+  if (topic.starts_with("__"))
+    throw Error(ErrorCode::kInvalidArgument,
+                field + ": \"" + topic + "\": names starting with __ are Kafka's own");
 }
 
 void check_group(const std::string& group, const std::string& field) {
