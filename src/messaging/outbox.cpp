@@ -113,14 +113,18 @@ bool OutboxRelay::take_turn() {
 
 int OutboxRelay::relay_once() {
   std::lock_guard run_lock(run_mu_);
-  const auto waiting = [&] {
-    return db_.read([](Txn& t) {
-      return !t.query("SELECT 1 FROM outbox WHERE refused IS NULL LIMIT 1").empty();
-    });
-  };
+  // Rows to publish, and whether another relay holds the turn (then this one
+  // leaves it without a write: it is woken after every commit of its engine).
+  bool rows = false, others_turn = false;
+  db_.read([&](Txn& t) {
+    rows = !t.query("SELECT 1 FROM outbox WHERE refused IS NULL LIMIT 1").empty();
+    const auto turn = t.query("SELECT holder, until_us FROM outbox_relay WHERE id = 1");
+    others_turn =
+        !turn.empty() && turn[0][0].as_text() != holder_ && turn[0][1].as_int() >= wall_now();
+  });
   // Only the relay whose turn it is publishes, so that relays of several
   // engines sharing a database neither double rows nor reorder a key.
-  if (!waiting() || !take_turn()) return 0;
+  if (!rows || others_turn || !take_turn()) return 0;
   std::vector<Value> seqs;
   std::vector<Message> messages;
   db_.read([&](Txn& t) {
