@@ -37,6 +37,12 @@ pkg_check_modules(libsodium_PC QUIET IMPORTED_TARGET libsodium)
 if(NOT libsodium_PC_FOUND)
   message(FATAL_ERROR "DevCycle needs libsodium (argon2id, secretbox, Ed25519): install the Debian package libsodium-dev")
 endif()
+# RE2 for the patterns of JSON Schemas: matching in linear time, whatever
+# pattern and value a caller sends (std::regex backtracks exponentially).
+pkg_check_modules(re2_PC QUIET IMPORTED_TARGET re2)
+if(NOT re2_PC_FOUND)
+  message(FATAL_ERROR "DevCycle needs RE2 (schema patterns in linear time): install the Debian package libre2-dev")
+endif()
 macro(devcycle_require_pkgconfig option module debian)
   if(${option})
     pkg_check_modules(${module}_PC QUIET IMPORTED_TARGET ${module})

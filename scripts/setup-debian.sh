@@ -20,7 +20,7 @@ PACKAGES=(
   libhiredis-dev redis-server redis-tools
   librdkafka-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libyaml-cpp-dev
-  libsodium-dev libssl-dev
+  libsodium-dev libssl-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   pybind11-dev swig
   openjdk-17-jre-headless maven kcat

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "devcycle/auth.h"
 #include "devcycle/authz.h"
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
@@ -51,7 +52,10 @@ struct CreatedApiKey {
 class ApiKeyStore {
  public:
   static std::vector<Migration> migrations();
-  ApiKeyStore(Database& db, std::shared_ptr<Clock> clock = SystemClock::instance());
+  // `users`, when given, is asked at each authenticate() how the key's owner
+  // stands now (see authenticate); it must outlive the store.
+  ApiKeyStore(Database& db, std::shared_ptr<Clock> clock = SystemClock::instance(),
+              UserDirectory* users = nullptr);
 
   // Throws kPermissionDenied when the role exceeds the creator's (or a viewer
   // creates a key), kInvalidArgument naming the field for bad input.
@@ -63,12 +67,15 @@ class ApiKeyStore {
 
   // The principal a presented key acts as. Error{kUnauthenticated, "invalid
   // API key"} for anything that is not a live key — malformed, unknown,
-  // wrong secret, revoked or expired alike.
+  // wrong secret, revoked or expired alike, and (with `users`) a key whose
+  // owner is deactivated or gone. With `users` the role is the lower of the
+  // key's and the owner's current role.
   Principal authenticate(std::string_view presented);
 
  private:
   Database& db_;
   std::shared_ptr<Clock> clock_;
+  UserDirectory* users_ = nullptr;
 };
 
 }  // namespace devcycle

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,16 @@ struct User {
   Micros created_at = 0;
   Micros updated_at = 0;
   std::optional<Micros> password_changed_at;
+  // Grows with every change of role, password or activation; credentials
+  // issued under an older generation no longer speak for the user.
+  std::int64_t generation = 0;
+};
+
+// What decides, at each request, what a user's credentials still allow.
+struct UserState {
+  Role role = Role::kViewer;
+  bool active = false;
+  std::int64_t generation = 0;
 };
 
 struct NewUser {
@@ -113,6 +124,11 @@ class UserDirectory {
   User get(std::string_view user_id);                     // kNotFound
   User get_by_login(std::string_view email_or_username);  // kNotFound
   UserPage list(const UserFilter& filter = {});
+  // The user's role, activation and generation now; served from the Cache
+  // for up to 5 s (a change through any directory sharing the cache shows at
+  // once). kNotFound.
+  UserState state(std::string_view user_id);
+  // Each of these moves the user's generation on (see User::generation).
   User set_role(std::string_view user_id, Role role);
   User deactivate(std::string_view user_id);
   User reactivate(std::string_view user_id);

@@ -59,8 +59,12 @@ struct PlatformOptions {
   int max_active_runs_per_owner = 0;
   int max_agents_per_owner = 0;
   // The master key (32 raw bytes or 64 hex digits, see load_master_key) that
-  // seals secrets; empty: no secrets (tasks that read one fail).
+  // seals secrets and the token signing keys; empty: no secrets (tasks that
+  // read one fail) and no identity (Platform::identity() throws).
   std::string master_key;
+  // Password hashing cost (argon2id); tests lower it, never below OWASP's
+  // minimum of 19 MiB.
+  std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
   // Process agents: the allow-list and the limits (empty allow-list: none run).
   ProcessOptions processes;
   // Where task artifacts are kept: file:///dir or file://./dir; empty: no

@@ -3,9 +3,10 @@
 //   type (string or list), enum, const, properties, required,
 //   additionalProperties (bool or schema), items, minItems, maxItems,
 //   minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength,
-//   maxLength (in code points), pattern (ECMAScript regex, searched, not
-//   anchored), and the annotations title, description, default, examples,
-//   $schema, $id, $comment.
+//   maxLength (in code points), pattern (RE2 syntax: no backreferences or
+//   lookaround, matched in time linear in the value; searched, not anchored;
+//   values over 64 KiB are not matched), and the annotations title,
+//   description, default, examples, $schema, $id, $comment.
 // Any other keyword is refused when the schema is parsed, so that nobody
 // believes a keyword (format, $ref, oneOf) is enforced when it is not.
 //

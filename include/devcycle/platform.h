@@ -5,7 +5,7 @@
 // a SQLite file ./devcycle.db, the in-process bus and the in-memory cache.
 // The agent registry hangs off it, with a monitor thread that marks agents
 // offline after missed heartbeats; the workflow engine, the message bus and
-// direct agent messages too.
+// direct agent messages too; with a master key, the identity services.
 //
 // Thread-safety: every accessor may be called from any thread; the parts
 // returned are themselves thread-safe.
@@ -20,6 +20,7 @@
 #include "devcycle/config.h"
 #include "devcycle/database.h"
 #include "devcycle/engine.h"
+#include "devcycle/identity.h"
 #include "devcycle/logger.h"
 #include "devcycle/messaging.h"
 #include "devcycle/metrics.h"
@@ -28,6 +29,8 @@
 #include "devcycle/workflow.h"
 
 namespace devcycle {
+
+class Scoped;
 
 class Platform {
  public:
@@ -46,6 +49,13 @@ class Platform {
   Cache& cache() noexcept;
   // The secrets, sealed under PlatformOptions::master_key; null without one.
   SecretStore* secrets() noexcept;
+  // Users, tokens, API keys, sessions and the audit log (identity.h). Throws
+  // Error{kInvalidArgument} naming master_key when the platform has none.
+  Identity& identity();
+  // The authorizing facade (scoped.h): every call through it is made for
+  // `principal` and allowed only as the authorization matrix says. The
+  // accessors above are for trusted in-process use and check nothing.
+  Scoped as(Principal principal);
   // The artifacts' store (PlatformOptions::blob_store); null without one.
   BlobStore* blobs() noexcept;
   // The message bus named by PlatformOptions::bus, and direct messages
@@ -65,3 +75,5 @@ class Platform {
 };
 
 }  // namespace devcycle
+
+#include "devcycle/scoped.h"  // Platform::as returns a Scoped

@@ -40,7 +40,11 @@ struct ProcessOptions {
   std::chrono::milliseconds timeout{5 * 60 * 1000};
   std::uint64_t memory_bytes = 1024ull * 1024 * 1024;  // RLIMIT_AS
   std::uint64_t cpu_seconds = 600;                     // RLIMIT_CPU
-  std::size_t max_output_bytes = 16 * 1024 * 1024;     // stdout beyond it fails the attempt
+  // RLIMIT_NPROC: processes the engine's user may have when the program
+  // forks (a fork bomb stops there; the kernel does not apply it to root).
+  std::uint64_t max_processes = 4096;
+  std::uint64_t max_file_bytes = 1024ull * 1024 * 1024;  // RLIMIT_FSIZE: any file it writes
+  std::size_t max_output_bytes = 16 * 1024 * 1024;       // stdout beyond it fails the attempt
   std::string work_root;  // per-attempt directories go here; empty: $TMPDIR or /tmp
 };
 

@@ -34,6 +34,8 @@
 
 namespace devcycle {
 
+class SecretStore;
+
 enum class AgentStatus { kOffline, kOnline, kBusy, kDisabled };
 std::string_view to_string(AgentStatus status) noexcept;
 // Throws Error{kInvalidArgument} naming `field` for an unknown status.
@@ -88,6 +90,7 @@ struct AgentUpdate {
   std::optional<std::map<std::string, std::string>> labels;
   std::optional<int> capacity;
   std::optional<bool> disabled;  // true: kDisabled; false: back to kOffline until a heartbeat
+  std::optional<bool> shared;    // see Agent::shared; only an admin may set it (docs/security.md)
   // When set, the update applies only if the agent's revision still equals
   // it; otherwise Error{kConflict}.
   std::optional<std::int64_t> expected_revision;
@@ -107,6 +110,9 @@ struct Agent {
   std::optional<std::string> active_version;
   std::optional<Micros> last_heartbeat;
   std::int64_t revision = 1;  // grows with every change
+  // Whether runs of every owner may use it; otherwise only its owner's runs
+  // are given to it (Engine::claim_remote). Set by an admin.
+  bool shared = false;
   Micros created_at = 0;
   Micros updated_at = 0;
 };
@@ -143,6 +149,10 @@ struct DeployOptions {
   std::string actor = "system";
   // Deploy even when requirements are unmet (the report still goes to the log).
   bool force = false;
+  // Called with the agent and the version about to become active, inside the
+  // transaction that activates it (deploy and rollback alike); what it throws
+  // refuses the change. The authorizing facade checks the caller here.
+  std::function<void(const Agent&, const AgentVersion&)> check;
 };
 
 struct AgentFilter {
@@ -226,6 +236,9 @@ struct RegistryOptions {
   // Quota: agents one owner may have; create() beyond it is
   // Error{kResourceExhausted}. 0: no limit.
   int max_agents_per_owner = 0;
+  // When given (it must outlive the registry): a configuration that names a
+  // secret its agent's owner may not use is refused (kPermissionDenied).
+  SecretStore* secrets = nullptr;
 };
 
 class Registry {

@@ -11,10 +11,12 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "devcycle/authz.h"
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
 
@@ -40,15 +42,34 @@ class SecretStore {
   SecretStore(const SecretStore&) = delete;
   SecretStore& operator=(const SecretStore&) = delete;
 
-  // Creates or replaces a secret.
+  // Trusted use: creates the secret owned by `owner`, or replaces its value
+  // (the owner stays).
   SecretInfo put(std::string_view name, std::string_view value, std::string_view owner);
+  // For `who`: creates the secret, owned by `who`, or replaces its value when
+  // `who` may update it (authz.h matrix: its owner or an admin), the check
+  // and the change in one transaction; the owner never changes. Throws what
+  // authorize() throws. `created`, when given, says which happened.
+  SecretInfo put(std::string_view name, std::string_view value, const Principal& who,
+                 bool* created = nullptr);
   std::vector<SecretInfo> list();          // sorted by name
   SecretInfo info(std::string_view name);  // kNotFound
   void remove(std::string_view name);      // kNotFound
-  // The value, for running a task. kNotFound naming the secret.
+  // Trusted use: the value. kNotFound naming the secret.
   std::string reveal(std::string_view name);
+  // Whether work run for the user `user` may have the value of `name`: when
+  // `user` owns the secret or is an active admin (the matrix's execute on a
+  // secret). A secret that does not exist is not refused here.
+  bool may_use(std::string_view name, std::string_view user);
+  // The names read as secrets.NAME inside {{ }} in `text` (a task's input,
+  // an agent's configuration), each once.
+  static std::vector<std::string> references(std::string_view text);
+  // Error{kPermissionDenied} naming the first of `names` that `user` may not
+  // use: a definition or configuration naming it is refused when stored.
+  void check_use(std::span<const std::string> names, std::string_view user);
   // `text` with each stored secret's value (of at least 4 bytes) replaced
-  // by "[redacted:NAME]". Values are remembered for up to two seconds, so
+  // by "[redacted:NAME]" — as it is, as it appears escaped inside JSON text,
+  // and, for a multi-line value (a PEM key), each of its lines of 8 bytes or
+  // more, since logs carry a line at a time. Values are remembered for up to two seconds, so
   // that logging stays cheap; a put() or remove() here is seen at once.
   std::string redact(std::string_view text);
 
@@ -61,13 +82,14 @@ class SecretStore {
   // secret into a task.
   std::string marker(std::string_view scope, std::string_view name) const;
   // `json_text` with this scope's markers replaced by their values, escaped
-  // for a JSON string. Error{kNotFound} naming a referenced secret that does
-  // not exist.
-  std::string resolve(std::string_view scope, std::string_view json_text);
-  // Trusted text (an agent's configuration, written by its owner): each
-  // {{ secrets.NAME }} in it replaced by the value, escaped for a JSON
-  // string. kNotFound naming a secret that does not exist.
-  std::string resolve_references(std::string_view json_text);
+  // for a JSON string, for work run for `user` (the run's owner).
+  // Error{kNotFound} naming a referenced secret that does not exist,
+  // Error{kPermissionDenied} naming one `user` may not use (may_use).
+  std::string resolve(std::string_view scope, std::string_view json_text, std::string_view user);
+  // Text written by `user` (an agent's configuration, by the agent's owner):
+  // each {{ secrets.NAME }} in it replaced by the value, escaped for a JSON
+  // string. kNotFound and kPermissionDenied as resolve().
+  std::string resolve_references(std::string_view json_text, std::string_view user);
 
  private:
   struct Impl;

@@ -66,8 +66,9 @@ struct TokenClaims {
   std::string subject;  // user id
   std::string role;
   std::string jti;
-  std::string type;    // "access" or "refresh"
-  std::string family;  // refresh tokens: the login they descend from
+  std::string type;             // "access" or "refresh"
+  std::string family;           // refresh tokens: the login they descend from
+  std::int64_t generation = 0;  // the user's generation when issued (User::generation)
   Micros issued_at = 0;
   Micros expires_at = 0;
 };

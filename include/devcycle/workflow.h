@@ -27,6 +27,7 @@
 namespace devcycle {
 
 class Registry;
+class SecretStore;
 
 struct RetryPolicy {
   int max_attempts = 3;                          // 1 = no retry; at most 100
@@ -189,14 +190,17 @@ class WorkflowCatalog {
   static std::vector<Migration> migrations();
 
   // Applies migrations() to `db`. `registry` (optional) is used for the
-  // capability warnings. Both must outlive the catalog.
+  // capability warnings; `secrets` (optional) for refusing definitions that
+  // name a secret their owner may not use. All must outlive the catalog.
   WorkflowCatalog(Database& db, Registry* registry = nullptr,
-                  std::shared_ptr<Clock> clock = SystemClock::instance());
+                  std::shared_ptr<Clock> clock = SystemClock::instance(),
+                  SecretStore* secrets = nullptr);
 
   // Validates and stores `definition_json` as the next version of its name.
   // Storing a definition identical to the latest version returns that version
   // (so applying the same file twice is harmless). Throws
-  // Error{kInvalidArgument} listing every problem.
+  // Error{kInvalidArgument} listing every problem, Error{kPermissionDenied}
+  // naming a secret in a task's input that `owner` may not use.
   StoredWorkflow create(std::string_view definition_json, std::string_view owner);
   // The latest version, or the given one. Error{kNotFound} when absent.
   StoredWorkflow get(std::string_view name, std::optional<int> version = std::nullopt);
@@ -209,6 +213,7 @@ class WorkflowCatalog {
   Database& db_;
   Registry* registry_;
   std::shared_ptr<Clock> clock_;
+  SecretStore* secrets_;
 };
 
 }  // namespace devcycle

@@ -78,8 +78,8 @@ std::vector<Migration> ApiKeyStore::migrations() {
        ""}};
 }
 
-ApiKeyStore::ApiKeyStore(Database& db, std::shared_ptr<Clock> clock)
-    : db_(db), clock_(std::move(clock)) {
+ApiKeyStore::ApiKeyStore(Database& db, std::shared_ptr<Clock> clock, UserDirectory* users)
+    : db_(db), clock_(std::move(clock)), users_(users) {
   internal::init_sodium();
   if (!clock_) throw Error(ErrorCode::kInvalidArgument, "ApiKeyStore clock: must not be null");
   db_.migrate(migrations());
@@ -215,7 +215,21 @@ Principal ApiKeyStore::authenticate(std::string_view presented) {
       // Bookkeeping only: never fail an authentication over it.
     }
   }
-  return Principal{key.owner, key.role, key.capabilities, key.agent_id};
+  // A key speaks for its owner as the owner is now: never for a deactivated
+  // or deleted account, never above the owner's current role.
+  Role role = key.role;
+  if (users_) {
+    UserState owner;
+    try {
+      owner = users_->state(key.owner);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+      invalid_key();
+    }
+    if (!owner.active) invalid_key();
+    if (rank(owner.role) < rank(role)) role = owner.role;
+  }
+  return Principal{key.owner, role, key.capabilities, key.agent_id};
 }
 
 }  // namespace devcycle

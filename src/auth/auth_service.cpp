@@ -1,5 +1,7 @@
 #include "devcycle/auth_service.h"
 
+#include "devcycle/error.h"
+
 namespace devcycle {
 
 TokenPair AuthService::login(std::string_view login, std::string_view password,
@@ -9,7 +11,21 @@ TokenPair AuthService::login(std::string_view login, std::string_view password,
 
 Principal AuthService::principal(std::string_view access_token) {
   const auto claims = tokens_.verify_access(access_token);
-  return Principal{claims.subject, parse_role(claims.role, "token role"), {}, ""};
+  // The signature says who; the account's state now says whether, and as what.
+  UserState state;
+  try {
+    state = users_.state(claims.subject);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error(ErrorCode::kUnauthenticated, "token: its user no longer exists");
+  }
+  if (!state.active) throw Error(ErrorCode::kUnauthenticated, "token: the account is deactivated");
+  if (state.generation != claims.generation) {
+    throw Error(ErrorCode::kUnauthenticated,
+                "token: the account's role, password or activation changed after it was issued; "
+                "refresh it or log in again");
+  }
+  return Principal{claims.subject, state.role, {}, ""};
 }
 
 User AuthService::change_password(std::string_view user_id, std::string_view current_password,

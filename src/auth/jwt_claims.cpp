@@ -125,6 +125,8 @@ bool read_flat_claims(std::string_view json, RawClaims& out) {
       number = &out.iat, bit = 256;
     else if (key == "aud")
       bit = 512;
+    else if (key == "gen")
+      number = &out.gen, bit = 1024;
     // Other keys may repeat only through the full parser.
     if (bit != 0 && !once(bit)) return false;
 
@@ -165,6 +167,7 @@ void read_claims(const nlohmann::json& object, RawClaims& out) {
   number("exp", out.exp);
   number("nbf", out.nbf);
   number("iat", out.iat);
+  number("gen", out.gen);
   if (const auto aud = object.find("aud"); aud != object.end()) {
     if (aud->is_string()) out.aud.emplace_back(aud->get_ref<const std::string&>());
     if (aud->is_array()) {

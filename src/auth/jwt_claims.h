@@ -15,7 +15,7 @@ namespace devcycle::internal {
 struct RawClaims {
   std::optional<std::string_view> iss, sub, jti, typ, role, fam;
   std::vector<std::string_view> aud;  // string entries of aud, or aud itself
-  std::optional<std::int64_t> exp, nbf, iat;
+  std::optional<std::int64_t> exp, nbf, iat, gen;
 };
 
 // Reads a flat JSON object whose values are strings without escapes or

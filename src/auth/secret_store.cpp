@@ -8,6 +8,8 @@
 
 #include "auth/sealed_box.h"
 #include "auth/sodium.h"
+#include "devcycle/auth.h"
+#include "devcycle/authz.h"
 #include "devcycle/error.h"
 #include "devcycle/secrets.h"
 
@@ -63,6 +65,33 @@ struct SecretStore::Impl {
   bool fresh = false;      // false: read the table again before the next redaction
   std::string marker_key;  // derived from the master key, for marker MACs
 
+  // Whether work run for `user` may have the value of `name`: the matrix's
+  // execute on a secret — its owner, or an active admin. A secret that does
+  // not exist (yet) is not refused here: reveal() says it is missing.
+  bool may_use(Txn& t, std::string_view name, std::string_view user) {
+    const auto owner = t.query("SELECT owner FROM secrets WHERE name = $1", {name});
+    if (owner.empty() || owner[0][0].as_text() == user) return true;
+    const auto u = t.query("SELECT role, active FROM users WHERE id = $1", {user});
+    return !u.empty() && u[0][0].as_text() == "admin" && u[0][1].as_bool();
+  }
+
+  static Error refused(std::string_view name) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "secret \"" + std::string(name) +
+                     "\": the owner of this work may not use it (only the secret's owner or an "
+                     "admin may)");
+  }
+
+  // The value of `name` for work run for `user`.
+  std::string reveal_for(std::string_view name, std::string_view user) {
+    auto rows = db.read([&](Txn& t) {
+      if (!may_use(t, name, user)) throw refused(name);
+      return t.query("SELECT sealed FROM secrets WHERE name = $1", {name});
+    });
+    if (rows.empty()) throw not_found(name);
+    return open(std::string(name), rows[0][0]);
+  }
+
   std::string mac(std::string_view scope, std::string_view name) const {
     std::string data(scope);
     data.push_back('\0');
@@ -100,6 +129,8 @@ SecretStore::SecretStore(Database& db, std::string_view master_key, std::shared_
   internal::init_sodium();
   if (!impl_->clock)
     throw Error(ErrorCode::kInvalidArgument, "SecretStore clock: must not be null");
+  // Who may use a secret depends on the user's role (may_use).
+  db.migrate(UserDirectory::migrations());
   db.migrate(migrations());
   // A wrong master key shows at start, not at the first task that needs a secret.
   auto rows = db.read([](Txn& t) { return t.query("SELECT name, sealed FROM secrets LIMIT 1"); });
@@ -127,11 +158,89 @@ SecretInfo SecretStore::put(std::string_view name, std::string_view value, std::
   return impl_->db.write([&](Txn& t) {
     const auto rows = t.query(
         "INSERT INTO secrets (name, owner, version, created_at, updated_at, sealed) VALUES ($1, "
-        "$2, 1, $3, $3, $4) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, version = "
+        "$2, 1, $3, $3, $4) ON CONFLICT (name) DO UPDATE SET version = "
         "secrets.version + 1, updated_at = excluded.updated_at, sealed = excluded.sealed "
         "RETURNING name, owner, version, created_at, updated_at",
         {name, owner, now, sealed});
     return from_row(rows[0]);
+  });
+}
+
+SecretInfo SecretStore::put(std::string_view name, std::string_view value, const Principal& who,
+                            bool* created) {
+  check_name(name);
+  if (value.empty() || value.size() > 64 * 1024) {
+    throw Error(ErrorCode::kInvalidArgument, "value: a secret is 1 byte to 64 KiB");
+  }
+  const Micros now = impl_->clock->now();
+  const auto sealed = Blob::of(internal::seal(impl_->master, std::string(value)));
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->fresh = false;
+  }
+  // The check and the change in one transaction: the row is locked (on
+  // PostgreSQL; SQLite has one writer) from the moment its owner is read.
+  return impl_->db.write([&](Txn& t) {
+    const bool pg = t.dialect() == Dialect::kPostgres;
+    auto rows = t.query(
+        "SELECT name, owner, version, created_at, updated_at FROM secrets WHERE "
+        "name = $1" +
+            std::string(pg ? " FOR UPDATE" : ""),
+        {name});
+    if (rows.empty()) {
+      authorize(who, Action::kCreate, ObjectRef{Resource::kSecret, "", "", false, {}});
+      // A concurrent create of the same name makes this insert fail: never an overwrite.
+      t.execute(
+          "INSERT INTO secrets (name, owner, version, created_at, updated_at, sealed) VALUES ($1, "
+          "$2, 1, $3, $3, $4)",
+          {name, who.id, now, sealed});
+      if (created) *created = true;
+      return SecretInfo{std::string(name), who.id, 1, now, now};
+    }
+    auto info = from_row(rows[0]);
+    authorize(who, Action::kUpdate, ObjectRef{Resource::kSecret, info.name, info.owner, false, {}});
+    t.execute(
+        "UPDATE secrets SET version = version + 1, updated_at = $2, sealed = $3 WHERE name = $1",
+        {name, now, sealed});
+    info.version += 1;
+    info.updated_at = now;
+    if (created) *created = false;
+    return info;
+  });
+}
+
+std::vector<std::string> SecretStore::references(std::string_view text) {
+  std::vector<std::string> out;
+  const auto ident = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  for (auto open = text.find("{{"); open != std::string_view::npos;
+       open = text.find("{{", open + 2)) {
+    const auto close = text.find("}}", open);
+    if (close == std::string_view::npos) break;
+    const auto inner = text.substr(open + 2, close - open - 2);
+    for (auto at = inner.find("secrets."); at != std::string_view::npos;
+         at = inner.find("secrets.", at + 8)) {
+      if (at > 0 && (ident(inner[at - 1]) || inner[at - 1] == '.')) continue;
+      auto end = at + 8;
+      while (end < inner.size() && ident(inner[end])) ++end;
+      auto name = std::string(inner.substr(at + 8, end - at - 8));
+      if (!name.empty() && std::find(out.begin(), out.end(), name) == out.end())
+        out.push_back(std::move(name));
+    }
+  }
+  return out;
+}
+
+bool SecretStore::may_use(std::string_view name, std::string_view user) {
+  return impl_->db.read([&](Txn& t) { return impl_->may_use(t, name, user); });
+}
+
+void SecretStore::check_use(std::span<const std::string> names, std::string_view user) {
+  impl_->db.read([&](Txn& t) {
+    for (const auto& name : names) {
+      if (!impl_->may_use(t, name, user)) throw impl_->refused(name);
+    }
   });
 }
 
@@ -187,7 +296,27 @@ std::string SecretStore::redact(std::string_view text) {
         auto& slot = impl_->opened[name];
         if (slot.first != version || slot.second.empty()) slot = {version, impl_->open(name, r[2])};
         // Shorter values are too much like ordinary text to replace.
-        if (slot.second.size() >= 4) impl_->values.emplace_back(name, slot.second);
+        if (slot.second.size() >= 4) {
+          const auto& value = slot.second;
+          impl_->values.emplace_back(name, value);
+          // As it appears inside JSON text (a task's output, an error).
+          const auto escaped =
+              nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          if (escaped.size() - 2 != value.size())
+            impl_->values.emplace_back(name, escaped.substr(1, escaped.size() - 2));
+          // A multi-line value (a PEM key) reaches logs a line at a time.
+          if (value.find('\n') != std::string::npos) {
+            std::size_t at = 0;
+            while (at < value.size()) {
+              auto end = value.find('\n', at);
+              if (end == std::string::npos) end = value.size();
+              auto line = value.substr(at, end - at);
+              if (!line.empty() && line.back() == '\r') line.pop_back();
+              if (line.size() >= 8) impl_->values.emplace_back(name, line);
+              at = end + 1;
+            }
+          }
+        }
       }
       // Longest values first, so that a value containing another is replaced whole.
       std::sort(impl_->values.begin(), impl_->values.end(),
@@ -213,7 +342,8 @@ std::string SecretStore::marker(std::string_view scope, std::string_view name) c
   return "[secret:" + std::string(name) + ":" + impl_->mac(scope, name) + "]";
 }
 
-std::string SecretStore::resolve(std::string_view scope, std::string_view text) {
+std::string SecretStore::resolve(std::string_view scope, std::string_view text,
+                                 std::string_view user) {
   std::string out;
   std::size_t from = 0;
   for (auto at = text.find("[secret:"); at != std::string_view::npos;
@@ -227,8 +357,8 @@ std::string SecretStore::resolve(std::string_view scope, std::string_view text) 
     const auto mac = body.substr(colon + 1);
     if (mac.size() != 32 || name.empty() || name.size() > 64) continue;
     const auto expected = impl_->mac(scope, name);
-    if (sodium_memcmp(expected.data(), mac.data(), 32) != 0) continue;  // not this task's
-    const auto value = nlohmann::json(reveal(name)).dump();             // "...", escaped
+    if (sodium_memcmp(expected.data(), mac.data(), 32) != 0) continue;        // not this task's
+    const auto value = nlohmann::json(impl_->reveal_for(name, user)).dump();  // "...", escaped
     out.append(text.substr(from, at - from));
     out.append(value.substr(1, value.size() - 2));
     from = end + 1;
@@ -237,7 +367,7 @@ std::string SecretStore::resolve(std::string_view scope, std::string_view text) 
   return out;
 }
 
-std::string SecretStore::resolve_references(std::string_view text) {
+std::string SecretStore::resolve_references(std::string_view text, std::string_view user) {
   std::string out;
   std::size_t from = 0;
   for (auto open = text.find("{{"); open != std::string_view::npos;
@@ -250,7 +380,7 @@ std::string SecretStore::resolve_references(std::string_view text) {
     if (!inner.starts_with("secrets.")) continue;
     const auto name = inner.substr(8);
     check_name(name);
-    const auto value = nlohmann::json(reveal(name)).dump();
+    const auto value = nlohmann::json(impl_->reveal_for(name, user)).dump();
     out.append(text.substr(from, open - from));
     out.append(value.substr(1, value.size() - 2));
     from = close + 2;

@@ -244,7 +244,8 @@ struct TokenService::Impl {
                     {"exp", seconds(exp)},
                     {"jti", jti},
                     {"typ", type},
-                    {"role", to_string(user.role)}};
+                    {"role", to_string(user.role)},
+                    {"gen", user.generation}};
     if (!family.empty()) payload["fam"] = family;
     return sign(*k, header_json(k->algorithm, k->kid), payload.dump());
   }
@@ -383,9 +384,15 @@ struct TokenService::Impl {
     out.role = need(c.role, "role");
     out.type = type;
     if (c.fam) out.family = *c.fam;
+    out.generation = c.gen.value_or(0);
     out.issued_at = iat * 1'000'000;
     out.expires_at = exp * 1'000'000;
     return out;
+  }
+
+  void remember_revoked(const std::string& jti, Micros until) {
+    const auto left = std::max<Micros>(1000, until - now());
+    cache.set("revoked-jti:" + jti, "1", std::chrono::milliseconds(left / 1000 + 1));
   }
 
   TokenPair pair(const User& user, const std::string& family, Txn& t) {
@@ -428,7 +435,13 @@ std::vector<Migration> TokenService::migrations() {
        " expires_at BIGINT NOT NULL, used_at BIGINT, revoked_at BIGINT, created_at BIGINT NOT "
        "NULL);"
        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family);"
-       "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id)"}};
+       "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id)"},
+      // Logouts, kept until the token would have expired: the cache holds
+      // them for the fast path, the database so that a restart (or a cache
+      // that lost them) cannot bring a revoked token back.
+      {"tokens", 2, "revoked access tokens",
+       "CREATE TABLE revoked_access_tokens (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+       ""}};
 }
 
 TokenService::TokenService(Database& db, Cache& cache, std::string_view master_key,
@@ -458,6 +471,14 @@ TokenService::TokenService(Database& db, Cache& cache, std::string_view master_k
     db.write([&](Txn& t) { impl_->insert_key(t, k); });
     impl_->load_keys();
   }
+  // Revocations still in force go (back) into the cache, which verification
+  // reads; those past their time go.
+  const Micros at = impl_->now();
+  const auto live = db.write([&](Txn& t) {
+    t.execute("DELETE FROM revoked_access_tokens WHERE expires_at < $1", {at});
+    return t.query("SELECT jti, expires_at FROM revoked_access_tokens");
+  });
+  for (const auto& r : live) impl_->remember_revoked(r[0].as_text(), r[1].as_int());
 }
 
 TokenService::~TokenService() = default;
@@ -550,12 +571,16 @@ TokenPair TokenService::refresh(std::string_view refresh_token) {
 void TokenService::revoke(std::string_view access_token, std::string_view refresh_token) {
   if (!access_token.empty()) {
     const auto c = impl_->verify(access_token, "access");
-    const auto left = std::max<Micros>(
-        1000,
+    const Micros until =
         c.expires_at +
-            std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.leeway).count() -
-            impl_->now());
-    impl_->cache.set("revoked-jti:" + c.jti, "1", std::chrono::milliseconds(left / 1000 + 1));
+        std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.leeway).count();
+    impl_->db.write([&](Txn& t) {
+      t.execute(
+          "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) "
+          "ON CONFLICT (jti) DO NOTHING",
+          {c.jti, until});
+    });
+    impl_->remember_revoked(c.jti, until);
   }
   if (!refresh_token.empty()) {
     const auto c = impl_->verify(refresh_token, "refresh");

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 #include "common/field_checks.h"
 #include "common/utf8.h"
@@ -11,7 +12,31 @@ namespace devcycle {
 namespace {
 
 constexpr std::string_view kColumns =
-    "id, email, username, role, active, created_at, updated_at, password_changed_at";
+    "id, email, username, role, active, created_at, updated_at, password_changed_at, generation";
+
+// How long a user's state is served from the cache. A change made through
+// any UserDirectory on a shared cache (Redis) is seen at once; one made
+// through a server with a cache of its own is seen by the others within this.
+constexpr std::chrono::seconds kStateTtl{5};
+
+std::string state_key(std::string_view user_id) { return "user-state:" + std::string(user_id); }
+
+std::string encode(const UserState& s) {
+  return std::to_string(s.generation) + " " + std::string(to_string(s.role)) + " " +
+         (s.active ? "1" : "0");
+}
+
+std::optional<UserState> decode(const std::string& text) {
+  const auto a = text.find(' ');
+  const auto b = text.rfind(' ');
+  if (a == std::string::npos || b == a) return std::nullopt;
+  try {
+    return UserState{parse_role(text.substr(a + 1, b - a - 1)), text.substr(b + 1) == "1",
+                     std::stoll(text.substr(0, a))};
+  } catch (const std::exception&) {
+    return std::nullopt;  // not ours: read the database
+  }
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -75,6 +100,7 @@ User user_from(const Row& r) {
   u.created_at = r[5].as_int();
   u.updated_at = r[6].as_int();
   u.password_changed_at = r[7].as_optional_int();
+  u.generation = r[8].as_int();
   return u;
 }
 
@@ -94,7 +120,7 @@ struct UserDirectory::Impl {
                           std::string(where),
                       params);
     if (rs.empty()) return std::nullopt;
-    return std::make_pair(user_from(rs[0]), rs[0][8].as_text());
+    return std::make_pair(user_from(rs[0]), rs[0][9].as_text());
   }
 
   User must_get(std::string_view id) {
@@ -104,17 +130,23 @@ struct UserDirectory::Impl {
     return found->first;
   }
 
+  // Every change here is one that must end what the old state allowed
+  // (a role, a password, being active): the generation moves on, and the
+  // cached state is replaced once the change is committed.
   User update(std::string_view id, const std::string& set_sql, std::initializer_list<Value> extra) {
-    return db.write([&](Txn& t) {
+    auto user = db.write([&](Txn& t) {
       std::vector<Value> params{Value(id), Value(now())};
       params.insert(params.end(), extra.begin(), extra.end());
-      if (t.execute("UPDATE users SET updated_at = $2, " + set_sql + " WHERE id = $1", params) ==
-          0) {
+      if (t.execute("UPDATE users SET updated_at = $2, generation = generation + 1, " + set_sql +
+                        " WHERE id = $1",
+                    params) == 0) {
         throw Error(ErrorCode::kNotFound,
                     "user \"" + std::string(id.substr(0, 64)) + "\" not found");
       }
       return find(t, "id = $1", {id})->first;
     });
+    cache.set(state_key(user.id), encode({user.role, user.active, user.generation}), kStateTtl);
+    return user;
   }
 };
 
@@ -130,7 +162,9 @@ std::vector<Migration> UserDirectory::migrations() {
            " created_at BIGINT NOT NULL,"
            " updated_at BIGINT NOT NULL,"
            " password_changed_at BIGINT)",
-           ""}};
+           ""},
+          {"auth", 2, "users generation",
+           "ALTER TABLE users ADD COLUMN generation BIGINT NOT NULL DEFAULT 0", ""}};
 }
 
 UserDirectory::UserDirectory(Database& db, Cache& cache, UserDirectoryOptions options) {
@@ -168,14 +202,26 @@ User UserDirectory::create(const NewUser& spec) {
       throw Error(ErrorCode::kAlreadyExists, "username: \"" + u.username + "\" is taken");
     }
     t.execute("INSERT INTO users (" + std::string(kColumns) +
-                  ", password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                  ", password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
               {u.id, u.email, u.username, to_string(u.role), 1, u.created_at, u.updated_at,
-               Value(u.password_changed_at), hash});
+               Value(u.password_changed_at), u.generation, hash});
   });
   return u;
 }
 
 User UserDirectory::get(std::string_view user_id) { return impl_->must_get(user_id); }
+
+UserState UserDirectory::state(std::string_view user_id) {
+  const auto key = state_key(user_id);
+  if (const auto cached = impl_->cache.get(key)) {
+    if (auto s = decode(*cached)) return *s;
+  }
+  const auto u = impl_->must_get(user_id);
+  const UserState s{u.role, u.active, u.generation};
+  // Only if absent: a change committed meanwhile has set the newer state.
+  impl_->cache.set_if_absent(key, encode(s), kStateTtl);
+  return s;
+}
 
 User UserDirectory::get_by_login(std::string_view login) {
   const auto l = lower(login);
@@ -250,33 +296,34 @@ User UserDirectory::authenticate(std::string_view login, std::string_view passwo
   internal::check_text("client_address", client_address, 64, true);
   const auto l = lower(login);
   const auto& t = impl_->options.throttle;
-  const std::string account_key = "login-failures:account:" + l;
+  auto found =
+      impl_->db.read([&](Txn& tx) { return impl_->find(tx, "email = $1 OR username = $1", {l}); });
+  // Counted per account, whichever of its names was typed (an unknown one
+  // by the name), and per address. Each attempt takes its place in the
+  // count before any hashing, atomically in the cache: concurrent attempts
+  // cannot all pass a check made before any of them counted.
+  const std::string account_key =
+      "login-failures:account:" + (found ? "id:" + found->first.id : "name:" + l);
   const std::string address_key = "login-failures:address:" + std::string(client_address);
-  auto failures = [&](const std::string& key) {
-    const auto v = impl_->cache.get(key);
-    return v ? std::stoll(*v) : 0LL;
-  };
-  if (failures(account_key) >= t.max_failures_per_account) {
+  if (impl_->cache.increment(account_key, 1, t.window) > t.max_failures_per_account) {
     throw Error(ErrorCode::kResourceExhausted,
                 "too many failed logins for this account; try again in " +
                     std::to_string(t.window.count() / 60000) + " minutes");
   }
-  if (failures(address_key) >= t.max_failures_per_address) {
+  if (impl_->cache.increment(address_key, 1, t.window) > t.max_failures_per_address) {
+    impl_->cache.increment(account_key, -1);  // refused for the address: not the account's
     throw Error(ErrorCode::kResourceExhausted,
                 "too many failed logins from this address; try again in " +
                     std::to_string(t.window.count() / 60000) + " minutes");
   }
-  auto found =
-      impl_->db.read([&](Txn& tx) { return impl_->find(tx, "email = $1 OR username = $1", {l}); });
   // Exactly one verification on every path, so that timing and work say nothing.
   const bool matches =
       impl_->options.hasher->verify(password, found ? found->second : impl_->dummy_hash);
   if (found && matches && found->first.active) {
     impl_->cache.erase(account_key);
+    impl_->cache.increment(address_key, -1);  // a success is no failure
     return found->first;
   }
-  impl_->cache.increment(account_key, 1, t.window);
-  impl_->cache.increment(address_key, 1, t.window);
   throw Error(ErrorCode::kUnauthenticated, "invalid login or password");
 }
 

@@ -1,8 +1,10 @@
 #include "devcycle/json_schema.h"
 
+#include <re2/re2.h>
+
 #include <cmath>
 #include <map>
-#include <regex>
+#include <memory>
 #include <set>
 
 #include "common/json_schema_internal.h"
@@ -15,29 +17,12 @@ using nlohmann::json;
 
 struct JsonSchema::Impl {
   json schema = json::object();
-  std::map<std::string, std::regex> patterns;  // by pattern text
+  // By pattern text. RE2 matches in time linear in the value, without
+  // recursion: no pattern and value can stall or crash the caller.
+  std::map<std::string, std::shared_ptr<const re2::RE2>> patterns;
 };
 
 namespace internal {
-
-json parse_json(std::string_view text, std::string_view field) {
-  try {
-    return json::parse(text, [](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxJsonDepth) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-      }
-      return true;
-    });
-  } catch (const json::parse_error& e) {
-    // e.what() reads "[json.exception.parse_error.101] parse error at line 1, column 2: ..."
-    std::string what = e.what();
-    if (const auto i = what.find("] "); i != std::string::npos) what = what.substr(i + 2);
-    throw Error(ErrorCode::kInvalidArgument, std::string(field) + ": not valid JSON: " + what);
-  } catch (const Error& e) {
-    throw Error(ErrorCode::kInvalidArgument, std::string(field) + ": " + e.what());
-  }
-}
 
 std::string json_path_child(const std::string& parent, const std::string& key) {
   bool plain = !key.empty() && !(key[0] >= '0' && key[0] <= '9');
@@ -54,7 +39,7 @@ std::string json_path_child(const std::string& parent, const std::string& key) {
 
 namespace {
 
-constexpr std::size_t kMaxPatternInput = 4096;
+constexpr std::size_t kMaxPatternInput = 64 * 1024;
 
 const std::set<std::string, std::less<>> kKeywords = {"type",
                                                       "enum",
@@ -93,7 +78,7 @@ bool is_count(const json& v) {
 
 void check_schema(const json& s, const std::string& path, int depth, std::string_view field,
                   JsonSchema::Impl& impl) {
-  if (depth > internal::kMaxJsonDepth) bad_schema(field, path, "nested too deeply");
+  if (depth > kMaxJsonDepth) bad_schema(field, path, "nested too deeply");
   if (s.is_boolean()) return;
   if (!s.is_object()) bad_schema(field, path, "a schema must be an object or a boolean");
   for (const auto& [key, v] : s.items()) {
@@ -139,11 +124,15 @@ void check_schema(const json& s, const std::string& path, int depth, std::string
       if (!v.is_string()) bad_schema(field, kp, "must be a string");
       const auto text = v.get<std::string>();
       if (text.size() > 512) bad_schema(field, kp, "longer than 512 characters");
-      try {
-        impl.patterns.emplace(text, std::regex(text, std::regex::ECMAScript));
-      } catch (const std::regex_error& e) {
-        bad_schema(field, kp, std::string("not a valid regular expression: ") + e.what());
+      re2::RE2::Options options;
+      options.set_log_errors(false);
+      auto re = std::make_shared<const re2::RE2>(text, options);
+      if (!re->ok()) {
+        // Backreferences and lookaround, which cannot match in linear time,
+        // are refused here with RE2's reason.
+        bad_schema(field, kp, "not a valid regular expression (RE2 syntax): " + re->error());
       }
+      impl.patterns.emplace(text, std::move(re));
     }
   }
 }
@@ -263,12 +252,10 @@ void check(const JsonSchema::Impl& impl, const json& s, const json& v, const std
       out.push_back({path, "must be at most " + m->dump() + " characters long"});
     }
     if (const auto p = s.find("pattern"); p != s.end()) {
-      // std::regex backtracks recursively: bound the input so no value can
-      // exhaust the stack.
       if (text.size() > kMaxPatternInput) {
         out.push_back({path, "is longer than " + std::to_string(kMaxPatternInput) +
                                  " bytes, the most a pattern is matched against"});
-      } else if (!std::regex_search(text, impl.patterns.at(p->get<std::string>()))) {
+      } else if (!re2::RE2::PartialMatch(text, *impl.patterns.at(p->get<std::string>()))) {
         out.push_back({path, "must match the pattern " + p->dump()});
       }
     }

@@ -97,7 +97,7 @@ BusWorker::BusWorker(MessageBus& bus, std::string topic, TaskFunction fn, BusWor
         try {
           auto output = fn(ctx);
           body["ok"] = true;
-          body["output"] = output.empty() ? json(nullptr) : json::parse(output);
+          body["output"] = output.empty() ? json(nullptr) : internal::parse_json(output, "output");
         } catch (const Error& e) {
           body["ok"] = false;
           body["error"] = e.what();

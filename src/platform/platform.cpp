@@ -1,5 +1,7 @@
 #include "devcycle/platform.h"
 
+#include <mutex>
+
 #include "common/url.h"
 #include "devcycle/error.h"
 #include "devcycle/version.h"
@@ -13,7 +15,11 @@ struct Platform::Impl {
   std::unique_ptr<Database> database;
   std::unique_ptr<Cache> cache;
   std::unique_ptr<SecretStore> secrets;  // before the engine, which uses it
-  std::unique_ptr<BlobStore> blobs;      // likewise
+  // Built at the first identity() call: its password hasher costs a hash
+  // at start, which an embedder that never logs anybody in should not pay.
+  std::mutex identity_mu;
+  std::unique_ptr<Identity> identity;
+  std::unique_ptr<BlobStore> blobs;  // likewise
   std::unique_ptr<Registry> registry;
   std::unique_ptr<WorkflowCatalog> workflows;
   std::unique_ptr<Engine> engine;
@@ -32,6 +38,7 @@ Platform::~Platform() {
   impl_->bus.reset();     // which stops its own subscription threads
   impl_->workflows.reset();
   impl_->registry.reset();
+  impl_->identity.reset();
   if (impl_->database) impl_->database->close();
 }
 
@@ -69,9 +76,10 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   registry_options.max_agents_per_owner = options.max_agents_per_owner;
   registry_options.clock = options.clock;
   registry_options.heartbeat_timeout = options.heartbeat_timeout;
+  registry_options.secrets = impl->secrets.get();
   impl->registry = std::make_unique<Registry>(*impl->database, registry_options);
-  impl->workflows =
-      std::make_unique<WorkflowCatalog>(*impl->database, impl->registry.get(), options.clock);
+  impl->workflows = std::make_unique<WorkflowCatalog>(*impl->database, impl->registry.get(),
+                                                      options.clock, impl->secrets.get());
   BusOptions bus_options;
   bus_options.clock = options.clock;
   impl->bus = MessageBus::open(options.bus, *impl->database, bus_options);
@@ -114,6 +122,23 @@ WorkflowCatalog& Platform::workflows() noexcept { return *impl_->workflows; }
 Engine& Platform::engine() noexcept { return *impl_->engine; }
 Cache& Platform::cache() noexcept { return *impl_->cache; }
 SecretStore* Platform::secrets() noexcept { return impl_->secrets.get(); }
+Identity& Platform::identity() {
+  std::lock_guard lock(impl_->identity_mu);
+  if (!impl_->identity) {
+    const auto& o = impl_->options;
+    if (o.master_key.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "master_key: the identity services need a platform opened with a master key");
+    }
+    IdentityOptions identity_options;
+    identity_options.argon2_memory_bytes = o.argon2_memory_bytes;
+    identity_options.clock = o.clock;
+    impl_->identity =
+        std::make_unique<Identity>(*impl_->database, *impl_->cache, o.master_key, identity_options);
+  }
+  return *impl_->identity;
+}
+Scoped Platform::as(Principal principal) { return Scoped(*this, std::move(principal)); }
 BlobStore* Platform::blobs() noexcept { return impl_->blobs.get(); }
 MessageBus& Platform::bus() noexcept { return *impl_->bus; }
 AgentMessages& Platform::messages() noexcept { return *impl_->messages; }

@@ -10,7 +10,7 @@ namespace {
 constexpr std::string_view kAgentColumns =
     "a.id, a.owner, a.name, a.type, a.description, a.status, a.configuration, a.labels, "
     "a.capacity, a.current_load, a.active_version, a.last_heartbeat, a.revision, a.created_at, "
-    "a.updated_at";
+    "a.updated_at, a.shared";
 
 Agent agent_from(const Row& r) {
   Agent a;
@@ -29,6 +29,7 @@ Agent agent_from(const Row& r) {
   a.revision = r[12].as_int();
   a.created_at = r[13].as_int();
   a.updated_at = r[14].as_int();
+  a.shared = r[15].as_bool();
   return a;
 }
 
@@ -109,7 +110,10 @@ CREATE TABLE agent_deployments (
 );
 CREATE INDEX agent_deployments_agent ON agent_deployments (agent_id, at);
 )sql",
-           ""}};
+           ""},
+          // Agents an admin lets every owner's runs use (docs/security.md).
+          {"registry", 2, "shared agents",
+           "ALTER TABLE agents ADD COLUMN shared BIGINT NOT NULL DEFAULT 0", ""}};
 }
 
 void AgentStore::insert_type(const AgentType& type) {
@@ -139,11 +143,11 @@ std::vector<AgentType> AgentStore::types() {
 void AgentStore::insert_agent(const Agent& a) {
   t_.execute(
       "INSERT INTO agents (id, owner, name, type, description, status, configuration, labels, "
-      "capacity, current_load, active_version, last_heartbeat, revision, created_at, updated_at) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+      "capacity, current_load, active_version, last_heartbeat, revision, created_at, updated_at, "
+      "shared) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
       {a.id, a.owner, a.name, a.type, a.description, to_string(a.status), a.configuration,
        labels_json(a), a.capacity, a.load, Value(a.active_version), Value(a.last_heartbeat),
-       a.revision, a.created_at, a.updated_at});
+       a.revision, a.created_at, a.updated_at, a.shared ? 1 : 0});
   write_labels(a);
 }
 
@@ -151,9 +155,10 @@ void AgentStore::update_agent(const Agent& a) {
   t_.execute(
       "UPDATE agents SET description = $2, status = $3, configuration = $4, labels = $5, "
       "capacity = $6, current_load = $7, active_version = $8, last_heartbeat = $9, revision = $10, "
-      "updated_at = $11 WHERE id = $1",
+      "updated_at = $11, shared = $12 WHERE id = $1",
       {a.id, a.description, to_string(a.status), a.configuration, labels_json(a), a.capacity,
-       a.load, Value(a.active_version), Value(a.last_heartbeat), a.revision, a.updated_at});
+       a.load, Value(a.active_version), Value(a.last_heartbeat), a.revision, a.updated_at,
+       a.shared ? 1 : 0});
   t_.execute("DELETE FROM agent_labels WHERE agent_id = $1", {a.id});
   write_labels(a);
 }
@@ -312,7 +317,7 @@ std::vector<AgentCandidate> AgentStore::providers(std::string_view capability) {
                     " ON c.agent_id = a.id AND c.version = a.active_version WHERE c.name = $1"
                     " ORDER BY a.id",
                 {capability})) {
-    out.push_back({agent_from(r), Capability{r[15].as_text(), Version::parse(r[16].as_text())}});
+    out.push_back({agent_from(r), Capability{r[16].as_text(), Version::parse(r[17].as_text())}});
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include "common/quota_lock.h"
 #include "devcycle/error.h"
 #include "devcycle/json_schema.h"
+#include "devcycle/secrets.h"
 #include "devcycle/uuid.h"
 #include "registry/agent_store.h"
 
@@ -216,6 +217,9 @@ Agent Registry::create(const AgentSpec& spec) {
   check_labels(spec.labels);
   check_capacity(spec.capacity);
   if (spec.configuration.size() > kMaxConfiguration) checked_configuration(spec.configuration, {});
+  if (impl_->options.secrets) {
+    impl_->options.secrets->check_use(SecretStore::references(spec.configuration), spec.owner);
+  }
 
   const auto now = impl_->now();
   Agent agent;
@@ -296,6 +300,11 @@ Agent Registry::update(std::string_view agent_id, const AgentUpdate& update) {
   if (update.configuration && update.configuration->size() > kMaxConfiguration) {
     checked_configuration(*update.configuration, {});
   }
+  if (update.configuration && impl_->options.secrets) {
+    // The owner never changes, so reading it first is as good as inside.
+    impl_->options.secrets->check_use(SecretStore::references(*update.configuration),
+                                      get(agent_id).owner);
+  }
   AgentStatus old_status{};
   auto agent = impl_->db.write([&](Txn& t) {
     AgentStore store(t);
@@ -310,6 +319,7 @@ Agent Registry::update(std::string_view agent_id, const AgentUpdate& update) {
     if (update.description) a.description = *update.description;
     if (update.labels) a.labels = *update.labels;
     if (update.capacity) a.capacity = *update.capacity;
+    if (update.shared) a.shared = *update.shared;
     if (update.configuration) {
       a.configuration = checked_configuration(*update.configuration, *store.find_type(a.type));
     }
@@ -411,6 +421,7 @@ Deployment Registry::deploy(std::string_view agent_id, std::string_view version,
     const auto v = must_find_version(store, agent, version);
     const auto text = v.version.to_string();
     refuse_if_active(agent, text);
+    if (options.check) options.check(agent, v);
     if (!options.force) {
       const auto report = check_requirements(store, agent, v);
       if (!report.compatible()) {
@@ -442,6 +453,7 @@ Deployment Registry::rollback(std::string_view agent_id, std::optional<std::stri
       target = *history.front().previous_version;
     }
     refuse_if_active(agent, target);
+    if (options.check) options.check(agent, must_find_version(store, agent, target));
     return activate(store, agent, target, "rollback", options.actor, impl_->now());
   });
   impl_->emit({impl_->event(AgentEvent::Kind::kRolledBack, agent, agent.status, d.version)});

@@ -42,6 +42,11 @@ class FileBlobStore final : public BlobStore {
     std::error_code ec;
     fs::create_directories(root_ / "sha256", ec);
     fs::create_directories(root_ / "tmp", ec);
+    // Artifacts may hold what tasks produced from secrets: the server's user only.
+    for (const auto& d : {root_, root_ / "sha256", root_ / "tmp"}) {
+      std::error_code ignored;
+      fs::permissions(d, fs::perms::owner_all, fs::perm_options::replace, ignored);
+    }
     if (ec || ::access((root_ / "tmp").c_str(), W_OK) != 0) {
       throw Error(ErrorCode::kUnavailable,
                   "blob store " + root_.string() + ": cannot make or write the directory");
@@ -63,9 +68,13 @@ class FileBlobStore final : public BlobStore {
       fs::last_write_time(final_path, fs::file_time_type::clock::now(), ec);
       return info;
     }
-    fs::create_directories(final_path.parent_path());
+    if (fs::create_directories(final_path.parent_path())) {
+      std::error_code ignored;
+      fs::permissions(final_path.parent_path(), fs::perms::owner_all, fs::perm_options::replace,
+                      ignored);
+    }
     const auto tmp = root_ / "tmp" / new_uuid_v7();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) fail("cannot create " + tmp.string());
     std::size_t done = 0;
     while (done < bytes.size()) {

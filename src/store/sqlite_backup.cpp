@@ -17,6 +17,7 @@ namespace {
 using Handle = std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)>;
 
 Handle open_file(const std::string& path, int flags, const std::string& what) {
+  if (flags & SQLITE_OPEN_CREATE) internal::create_private_file(path);  // a backup is as private
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   Handle h(db, &sqlite3_close_v2);

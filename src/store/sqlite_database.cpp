@@ -36,6 +36,11 @@ namespace {
 
 }  // namespace
 
+void create_private_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);  // a failure shows when SQLite opens it, with its reason
+}
+
 int lock_database_file(const std::string& path, bool exclusive) {
   const auto lock_path = path + ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -116,6 +121,10 @@ class Connection {
   Connection(const SqliteSettings& s, bool reader) {
     configure_sqlite_once();
     const char* path = s.memory ? ":memory:" : s.path.c_str();
+    // SQLite creates files 0644 less the umask, and its WAL and shared-memory
+    // files with the database file's mode: made first as 0600, all three
+    // stay private to the server's user. An existing file keeps its mode.
+    if (!s.memory) create_private_file(s.path);
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     const int rc = sqlite3_open_v2(path, &db_, flags, nullptr);
     if (rc != SQLITE_OK) {

@@ -28,6 +28,9 @@ SqliteSettings parse_sqlite_url(const std::string& url, DatabaseOptions options,
 // replace a database in use. Returns the descriptor (close it to release);
 // -1 when `exclusive` and the database is in use, or (shared) when the lock
 // file cannot be made — the lock is a guard, not a requirement to open.
+// Creates `path` as an empty file of mode 0600 unless it exists.
+void create_private_file(const std::string& path);
+
 int lock_database_file(const std::string& path, bool exclusive);
 
 // `url` must start with sqlite:// or be sqlite::memory:. Throws as

@@ -7,6 +7,7 @@
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
 #include "devcycle/error.h"
+#include "devcycle/secrets.h"
 #include "devcycle/uuid.h"
 #include "devcycle/workflow.h"
 
@@ -70,8 +71,9 @@ std::vector<Migration> WorkflowCatalog::migrations() {
            ""}};
 }
 
-WorkflowCatalog::WorkflowCatalog(Database& db, Registry* registry, std::shared_ptr<Clock> clock)
-    : db_(db), registry_(registry), clock_(std::move(clock)) {
+WorkflowCatalog::WorkflowCatalog(Database& db, Registry* registry, std::shared_ptr<Clock> clock,
+                                 SecretStore* secrets)
+    : db_(db), registry_(registry), clock_(std::move(clock)), secrets_(secrets) {
   if (!clock_) throw Error(ErrorCode::kInvalidArgument, "WorkflowCatalog clock: must not be null");
   db_.migrate(migrations());
 }
@@ -80,6 +82,12 @@ StoredWorkflow WorkflowCatalog::create(std::string_view definition_json, std::st
   internal::check_text("owner", owner, 128, true);
   auto [def, report] = validate_definition(definition_json, registry_);
   if (!def) throw Error(ErrorCode::kInvalidArgument, "workflow definition: " + report.describe());
+  if (secrets_) {
+    // Checked again when each task executes: a secret may change hands.
+    for (const auto& task : def->tasks) {
+      secrets_->check_use(SecretStore::references(task.input), owner);
+    }
+  }
   std::optional<int> requested;
   {
     const auto doc = internal::parse_json(definition_json, "$");

@@ -61,6 +61,11 @@ struct Runner {
 using Runners = std::vector<Runner>;  // in the registry's order of preference
 
 // A claimed attempt, on its way to a function.
+// Whether runs of `run_owner` may be given to `agent` (remote agents).
+bool may_serve(const Agent& agent, std::string_view run_owner) {
+  return agent.shared || agent.owner == run_owner;
+}
+
 struct Claim {
   std::string task_id;
   std::string run_id;
@@ -165,9 +170,32 @@ struct Engine::Impl : std::enable_shared_from_this<Engine::Impl> {
     return info;
   }
 
-  std::string resolve_secrets(const Claim& c) const {
+  // The task's input with the values of its secrets, which only the run's
+  // owner's work may have (SecretStore::may_use, checked now: a secret may
+  // have changed hands since the definition was stored).
+  std::string resolve_secrets(const Claim& c) {
     if (!options.secrets || c.input.find("[secret:") == std::string::npos) return c.input;
-    return options.secrets->resolve(c.task_id, c.input);
+    return options.secrets->resolve(c.task_id, c.input, owner_of_run(c.run_id));
+  }
+
+  // Completions, heartbeats and log lines of a remote agent: the agent must
+  // still be one the run's owner may use (it may have been unshared since it
+  // claimed the task). kPermissionDenied otherwise.
+  void check_remote_serves(const TaskRun& task) {
+    if (task.agent_id.empty()) return;  // not claimed: the fence refuses it
+    const auto agent = registry.get(task.agent_id);
+    if (!may_serve(agent, owner_of_run(task.run_id))) {
+      throw Error(ErrorCode::kPermissionDenied,
+                  "agent \"" + agent.name +
+                      "\" may not work on this run: it belongs to another owner and the agent is "
+                      "not shared");
+    }
+  }
+
+  std::string owner_of_run(const std::string& run_id) {
+    auto run = db.read([&](Txn& t) { return RunStore(t).find_run(run_id); });
+    if (!run) throw Error(ErrorCode::kNotFound, "run \"" + run_id + "\" not found");
+    return run->owner;
   }
 
   // Which ready task to claim next, kept from this engine's own events and
@@ -1960,9 +1988,9 @@ std::string Engine::Impl::run_process_task(TaskContext& ctx, const TaskTimeouts&
   const auto v = registry.get_version(agent.id, *agent.active_version);
   ProcessCall call;
   // Its configuration, with the secrets it names, only in the attempt's directory.
-  call.files.emplace_back("agent.json",
-                          options.secrets ? options.secrets->resolve_references(agent.configuration)
-                                          : agent.configuration);
+  call.files.emplace_back("agent.json", options.secrets ? options.secrets->resolve_references(
+                                                              agent.configuration, agent.owner)
+                                                        : agent.configuration);
   call.argv = parse_process_argv(v.executor);
   check_allowed(call.argv, options.processes);  // kPermissionDenied: retrying cannot help
   call.input = ctx.input();
@@ -2448,9 +2476,7 @@ bool Engine::signal(std::string_view run_id, std::string_view name, std::string_
   if (payload.size() > 1024 * 1024) {
     throw Error(ErrorCode::kInvalidArgument, "payload: larger than 1 MiB");
   }
-  const auto parsed = json::parse(payload, nullptr, false);
-  if (parsed.is_discarded()) throw Error(ErrorCode::kInvalidArgument, "payload: not JSON");
-  const std::string canonical = parsed.dump();
+  const std::string canonical = internal::parse_json(payload, "payload").dump();
   const Micros at = impl_->now();
   std::vector<EngineEvent> events;
   const bool delivered = impl_->db.write([&](Txn& t) {
@@ -2726,10 +2752,12 @@ std::vector<RemoteTask> Engine::claim_remote(std::string_view agent_id, int max,
   const Micros at = impl_->now();
   const std::string owner = "remote:" + agent.id;
   std::vector<EngineEvent> events;
+  std::vector<std::string> owners;  // of each claimed task's run
   auto claimed = impl_->db.write([&](Txn& t) {
     RunStore store(t);
     events.clear();
     std::vector<RemoteTask> out;
+    owners.clear();
     const int running = store.running_by_agent()[agent.id];
     const int room = std::min(max, agent.capacity - running);
     if (room <= 0) return out;
@@ -2738,6 +2766,10 @@ std::vector<RemoteTask> Engine::claim_remote(std::string_view agent_id, int max,
       const auto def = impl_->definition(t, impl_->workflow_of(store, row.task.run_id));
       const auto& d = RunProgress::definition_of(*def, row.task.definition_id);
       if (!serves(agent, version, d) || impl_->rate_limited(d)) continue;
+      // A remote agent runs code its owner controls: it gets the inputs (and
+      // secrets) of its owner's runs only, unless an admin shared it.
+      const auto run_owner = store.find_run(row.task.run_id)->owner;
+      if (!may_serve(agent, run_owner)) continue;
       std::optional<Micros> close_deadline;
       if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
       const Micros until =
@@ -2749,17 +2781,19 @@ std::vector<RemoteTask> Engine::claim_remote(std::string_view agent_id, int max,
       events.push_back({EngineEvent::Kind::kTaskStarted, r.run_id, r.task_id, r.task_key, r.attempt,
                         "running", "", at, ""});
       out.push_back(std::move(r));
+      owners.push_back(run_owner);
     }
     impl_->stage(t, events);
     return out;
   });
   impl_->emit(events);
   std::vector<RemoteTask> out;
-  for (auto& r : claimed) {
+  for (std::size_t i = 0; i < claimed.size(); ++i) {
+    auto& r = claimed[i];
     // The values of the secrets it names, as an in-process function gets them.
     if (impl_->options.secrets && r.input.find("[secret:") != std::string::npos) {
       try {
-        r.input = impl_->options.secrets->resolve(r.task_id, r.input);
+        r.input = impl_->options.secrets->resolve(r.task_id, r.input, owners[i]);
       } catch (const Error& e) {
         complete_remote(r.task_id, r.attempt, r.lease_owner, false, e.what(), false);
         continue;
@@ -2775,6 +2809,7 @@ bool Engine::extend_remote(std::string_view task_id, int attempt, std::string_vi
   check_remote_call(task_id, attempt, lease_owner);
   if (lease < std::chrono::seconds(1) || lease > std::chrono::hours(1))
     throw Error(ErrorCode::kInvalidArgument, "lease: must be between 1 s and 1 h");
+  impl_->check_remote_serves(get_task(task_id));
   const Micros at = impl_->now();
   return impl_->db.write([&](Txn& t) {
     RunStore store(t);
@@ -2789,6 +2824,7 @@ bool Engine::extend_remote(std::string_view task_id, int attempt, std::string_vi
 bool Engine::log_remote(std::string_view task_id, int attempt, std::string_view lease_owner,
                         LogLevel level, std::string_view message) {
   check_remote_call(task_id, attempt, lease_owner);
+  impl_->check_remote_serves(get_task(task_id));
   TaskLogLine line;
   line.id = new_uuid_v7();
   line.task_id = task_id;
@@ -2819,6 +2855,7 @@ bool Engine::complete_remote(std::string_view task_id, int attempt, std::string_
   if (output_or_error.size() > 16 * 1024 * 1024)
     throw Error(ErrorCode::kInvalidArgument, "output: larger than 16 MiB");
   const auto task = get_task(task_id);
+  impl_->check_remote_serves(task);
   Claim c;
   c.task_id = task.id;
   c.run_id = task.run_id;

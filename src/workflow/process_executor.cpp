@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <climits>
@@ -89,6 +90,17 @@ void collect_artifacts(const std::string& dir, const ProcessOptions& options, Pr
     total += bytes.size();
     r.artifacts.emplace_back(entry.path().filename().string(), std::move(bytes));
   }
+}
+
+// A limit the child can set: no higher than the hard limit the engine runs
+// under (only root may raise one), so that setting it never fails for that.
+rlimit within_hard_limit(int resource, rlim_t soft, rlim_t hard) {
+  rlimit current{};
+  if (::getrlimit(resource, &current) == 0 && current.rlim_max != RLIM_INFINITY) {
+    hard = std::min(hard, current.rlim_max);
+    soft = std::min(soft, hard);
+  }
+  return {soft, hard};
 }
 
 }  // namespace
@@ -175,9 +187,15 @@ ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options
     throw Error(ErrorCode::kUnavailable, "process: pipe failed");
   }
   const pid_t parent = ::getpid();
-  const rlimit as{options.memory_bytes, options.memory_bytes};
-  const rlimit cpu{options.cpu_seconds, options.cpu_seconds + 1};
+  const rlimit as = within_hard_limit(RLIMIT_AS, options.memory_bytes, options.memory_bytes);
+  const rlimit cpu = within_hard_limit(RLIMIT_CPU, options.cpu_seconds, options.cpu_seconds + 1);
   const rlimit core{0, 0};
+  const rlimit nproc =
+      within_hard_limit(RLIMIT_NPROC, options.max_processes, options.max_processes);
+  const rlimit fsize =
+      within_hard_limit(RLIMIT_FSIZE, options.max_file_bytes, options.max_file_bytes);
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);  // read here: the child only uses what it was given
   const pid_t pid = ::fork();
   if (pid < 0) {
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) ::close(fd);
@@ -195,11 +213,20 @@ ProcessResult run_process(const ProcessCall& call, const ProcessOptions& options
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    // Every other descriptor of the engine stays behind.
-    ::syscall(SYS_close_range, 3u, ~0u, 0u);
-    ::setrlimit(RLIMIT_AS, &as);
-    ::setrlimit(RLIMIT_CPU, &cpu);
-    ::setrlimit(RLIMIT_CORE, &core);
+    // Every other descriptor of the engine stays behind: close_range, or
+    // where the kernel or a seccomp filter refuses it, one close per number.
+    if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
+      const rlim_t top = files.rlim_cur == RLIM_INFINITY || files.rlim_cur > (1u << 20)
+                             ? (1u << 20)
+                             : files.rlim_cur;
+      for (rlim_t fd = 3; fd < top; ++fd) ::close(static_cast<int>(fd));
+    }
+    // A limit that cannot be set would leave the program unbounded: refuse to run it.
+    if (::setrlimit(RLIMIT_AS, &as) != 0 || ::setrlimit(RLIMIT_CPU, &cpu) != 0 ||
+        ::setrlimit(RLIMIT_CORE, &core) != 0 || ::setrlimit(RLIMIT_NPROC, &nproc) != 0 ||
+        ::setrlimit(RLIMIT_FSIZE, &fsize) != 0) {
+      ::_exit(126);
+    }
     if (::chdir(dir.path.c_str()) != 0) ::_exit(126);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);

@@ -5,18 +5,11 @@
 
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/plain_hasher.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {
 namespace {
-
-class PlainHasher final : public PasswordHasher {
- public:
-  std::string hash(std::string_view p) override { return "plain:" + std::string(p); }
-  bool verify(std::string_view p, std::string_view h) override {
-    return h == "plain:" + std::string(p);
-  }
-};
 
 class AuthServiceTest : public ::testing::TestWithParam<testing::Backend> {
  protected:
@@ -24,7 +17,7 @@ class AuthServiceTest : public ::testing::TestWithParam<testing::Backend> {
     db_ = Database::open(GetParam().url(dir_));
     cache_ = testing::test_cache(clock_);
     UserDirectoryOptions uo;
-    uo.hasher = std::make_shared<PlainHasher>();
+    uo.hasher = testing::plain_hasher();
     uo.clock = clock_;
     users_ = std::make_unique<UserDirectory>(*db_, *cache_, uo);
     TokenOptions to;

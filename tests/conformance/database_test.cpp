@@ -66,6 +66,21 @@ TEST_P(DatabaseTest, OpenRecordsAppliedMigrations) {
   EXPECT_GT(rows[0]["applied_at"].as_int(), 1'600'000'000'000'000);
 }
 
+// Issue #20: the database file and its WAL were created 0644 less the umask.
+TEST_P(DatabaseTest, ASqliteFileAndItsWalArePrivateToTheServersUser) {
+  if (GetParam().name != "sqlite_file") GTEST_SKIP() << "only a SQLite file has files";
+  auto db = open();
+  db->write([](Txn& t) { insert(t, "a", 1); });
+  namespace fs = std::filesystem;
+  const auto path = url().substr(std::string("sqlite://").size());
+  for (const auto& f : {path, path + "-wal"}) {
+    ASSERT_TRUE(fs::exists(f)) << f;
+    EXPECT_EQ(fs::status(f).permissions() & (fs::perms::group_all | fs::perms::others_all),
+              fs::perms::none)
+        << f;
+  }
+}
+
 TEST_P(DatabaseTest, ValuesRoundTripEveryPortableType) {
   auto db = open();
   db->write([](Txn& t) {

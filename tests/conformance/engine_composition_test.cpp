@@ -367,6 +367,9 @@ TEST_P(EngineCompositionTest, NoAgentRunsMoreThanItsCapacityAtOnce) {
 
 TEST_P(EngineCompositionTest, RemoteAgentsClaimLeaseAndCompleteFenced) {
   const auto remote = agent_run_by("far", "build", "remote", 2);
+  AgentUpdate share;
+  share.shared = true;  // owned by ops, working on alice's runs
+  registry_->update(remote, share);
   const auto wf = workflow(R"({"name": "far", "tasks": [
     {"id": "b", "capability": "build", "for_each": "[1, 2, 3]", "input": {"n": "{{ item }}"},
      "retry": {"max_attempts": 3, "initial": "1s", "jitter": 0}},
@@ -419,6 +422,56 @@ TEST_P(EngineCompositionTest, RemoteAgentsClaimLeaseAndCompleteFenced) {
                         "not \"remote\"");
   EXPECT_DEVCYCLE_ERROR(engine_->complete_remote("nope", 1, "x", true, "{}"), ErrorCode::kNotFound,
                         "task");
+}
+
+// Issue #20: a developer's remote agent that advertised another user's
+// capability claimed that user's tasks, with their inputs, and completed
+// them. A remote agent now gets only its owner's runs' tasks, unless an
+// admin shared it; completions, heartbeats and logs are checked the same.
+TEST_P(EngineCompositionTest, ARemoteAgentGetsOnlyItsOwnersTasksUnlessShared) {
+  const auto remote = agent_run_by("thief", "build", "remote", 5);  // owned by ops
+  const auto wf = workflow(R"({"name": "mine", "tasks": [
+    {"id": "b", "capability": "build", "for_each": "[1, 2]", "input": {"n": "{{ item }}"}}]})");
+  const auto run = start(wf);  // alice's
+  EXPECT_TRUE(engine_->claim_remote(remote, 5, 30s).empty());
+  for (const auto& t : engine_->get(run.id).tasks) {
+    if (t.index) {
+      EXPECT_EQ(t.status, TaskStatus::kReady) << t.key;  // the elements, not the group
+    }
+  }
+
+  // Its owner's run: claimed.
+  StartRun own;
+  own.workflow = wf;
+  own.owner = "ops";
+  const auto ops_run = engine_->start(own);
+  auto got = engine_->claim_remote(remote, 5, 30s);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& g : got) EXPECT_EQ(g.run_id, ops_run.id);
+
+  // Shared by an admin: alice's too.
+  AgentUpdate u;
+  u.shared = true;
+  registry_->update(remote, u);
+  auto shared = engine_->claim_remote(remote, 5, 30s);
+  ASSERT_EQ(shared.size(), 2u);
+  EXPECT_EQ(shared[0].run_id, run.id);
+  EXPECT_TRUE(engine_->complete_remote(shared[0].task_id, 1, shared[0].lease_owner, true, "{}"));
+
+  // Unshared while it holds one: it may not heartbeat, log or complete it.
+  u.shared = false;
+  registry_->update(remote, u);
+  const auto& held = shared[1];
+  EXPECT_DEVCYCLE_ERROR(engine_->extend_remote(held.task_id, 1, held.lease_owner, 10s),
+                        ErrorCode::kPermissionDenied, "not shared");
+  EXPECT_DEVCYCLE_ERROR(
+      engine_->log_remote(held.task_id, 1, held.lease_owner, LogLevel::kInfo, "x"),
+      ErrorCode::kPermissionDenied);
+  EXPECT_DEVCYCLE_ERROR(engine_->complete_remote(held.task_id, 1, held.lease_owner, true, "{}"),
+                        ErrorCode::kPermissionDenied);
+  EXPECT_EQ(engine_->get_task(held.task_id).status, TaskStatus::kRunning);
+  // Its own run's tasks it still completes.
+  EXPECT_TRUE(engine_->complete_remote(got[0].task_id, 1, got[0].lease_owner, true, "{}"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineCompositionTest,

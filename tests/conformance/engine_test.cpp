@@ -17,6 +17,7 @@
 #include "support/backends.h"
 #include "support/engine_fixture.h"
 #include "support/error_matchers.h"
+#include "support/plain_hasher.h"
 #include "support/race.h"
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
@@ -619,7 +620,7 @@ TEST_P(EngineTest, SecretsReachTheTaskAndNothingElse) {
   SecretStore secrets(*db_, "8f14e45fceea167a5a36dedd4bea2543c9f0f895fb98ab9159f51fd0297e236d",
                       clock_);
   const std::string value = "tok-\"quoted\"-s3cr3t";
-  secrets.put("TOKEN", value, "ops");
+  secrets.put("TOKEN", value, "alice");  // the runs' owner
   EngineOptions o;
   o.clock = clock_;
   o.workers = 0;
@@ -684,6 +685,93 @@ TEST_P(EngineTest, SecretsReachTheTaskAndNothingElse) {
   EXPECT_DEVCYCLE_ERROR(workflow(R"({"name": "s3", "tasks": [{"id": "d", "capability": "deploy",
     "when": "secrets.TOKEN == 'x'"}]})"),
                         ErrorCode::kInvalidArgument, "secrets may be read only in a task's input");
+}
+
+// Issue #20: a developer could read any user's secret by naming it in a
+// task input and running the task on an agent of their own. A secret now
+// reaches only work run for its owner (or an admin), checked when the
+// definition or configuration is stored and again when the task executes.
+TEST_P(EngineTest, ASecretReachesOnlyTheWorkOfItsOwnerOrAnAdmin) {
+  SecretStore secrets(*db_, "8f14e45fceea167a5a36dedd4bea2543c9f0f895fb98ab9159f51fd0297e236d",
+                      clock_);
+  secrets.put("ALICES", "alice-s3cr3t", "alice");
+  secrets.put("BOBS", "bob-s3cr3t", "bob");
+  WorkflowCatalog catalog(*db_, registry_.get(), clock_, &secrets);
+  EngineOptions o;
+  o.clock = clock_;
+  o.workers = 0;
+  o.secrets = &secrets;
+  engine_.reset();
+  engine_ = std::make_unique<Engine>(*db_, *registry_, catalog, o);
+  std::vector<std::string> seen;
+  agent("a", "deploy", "deploy");
+  engine_->register_function("deploy", [&](TaskContext& ctx) -> std::string {
+    seen.push_back(ctx.input());
+    return "{}";
+  });
+  const auto def = [](const std::string& name, const std::string& secret) {
+    return R"({"name": ")" + name + R"(", "tasks": [{"id": "d", "capability": "deploy",
+      "retry": {"max_attempts": 3}, "input": {"auth": "{{ secrets.)" +
+           secret + R"( }}"}}]})";
+  };
+  // Stored: refused, naming the secret; nothing is stored.
+  EXPECT_DEVCYCLE_ERROR(catalog.create(def("steal", "BOBS"), "alice"), ErrorCode::kPermissionDenied,
+                        "secret \"BOBS\"");
+  EXPECT_DEVCYCLE_ERROR(catalog.get("steal"), ErrorCode::kNotFound);
+  EXPECT_NO_THROW(catalog.create(def("mine", "ALICES"), "alice"));
+
+  // Named before it existed, then created by someone else: refused when the
+  // task executes, once (retrying cannot help), and the value goes nowhere.
+  catalog.create(def("later", "LATER"), "alice");
+  secrets.put("LATER", "later-s3cr3t", "bob");
+  StartRun r;
+  r.workflow = "later";
+  r.owner = "alice";
+  const auto run = engine_->start(r);
+  engine_->run_until_idle();
+  auto d = engine_->get(run.id);
+  EXPECT_EQ(d.run.status, RunStatus::kFailed);
+  EXPECT_EQ(task(d, "d").attempt, 1);
+  EXPECT_NE(task(d, "d").error.find("secret \"LATER\": the owner of this work may not use it"),
+            std::string::npos)
+      << task(d, "d").error;
+  EXPECT_TRUE(seen.empty());
+
+  // An agent's configuration is its owner's to write: the same rule.
+  RegistryOptions ro;
+  ro.clock = clock_;
+  ro.secrets = &secrets;
+  Registry registry(*db_, ro);
+  AgentSpec spec;
+  spec.owner = "alice";
+  spec.name = "thief";
+  spec.type = "worker";
+  spec.configuration = R"({"token": "{{ secrets.BOBS }}"})";
+  EXPECT_DEVCYCLE_ERROR(registry.create(spec), ErrorCode::kPermissionDenied, "secret \"BOBS\"");
+  spec.configuration = R"({"token": "{{ secrets.ALICES }}"})";
+  const auto mine = registry.create(spec);
+  AgentUpdate u;
+  u.configuration = R"({"token": "{{ secrets.BOBS }}"})";
+  EXPECT_DEVCYCLE_ERROR(registry.update(mine.id, u), ErrorCode::kPermissionDenied, "BOBS");
+  EXPECT_EQ(registry.get(mine.id).configuration, R"({"token":"{{ secrets.ALICES }}"})");
+
+  // An active admin's work may use anyone's secret (the matrix's execute).
+  UserDirectoryOptions uo;
+  uo.clock = clock_;
+  uo.hasher = testing::plain_hasher();
+  const auto cache = testing::test_cache(clock_);
+  UserDirectory users(*db_, *cache, uo);
+  const auto root = users.create({"root@example.com", "root", "tolerable mule 9", Role::kAdmin});
+  EXPECT_TRUE(secrets.may_use("BOBS", root.id));
+  EXPECT_FALSE(secrets.may_use("BOBS", "alice"));
+  catalog.create(def("admins", "BOBS"), root.id);
+  r.workflow = "admins";
+  r.owner = root.id;
+  const auto ok = engine_->start(r);
+  engine_->run_until_idle();
+  EXPECT_EQ(engine_->get(ok.id).run.status, RunStatus::kSucceeded);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(json::parse(seen[0])["auth"], "bob-s3cr3t");
 }
 
 // Two servers on one database starting runs for one owner at once: the

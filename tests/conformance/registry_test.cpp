@@ -59,7 +59,7 @@ class RegistryTest : public ::testing::TestWithParam<testing::Backend> {
     auto a = make(name);
     registry_->add_version(a.id,
                            {version, std::move(capabilities), std::move(requirements), "", ""});
-    registry_->deploy(a.id, version, {"test", true});
+    registry_->deploy(a.id, version, {"test", true, {}});
     return registry_->get(a.id);
   }
 
@@ -376,15 +376,15 @@ TEST_P(RegistryTest, DeployKeepsExactlyOneActiveVersionAndAHistory) {
   registry_->add_version(a.id, {"1.1.0", {"codegen@1.1.0"}, {}, "", ""});
   registry_->add_version(a.id, {"2.0.0", {"codegen@2.0.0"}, {}, "", ""});
   clock_->advance(1s);
-  registry_->deploy(a.id, "1.0.0", {"alice"});
+  registry_->deploy(a.id, "1.0.0", {"alice", false, {}});
   clock_->advance(1s);
-  registry_->deploy(a.id, "1.1.0", {"alice"});
+  registry_->deploy(a.id, "1.1.0", {"alice", false, {}});
   clock_->advance(1s);
-  registry_->deploy(a.id, "2.0.0", {"bob"});
+  registry_->deploy(a.id, "2.0.0", {"bob", false, {}});
   EXPECT_EQ(registry_->get(a.id).active_version, "2.0.0");
 
   clock_->advance(1s);
-  const auto back = registry_->rollback(a.id, std::nullopt, {"carol"});
+  const auto back = registry_->rollback(a.id, std::nullopt, {"carol", false, {}});
   EXPECT_EQ(back.version, "1.1.0");
   EXPECT_EQ(back.previous_version, "2.0.0");
   EXPECT_EQ(back.action, "rollback");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -48,7 +49,7 @@ TEST_P(SecretStoreTest, SealedAtRestAndRevealedOnlyOnPurpose) {
   clock_->advance(std::chrono::seconds(5));
   const auto replaced = secrets_->put("DEPLOY_TOKEN", "another value", "u-dev");
   EXPECT_EQ(replaced.version, 2);
-  EXPECT_EQ(replaced.owner, "u-dev");
+  EXPECT_EQ(replaced.owner, "u-admin");  // a new value never transfers ownership
   EXPECT_EQ(replaced.created_at, info.created_at);
   EXPECT_GT(replaced.updated_at, info.updated_at);
   EXPECT_EQ(secrets_->reveal("DEPLOY_TOKEN"), "another value");
@@ -87,13 +88,32 @@ TEST_P(SecretStoreTest, RedactsEveryValueFromText) {
   EXPECT_EQ(secrets_->redact("tok-abcdef rotated-value"), "tok-abcdef [redacted:TOKEN]");
 }
 
+// Issue #20: a PEM key reached the logs a line at a time, and a value an
+// agent echoed into its output appeared there JSON-escaped; neither was
+// redacted.
+TEST_P(SecretStoreTest, RedactsMultiLineValuesLineByLineAndEscapedValuesInJson) {
+  const std::string pem =
+      "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n"
+      "-----END PRIVATE KEY-----\n";
+  secrets_->put("DEPLOY_KEY", pem, "u");
+  EXPECT_EQ(secrets_->redact("stderr: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"),
+            "stderr: [redacted:DEPLOY_KEY]");
+  const auto in_json = nlohmann::json({{"echo", pem}}).dump();
+  const auto redacted = secrets_->redact(in_json);
+  EXPECT_EQ(redacted.find("MIIEvQ"), std::string::npos) << redacted;
+  EXPECT_EQ(nlohmann::json::parse(redacted)["echo"], "[redacted:DEPLOY_KEY]");
+  secrets_->put("QUOTED", "tok\"with\\quotes", "u");
+  EXPECT_EQ(secrets_->redact(R"({"o": "tok\"with\\quotes"})"), R"({"o": "[redacted:QUOTED]"})");
+}
+
 TEST_P(SecretStoreTest, ResolvesReferencesInTrustedText) {
   secrets_->put("TOKEN", "tok\"quoted", "u");
   EXPECT_EQ(
       secrets_->resolve_references(
-          R"({"auth": "Bearer {{ secrets.TOKEN }}", "x": "{{secrets.TOKEN}}", "y": "{{ input.z }}"})"),
+          R"({"auth": "Bearer {{ secrets.TOKEN }}", "x": "{{secrets.TOKEN}}", "y": "{{ input.z }}"})",
+          "u"),
       R"({"auth": "Bearer tok\"quoted", "x": "tok\"quoted", "y": "{{ input.z }}"})");
-  EXPECT_DEVCYCLE_ERROR(secrets_->resolve_references(R"({"a": "{{ secrets.NOPE }}"})"),
+  EXPECT_DEVCYCLE_ERROR(secrets_->resolve_references(R"({"a": "{{ secrets.NOPE }}"})", "u"),
                         ErrorCode::kNotFound, "NOPE");
 }
 

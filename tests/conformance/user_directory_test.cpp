@@ -8,6 +8,7 @@
 #include "devcycle/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
+#include "support/race.h"
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 
@@ -169,6 +170,33 @@ TEST_P(UserDirectoryTest, FailedLoginsAreThrottledPerAccountAndPerAddress) {
     clock_->advance(16min);
     EXPECT_NO_THROW(users_->authenticate("alice", "tolerable mule 9", "10.0.0.66"));
   }
+}
+
+// Issue #20: failures were counted per typed name (an account's email and
+// username each had their own budget) and checked before they were
+// counted, so concurrent guesses all passed the check.
+TEST_P(UserDirectoryTest, ThrottlingCountsTheAccountWhateverNameIsTypedAndHoldsUnderConcurrency) {
+  alice();
+  EXPECT_THROW(users_->authenticate("alice", "wrong password!", "10.0.1.1"), Error);
+  EXPECT_THROW(users_->authenticate("ALICE@example.com", "wrong password!", "10.0.1.2"), Error);
+  EXPECT_THROW(users_->authenticate("alice@example.com", "wrong password!", "10.0.1.3"), Error);
+  EXPECT_DEVCYCLE_ERROR(users_->authenticate("alice", "tolerable mule 9", "10.0.1.4"),
+                        ErrorCode::kResourceExhausted, "this account");
+
+  // 40 guesses at once against a budget of 3: exactly 3 are hashed.
+  users_->create({"bob@example.com", "bob", "tolerable mule 9", Role::kViewer});
+  const int before = hasher_->verifications.load();
+  const auto outcome = testing::race(8, 5, ErrorCode::kResourceExhausted, [&](int t, int i) {
+    try {
+      users_->authenticate("bob", "wrong password!",
+                           "10.0.2." + std::to_string(t * 5 + i));  // many addresses
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kUnauthenticated) return;  // a hashed, wrong guess
+      throw;
+    }
+  });
+  EXPECT_EQ(outcome.refused, 37);
+  EXPECT_EQ(hasher_->verifications.load() - before, 3);
 }
 
 TEST_P(UserDirectoryTest, ChangePasswordChecksTheCurrentOneAndThePolicy) {

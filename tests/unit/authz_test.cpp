@@ -4,77 +4,17 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <map>
-#include <sstream>
-
+#include "support/authz_matrix.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {
 namespace {
 
-std::vector<std::string> cells(const std::string& line) {
-  std::vector<std::string> out;
-  std::stringstream ss(line);
-  std::string cell;
-  std::getline(ss, cell, '|');  // before the first bar
-  while (std::getline(ss, cell, '|')) {
-    const auto b = cell.find_first_not_of(' ');
-    const auto e = cell.find_last_not_of(' ');
-    out.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
-  }
-  return out;
-}
-
-struct Matrix {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-};
-
-Matrix read_matrix() {
-  std::ifstream in(DEVCYCLE_DOCS_DIR "/security.md");
-  std::string line;
-  bool in_table = false;
-  Matrix m;
-  while (std::getline(in, line)) {
-    if (line.find("<!-- authorization-matrix -->") != std::string::npos) {
-      in_table = true;
-      continue;
-    }
-    if (!in_table) continue;
-    if (!line.starts_with("|")) {
-      if (!m.header.empty()) break;
-      continue;
-    }
-    if (line.starts_with("|---")) continue;
-    auto c = cells(line);
-    if (m.header.empty())
-      m.header = c;
-    else
-      m.rows.push_back(c);
-  }
-  return m;
-}
-
-const std::map<std::string, std::pair<Resource, bool>> kResources = {
-    {"agent", {Resource::kAgent, false}},
-    {"agent that runs code", {Resource::kAgent, true}},
-    {"agent type", {Resource::kAgentType, false}},
-    {"workflow", {Resource::kWorkflow, false}},
-    {"run", {Resource::kRun, false}},
-    {"task", {Resource::kTask, false}},
-    {"user", {Resource::kUser, false}},
-    {"api key", {Resource::kApiKey, false}},
-    {"secret", {Resource::kSecret, false}},
-    {"audit log", {Resource::kAuditLog, false}}};
-const std::map<std::string, Action> kActions = {{"read", Action::kRead},
-                                                {"create", Action::kCreate},
-                                                {"update", Action::kUpdate},
-                                                {"delete", Action::kDelete},
-                                                {"execute", Action::kExecute}};
+const auto& kResources = testing::matrix_resources();
+const auto& kActions = testing::matrix_actions();
 
 TEST(AuthorizationMatrixTest, CodeMatchesTheDocumentedTableInEveryCell) {
-  const auto m = read_matrix();
+  const auto m = testing::read_authz_matrix(DEVCYCLE_DOCS_DIR "/security.md");
   ASSERT_EQ(m.header.size(), 9u) << "docs/security.md lost its authorization matrix";
   ASSERT_EQ(m.rows.size(), kResources.size() * kActions.size())
       << "every resource x action has a row";

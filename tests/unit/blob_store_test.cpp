@@ -35,6 +35,23 @@ TEST(BlobStoreTest, ContentAddressedRoundTrip) {
   EXPECT_FALSE(blobs->stat(a.digest).has_value());
 }
 
+// Issue #20: artifacts were created 0640 in directories of 0755 less the
+// umask; they may hold what tasks made from secrets.
+TEST(BlobStoreTest, FilesAndDirectoriesArePrivateToTheServersUser) {
+  testing::TempDir dir;
+  auto blobs = BlobStore::open("file://" + dir.path().string() + "/blobs");
+  const auto a = blobs->put("artifact bytes");
+  namespace fs = std::filesystem;
+  const auto hex = a.digest.substr(7);
+  const auto file = dir.path() / "blobs" / "sha256" / hex.substr(0, 2) / hex.substr(2);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  for (const auto& d : {dir.path() / "blobs", dir.path() / "blobs" / "sha256",
+                        dir.path() / "blobs" / "tmp", file.parent_path()}) {
+    EXPECT_EQ(fs::status(d).permissions() & fs::perms::all, fs::perms::owner_all) << d;
+  }
+}
+
 TEST(BlobStoreTest, DigestsNeverEscapeTheRoot) {
   testing::TempDir dir;
   auto blobs = BlobStore::open("file://" + dir.path().string());

@@ -124,7 +124,7 @@ TEST(PlatformRegistryTest, RegistryUsesThePlatformDatabaseAndClock) {
     return t.query("SELECT COUNT(*) FROM schema_migrations WHERE module = 'registry'")[0][0]
         .as_int();
   });
-  EXPECT_EQ(tables, 1);
+  EXPECT_EQ(tables, 2);  // agents, then their shared flag
   const auto wf = p->workflows().create(
       R"({"name": "w", "tasks": [{"id": "a", "capability": "lint"}]})", "alice");
   EXPECT_EQ(wf.version, 1);

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "devcycle/error.h"
 #include "support/error_matchers.h"
@@ -153,6 +154,26 @@ TEST_F(ProcessTest, AMemoryHungryAgentIsStoppedByItsLimit) {
   for (const auto& e : errors)
     memory_error = memory_error || e.find("MemoryError") != std::string::npos;
   EXPECT_TRUE(memory_error);
+}
+
+// Issue #20: a process agent could fork without bound and write files of
+// any size; it now runs under RLIMIT_NPROC and RLIMIT_FSIZE as well.
+TEST_F(ProcessTest, ProcessCountAndFileSizeAreLimited) {
+  options_.max_processes = 123;
+  options_.max_file_bytes = 8192;
+  const auto r = run({real("/bin/sh"), "-c",
+                      "awk '/Max processes/ {print $3}' /proc/self/limits; "
+                      "head -c 100000 /dev/zero > big; echo wrote $?; wc -c < big"},
+                     "");
+  EXPECT_EQ(r.exit_code, 0);
+  std::istringstream lines(r.output);
+  std::string nproc, wrote, size;
+  std::getline(lines, nproc);
+  std::getline(lines, wrote);
+  std::getline(lines, size);
+  EXPECT_EQ(nproc, "123");
+  EXPECT_NE(wrote, "wrote 0");  // head was stopped (SIGXFSZ) at the limit
+  EXPECT_EQ(std::stoll(size), 8192);
 }
 
 TEST_F(ProcessTest, CancellationKillsIt) {

@@ -84,6 +84,37 @@ TEST(BodyInput, RefusesWhatIsNotAJsonObject) {
   EXPECT_NO_THROW(empty.done());
 }
 
+// Issue #20: null for an optional typed field was taken as "left out".
+TEST(BodyInput, NullIsAWrongTypeForATypedFieldAndAValueForAnyJson) {
+  const auto problems = problems_of([] {
+    BodyInput in(
+        request(R"({"name": null, "n": null, "on": null, "tags": null, "payload": null})"));
+    in.string("name");
+    in.integer("n", 0, 10);
+    in.boolean("on");
+    in.string_list("tags");
+    EXPECT_EQ(in.any_json("payload"), "null");
+    in.done();
+  });
+  ASSERT_EQ(problems.size(), 4u);
+  EXPECT_EQ(problems[0].field, "name");
+  EXPECT_EQ(problems[0].reason, "must be a string, not null");
+  EXPECT_EQ(problems[1].reason, "must be an integer, not null");
+}
+
+// Issue #20: parsed depth and numbers are bounded before anything is built.
+TEST(BodyInput, RefusesDeepNestingAndNumbersBeyondADouble) {
+  const auto deep = problems_of([] {
+    BodyInput in(request(R"({"a": )" + std::string(100000, '[') + std::string(100000, ']') + "}"));
+  });
+  ASSERT_EQ(deep.size(), 1u);
+  EXPECT_EQ(deep[0].field, "body");
+  EXPECT_EQ(deep[0].reason, "nested deeper than 64 levels, the limit");
+  const auto huge = problems_of([] { BodyInput in(request(R"({"n": 1e400})")); });
+  ASSERT_EQ(huge.size(), 1u);
+  EXPECT_EQ(huge[0].reason, "a number is out of range (beyond a 64-bit double)");
+}
+
 TEST(QueryInput, ParsesStrictly) {
   QueryInput q(request("", "limit=5&label=env%3Aprod&label=team:a&flag=true&name=a+b"));
   EXPECT_EQ(q.integer("limit", 1, 10), 5);

@@ -1,0 +1,84 @@
+// Identity: the users, their credentials (access and refresh tokens, API
+// keys, browser sessions) and the audit log, assembled over one database and
+// cache, and the one place that turns presented credentials into a
+// Principal. Platform builds it (Platform::identity()) when it has a master
+// key; a server, a CLI or a binding only carries credentials to it.
+//
+// What a credential allows is decided at each use from the account as it
+// stands now (UserDirectory::state): a deactivated account's tokens, keys
+// and sessions stop at once; a role change or a password change ends every
+// access token issued before it (the user's generation moved on); an API key
+// acts with the lower of its own role and its owner's current role; a
+// session acts with the user's current role.
+//
+// Thread-safety: every member may be used from any number of threads.
+// Errors: authenticate*() throw Error{kUnauthenticated} with the reason;
+// the account changes throw what UserDirectory throws.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+
+#include "devcycle/api_keys.h"
+#include "devcycle/audit.h"
+#include "devcycle/auth.h"
+#include "devcycle/auth_service.h"
+#include "devcycle/authz.h"
+#include "devcycle/cache.h"
+#include "devcycle/clock.h"
+#include "devcycle/database.h"
+#include "devcycle/sessions.h"
+#include "devcycle/tokens.h"
+
+namespace devcycle {
+
+struct IdentityOptions {
+  // Password hashing cost (argon2id); never below OWASP's minimum (19 MiB).
+  std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
+  // A hasher to use instead (tests); null: argon2id with the cost above.
+  std::shared_ptr<PasswordHasher> hasher;
+  LoginThrottle throttle;
+  std::chrono::seconds access_ttl{15 * 60};
+  std::chrono::seconds refresh_ttl{30 * 24 * 3600};
+  SessionOptions sessions;  // its clock is replaced by the identity's
+  std::shared_ptr<Clock> clock = SystemClock::instance();
+};
+
+class Identity {
+ public:
+  // `db` and `cache` must outlive it. `master_key` seals the token signing
+  // keys (as TokenService takes it). Throws what the parts' constructors
+  // throw (a wrong master key: kInvalidArgument).
+  Identity(Database& db, Cache& cache, std::string_view master_key, IdentityOptions options = {});
+  ~Identity();
+  Identity(const Identity&) = delete;
+  Identity& operator=(const Identity&) = delete;
+
+  UserDirectory& users() noexcept;
+  TokenService& tokens() noexcept;
+  ApiKeyStore& keys() noexcept;
+  AuthService& auth() noexcept;
+  SessionStore& sessions() noexcept;
+  AuditLog& audit() noexcept;
+
+  // A bearer credential: an API key (dck_...) or an access token.
+  Principal authenticate(std::string_view bearer);
+  // A session cookie's value; `session` receives the session.
+  Principal authenticate_session(std::string_view token, Session* session = nullptr);
+
+  // Account changes that end what the old state allowed, on every server:
+  // each moves the user's generation on and ends their sessions; a
+  // deactivation and a password change end their refresh tokens too.
+  User set_role(std::string_view user_id, Role role);
+  User deactivate(std::string_view user_id);
+  User reactivate(std::string_view user_id);
+  User change_password(std::string_view user_id, std::string_view current_password,
+                       std::string_view new_password);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace devcycle

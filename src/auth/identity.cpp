@@ -1,0 +1,113 @@
+#include "devcycle/identity.h"
+
+#include "devcycle/error.h"
+
+namespace devcycle {
+
+namespace {
+
+UserDirectoryOptions directory_options(const IdentityOptions& o) {
+  UserDirectoryOptions d;
+  if (o.hasher) {
+    d.hasher = o.hasher;
+  } else {
+    Argon2Options a;
+    a.memory_bytes = o.argon2_memory_bytes;
+    d.hasher = make_argon2id_hasher(a);
+  }
+  d.clock = o.clock;
+  d.throttle = o.throttle;
+  return d;
+}
+
+TokenOptions token_options(const IdentityOptions& o) {
+  TokenOptions t;
+  t.clock = o.clock;
+  t.access_ttl = o.access_ttl;
+  t.refresh_ttl = o.refresh_ttl;
+  return t;
+}
+
+SessionOptions session_options(const IdentityOptions& o) {
+  SessionOptions s = o.sessions;
+  s.clock = o.clock;
+  return s;
+}
+
+}  // namespace
+
+struct Identity::Impl {
+  UserDirectory users;
+  TokenService tokens;
+  ApiKeyStore keys;
+  AuthService auth;
+  SessionStore sessions;
+  AuditLog audit;
+
+  Impl(Database& db, Cache& cache, std::string_view master_key, const IdentityOptions& o)
+      : users(db, cache, directory_options(o)),
+        tokens(db, cache, master_key, token_options(o), &users),
+        keys(db, o.clock, &users),
+        auth(users, tokens),
+        sessions(db, cache, session_options(o)),
+        audit(db, o.clock) {}
+};
+
+Identity::Identity(Database& db, Cache& cache, std::string_view master_key,
+                   IdentityOptions options) {
+  if (!options.clock) throw Error(ErrorCode::kInvalidArgument, "IdentityOptions.clock: is null");
+  impl_ = std::make_unique<Impl>(db, cache, master_key, options);
+}
+
+Identity::~Identity() = default;
+
+UserDirectory& Identity::users() noexcept { return impl_->users; }
+TokenService& Identity::tokens() noexcept { return impl_->tokens; }
+ApiKeyStore& Identity::keys() noexcept { return impl_->keys; }
+AuthService& Identity::auth() noexcept { return impl_->auth; }
+SessionStore& Identity::sessions() noexcept { return impl_->sessions; }
+AuditLog& Identity::audit() noexcept { return impl_->audit; }
+
+Principal Identity::authenticate(std::string_view bearer) {
+  if (bearer.starts_with("dck_")) return impl_->keys.authenticate(bearer);
+  return impl_->auth.principal(bearer);
+}
+
+Principal Identity::authenticate_session(std::string_view token, Session* out) {
+  auto session = impl_->sessions.authenticate(token);
+  UserState state;
+  try {
+    state = impl_->users.state(session.user_id);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kNotFound) throw;
+    throw Error(ErrorCode::kUnauthenticated, "invalid session");
+  }
+  if (!state.active) throw Error(ErrorCode::kUnauthenticated, "invalid session");
+  // The role the user has now, not the one the session began with.
+  Principal p{session.user_id, state.role, {}, ""};
+  if (out) *out = std::move(session);
+  return p;
+}
+
+User Identity::set_role(std::string_view user_id, Role role) {
+  auto user = impl_->users.set_role(user_id, role);
+  impl_->sessions.revoke_user(user.id);
+  return user;
+}
+
+User Identity::deactivate(std::string_view user_id) {
+  auto user = impl_->auth.deactivate(user_id);
+  impl_->sessions.revoke_user(user.id);
+  return user;
+}
+
+User Identity::reactivate(std::string_view user_id) { return impl_->users.reactivate(user_id); }
+
+User Identity::change_password(std::string_view user_id, std::string_view current_password,
+                               std::string_view new_password) {
+  auto user = impl_->auth.change_password(user_id, current_password, new_password);
+  impl_->sessions.revoke_user(user.id);
+  return user;
+}
+
+}  // namespace devcycle

@@ -1,0 +1,23 @@
+#include "platform/scoped_refs.h"
+
+#include "common/bounded_json.h"
+#include "devcycle/error.h"
+
+namespace devcycle::internal {
+
+bool runs_code(std::string_view executor) {
+  return executor.starts_with("process:") || executor.starts_with("http:") ||
+         executor.starts_with("https:");
+}
+
+std::optional<std::string> definition_name(std::string_view definition_json) {
+  try {
+    const auto doc = parse_json(definition_json, "$");
+    if (const auto it = doc.find("name"); doc.is_object() && it != doc.end() && it->is_string())
+      return it->get<std::string>();
+  } catch (const Error&) {
+  }
+  return std::nullopt;
+}
+
+}  // namespace devcycle::internal

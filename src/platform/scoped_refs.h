@@ -1,0 +1,24 @@
+// Small helpers of the authorizing facade (scoped.h). Internal.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "devcycle/authz.h"
+
+namespace devcycle::internal {
+
+inline ObjectRef ref(Resource r, std::string id = {}, std::string owner = {}) {
+  return ObjectRef{r, std::move(id), std::move(owner), false, {}};
+}
+
+// Executors that run code on the host or call URLs: configuring them is
+// admin-only (docs/security.md).
+bool runs_code(std::string_view executor);
+
+// The "name" of a workflow definition, when the text is a JSON object with a
+// string name; nullopt otherwise (the catalog then reports what is wrong).
+std::optional<std::string> definition_name(std::string_view definition_json);
+
+}  // namespace devcycle::internal
