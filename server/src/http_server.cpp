@@ -161,6 +161,16 @@ class WsSession : public SessionBase,
   }
 
   void close() override { close_when_idle(); }
+  void close_for_policy(std::string reason) override {
+    if (reason.size() > 123) reason.resize(123);  // a close frame's payload is at most 125 bytes
+    net::dispatch(executor(), [self = this->shared_from_this(), reason = std::move(reason)] {
+      if (self->finished_ || self->closing_) return;
+      self->closing_ = true;
+      if (!self->open_) return self->finish();
+      self->ws_->async_close(websocket::close_reason(websocket::close_code::policy_error, reason),
+                             [self](beast::error_code) { self->finish(); });
+    });
+  }
   void close_when_idle() override {
     net::dispatch(executor(), [self = this->shared_from_this()] {
       if (self->finished_ || self->closing_) return;
@@ -320,6 +330,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec) return refuse(400, "malformed HTTP request: " + ec.message());
 
     auto& msg = parser_->get();
+    // Beast's own header limit does not see every byte of a header block that
+    // arrives over several reads; count it whole here (each field as
+    // "name: value\r\n").
+    std::size_t header_bytes = msg.method_string().size() + msg.target().size() + 12;
+    for (const auto& field : msg)
+      header_bytes += field.name_string().size() + field.value().size() + 4;
+    if (header_bytes > server_->options.header_limit) {
+      return refuse(431, "the request headers are larger than the limit of " +
+                             std::to_string(server_->options.header_limit) + " bytes");
+    }
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());

@@ -66,6 +66,8 @@ class WsConnection {
   virtual ~WsConnection() = default;
   virtual void send(std::string text) = 0;
   virtual void close() = 0;
+  // Closes with 1008 (policy violation) and `reason` (at most 123 bytes).
+  virtual void close_for_policy(std::string reason) = 0;
 };
 
 // The application's side of one accepted connection. Called on an I/O

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "devcycle/clock.h"
+#include "devcycle/json_limits.h"
 
 namespace devcycle::server {
 
@@ -51,6 +52,20 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
   return out;
 }
 
+nlohmann::json parse_json_text(std::string_view text, const std::string& field) {
+  if (json_deeper_than(text)) {
+    throw ValidationError(
+        field, "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels, the limit");
+  }
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ValidationError(field, "malformed JSON near byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::out_of_range&) {
+    throw ValidationError(field, "a number is out of range (beyond a 64-bit double)");
+  }
+}
+
 BodyInput::BodyInput(const HttpRequest& req, bool empty_ok) {
   if (req.body.empty() && empty_ok) {
     json_ = nlohmann::json::object();
@@ -59,11 +74,7 @@ BodyInput::BodyInput(const HttpRequest& req, bool empty_ok) {
   if (const auto* ct = req.header("content-type"); ct && ct->find("json") == std::string::npos) {
     throw ValidationError("header.Content-Type", "must be application/json, not " + *ct);
   }
-  try {
-    json_ = nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ValidationError("body", "malformed JSON near byte " + std::to_string(e.byte));
-  }
+  json_ = parse_json_text(req.body, "body");
   if (!json_.is_object()) {
     throw ValidationError("body", "must be a JSON object, not " + type_name(json_));
   }
@@ -76,10 +87,12 @@ void BodyInput::bad(const std::string& field, std::string reason) {
 const nlohmann::json* BodyInput::take(const std::string& key, bool required) {
   read_.insert(key);
   const auto it = json_.find(key);
-  if (it == json_.end() || it->is_null()) {
+  if (it == json_.end()) {
     if (required) bad(key, "is required");
     return nullptr;
   }
+  // A null is a value of the wrong type for a typed field ("must be a
+  // string, not null"), never a silent "left out".
   return &*it;
 }
 

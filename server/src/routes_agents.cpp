@@ -5,50 +5,27 @@
 
 namespace devcycle::server {
 
-namespace {
-
-// Executors that run code on the host or call URLs: configuring them is admin-only.
-bool runs_code(std::string_view executor) {
-  return executor.starts_with("process:") || executor.starts_with("http:") ||
-         executor.starts_with("https:");
-}
-
-ObjectRef ref(const Agent& a) { return object(Resource::kAgent, a.id, a.owner); }
-
-Agent readable_agent(Services& s, const Call& c) {
-  auto a = s.platform.registry().get(c.param("id"));
-  authorize(c.principal, Action::kRead, ref(a));
-  return a;
-}
-
-}  // namespace
-
 void add_agent_routes(Router& r, Services& s) {
-  auto& reg = s.platform.registry();
-
-  r.add({"GET", "/api/v1/agent-types", [&reg](Call& c) {
-           authorize(c.principal, Action::kRead, object(Resource::kAgentType, "", ""));
+  r.add({"GET", "/api/v1/agent-types", [&s](Call& c) {
            Json items = Json::array();
-           for (const auto& t : reg.list_types()) items.push_back(to_json(t));
+           for (const auto& t : as(s, c).agents().list_types()) items.push_back(to_json(t));
            return json_response(200, page(std::move(items), ""));
          }});
-  r.add({"POST", "/api/v1/agent-types", [&reg](Call& c) {
-           authorize(c.principal, Action::kCreate, object(Resource::kAgentType, "", ""));
+  r.add({"POST", "/api/v1/agent-types", [&s](Call& c) {
            BodyInput in(c.req);
            AgentTypeSpec t;
            t.name = in.string("name", true).value_or("");
            t.description = in.string("description").value_or("");
            t.config_schema = in.object_json("config_schema").value_or("{}");
            in.done();
-           return json_response(201, to_json(reg.define_type(t)));
+           return json_response(201, to_json(as(s, c).agents().define_type(t)));
          }});
-  r.add({"GET", "/api/v1/agent-types/{name}", [&reg](Call& c) {
-           authorize(c.principal, Action::kRead, object(Resource::kAgentType, c.param("name"), ""));
-           return json_response(200, to_json(reg.get_type(c.param("name"))));
+  r.add({"GET", "/api/v1/agent-types/{name}", [&s](Call& c) {
+           return json_response(200, to_json(as(s, c).agents().get_type(c.param("name"))));
          }});
 
   r.add({"GET", "/api/v1/agents",
-         [&s, &reg](Call& c) {
+         [&s](Call& c) {
            QueryInput q(c.req);
            AgentFilter f;
            f.owner = q.string("owner");
@@ -59,17 +36,16 @@ void add_agent_routes(Router& r, Services& s) {
            f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(50));
            f.page_token = q.string("page_token").value_or("");
            q.done();
-           if (c.principal.role == Role::kAgent) {
-             // An agent key sees only its own agent.
+           auto agents = as(s, c).agents();
+           if (c.principal.role == Role::kAgent) {  // its own agent only: not the shared cache
              Json items = Json::array();
-             if (!c.principal.agent_id.empty())
-               items.push_back(to_json(reg.get(c.principal.agent_id)));
+             for (const auto& a : agents.list(f).agents) items.push_back(to_json(a));
              return json_response(200, page(std::move(items), ""));
            }
            auto& cache = s.agent_lists;
            if (auto body = cache.get(c.req.query)) return json_text_response(200, std::move(*body));
            const auto generation = cache.generation();
-           const auto p = reg.list(f);
+           const auto p = agents.list(f);
            JsonOut out;
            out.begin_object().key("items").begin_array();
            for (const auto& a : p.agents) write(out, a);
@@ -85,11 +61,9 @@ void add_agent_routes(Router& r, Services& s) {
          },
          false, Lane::kInline, true});
 
-  r.add({"POST", "/api/v1/agents", [&reg](Call& c) {
-           authorize(c.principal, Action::kCreate, object(Resource::kAgent, "", ""));
+  r.add({"POST", "/api/v1/agents", [&s](Call& c) {
            BodyInput in(c.req);
            AgentSpec a;
-           a.owner = c.principal.id;
            a.name = in.string("name", true).value_or("");
            a.type = in.string("type", true).value_or("");
            a.description = in.string("description").value_or("");
@@ -97,14 +71,14 @@ void add_agent_routes(Router& r, Services& s) {
            a.labels = in.string_map("labels").value_or(std::map<std::string, std::string>{});
            a.capacity = static_cast<int>(in.integer("capacity", 1, 10000).value_or(1));
            in.done();
-           return json_response(201, to_json(reg.create(a)));
+           return json_response(201, to_json(as(s, c).agents().create(a)));
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}",
-         [&s](Call& c) { return json_response(200, to_json(readable_agent(s, c))); }});
+  r.add({"GET", "/api/v1/agents/{id}", [&s](Call& c) {
+           return json_response(200, to_json(as(s, c).agents().get(c.param("id"))));
+         }});
 
-  r.add({"PATCH", "/api/v1/agents/{id}", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"PATCH", "/api/v1/agents/{id}", [&s](Call& c) {
            BodyInput in(c.req);
            AgentUpdate u;
            u.description = in.string("description");
@@ -112,32 +86,25 @@ void add_agent_routes(Router& r, Services& s) {
            u.labels = in.string_map("labels");
            if (auto cap = in.integer("capacity", 1, 10000)) u.capacity = static_cast<int>(*cap);
            u.disabled = in.boolean("disabled");
+           u.shared = in.boolean("shared");
            u.expected_revision = in.integer("expected_revision", 1, INT64_MAX);
            in.done();
-           auto target = ref(a);
-           if (a.active_version) {
-             target.runs_code = runs_code(reg.get_version(a.id, *a.active_version).executor);
-           }
-           authorize(c.principal, Action::kUpdate, target);
-           return json_response(200, to_json(reg.update(a.id, u)));
+           return json_response(200, to_json(as(s, c).agents().update(c.param("id"), u)));
          }});
 
-  r.add({"DELETE", "/api/v1/agents/{id}", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
-           authorize(c.principal, Action::kDelete, ref(a));
-           reg.remove(a.id);
+  r.add({"DELETE", "/api/v1/agents/{id}", [&s](Call& c) {
+           as(s, c).agents().remove(c.param("id"));
            return no_content();
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}/versions", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"GET", "/api/v1/agents/{id}/versions", [&s](Call& c) {
            Json items = Json::array();
-           for (const auto& v : reg.versions(a.id)) items.push_back(to_json(v));
+           for (const auto& v : as(s, c).agents().versions(c.param("id")))
+             items.push_back(to_json(v));
            return json_response(200, page(std::move(items), ""));
          }});
 
-  r.add({"POST", "/api/v1/agents/{id}/versions", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"POST", "/api/v1/agents/{id}/versions", [&s](Call& c) {
            BodyInput in(c.req);
            AgentVersionSpec v;
            v.version = in.string("version", true).value_or("");
@@ -146,68 +113,53 @@ void add_agent_routes(Router& r, Services& s) {
            v.executor = in.string("executor").value_or("");
            v.notes = in.string("notes").value_or("");
            in.done();
-           auto target = ref(a);
-           target.runs_code = runs_code(v.executor);
-           authorize(c.principal, Action::kUpdate, target);
-           return json_response(201, to_json(reg.add_version(a.id, v)));
+           return json_response(201, to_json(as(s, c).agents().add_version(c.param("id"), v)));
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}/versions/{version}", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
-           return json_response(200, to_json(reg.get_version(a.id, c.param("version"))));
+  r.add({"GET", "/api/v1/agents/{id}/versions/{version}", [&s](Call& c) {
+           return json_response(
+               200, to_json(as(s, c).agents().get_version(c.param("id"), c.param("version"))));
          }});
 
-  r.add({"POST", "/api/v1/agents/{id}/deploy", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"POST", "/api/v1/agents/{id}/deploy", [&s](Call& c) {
            BodyInput in(c.req);
            const auto version = in.string("version", true);
            const auto force = in.boolean("force");
            in.done();
-           auto target = ref(a);
-           target.runs_code = runs_code(reg.get_version(a.id, *version).executor);
-           authorize(c.principal, Action::kUpdate, target);
-           DeployOptions o;
-           o.actor = c.principal.id;
-           o.force = force.value_or(false);
-           return json_response(200, to_json(reg.deploy(a.id, *version, o)));
+           return json_response(200, to_json(as(s, c).agents().deploy(c.param("id"), *version,
+                                                                      force.value_or(false))));
          }});
 
-  r.add({"POST", "/api/v1/agents/{id}/rollback", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"POST", "/api/v1/agents/{id}/rollback", [&s](Call& c) {
            BodyInput in(c.req, /*empty_ok=*/true);
            const auto to = in.string("to_version");
            const auto force = in.boolean("force");
            in.done();
-           auto target = ref(a);
-           if (to) target.runs_code = runs_code(reg.get_version(a.id, *to).executor);
-           authorize(c.principal, Action::kUpdate, target);
-           DeployOptions o;
-           o.actor = c.principal.id;
-           o.force = force.value_or(false);
-           return json_response(200, to_json(reg.rollback(a.id, to, o)));
+           return json_response(
+               200, to_json(as(s, c).agents().rollback(c.param("id"), to, force.value_or(false))));
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}/deployments", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"GET", "/api/v1/agents/{id}/deployments", [&s](Call& c) {
            Json items = Json::array();
-           for (const auto& d : reg.deployments(a.id)) items.push_back(to_json(d));
+           for (const auto& d : as(s, c).agents().deployments(c.param("id")))
+             items.push_back(to_json(d));
            return json_response(200, page(std::move(items), ""));
          }});
 
-  r.add({"POST", "/api/v1/agents/{id}/heartbeat", [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+  r.add({"POST", "/api/v1/agents/{id}/heartbeat", [&s](Call& c) {
            BodyInput in(c.req, /*empty_ok=*/true);
            const auto load = in.integer("load", 0, 1'000'000);
            in.done();
-           authorize(c.principal, Action::kExecute, ref(a));
-           const auto beat = reg.heartbeat(a.id, static_cast<int>(load.value_or(0)));
+           const auto beat =
+               as(s, c).agents().heartbeat(c.param("id"), static_cast<int>(load.value_or(0)));
            s.agent_lists.invalidate();  // last_heartbeat and load changed without an event
            return json_response(200, to_json(beat));
          }});
 
   r.add({"GET", "/api/v1/agents/{id}/compatibility",
-         [&s, &reg](Call& c) {
-           const auto a = readable_agent(s, c);
+         [&s](Call& c) {
+           auto agents = as(s, c).agents();
+           const auto a = agents.get(c.param("id"));
            QueryInput q(c.req);
            auto version = q.string("version");
            q.done();
@@ -218,13 +170,12 @@ void add_agent_routes(Router& r, Services& s) {
              }
              version = a.active_version;
            }
-           return json_response(200, to_json(reg.check_compatibility(a.id, *version)));
+           return json_response(200, to_json(agents.check_compatibility(a.id, *version)));
          },
          false, Lane::kInline, true});
 
   r.add({"GET", "/api/v1/capabilities/{name}/agents",
-         [&reg](Call& c) {
-           authorize(c.principal, Action::kRead, object(Resource::kAgent, "", ""));
+         [&s](Call& c) {
            QueryInput q(c.req);
            CapabilityQuery cq;
            cq.capability = c.param("name");
@@ -233,7 +184,7 @@ void add_agent_routes(Router& r, Services& s) {
            cq.include_offline = q.boolean("include_offline").value_or(false);
            q.done();
            Json items = Json::array();
-           for (const auto& cand : reg.select(cq)) {
+           for (const auto& cand : as(s, c).agents().select(cq)) {
              Json j = to_json(cand.agent);
              j["capability"] = cand.capability.to_string();
              items.push_back(std::move(j));

@@ -7,18 +7,6 @@
 
 namespace devcycle::server {
 
-namespace {
-
-void require_admin(const Principal& who, std::string_view what) {
-  if (who.role != Role::kAdmin) {
-    throw Error(ErrorCode::kPermissionDenied, "only an admin may " + std::string(what) +
-                                                  " (you are a " +
-                                                  std::string(to_string(who.role)) + ")");
-  }
-}
-
-}  // namespace
-
 void add_auth_routes(Router& r, Services& s) {
   r.add({"POST", "/api/v1/auth/login",
          [&s](Call& c) {
@@ -75,8 +63,7 @@ void add_auth_routes(Router& r, Services& s) {
                          "log in with a password to change it; an API key cannot");
            }
            try {
-             s.auth.change_password(c.principal.id, *current, *next);
-             s.sessions.revoke_user(c.principal.id);
+             as(s, c).users().change_password(*current, *next);
              audit(s, c, "password.changed", "user:" + c.principal.id);
            } catch (const Error& e) {
              // A wrong current password is bad input here, not a lost session.
@@ -90,7 +77,6 @@ void add_auth_routes(Router& r, Services& s) {
   // Users: admins manage accounts; everyone may read themselves.
   r.add({"GET", "/api/v1/users",
          [&s](Call& c) {
-           require_admin(c.principal, "list users");
            QueryInput q(c.req);
            UserFilter f;
            if (auto role = q.string("role")) f.role = parse_role(*role, "query.role");
@@ -98,7 +84,7 @@ void add_auth_routes(Router& r, Services& s) {
            f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(50));
            f.page_token = q.string("page_token").value_or("");
            q.done();
-           const auto p = s.users.list(f);
+           const auto p = as(s, c).users().list(f);
            Json items = Json::array();
            for (const auto& u : p.users) items.push_back(to_json(u));
            return json_response(200, page(std::move(items), p.next_page_token));
@@ -107,7 +93,6 @@ void add_auth_routes(Router& r, Services& s) {
 
   r.add({"POST", "/api/v1/users",
          [&s](Call& c) {
-           require_admin(c.principal, "create users");
            BodyInput in(c.req);
            NewUser u;
            u.email = in.string("email", true).value_or("");
@@ -116,65 +101,45 @@ void add_auth_routes(Router& r, Services& s) {
            const auto role = in.string("role");
            in.done();
            if (role) u.role = parse_role(*role);
-           const auto created = s.users.create(u);
+           const auto created = as(s, c).users().create(u);
            audit(s, c, "user.created", "user:" + created.id, {{"role", to_string(created.role)}});
            return json_response(201, to_json(created));
          },
          false, Lane::kHeavy});
 
   r.add({"GET", "/api/v1/users/{id}", [&s](Call& c) {
-           const auto& id = c.param("id");
-           authorize(c.principal, Action::kRead, object(Resource::kUser, id, id));
-           return json_response(200, to_json(s.users.get(id)));
+           return json_response(200, to_json(as(s, c).users().get(c.param("id"))));
          }});
 
   r.add({"PATCH", "/api/v1/users/{id}", [&s](Call& c) {
            const auto& id = c.param("id");
-           authorize(c.principal, Action::kRead, object(Resource::kUser, id, id));
            BodyInput in(c.req);
            const auto role = in.string("role");
            const auto active = in.boolean("active");
            in.done();
-           require_admin(c.principal, "change roles or deactivate accounts");
-           s.users.get(id);  // 404 before any change
-           if (active && !*active && id == c.principal.id) {
-             throw ValidationError("active", "you cannot deactivate yourself");
+           const auto before = as(s, c).users().get(id);
+           const auto after = as(s, c).users().update(
+               id, role ? std::optional<Role>(parse_role(*role)) : std::nullopt, active);
+           if (role) audit(s, c, "user.role_changed", "user:" + id, {{"role", *role}});
+           if (active && *active != before.active) {
+             audit(s, c, *active ? "user.reactivated" : "user.deactivated", "user:" + id);
            }
-           if (role) {
-             s.users.set_role(id, parse_role(*role));
-             s.sessions.revoke_user(id);  // sessions carry the role they began with
-             audit(s, c, "user.role_changed", "user:" + id, {{"role", *role}});
-           }
-           if (active) {
-             if (*active) {
-               s.users.reactivate(id);
-               audit(s, c, "user.reactivated", "user:" + id);
-             } else {
-               s.auth.deactivate(id);
-               s.sessions.revoke_user(id);
-               audit(s, c, "user.deactivated", "user:" + id);
-             }
-           }
-           return json_response(200, to_json(s.users.get(id)));
+           return json_response(200, to_json(after));
          }});
 
   // API keys: each user sees and revokes their own; admins anyone's.
   r.add({"GET", "/api/v1/api-keys",
          [&s](Call& c) {
            QueryInput q(c.req);
-           auto owner = q.string("owner").value_or(c.principal.id);
+           auto owner = q.string("owner");
            q.done();
-           if (owner != c.principal.id) {
-             authorize(c.principal, Action::kRead, object(Resource::kApiKey, "", owner));
-           }
            Json items = Json::array();
-           for (const auto& k : s.keys.list(owner)) items.push_back(to_json(k));
+           for (const auto& k : as(s, c).api_keys().list(owner)) items.push_back(to_json(k));
            return json_response(200, page(std::move(items), ""));
          },
          false, Lane::kInline, true});
 
   r.add({"POST", "/api/v1/api-keys", [&s](Call& c) {
-           authorize(c.principal, Action::kCreate, object(Resource::kApiKey, "", ""));
            BodyInput in(c.req);
            NewApiKey k;
            k.name = in.string("name", true).value_or("");
@@ -189,13 +154,7 @@ void add_auth_routes(Router& r, Services& s) {
              if (!t) throw ValidationError("expires_at", "must be an RFC 3339 time");
              k.expires_at = *t;
            }
-           if (!k.agent_id.empty()) {
-             // The agent must exist and be the creator's to act as.
-             const auto agent = s.platform.registry().get(k.agent_id);
-             authorize(c.principal, Action::kUpdate,
-                       object(Resource::kAgent, agent.id, agent.owner));
-           }
-           const auto created = s.keys.create(c.principal, k);
+           const auto created = as(s, c).api_keys().create(k);
            audit(s, c, "api_key.created", "api_key:" + created.key.id,
                  {{"role", to_string(created.key.role)}, {"prefix", created.key.prefix}});
            Json j = to_json(created.key);
@@ -204,16 +163,12 @@ void add_auth_routes(Router& r, Services& s) {
          }});
 
   r.add({"GET", "/api/v1/api-keys/{id}", [&s](Call& c) {
-           const auto k = s.keys.get(c.param("id"));
-           authorize(c.principal, Action::kRead, object(Resource::kApiKey, k.id, k.owner));
-           return json_response(200, to_json(k));
+           return json_response(200, to_json(as(s, c).api_keys().get(c.param("id"))));
          }});
 
   r.add({"DELETE", "/api/v1/api-keys/{id}", [&s](Call& c) {
-           const auto k = s.keys.get(c.param("id"));
-           authorize(c.principal, Action::kDelete, object(Resource::kApiKey, k.id, k.owner));
-           const auto revoked = s.keys.revoke(k.id);
-           audit(s, c, "api_key.revoked", "api_key:" + k.id, {{"prefix", k.prefix}});
+           const auto revoked = as(s, c).api_keys().revoke(c.param("id"));
+           audit(s, c, "api_key.revoked", "api_key:" + revoked.id, {{"prefix", revoked.prefix}});
            return json_response(200, to_json(revoked));
          }});
 }

@@ -75,62 +75,47 @@ Json to_json(const DeadLetter& d) {
           {"dead_at", format_time(d.dead_at)}};
 }
 
-void require_admin(const Principal& who) {
-  if (who.role != Role::kAdmin) {
-    throw Error(ErrorCode::kPermissionDenied, "only an admin may read or redrive dead letters");
-  }
-}
-
 }  // namespace
 
 void add_message_routes(Router& r, Services& s) {
-  auto& messages = s.platform.messages();
-
-  r.add({"POST", "/api/v1/agents/{id}/messages", [&s, &messages](Call& c) {
-           const auto sender = acting_agent(s, c, c.param("id"));
+  r.add({"POST", "/api/v1/agents/{id}/messages", [&s](Call& c) {
            BodyInput in(c.req);
            const auto recipient = in.string("recipient", true);
            const auto type = in.string("message_type", true);
            const auto payload = in.any_json("payload");
            in.done();
-           return json_response(
-               201, to_json(messages.send(sender.id, *recipient, *type, payload.value_or("{}"))));
+           return json_response(201,
+                                to_json(as(s, c).messages().send(c.param("id"), *recipient, *type,
+                                                                 payload.value_or("{}"))));
          }});
 
   // Receiving marks the messages delivered: it is the recipient's inbox.
-  r.add({"POST", "/api/v1/agents/{id}/messages/receive", [&s, &messages](Call& c) {
-           const auto recipient = acting_agent(s, c, c.param("id"));
+  r.add({"POST", "/api/v1/agents/{id}/messages/receive", [&s](Call& c) {
            BodyInput in(c.req, /*empty_ok=*/true);
            const auto limit = in.integer("limit", 1, 1000);
            in.done();
            Json items = Json::array();
            for (const auto& m :
-                messages.receive(recipient.id, static_cast<int>(limit.value_or(100)))) {
+                as(s, c).messages().receive(c.param("id"), static_cast<int>(limit.value_or(100)))) {
              items.push_back(to_json(m));
            }
            return json_response(200, page(std::move(items), ""));
          }});
 
-  r.add({"GET", "/api/v1/agents/{id}/messages/{message_id}", [&s, &messages](Call& c) {
-           const auto agent = acting_agent(s, c, c.param("id"));
-           const auto m = messages.get(c.param("message_id"));
-           if (m.sender != agent.id && m.recipient != agent.id) {
-             throw Error(ErrorCode::kNotFound,
-                         "message \"" + c.param("message_id") + "\" not found");
-           }
-           return json_response(200, to_json(m));
+  r.add({"GET", "/api/v1/agents/{id}/messages/{message_id}", [&s](Call& c) {
+           return json_response(
+               200, to_json(as(s, c).messages().get(c.param("id"), c.param("message_id"))));
          }});
 
-  r.add({"POST", "/api/v1/agents/{id}/messages/{message_id}/read", [&s, &messages](Call& c) {
-           const auto reader = acting_agent(s, c, c.param("id"));
+  r.add({"POST", "/api/v1/agents/{id}/messages/{message_id}/read", [&s](Call& c) {
            BodyInput in(c.req, /*empty_ok=*/true);
            in.done();
-           return json_response(200, to_json(messages.mark_read(c.param("message_id"), reader.id)));
+           return json_response(
+               200, to_json(as(s, c).messages().mark_read(c.param("id"), c.param("message_id"))));
          }});
 
   r.add({"GET", "/api/v1/dlq",
          [&s](Call& c) {
-           require_admin(c.principal);
            QueryInput q(c.req);
            const auto topic = q.string("topic");
            const auto group = q.string("group");
@@ -141,23 +126,22 @@ void add_message_routes(Router& r, Services& s) {
            if (!group) missing.push_back({"query.group", "is required"});
            q.done();
            if (!missing.empty()) throw ValidationError(std::move(missing));
-           const auto letters =
-               s.platform.bus().dead_letters(*topic, *group, static_cast<int>(limit), after);
            Json items = Json::array();
-           for (const auto& d : letters) items.push_back(to_json(d));
+           for (const auto& d :
+                as(s, c).messages().dead_letters(*topic, *group, static_cast<int>(limit), after))
+             items.push_back(to_json(d));
            return json_response(200, page(std::move(items), ""));
          },
          false, Lane::kInline, true});
 
   r.add({"POST", "/api/v1/dlq/redrive", [&s](Call& c) {
-           require_admin(c.principal);
            BodyInput in(c.req);
            const auto topic = in.string("topic", true);
            const auto group = in.string("group", true);
            const auto ids = in.string_list("ids");
            in.done();
-           const int n =
-               s.platform.bus().redrive(*topic, *group, ids.value_or(std::vector<std::string>{}));
+           const int n = as(s, c).messages().redrive(*topic, *group,
+                                                     ids.value_or(std::vector<std::string>{}));
            return json_response(200, {{"redriven", n}});
          }});
 }

@@ -4,6 +4,7 @@
 // (docs/api.md, "Remote agents").
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 #include "devcycle/error.h"
@@ -17,9 +18,14 @@ namespace {
 
 // Wakes long-polling claims when something may have become claimable.
 struct ClaimWaiter {
+  // Claims one caller may have waiting at once: the wait lane's threads are
+  // shared by everyone, and one caller must not hold them all.
+  static constexpr int kMaxWaitingPerCaller = 4;
+
   std::mutex mu;
   std::condition_variable cv;
   std::uint64_t generation = 0;
+  std::map<std::string, int> waiting;  // by caller
   Subscription events;
 
   void bump() {
@@ -42,32 +48,22 @@ Json to_json(const RemoteTask& r) {
           {"lease_expires_at", format_time(r.lease_expires_at)}};
 }
 
-// The fence a worker sends back, and the task it names, when the caller may
-// act as the agent that holds it.
+// The fence a worker sends back with the task it names.
 struct Fence {
-  TaskRun task;
+  std::string task_id;
   int attempt = 0;
   std::string lease_owner;
 };
 
-Fence fence(Services& s, Call& c, BodyInput& in) {
-  auto task = s.platform.engine().get_task(c.param("id"));
+Fence fence(Call& c, BodyInput& in) {
   const auto attempt = in.integer("attempt", 1, 1000, true);
   const auto owner = in.string("lease_owner", true);
-  Fence f{std::move(task), static_cast<int>(attempt.value_or(0)), owner.value_or("")};
-  return f;
-}
-
-void may_act_for(Services& s, Call& c, const TaskRun& task) {
-  if (task.agent_id.empty()) {
-    throw Error(ErrorCode::kNotFound, "task \"" + task.id + "\" not found");
-  }
-  acting_agent(s, c, task.agent_id);
+  return Fence{c.param("id"), static_cast<int>(attempt.value_or(0)), owner.value_or("")};
 }
 
 HttpResponse stale(const Fence& f) {
   return problem(409, "conflict",
-                 "task " + f.task.key + " attempt " + std::to_string(f.attempt) +
+                 "task " + f.task_id + " attempt " + std::to_string(f.attempt) +
                      " no longer holds its lease (it expired, or the task was retried, cancelled "
                      "or finished): stop working on it");
 }
@@ -84,8 +80,9 @@ void add_remote_routes(Router& r, Services& s) {
 
   // Up to `max` tasks, waiting up to wait_ms for one when there is none.
   r.add({"POST", "/api/v1/agents/{id}/claims",
-         [&s, &engine, waiter](Call& c) {
-           const auto agent = acting_agent(s, c, c.param("id"));
+         [&s, waiter](Call& c) {
+           auto runs = as(s, c).runs();
+           const auto agent = as(s, c).agents().acting_as(c.param("id"));
            BodyInput in(c.req, /*empty_ok=*/true);
            const auto max = in.integer("max", 1, 100).value_or(1);
            const auto lease_ms = in.integer("lease_ms", 1000, 3'600'000).value_or(60'000);
@@ -93,14 +90,35 @@ void add_remote_routes(Router& r, Services& s) {
            in.done();
            const auto deadline =
                std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+           const std::string caller = c.principal.id + "/" + c.principal.agent_id;
+           if (wait_ms > 0) {
+             std::lock_guard lock(waiter->mu);
+             if (waiter->waiting[caller] >= ClaimWaiter::kMaxWaitingPerCaller) {
+               throw Error(ErrorCode::kResourceExhausted,
+                           "this caller already has " +
+                               std::to_string(ClaimWaiter::kMaxWaitingPerCaller) +
+                               " claims waiting; retry after 1 s");
+             }
+             ++waiter->waiting[caller];
+           }
+           struct Done {
+             ClaimWaiter& w;
+             const std::string& caller;
+             bool counted;
+             ~Done() {
+               if (!counted) return;
+               std::lock_guard lock(w.mu);
+               if (--w.waiting[caller] == 0) w.waiting.erase(caller);
+             }
+           } done{*waiter, caller, wait_ms > 0};
            for (;;) {
              std::uint64_t seen = 0;
              {
                std::lock_guard lock(waiter->mu);
                seen = waiter->generation;
              }
-             const auto got = engine.claim_remote(agent.id, static_cast<int>(max),
-                                                  std::chrono::milliseconds(lease_ms));
+             const auto got =
+                 runs.claim(agent.id, static_cast<int>(max), std::chrono::milliseconds(lease_ms));
              const auto now = std::chrono::steady_clock::now();
              if (!got.empty() || now >= deadline || s.draining.load()) {
                Json items = Json::array();
@@ -116,51 +134,48 @@ void add_remote_routes(Router& r, Services& s) {
          },
          false, Lane::kWait});
 
-  r.add({"POST", "/api/v1/tasks/{id}/lease", [&s, &engine](Call& c) {
+  r.add({"POST", "/api/v1/tasks/{id}/lease", [&s](Call& c) {
            BodyInput in(c.req);
-           auto f = fence(s, c, in);
+           auto f = fence(c, in);
            const auto lease_ms = in.integer("lease_ms", 1000, 3'600'000).value_or(60'000);
            in.done();
-           may_act_for(s, c, f.task);
-           if (!engine.extend_remote(f.task.id, f.attempt, f.lease_owner,
-                                     std::chrono::milliseconds(lease_ms)))
+           if (!as(s, c).runs().extend(f.task_id, f.attempt, f.lease_owner,
+                                       std::chrono::milliseconds(lease_ms)))
              return stale(f);
-           return json_response(200, {{"task_id", f.task.id}, {"extended", true}});
+           return json_response(200, {{"task_id", f.task_id}, {"extended", true}});
          }});
 
-  r.add({"POST", "/api/v1/tasks/{id}/logs", [&s, &engine](Call& c) {
+  r.add({"POST", "/api/v1/tasks/{id}/logs", [&s](Call& c) {
            BodyInput in(c.req);
-           auto f = fence(s, c, in);
+           auto f = fence(c, in);
            const auto level = in.string("level").value_or("info");
            const auto message = in.string("message", true).value_or("");
            in.done();
            const auto parsed = parse_log_level(level, "level");
-           may_act_for(s, c, f.task);
-           if (!engine.log_remote(f.task.id, f.attempt, f.lease_owner, parsed, message))
+           if (!as(s, c).runs().log(f.task_id, f.attempt, f.lease_owner, parsed, message))
              return stale(f);
            return no_content();
          }});
 
   for (const char* verb : {"complete", "fail"}) {
     const bool ok = std::string_view(verb) == "complete";
-    r.add(
-        {"POST", std::string("/api/v1/tasks/{id}/") + verb, [&s, &engine, ok](Call& c) {
-           BodyInput in(c.req);
-           auto f = fence(s, c, in);
-           std::string result;
-           bool retryable = true;
-           if (ok) {
-             result = in.any_json("output").value_or("null");
-           } else {
-             result = in.string("error", true).value_or("");
-             retryable = in.boolean("retryable").value_or(true);
-           }
-           in.done();
-           may_act_for(s, c, f.task);
-           if (!engine.complete_remote(f.task.id, f.attempt, f.lease_owner, ok, result, retryable))
-             return stale(f);
-           return json_response(200, {{"task_id", f.task.id}, {"recorded", true}});
-         }});
+    r.add({"POST", std::string("/api/v1/tasks/{id}/") + verb, [&s, ok](Call& c) {
+             BodyInput in(c.req);
+             auto f = fence(c, in);
+             std::string result;
+             bool retryable = true;
+             if (ok) {
+               result = in.any_json("output").value_or("null");
+             } else {
+               result = in.string("error", true).value_or("");
+               retryable = in.boolean("retryable").value_or(true);
+             }
+             in.done();
+             if (!as(s, c).runs().complete(f.task_id, f.attempt, f.lease_owner, ok, result,
+                                           retryable))
+               return stale(f);
+             return json_response(200, {{"task_id", f.task_id}, {"recorded", true}});
+           }});
   }
 }
 

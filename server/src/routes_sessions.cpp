@@ -66,25 +66,20 @@ void add_session_routes(Router& r, Services& s) {
 
   r.add({"GET", "/api/v1/auth/sessions", [&s](Call& c) {
            Json items = Json::array();
-           for (const auto& session : s.sessions.list(c.principal.id)) {
+           for (const auto& session : as(s, c).users().sessions()) {
              items.push_back(to_json(session));
            }
            return json_response(200, page(std::move(items), ""));
          }});
 
   r.add({"DELETE", "/api/v1/auth/sessions/{id}", [&s](Call& c) {
-           const auto session = s.sessions.get(c.param("id"));
-           // Sessions are as private as the user they belong to.
-           authorize(c.principal, Action::kUpdate,
-                     object(Resource::kUser, session.user_id, session.user_id));
-           const auto revoked = s.sessions.revoke(session.id);
-           audit(s, c, "session.revoked", "session:" + session.id);
+           const auto revoked = as(s, c).users().revoke_session(c.param("id"));
+           audit(s, c, "session.revoked", "session:" + revoked.id);
            return json_response(200, to_json(revoked));
          }});
 
   r.add({"GET", "/api/v1/audit",
          [&s](Call& c) {
-           authorize(c.principal, Action::kRead, object(Resource::kAuditLog, "audit", ""));
            QueryInput q(c.req);
            AuditFilter f;
            f.actor = q.string("actor");
@@ -94,7 +89,7 @@ void add_session_routes(Router& r, Services& s) {
            f.limit = static_cast<int>(q.integer("limit", 1, 1000).value_or(100));
            f.page_token = q.string("page_token").value_or("");
            q.done();
-           const auto p = s.audit.query(f);
+           const auto p = as(s, c).audit().query(f);
            Json items = Json::array();
            for (const auto& e : p.entries) items.push_back(to_json(e));
            return json_response(200, page(std::move(items), p.next_page_token));

@@ -87,6 +87,7 @@ void write(JsonOut& out, const Agent& a) {
       .key("last_heartbeat")
       .time(a.last_heartbeat)
       .field("revision", a.revision)
+      .field("shared", a.shared)
       .key("created_at")
       .time(a.created_at)
       .key("updated_at")

@@ -30,7 +30,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 27> kServeSettings{{
+constexpr std::array<SettingInfo, 28> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -81,6 +81,9 @@ constexpr std::array<SettingInfo, 27> kServeSettings{{
      "Comma-separated browser origins allowed cross-origin (https://app.example.com), or *"},
     {"swagger_ui_dir", "DEVCYCLE_SWAGGER_UI_DIR", DEVCYCLE_SWAGGER_UI_DIR,
      "Directory of the swagger-ui-dist package, served at /docs"},
+    {"metrics_token", "DEVCYCLE_METRICS_TOKEN", "",
+     "When set, GET /metrics needs \"Authorization: Bearer <this token>\" (at least 16 "
+     "characters); empty: /metrics is open"},
 }};
 
 [[noreturn]] void bad_setting(const ExtraSettings::Value& v, const std::string& why) {
@@ -167,6 +170,13 @@ ServeSettings resolve(int argc, const char* const* argv) {
   s.app.rate_burst = static_cast<double>(integer_setting(extra, "rate_burst", 1, 10'000'000));
   s.grace = std::chrono::milliseconds(integer_setting(extra, "shutdown_grace_ms", 0, 3'600'000));
   s.app.swagger_ui_dir = extra.values.at("swagger_ui_dir").value;
+  {
+    const auto& token = extra.values.at("metrics_token");
+    if (!token.value.empty() && token.value.size() < 16) {
+      bad_setting(token, "must be at least 16 characters (or empty: /metrics open)");
+    }
+    s.app.metrics_token = token.value;
+  }
   s.platform.max_active_runs_per_owner =
       static_cast<int>(integer_setting(extra, "max_active_runs_per_user", 0, 1'000'000));
   {
@@ -231,7 +241,7 @@ ServeSettings resolve(int argc, const char* const* argv) {
   }
   // Tests make logins cheap; never below OWASP's minimum (the hasher checks).
   if (const char* m = std::getenv("DEVCYCLE_ARGON2_MEMORY_KIB")) {
-    s.app.argon2_memory_bytes = static_cast<std::size_t>(std::atoll(m)) * 1024;
+    s.platform.argon2_memory_bytes = static_cast<std::size_t>(std::atoll(m)) * 1024;
   }
   return s;
 }
@@ -313,8 +323,7 @@ int serve_main(int argc, const char* const* argv) {
   }
   try {
     bool key_created = false;
-    settings.app.master_key = master_key(settings.master_key_file, key_created);
-    settings.platform.master_key = settings.app.master_key;
+    settings.platform.master_key = master_key(settings.master_key_file, key_created);
     auto platform = Platform::open(settings.platform);
     const auto log = platform->logger().named("server");
     if (key_created) {

@@ -90,13 +90,6 @@ void audit(Services& s, const HttpRequest& req, std::string actor, std::string a
   }
 }
 
-Agent acting_agent(Services& s, const Call& c, const std::string& agent_id) {
-  auto a = s.platform.registry().get(agent_id);
-  authorize(c.principal, Action::kRead, object(Resource::kAgent, a.id, a.owner));
-  authorize(c.principal, Action::kExecute, object(Resource::kAgent, a.id, a.owner));
-  return a;
-}
-
 void audit(Services& s, const Call& c, std::string action, std::string target, const Json& detail) {
   audit(s, c.req, c.principal.id, std::move(action), std::move(target), detail);
 }
@@ -167,12 +160,9 @@ void check_cors_origin(const std::string& origin, const std::string& setting) {
 struct ServerApp::Impl {
   Platform& platform;
   AppOptions options;
-  UserDirectory users;
-  TokenService tokens;
-  ApiKeyStore keys;
-  AuthService auth;
-  SessionStore sessions;
-  AuditLog audit_log;
+  Identity& identity;
+  UserDirectory& users;
+  SessionStore& sessions;
   SecretStore& secrets;
   Logger log;
   ResponseCache agent_lists;
@@ -209,14 +199,6 @@ struct ServerApp::Impl {
     }
   }
 
-  static UserDirectoryOptions directory_options(Platform& p, const AppOptions& o) {
-    UserDirectoryOptions d;
-    Argon2Options a;
-    a.memory_bytes = o.argon2_memory_bytes;
-    d.hasher = make_argon2id_hasher(a);
-    d.clock = p.options().clock;
-    return d;
-  }
   static SecretStore& platform_secrets(Platform& p) {
     if (!p.secrets()) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -224,31 +206,27 @@ struct ServerApp::Impl {
     }
     return *p.secrets();
   }
-  static SessionOptions session_options(Platform& p) {
-    SessionOptions o;
-    o.clock = p.options().clock;
-    return o;
-  }
-  static TokenOptions token_options(Platform& p) {
-    TokenOptions t;
-    t.clock = p.options().clock;
-    return t;
-  }
-
   Impl(Platform& p, AppOptions o)
       : platform(p),
         options(std::move(o)),
-        users(p.database(), p.cache(), directory_options(p, options)),
-        tokens(p.database(), p.cache(), options.master_key, token_options(p), &users),
-        keys(p.database(), p.options().clock),
-        auth(users, tokens),
-        sessions(p.database(), p.cache(), session_options(p)),
-        audit_log(p.database(), p.options().clock),
+        identity(p.identity()),
+        users(identity.users()),
+        sessions(identity.sessions()),
         secrets(platform_secrets(p)),
         log(p.logger().named("server")),
         agent_lists(options.agent_list_cache, p.options().clock),
-        services{p,         users,   tokens, keys,        auth,    sessions,
-                 audit_log, secrets, log,    agent_lists, draining} {
+        services{p,
+                 identity,
+                 identity.users(),
+                 identity.tokens(),
+                 identity.keys(),
+                 identity.auth(),
+                 identity.sessions(),
+                 identity.audit(),
+                 secrets,
+                 log,
+                 agent_lists,
+                 draining} {
     registry_events =
         platform.registry().subscribe([this](const AgentEvent&) { agent_lists.invalidate(); });
     add_auth_routes(router, services);
@@ -267,6 +245,12 @@ struct ServerApp::Impl {
           auto who = authenticate(req, call);
           from_cookie = !call.session_token.empty();
           rate_limit("principal:" + who.id + ":" + who.agent_id);
+          return who;
+        },
+        [this](const HttpRequest& req, bool& from_cookie) {
+          Call call{req, {}, {}, {}, {}};
+          auto who = authenticate(req, call);
+          from_cookie = !call.session_token.empty();
           return who;
         },
         options.cors_origins);
@@ -316,7 +300,8 @@ struct ServerApp::Impl {
                 },
                 true});
     router.add({"GET", "/metrics",
-                [this](Call&) {
+                [this](Call& c) {
+                  if (!options.metrics_token.empty()) check_metrics_token(c.req);
                   refresh_gauges();
                   HttpResponse r;
                   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -345,6 +330,17 @@ struct ServerApp::Impl {
                 true});
     router.add(
         {"GET", "/docs/{file}", [this](Call& c) { return docs_file(c.param("file")); }, true});
+  }
+
+  // Compared in constant time; a scraper without it learns nothing.
+  void check_metrics_token(const HttpRequest& req) const {
+    const auto* h = req.header("authorization");
+    const std::string expected = "Bearer " + options.metrics_token;
+    if (!h || h->size() != expected.size() ||
+        sodium_memcmp(h->data(), expected.data(), expected.size()) != 0) {
+      throw Error(ErrorCode::kUnauthenticated,
+                  "/metrics needs \"Authorization: Bearer <metrics_token>\"");
+    }
   }
 
   HttpResponse docs_file(const std::string& file) {
@@ -407,16 +403,15 @@ struct ServerApp::Impl {
                   "credentials required: send \"Authorization: Bearer <access token or API key>\" "
                   "or a session cookie");
     }
-    if (credential.starts_with("dck_")) return keys.authenticate(credential);
-    auto p = auth.principal(credential);
-    call.access_token = credential;
+    auto p = identity.authenticate(credential);
+    if (!credential.starts_with("dck_")) call.access_token = credential;
     return p;
   }
 
   // A browser: the session cookie, and for anything but a read the CSRF
   // header that matches it.
   Principal from_session(const HttpRequest& req, Call& call, const std::string& token) {
-    const auto session = sessions.authenticate(token);
+    auto who = identity.authenticate_session(token);
     if (req.method != "GET" && req.method != "HEAD") {
       const auto* csrf = req.header("x-csrf-token");
       if (!csrf || !sessions.check_csrf(token, *csrf)) {
@@ -426,7 +421,7 @@ struct ServerApp::Impl {
       }
     }
     call.session_token = token;
-    return Principal{session.user_id, session.role, {}, ""};
+    return who;
   }
 
   void rate_limit(const std::string& who) {

@@ -1,5 +1,5 @@
-// The application behind `devcycle serve`: the identity services over the
-// platform's database and cache, the routes, and the edge (authentication,
+// The application behind `devcycle serve`: the routes over the platform and
+// its identity services (Platform::identity()), and the edge (authentication,
 // rate limits, metrics, problem+json) around every request.
 #pragma once
 
@@ -14,13 +14,10 @@
 namespace devcycle::server {
 
 struct AppOptions {
-  std::string master_key;  // 32 bytes, raw or 64 hex digits (load_master_key)
   // Requests per second and burst, per caller (an authenticated principal,
   // else the client address).
   double rate_limit = 200;
   double rate_burst = 400;
-  // Password hashing cost; tests lower it (never below OWASP's minimum).
-  std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
   // Where /docs serves Swagger UI from (swagger-ui-dist); empty: /docs is 404.
   std::string swagger_ui_dir;
   // Browser origins ("https://app.example.com") allowed to call the API
@@ -36,6 +33,8 @@ struct AppOptions {
   // this server drop it at once; changes made through another server on the
   // same database show within this. 0: every request reads the database.
   std::chrono::milliseconds agent_list_cache{1000};
+  // When not empty, GET /metrics needs "Authorization: Bearer <this>".
+  std::string metrics_token;
 };
 
 // Checks one CORS origin: scheme://host[:port], nothing else, or "*". Throws
@@ -44,8 +43,8 @@ void check_cors_origin(const std::string& origin, const std::string& setting);
 
 class ServerApp {
  public:
-  // `platform` must outlive the app. Throws what TokenService throws for a
-  // wrong master key.
+  // `platform` must outlive the app and have a master key (identity and
+  // secrets); Error{kInvalidArgument} naming master_key otherwise.
   ServerApp(Platform& platform, AppOptions options);
   ~ServerApp();
   ServerApp(const ServerApp&) = delete;

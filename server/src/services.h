@@ -10,6 +10,7 @@
 #include "devcycle/audit.h"
 #include "devcycle/auth.h"
 #include "devcycle/auth_service.h"
+#include "devcycle/identity.h"
 #include "devcycle/platform.h"
 #include "devcycle/secrets.h"
 #include "devcycle/sessions.h"
@@ -22,6 +23,7 @@ namespace devcycle::server {
 
 struct Services {
   Platform& platform;
+  Identity& identity;  // every account change goes through it, never users directly
   UserDirectory& users;
   TokenService& tokens;
   ApiKeyStore& keys;
@@ -34,9 +36,10 @@ struct Services {
   const std::atomic<bool>& draining;  // shutting down: requests that wait stop waiting
 };
 
-// The agent `agent_id`, when the caller may act as it (the agent's own key,
-// its owner, an admin); kNotFound or kPermissionDenied otherwise.
-Agent acting_agent(Services& s, const Call& c, const std::string& agent_id);
+// The platform as the caller of `c` may use it: every route acts through
+// this facade, which enforces the authorization matrix (scoped.h); no route
+// decides who may do what itself.
+inline Scoped as(Services& s, const Call& c) { return s.platform.as(c.principal); }
 
 // Records an audit entry for the caller of `c`; a failure to record is
 // logged, never the request's failure.
@@ -59,11 +62,6 @@ std::vector<std::pair<std::string, std::string>> clear_session_cookies(bool tls)
 std::string cookie(const HttpRequest& req, std::string_view name);
 inline constexpr std::string_view kSessionCookie = "devcycle_session";
 inline constexpr std::string_view kCsrfCookie = "devcycle_csrf";
-
-// An object reference for authorize().
-inline ObjectRef object(Resource r, std::string id = {}, std::string owner = {}) {
-  return ObjectRef{r, std::move(id), std::move(owner), false, {}};
-}
 
 HttpResponse json_response(int status, const Json& body);
 HttpResponse no_content();

@@ -1,9 +1,11 @@
 #include "ws_hub.h"
 
+#include <algorithm>
 #include <mutex>
 #include <set>
 
 #include "devcycle/error.h"
+#include "devcycle/json_limits.h"
 #include "problem.h"
 #include "serialize.h"
 
@@ -29,6 +31,10 @@ class WsClient final : public WsHandler, public std::enable_shared_from_this<WsC
   }
 
   void on_message(const std::string& text) override {
+    if (json_deeper_than(text)) {
+      return error("invalid_argument", "frame: nested deeper than " +
+                                           std::to_string(kMaxJsonDepth) + " levels, the limit");
+    }
     const auto j = Json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return error("invalid_argument", "not a JSON object");
     const auto type = j.value("type", "");
@@ -50,11 +56,11 @@ class WsClient final : public WsHandler, public std::enable_shared_from_this<WsC
           set.erase(id);
       } else if (topic == "runs") {
         // Every run: for those who may read anyone's runs.
-        if (on) authorize(who_, Action::kRead, ObjectRef{Resource::kRun, "*", "*", false, {}});
+        if (on) s_.platform.as(who_).runs().check_watch_all();
         std::lock_guard lock(mu_);
         all_runs_ = on;
       } else if (topic == "agents") {
-        if (on) authorize(who_, Action::kRead, ObjectRef{Resource::kAgent, "*", "*", false, {}});
+        if (on) s_.platform.as(who_).agents().check_watch_all();
         std::lock_guard lock(mu_);
         agents_ = on;
       } else {
@@ -77,10 +83,12 @@ class WsClient final : public WsHandler, public std::enable_shared_from_this<WsC
  private:
   // The caller may read this run (or the task's run); Error otherwise.
   void readable(const std::string& topic, const std::string& id) {
-    std::string run_id = id;
-    if (topic == "task_logs") run_id = s_.platform.engine().get_task(id).run_id;
-    const auto d = s_.platform.engine().get(run_id);
-    authorize(who_, Action::kRead, ObjectRef{Resource::kRun, d.run.id, d.run.owner, false, {}});
+    auto runs = s_.platform.as(who_).runs();
+    if (topic == "task_logs") {
+      runs.task(id);
+    } else {
+      runs.get(id);
+    }
   }
 
   void on_engine(const EngineEvent& e) {
@@ -151,10 +159,60 @@ class WsClient final : public WsHandler, public std::enable_shared_from_this<WsC
 
 }  // namespace
 
-WsHub::WsHub(Services& services, Authenticate authenticate, std::vector<std::string> cors_origins)
+WsHub::WsHub(Services& services, Authenticate authenticate, Authenticate recheck,
+             std::vector<std::string> cors_origins, std::chrono::milliseconds recheck_interval)
     : services_(services),
       authenticate_(std::move(authenticate)),
-      cors_origins_(std::move(cors_origins)) {}
+      recheck_(std::move(recheck)),
+      cors_origins_(std::move(cors_origins)),
+      interval_(recheck_interval),
+      thread_([this] { recheck_loop(); }) {}
+
+WsHub::~WsHub() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void WsHub::recheck_loop() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval_, [&] { return stopping_; })) {
+    auto watched = watched_;  // checked without the lock: upgrades go on meanwhile
+    lock.unlock();
+    std::vector<const WsConnection*> gone;
+    for (const auto& w : watched) {
+      auto connection = w.connection.lock();
+      if (!connection) {
+        gone.push_back(nullptr);
+        continue;
+      }
+      std::string why;
+      try {
+        bool from_cookie = false;
+        const auto now = recheck_(w.request, from_cookie);
+        // The same principal with the same rights, or the old state's rights end.
+        if (now.id != w.who.id || now.role != w.who.role) why = "the account's role changed";
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kUnauthenticated) continue;  // e.g. the cache is down: later
+        why = e.what();
+      } catch (const std::exception&) {
+        continue;
+      }
+      if (!why.empty()) {
+        connection->close_for_policy("credentials no longer valid: " + why);
+        gone.push_back(connection.get());
+      }
+    }
+    lock.lock();
+    std::erase_if(watched_, [&](const Watched& w) {
+      const auto c = w.connection.lock();
+      return !c || std::find(gone.begin(), gone.end(), c.get()) != gone.end();
+    });
+  }
+}
 
 WsDecision WsHub::upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection) {
   WsDecision d;
@@ -176,6 +234,12 @@ WsDecision WsHub::upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> 
                             "pages or an allowed origin (cors_origins)");
         return d;
       }
+    }
+    HttpRequest kept = req;
+    kept.body.clear();
+    {
+      std::lock_guard lock(mu_);
+      watched_.push_back({connection, std::move(kept), who});
     }
     auto client = std::make_shared<WsClient>(services_, std::move(who), connection);
     client->start();

@@ -60,6 +60,14 @@ def test_oversized_headers_are_431(small):
     problem(r, 431, "headers_too_large")
 
 
+def test_many_small_headers_count_against_the_limit(small):
+    # Issue #20: 2,000 small headers (23 KB) passed a 16 KiB limit. Here 300
+    # headers of ~12 bytes each are ~3.6 KB against a 2 KiB limit.
+    r = requests.get(small.url + "/healthz",
+                     headers={f"X-H{i}": "v" for i in range(300)}, timeout=10)
+    problem(r, 431, "headers_too_large")
+
+
 def test_malformed_request_is_400(small):
     out = raw(small, b"NOT HTTP AT ALL\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400"), out
