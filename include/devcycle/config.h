@@ -1,6 +1,9 @@
 // Settings: what a Platform connects to, and where those choices come from.
 //
-// Each setting is resolved with the precedence flags > DEVCYCLE_* environment
+// known_settings() lists every setting of the platform — one name each, the
+// same as the PlatformOptions field it fills (max_active_runs_per_owner,
+// not a server's own spelling). Each setting is resolved with the precedence
+// flags > DEVCYCLE_* environment
 // variables > TOML config file > default. The config file is named by the
 // --config flag or DEVCYCLE_CONFIG; it holds top-level keys with the settings'
 // names (database = "sqlite://./devcycle.db"). A malformed URL, an unknown
@@ -18,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "devcycle/clock.h"
 #include "devcycle/database.h"
@@ -72,6 +76,11 @@ struct PlatformOptions {
   std::string blob_store;
   // Starts per second (and burst) by capability, through the cache.
   std::map<std::string, RateLimit> capability_rate_limits;
+  // Retention: finished runs older than this are purged, with their tasks,
+  // logs and artifacts, by a sweep every `retention_sweep` (a thread of the
+  // Platform); 0: kept forever.
+  std::chrono::hours retention{0};
+  std::chrono::milliseconds retention_sweep{std::chrono::hours(1)};
 };
 
 // One setting that resolve_options() knows.
@@ -120,5 +129,12 @@ PlatformOptions resolve_options(const ConfigSources& sources, ExtraSettings* ext
 // Checks each setting's syntax; throws Error{kInvalidArgument} naming the
 // first bad setting and its value.
 void validate_options(const PlatformOptions& options);
+
+// For programs' own settings, parsed as the platform's are: an integer in
+// [min, max], or Error{kInvalidArgument} "<label>: must be ... (got "...")";
+// and the trimmed entries of a comma-separated list (none for "").
+long long parse_integer_setting(const std::string& value, const std::string& label, long long min,
+                                long long max);
+std::vector<std::string> split_setting_list(const std::string& value);
 
 }  // namespace devcycle

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,7 +90,15 @@ class MetricsRegistry {
                        Labels labels = {});
 
   // Every family sorted by name, each with # HELP and # TYPE, series sorted by labels.
+  // The collectors run first.
   std::string render_prometheus() const;
+
+  // `refresh` runs at the start of every render_prometheus() (outside the
+  // registry's lock), to set gauges whose value is read rather than counted
+  // (queue depths). Its owner removes it, by the id returned, before what it
+  // reads goes away.
+  std::uint64_t add_collector(std::function<void()> refresh);
+  void remove_collector(std::uint64_t id);
 
  private:
   struct Family;
@@ -98,6 +107,9 @@ class MetricsRegistry {
   std::string ns_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Family>, std::less<>> families_;
+  mutable std::mutex collectors_mu_;
+  std::uint64_t next_collector_ = 0;
+  std::map<std::uint64_t, std::function<void()>> collectors_;
 };
 
 }  // namespace devcycle

@@ -30,7 +30,7 @@ namespace devcycle::server {
 
 namespace {
 
-constexpr std::array<SettingInfo, 28> kServeSettings{{
+constexpr std::array<SettingInfo, 19> kServeSettings{{
     {"listen", "DEVCYCLE_LISTEN", "127.0.0.1:8080", "Address and port to listen on (port 0: any)"},
     {"threads", "DEVCYCLE_THREADS", "2", "HTTP I/O threads"},
     {"login_threads", "DEVCYCLE_LOGIN_THREADS", "1",
@@ -52,31 +52,9 @@ constexpr std::array<SettingInfo, 28> kServeSettings{{
     {"rate_burst", "DEVCYCLE_RATE_BURST", "400", "Burst of requests per caller"},
     {"shutdown_grace_ms", "DEVCYCLE_SHUTDOWN_GRACE_MS", "10000",
      "How long in-flight requests may finish on SIGTERM"},
-    {"max_active_runs_per_user", "DEVCYCLE_MAX_ACTIVE_RUNS_PER_USER", "0",
-     "Quota: runs one user may have pending, running or paused at once (0: no limit)"},
-    {"max_agents_per_user", "DEVCYCLE_MAX_AGENTS_PER_USER", "0",
-     "Quota: agents one user may own (0: no limit)"},
-    {"blob_store", "DEVCYCLE_BLOB_STORE", "file://./devcycle-blobs",
-     "Where task artifacts are kept: file:///dir or file://./dir"},
-    {"retention_days", "DEVCYCLE_RETENTION_DAYS", "0",
-     "Finished runs older than this many days are purged with their tasks, logs and artifacts "
-     "(0: kept forever)"},
-    {"retention_sweep_ms", "DEVCYCLE_RETENTION_SWEEP_MS", "3600000",
-     "How often retention looks for runs to purge"},
-    {"publish_events", "DEVCYCLE_PUBLISH_EVENTS", "auto",
-     "Run and task events (devcycle.events) and message receipts (devcycle.messages) on the "
-     "bus: true, false, or auto (true with kafka://)"},
     {"agent_list_cache_ms", "DEVCYCLE_AGENT_LIST_CACHE_MS", "1000",
      "How long an answer of GET /api/v1/agents is reused (changes made through another "
      "server show within it; 0: never reused)"},
-    {"capability_rate_limits", "DEVCYCLE_CAPABILITY_RATE_LIMITS", "",
-     "Task starts per second by capability, e.g. deploy=0.5,codegen=10 (burst: the rate, at "
-     "least 1)"},
-    {"process_allow", "DEVCYCLE_PROCESS_ALLOW", "",
-     "Executables process agents may run, comma-separated absolute real paths; "
-     "interpreter:/usr/bin/python3 for interpreters (empty: no process agents)"},
-    {"process_memory_mb", "DEVCYCLE_PROCESS_MEMORY_MB", "1024",
-     "Address-space limit of each process agent's attempt, in MiB"},
     {"cors_origins", "DEVCYCLE_CORS_ORIGINS", "",
      "Comma-separated browser origins allowed cross-origin (https://app.example.com), or *"},
     {"swagger_ui_dir", "DEVCYCLE_SWAGGER_UI_DIR", DEVCYCLE_SWAGGER_UI_DIR,
@@ -90,38 +68,9 @@ constexpr std::array<SettingInfo, 28> kServeSettings{{
   throw Error(ErrorCode::kInvalidArgument, v.source + ": " + why + " (got \"" + v.value + "\")");
 }
 
-// The entries of a comma-separated setting, each trimmed of spaces; none
-// for an empty value (an empty entry between commas is kept, for the caller
-// to refuse).
-std::vector<std::string> split_list(const std::string& value) {
-  std::vector<std::string> out;
-  if (value.empty()) return out;
-  std::size_t at = 0;
-  for (;;) {
-    const auto comma = value.find(',', at);
-    auto entry = value.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    while (!entry.empty() && entry.front() == ' ') entry.erase(0, 1);
-    while (!entry.empty() && entry.back() == ' ') entry.pop_back();
-    out.push_back(std::move(entry));
-    if (comma == std::string::npos) return out;
-    at = comma + 1;
-  }
-}
-
 long long integer_setting(const ExtraSettings& s, const char* name, long long min, long long max) {
   const auto& v = s.values.at(name);
-  std::size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(v.value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.value.size()) bad_setting(v, "must be an integer");
-  if (n < min || n > max) {
-    bad_setting(v, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-  }
-  return n;
+  return parse_integer_setting(v.value, v.source, min, max);
 }
 
 struct ServeSettings {
@@ -177,72 +126,16 @@ ServeSettings resolve(int argc, const char* const* argv) {
     }
     s.app.metrics_token = token.value;
   }
-  s.platform.max_active_runs_per_owner =
-      static_cast<int>(integer_setting(extra, "max_active_runs_per_user", 0, 1'000'000));
-  {
-    const auto& allow = extra.values.at("process_allow");
-    for (auto entry : split_list(allow.value)) {
-      AllowedExecutable e;
-      if (entry.starts_with("interpreter:")) {
-        e.interpreter = true;
-        entry = entry.substr(12);
-      }
-      if (entry.empty() || entry.front() != '/') {
-        bad_setting(allow, "each entry is an absolute path, or interpreter:/absolute/path");
-      }
-      e.path = entry;
-      s.platform.processes.allow.push_back(e);
-    }
-    s.platform.processes.memory_bytes =
-        static_cast<std::uint64_t>(integer_setting(extra, "process_memory_mb", 16, 1 << 20)) << 20;
-  }
-  s.app.retention = std::chrono::hours(24 * integer_setting(extra, "retention_days", 0, 36500));
-  s.app.retention_sweep =
-      std::chrono::milliseconds(integer_setting(extra, "retention_sweep_ms", 100, 86'400'000));
   s.app.agent_list_cache =
       std::chrono::milliseconds(integer_setting(extra, "agent_list_cache_ms", 0, 60'000));
   {
-    const auto& limits = extra.values.at("capability_rate_limits");
-    for (const auto& entry : split_list(limits.value)) {
-      const auto eq = entry.find('=');
-      double rate = 0;
-      std::size_t used = 0;
-      try {
-        if (eq != std::string::npos) rate = std::stod(entry.substr(eq + 1), &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (eq == std::string::npos || eq == 0 || used == 0 || used != entry.size() - eq - 1 ||
-          !(rate > 0)) {
-        bad_setting(limits, "each entry is capability=starts_per_second, e.g. deploy=0.5");
-      }
-      s.platform.capability_rate_limits[entry.substr(0, eq)] = {rate, std::max(1.0, rate)};
-    }
-  }
-  s.platform.blob_store = extra.values.at("blob_store").value;
-  if (!s.platform.blob_store.starts_with("file://") || s.platform.blob_store.size() == 7) {
-    bad_setting(extra.values.at("blob_store"), "must be file:///dir or file://./dir");
-  }
-  s.platform.max_agents_per_owner =
-      static_cast<int>(integer_setting(extra, "max_agents_per_user", 0, 1'000'000));
-  if (const auto& p = extra.values.at("publish_events"); p.value == "true") {
-    s.platform.publish_events = true;
-  } else if (p.value == "false") {
-    s.platform.publish_events = false;
-  } else if (p.value != "auto") {
-    bad_setting(p, "must be true, false or auto");
-  }
-  {
     const auto& cors = extra.values.at("cors_origins");
-    for (const auto& origin : split_list(cors.value)) {
+    for (const auto& origin : split_setting_list(cors.value)) {
       check_cors_origin(origin, cors.source);
       s.app.cors_origins.push_back(origin);
     }
   }
-  // Tests make logins cheap; never below OWASP's minimum (the hasher checks).
-  if (const char* m = std::getenv("DEVCYCLE_ARGON2_MEMORY_KIB")) {
-    s.platform.argon2_memory_bytes = static_cast<std::size_t>(std::atoll(m)) * 1024;
-  }
+
   return s;
 }
 

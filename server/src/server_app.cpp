@@ -5,11 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <sstream>
-#include <thread>
 
 #include "devcycle/error.h"
 #include "devcycle/version.h"
@@ -169,35 +167,11 @@ struct ServerApp::Impl {
   std::atomic<bool> draining{false};
   Services services;
   Router router;
-  Counter* runs_started = nullptr;
   std::mutex metrics_mu;
   std::map<std::pair<std::size_t, int>, Counter*> request_counters;
   std::map<std::size_t, Histogram*> latencies;
-  Subscription engine_events;
   Subscription registry_events;
   std::unique_ptr<WsHub> ws_hub;
-  std::mutex retention_mu;
-  std::condition_variable retention_cv;
-  bool stopping = false;
-  std::thread retention_thread;
-
-  void sweep_retention() {
-    std::unique_lock lock(retention_mu);
-    while (!retention_cv.wait_for(lock, options.retention_sweep, [&] { return stopping; })) {
-      lock.unlock();
-      try {
-        const Micros before =
-            platform.clock().now() -
-            std::chrono::duration_cast<std::chrono::microseconds>(options.retention).count();
-        int total = 0;
-        for (int n = 500; n == 500;) total += n = platform.engine().purge_finished(before, 500);
-        if (total > 0) log.info("retention: purged finished runs", {{"runs", total}});
-      } catch (const std::exception& e) {
-        log.error("retention sweep failed", {{"error", e.what()}});
-      }
-      lock.lock();
-    }
-  }
 
   static SecretStore& platform_secrets(Platform& p) {
     if (!p.secrets()) {
@@ -254,34 +228,6 @@ struct ServerApp::Impl {
           return who;
         },
         options.cors_origins);
-    auto& m = platform.metrics();
-    runs_started = &m.counter("runs_started_total", "Workflow runs started");
-    engine_events = platform.engine().subscribe([this](const EngineEvent& e) { count(e); });
-    if (options.retention.count() > 0)
-      retention_thread = std::thread([this] { sweep_retention(); });
-  }
-
-  ~Impl() {
-    {
-      std::lock_guard lock(retention_mu);
-      stopping = true;
-    }
-    retention_cv.notify_all();
-    if (retention_thread.joinable()) retention_thread.join();
-  }
-
-  void count(const EngineEvent& e) {
-    auto& m = platform.metrics();
-    using K = EngineEvent::Kind;
-    if (e.kind == K::kRunStarted) {
-      runs_started->inc();
-    } else if (e.kind == K::kRunFinished) {
-      m.counter("runs_finished_total", "Workflow runs finished, by outcome", {{"status", e.status}})
-          .inc();
-    } else if (e.kind == K::kTaskSucceeded || e.kind == K::kTaskFailed ||
-               e.kind == K::kTaskCancelled || e.kind == K::kTaskSkipped) {
-      m.counter("tasks_finished_total", "Tasks finished, by outcome", {{"status", e.status}}).inc();
-    }
   }
 
   void add_system_routes() {
@@ -302,7 +248,6 @@ struct ServerApp::Impl {
     router.add({"GET", "/metrics",
                 [this](Call& c) {
                   if (!options.metrics_token.empty()) check_metrics_token(c.req);
-                  refresh_gauges();
                   HttpResponse r;
                   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
                   r.body = platform.metrics().render_prometheus();
@@ -359,29 +304,6 @@ struct ServerApp::Impl {
     r.body = body.str();
     r.headers.emplace_back("Cache-Control", "public, max-age=3600");
     return r;
-  }
-
-  void refresh_gauges() {
-    auto& m = platform.metrics();
-    platform.database().read([&](Txn& t) {
-      std::map<std::string, double> tasks{{"ready", 0}, {"running", 0}, {"waiting", 0}};
-      for (const auto& row :
-           t.query("SELECT status, COUNT(*) FROM tasks WHERE status IN ('ready', 'running', "
-                   "'waiting') GROUP BY status")) {
-        tasks[row[0].as_text()] = static_cast<double>(row[1].as_int());
-      }
-      for (const auto& [status, n] : tasks) {
-        m.gauge("tasks_open", "Tasks ready, running or waiting now", {{"status", status}}).set(n);
-      }
-      std::map<std::string, double> agents{
-          {"offline", 0}, {"online", 0}, {"busy", 0}, {"disabled", 0}};
-      for (const auto& row : t.query("SELECT status, COUNT(*) FROM agents GROUP BY status")) {
-        agents[row[0].as_text()] = static_cast<double>(row[1].as_int());
-      }
-      for (const auto& [status, n] : agents) {
-        m.gauge("agents", "Registered agents by status", {{"status", status}}).set(n);
-      }
-    });
   }
 
   Principal authenticate(const HttpRequest& req, Call& call) {

@@ -25,10 +25,6 @@ struct AppOptions {
   // (the API takes bearer tokens, not cookies), so no origin is ever
   // reflected together with Access-Control-Allow-Credentials.
   std::vector<std::string> cors_origins;
-  // Finished runs older than this are purged, with their tasks, logs and
-  // artifacts, by a sweep every `retention_sweep`; 0: kept forever.
-  std::chrono::hours retention{0};
-  std::chrono::milliseconds retention_sweep{std::chrono::hours(1)};
   // How long an answer of GET /api/v1/agents is reused. Changes made through
   // this server drop it at once; changes made through another server on the
   // same database show within this. 0: every request reads the database.

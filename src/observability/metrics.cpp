@@ -196,7 +196,24 @@ Histogram& MetricsRegistry::histogram(std::string_view name, std::string_view he
   return *std::get<std::unique_ptr<Histogram>>(it->second);
 }
 
+std::uint64_t MetricsRegistry::add_collector(std::function<void()> refresh) {
+  std::lock_guard lock(collectors_mu_);
+  collectors_.emplace(++next_collector_, std::move(refresh));
+  return next_collector_;
+}
+
+void MetricsRegistry::remove_collector(std::uint64_t id) {
+  std::lock_guard lock(collectors_mu_);
+  collectors_.erase(id);
+}
+
 std::string MetricsRegistry::render_prometheus() const {
+  {
+    // Run under their own lock (so that a removal waits for a running one),
+    // never under the families' lock, which the gauges they set take.
+    std::lock_guard collectors_lock(collectors_mu_);
+    for (const auto& [id, refresh] : collectors_) refresh();
+  }
   std::lock_guard lock(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {

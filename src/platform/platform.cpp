@@ -6,6 +6,7 @@
 #include "devcycle/error.h"
 #include "devcycle/version.h"
 #include "platform/bus_url.h"
+#include "platform/operations.h"
 
 namespace devcycle {
 
@@ -26,12 +27,16 @@ struct Platform::Impl {
   std::unique_ptr<AgentMonitor> monitor;
   std::unique_ptr<MessageBus> bus;
   std::unique_ptr<AgentMessages> messages;
+  std::unique_ptr<internal::PlatformMetrics> engine_metrics;
+  std::unique_ptr<internal::RetentionSweeper> retention;  // when options.retention > 0
 };
 
 Platform::Platform(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Platform::~Platform() {
   if (!impl_) return;
+  impl_->retention.reset();  // stops its thread first: it uses the engine
+  impl_->engine_metrics.reset();
   impl_->monitor.reset();  // stops its thread before what it uses goes away
   impl_->messages.reset();
   impl_->engine.reset();  // its relay and completion subscription use the bus
@@ -106,6 +111,17 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
                                                    publish ? "devcycle.messages" : "");
   if (options.monitor_interval.count() > 0) {
     impl->monitor = std::make_unique<AgentMonitor>(*impl->registry, options.monitor_interval);
+  }
+  impl->engine_metrics =
+      std::make_unique<internal::PlatformMetrics>(*options.metrics, *impl->engine, *impl->database);
+  if (options.retention.count() < 0 || options.retention_sweep.count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "retention: must not be negative, and retention_sweep must be positive");
+  }
+  if (options.retention.count() > 0) {
+    impl->retention = std::make_unique<internal::RetentionSweeper>(
+        *impl->engine, *options.clock, impl->logger.named("retention"), options.retention,
+        options.retention_sweep);
   }
 
   impl->logger.info("platform opened", {{"database", internal::redact_url(options.database)},

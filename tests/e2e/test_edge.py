@@ -279,8 +279,8 @@ def test_bad_cors_origin_is_refused(tmp_path):
     assert r.returncode == 64 and "cors_origins (flag --cors-origins)" in r.stderr
 
 
-def test_quotas_per_user():
-    s = Server("--max-agents-per-user", "1", "--max-active-runs-per-user", "1")
+def test_quotas_per_owner():
+    s = Server("--max-agents-per-owner", "1", "--max-active-runs-per-owner", "1")
     try:
         admin = s.admin()
         admin.post("/api/v1/agent-types", json={"name": "q"})

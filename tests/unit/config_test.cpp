@@ -150,11 +150,48 @@ TEST_F(ConfigTest, UnknownFlagInSourcesIsRefused) {
 
 TEST_F(ConfigTest, KnownSettingsDescribeThemselves) {
   const auto settings = known_settings();
-  ASSERT_EQ(settings.size(), 4u);
+  ASSERT_EQ(settings.size(), 14u);
   for (const auto& s : settings) {
     EXPECT_FALSE(s.description.empty()) << s.name;
     EXPECT_TRUE(s.environment.starts_with("DEVCYCLE_")) << s.name;
   }
+}
+
+// Issue #20: every setting a program reads is the library's, one name each
+// (the server used to read max_active_runs_per_user into
+// max_active_runs_per_owner, and its own list of the rest).
+TEST_F(ConfigTest, TypedSettingsFillThePlatformOptionsOfTheSameName) {
+  ConfigSources s;
+  s.flags = {{"max_active_runs_per_owner", "3"},
+             {"max_agents_per_owner", "7"},
+             {"retention_days", "2"},
+             {"publish_events", "false"},
+             {"capability_rate_limits", "deploy=0.5, codegen=10"},
+             {"process_allow", "/bin/true,interpreter:/usr/bin/python3"},
+             {"argon2_memory_kib", "19456"}};
+  const auto o = resolve_options(s);
+  EXPECT_EQ(o.max_active_runs_per_owner, 3);
+  EXPECT_EQ(o.max_agents_per_owner, 7);
+  EXPECT_EQ(o.retention, std::chrono::hours(48));
+  EXPECT_EQ(o.publish_events, false);
+  EXPECT_EQ(o.capability_rate_limits.at("deploy").per_second, 0.5);
+  EXPECT_EQ(o.capability_rate_limits.at("codegen").burst, 10);
+  ASSERT_EQ(o.processes.allow.size(), 2u);
+  EXPECT_TRUE(o.processes.allow[1].interpreter);
+  EXPECT_EQ(o.argon2_memory_bytes, 19456u * 1024);
+  EXPECT_EQ(o.blob_store, "file://./devcycle-blobs");
+
+  ConfigSources bad;
+  bad.environment = {{"DEVCYCLE_MAX_AGENTS_PER_OWNER", "many"}};
+  EXPECT_DEVCYCLE_ERROR(resolve_options(bad), ErrorCode::kInvalidArgument, "max_agents_per_owner",
+                        "DEVCYCLE_MAX_AGENTS_PER_OWNER", "must be an integer", "many");
+  bad.environment = {{"DEVCYCLE_ARGON2_MEMORY_KIB", "1024"}};
+  EXPECT_DEVCYCLE_ERROR(resolve_options(bad), ErrorCode::kInvalidArgument, "argon2_memory_kib",
+                        "between 19456");
+  bad.environment = {};
+  bad.flags = {{"max_active_runs_per_user", "3"}};  // the old, server-only name
+  EXPECT_DEVCYCLE_ERROR(resolve_options(bad), ErrorCode::kInvalidArgument,
+                        "--max_active_runs_per_user", "unknown");
 }
 
 TEST_F(ConfigTest, ValidateOptionsChecksAStructBuiltInCode) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "devcycle/version.h"
 #include "support/error_matchers.h"
@@ -138,6 +139,73 @@ TEST(PlatformRegistryTest, BadMonitorSettingsAreRefused) {
   o = memory_options(std::make_shared<MemoryLogSink>());
   o.monitor_interval = std::chrono::milliseconds(-1);
   EXPECT_DEVCYCLE_ERROR(Platform::open(o), ErrorCode::kInvalidArgument, "monitor_interval");
+}
+
+}  // namespace
+}  // namespace devcycle
+
+namespace devcycle {
+namespace {
+
+// Issue #20: retention and the engine's metrics were the server's; every
+// embedder now gets them from the Platform.
+TEST(PlatformOperationsTest, EngineMetricsAndRetentionComeWithThePlatform) {
+  auto clock = std::make_shared<ManualClock>();
+  PlatformOptions o;
+  o.database = "sqlite::memory:";
+  o.clock = clock;
+  o.engine_workers = 0;
+  o.monitor_interval = std::chrono::milliseconds(0);
+  o.retention = std::chrono::hours(24);
+  o.retention_sweep = std::chrono::milliseconds(100);
+  auto p = Platform::open(o);
+  p->registry().define_type({"tester", "", "{}"});
+  AgentSpec spec;
+  spec.owner = "alice";
+  spec.name = "echo";
+  spec.type = "tester";
+  const auto a = p->registry().create(spec);
+  p->registry().add_version(a.id, {"1.0.0", {"echo@1.0.0"}, {}, "inproc:echo", ""});
+  p->registry().deploy(a.id, "1.0.0");
+  p->engine().register_function("echo", [](TaskContext& ctx) { return ctx.input(); });
+  p->workflows().create(R"({"name": "w", "tasks": [{"id": "t", "capability": "echo"}]})", "alice");
+  StartRun r;
+  r.workflow = "w";
+  r.owner = "alice";
+  const auto run = p->engine().start(r);
+  auto text = p->metrics().render_prometheus();
+  EXPECT_NE(text.find("devcycle_runs_started_total 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("devcycle_tasks_open{status=\"ready\"} 1"), std::string::npos) << text;
+  p->engine().run_until_idle();
+  text = p->metrics().render_prometheus();
+  EXPECT_NE(text.find("devcycle_runs_finished_total{status=\"succeeded\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("devcycle_tasks_open{status=\"ready\"} 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("devcycle_agents{status=\"offline\"} 1"), std::string::npos) << text;
+
+  // Two days on, the sweep (every 100 ms) purges the finished run.
+  clock->advance(std::chrono::hours(48));
+  bool purged = false;
+  for (int i = 0; i < 100 && !purged; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    try {
+      p->engine().get(run.id);
+    } catch (const Error& e) {
+      purged = e.code() == ErrorCode::kNotFound;
+    }
+  }
+  EXPECT_TRUE(purged);
+}
+
+TEST(PlatformOperationsTest, CollectorsRunBeforeRenderingUntilRemoved) {
+  MetricsRegistry m;
+  int runs = 0;
+  const auto id = m.add_collector([&] { m.gauge("depth", "queue depth").set(++runs); });
+  EXPECT_NE(m.render_prometheus().find("devcycle_depth 1"), std::string::npos);
+  EXPECT_NE(m.render_prometheus().find("devcycle_depth 2"), std::string::npos);
+  m.remove_collector(id);
+  EXPECT_NE(m.render_prometheus().find("devcycle_depth 2"), std::string::npos);
+  EXPECT_EQ(runs, 2);
 }
 
 }  // namespace
