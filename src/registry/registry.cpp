@@ -419,9 +419,9 @@ Deployment Registry::deploy(std::string_view agent_id, std::string_view version,
     AgentStore store(t);
     agent = must_find(store, agent_id);
     const auto v = must_find_version(store, agent, version);
+    if (options.check) options.check(agent, v);  // before anything else is said about it
     const auto text = v.version.to_string();
     refuse_if_active(agent, text);
-    if (options.check) options.check(agent, v);
     if (!options.force) {
       const auto report = check_requirements(store, agent, v);
       if (!report.compatible()) {
@@ -452,8 +452,8 @@ Deployment Registry::rollback(std::string_view agent_id, std::optional<std::stri
       }
       target = *history.front().previous_version;
     }
-    refuse_if_active(agent, target);
     if (options.check) options.check(agent, must_find_version(store, agent, target));
+    refuse_if_active(agent, target);
     return activate(store, agent, target, "rollback", options.actor, impl_->now());
   });
   impl_->emit({impl_->event(AgentEvent::Kind::kRolledBack, agent, agent.status, d.version)});
