@@ -68,6 +68,9 @@ struct User {
   // Grows with every change of role, password or activation; credentials
   // issued under an older generation no longer speak for the user.
   std::int64_t generation = 0;
+  // Set when an admin reset the password: nothing but changing it is
+  // allowed until the user has (Platform::as refuses).
+  bool must_change_password = false;
 };
 
 // What decides, at each request, what a user's credentials still allow.
@@ -75,6 +78,7 @@ struct UserState {
   Role role = Role::kViewer;
   bool active = false;
   std::int64_t generation = 0;
+  bool must_change_password = false;
 };
 
 struct NewUser {
@@ -136,6 +140,12 @@ class UserDirectory {
   // then the policy for the new one.
   User change_password(std::string_view user_id, std::string_view current_password,
                        std::string_view new_password);
+  // An admin's reset: the user logs in with `new_password` and must change
+  // it before anything else (User::must_change_password).
+  User reset_password(std::string_view user_id, std::string_view new_password);
+  // Deletes the account. What it owned (runs, agents, workflows, secrets)
+  // keeps its id as a tombstone owner; its credentials stop at once.
+  void remove(std::string_view user_id);
 
   // Returns the user when `login` (email or username) and `password` match an
   // active account. Otherwise Error{kUnauthenticated, "invalid login or

@@ -75,6 +75,12 @@ class Identity {
   User reactivate(std::string_view user_id);
   User change_password(std::string_view user_id, std::string_view current_password,
                        std::string_view new_password);
+  // An admin's reset: a temporary password the user must change at the next
+  // login; ends the user's sessions and tokens like a change.
+  User reset_password(std::string_view user_id, std::string_view new_password);
+  // Deletes the account (UserDirectory::remove) and ends its sessions and
+  // tokens; its objects keep its id as a tombstone owner.
+  void remove_user(std::string_view user_id);
 
  private:
   struct Impl;

@@ -195,6 +195,11 @@ class ScopedUsers : public ScopedBase {
   // what the old state allowed (Identity).
   User update(std::string_view user_id, std::optional<Role> role, std::optional<bool> active);
   User change_password(std::string_view current_password, std::string_view new_password);
+  // Admins: a temporary password the user must change at the next login;
+  // deleting an account (never one's own), whose objects keep a tombstone
+  // owner.
+  User reset_password(std::string_view user_id, std::string_view new_password);
+  void remove(std::string_view user_id);
   std::vector<Session> sessions();
   Session revoke_session(std::string_view session_id);
 };

@@ -63,7 +63,9 @@ void add_auth_routes(Router& r, Services& s) {
                          "log in with a password to change it; an API key cannot");
            }
            try {
-             as(s, c).users().change_password(*current, *next);
+             // Not through the facade: it is the one thing a user whose password
+             // an admin reset may do (the credential check above stands in).
+             s.identity.change_password(c.principal.id, *current, *next);
              audit(s, c, "password.changed", "user:" + c.principal.id);
            } catch (const Error& e) {
              // A wrong current password is bad input here, not a lost session.
@@ -125,6 +127,25 @@ void add_auth_routes(Router& r, Services& s) {
              audit(s, c, *active ? "user.reactivated" : "user.deactivated", "user:" + id);
            }
            return json_response(200, to_json(after));
+         }});
+
+  // An admin's reset: the user must change the password at the next login.
+  r.add({"POST", "/api/v1/users/{id}/password",
+         [&s](Call& c) {
+           BodyInput in(c.req);
+           const auto password = in.string("password", true);
+           in.done();
+           const auto user = as(s, c).users().reset_password(c.param("id"), *password);
+           audit(s, c, "user.password_reset", "user:" + user.id);
+           return json_response(200, to_json(user));
+         },
+         false, Lane::kHeavy});
+
+  // Deleting an account: its objects keep its id as a tombstone owner.
+  r.add({"DELETE", "/api/v1/users/{id}", [&s](Call& c) {
+           as(s, c).users().remove(c.param("id"));
+           audit(s, c, "user.deleted", "user:" + c.param("id"));
+           return no_content();
          }});
 
   // API keys: each user sees and revokes their own; admins anyone's.

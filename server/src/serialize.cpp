@@ -35,7 +35,8 @@ Json to_json(const User& u) {
           {"active", u.active},
           {"created_at", format_time(u.created_at)},
           {"updated_at", format_time(u.updated_at)},
-          {"password_changed_at", opt_time(u.password_changed_at)}};
+          {"password_changed_at", opt_time(u.password_changed_at)},
+          {"must_change_password", u.must_change_password}};
 }
 
 Json to_json(const TokenPair& p, Micros now) {

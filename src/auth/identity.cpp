@@ -110,4 +110,18 @@ User Identity::change_password(std::string_view user_id, std::string_view curren
   return user;
 }
 
+User Identity::reset_password(std::string_view user_id, std::string_view new_password) {
+  auto user = impl_->users.reset_password(user_id, new_password);
+  impl_->tokens.revoke_user(user.id);
+  impl_->sessions.revoke_user(user.id);
+  return user;
+}
+
+void Identity::remove_user(std::string_view user_id) {
+  const auto user = impl_->users.get(user_id);
+  impl_->users.remove(user.id);
+  impl_->tokens.revoke_user(user.id);
+  impl_->sessions.revoke_user(user.id);
+}
+
 }  // namespace devcycle

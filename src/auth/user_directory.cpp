@@ -12,7 +12,8 @@ namespace devcycle {
 namespace {
 
 constexpr std::string_view kColumns =
-    "id, email, username, role, active, created_at, updated_at, password_changed_at, generation";
+    "id, email, username, role, active, created_at, updated_at, password_changed_at, generation, "
+    "must_change_password";
 
 // How long a user's state is served from the cache. A change made through
 // any UserDirectory on a shared cache (Redis) is seen at once; one made
@@ -21,21 +22,26 @@ constexpr std::chrono::seconds kStateTtl{5};
 
 std::string state_key(std::string_view user_id) { return "user-state:" + std::string(user_id); }
 
+// "<generation> <role> <active><must change password>", e.g. "3 developer 10".
 std::string encode(const UserState& s) {
   return std::to_string(s.generation) + " " + std::string(to_string(s.role)) + " " +
-         (s.active ? "1" : "0");
+         (s.active ? "1" : "0") + (s.must_change_password ? "1" : "0");
 }
 
 std::optional<UserState> decode(const std::string& text) {
   const auto a = text.find(' ');
   const auto b = text.rfind(' ');
-  if (a == std::string::npos || b == a) return std::nullopt;
+  if (a == std::string::npos || b == a || text.size() != b + 3) return std::nullopt;
   try {
-    return UserState{parse_role(text.substr(a + 1, b - a - 1)), text.substr(b + 1) == "1",
-                     std::stoll(text.substr(0, a))};
+    return UserState{parse_role(text.substr(a + 1, b - a - 1)), text[b + 1] == '1',
+                     std::stoll(text.substr(0, a)), text[b + 2] == '1'};
   } catch (const std::exception&) {
     return std::nullopt;  // not ours: read the database
   }
+}
+
+UserState state_of(const User& u) {
+  return {u.role, u.active, u.generation, u.must_change_password};
 }
 
 std::string lower(std::string_view s) {
@@ -101,6 +107,7 @@ User user_from(const Row& r) {
   u.updated_at = r[6].as_int();
   u.password_changed_at = r[7].as_optional_int();
   u.generation = r[8].as_int();
+  u.must_change_password = r[9].as_bool();
   return u;
 }
 
@@ -120,7 +127,7 @@ struct UserDirectory::Impl {
                           std::string(where),
                       params);
     if (rs.empty()) return std::nullopt;
-    return std::make_pair(user_from(rs[0]), rs[0][9].as_text());
+    return std::make_pair(user_from(rs[0]), rs[0][10].as_text());
   }
 
   User must_get(std::string_view id) {
@@ -145,7 +152,7 @@ struct UserDirectory::Impl {
       }
       return find(t, "id = $1", {id})->first;
     });
-    cache.set(state_key(user.id), encode({user.role, user.active, user.generation}), kStateTtl);
+    cache.set(state_key(user.id), encode(state_of(user)), kStateTtl);
     return user;
   }
 };
@@ -164,7 +171,9 @@ std::vector<Migration> UserDirectory::migrations() {
            " password_changed_at BIGINT)",
            ""},
           {"auth", 2, "users generation",
-           "ALTER TABLE users ADD COLUMN generation BIGINT NOT NULL DEFAULT 0", ""}};
+           "ALTER TABLE users ADD COLUMN generation BIGINT NOT NULL DEFAULT 0", ""},
+          {"auth", 3, "users must change password",
+           "ALTER TABLE users ADD COLUMN must_change_password BIGINT NOT NULL DEFAULT 0", ""}};
 }
 
 UserDirectory::UserDirectory(Database& db, Cache& cache, UserDirectoryOptions options) {
@@ -202,9 +211,9 @@ User UserDirectory::create(const NewUser& spec) {
       throw Error(ErrorCode::kAlreadyExists, "username: \"" + u.username + "\" is taken");
     }
     t.execute("INSERT INTO users (" + std::string(kColumns) +
-                  ", password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                  ", password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
               {u.id, u.email, u.username, to_string(u.role), 1, u.created_at, u.updated_at,
-               Value(u.password_changed_at), u.generation, hash});
+               Value(u.password_changed_at), u.generation, 0, hash});
   });
   return u;
 }
@@ -217,7 +226,7 @@ UserState UserDirectory::state(std::string_view user_id) {
     if (auto s = decode(*cached)) return *s;
   }
   const auto u = impl_->must_get(user_id);
-  const UserState s{u.role, u.active, u.generation};
+  const UserState s = state_of(u);
   // Only if absent: a change committed meanwhile has set the newer state.
   impl_->cache.set_if_absent(key, encode(s), kStateTtl);
   return s;
@@ -286,7 +295,27 @@ User UserDirectory::change_password(std::string_view user_id, std::string_view c
   if (new_password == current_password)
     invalid("new_password: must differ from the current password");
   const auto hash = impl_->options.hasher->hash(new_password);
-  return impl_->update(user_id, "password_hash = $3, password_changed_at = $2", {hash});
+  return impl_->update(
+      user_id, "password_hash = $3, password_changed_at = $2, must_change_password = 0", {hash});
+}
+
+User UserDirectory::reset_password(std::string_view user_id, std::string_view new_password) {
+  check_password_policy(new_password, "password");
+  impl_->must_get(user_id);  // kNotFound before the slow hash
+  const auto hash = impl_->options.hasher->hash(new_password);
+  return impl_->update(
+      user_id, "password_hash = $3, password_changed_at = $2, must_change_password = 1", {hash});
+}
+
+void UserDirectory::remove(std::string_view user_id) {
+  const auto user = impl_->must_get(user_id);
+  impl_->db.write([&](Txn& t) { t.execute("DELETE FROM users WHERE id = $1", {user.id}); });
+  // What other servers cached stops speaking for it at once (a shared cache)
+  // or within the state's TTL; here, at once.
+  auto gone = state_of(user);
+  gone.active = false;
+  gone.generation += 1;
+  impl_->cache.set(state_key(user.id), encode(gone), kStateTtl);
 }
 
 User UserDirectory::authenticate(std::string_view login, std::string_view password,

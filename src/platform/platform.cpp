@@ -1,6 +1,7 @@
 #include "devcycle/platform.h"
 
 #include <mutex>
+#include <optional>
 
 #include "common/url.h"
 #include "devcycle/error.h"
@@ -154,7 +155,28 @@ Identity& Platform::identity() {
   }
   return *impl_->identity;
 }
-Scoped Platform::as(Principal principal) { return Scoped(*this, std::move(principal)); }
+Scoped Platform::as(Principal principal) {
+  Identity* identity = nullptr;
+  {
+    std::lock_guard lock(impl_->identity_mu);
+    identity = impl_->identity.get();
+  }
+  if (identity) {
+    // A password an admin reset is to be changed before anything else
+    // (Identity::change_password is not behind this facade).
+    std::optional<UserState> state;
+    try {
+      state = identity->users().state(principal.id);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;  // not a user: an embedder's own principal
+    }
+    if (state && state->must_change_password) {
+      throw Error(ErrorCode::kPermissionDenied,
+                  "password: an admin reset it; change it before doing anything else");
+    }
+  }
+  return Scoped(*this, std::move(principal));
+}
 BlobStore* Platform::blobs() noexcept { return impl_->blobs.get(); }
 MessageBus& Platform::bus() noexcept { return *impl_->bus; }
 AgentMessages& Platform::messages() noexcept { return *impl_->messages; }

@@ -164,6 +164,20 @@ User ScopedUsers::change_password(std::string_view current_password,
   return platform_->identity().change_password(who_.id, current_password, new_password);
 }
 
+User ScopedUsers::reset_password(std::string_view user_id, std::string_view new_password) {
+  const auto user = get(user_id);  // 404 for what the caller may not see
+  require_admin(who_, "reset passwords");
+  return platform_->identity().reset_password(user.id, new_password);
+}
+
+void ScopedUsers::remove(std::string_view user_id) {
+  const auto user = get(user_id);
+  authorize(who_, Action::kDelete, ref(Resource::kUser, user.id, user.id));
+  if (user.id == who_.id)
+    throw Error(ErrorCode::kInvalidArgument, "id: you cannot delete yourself");
+  platform_->identity().remove_user(user.id);
+}
+
 std::vector<Session> ScopedUsers::sessions() {
   // A user's own sessions; an agent-role key is not that user.
   authorize(who_, Action::kRead, ref(Resource::kUser, who_.id, who_.id));

@@ -183,6 +183,17 @@ TEST_F(ScopedMatrixTest, EveryCellWithAnOperationBehavesAsDocumented) {
             s.users().create({name + "@example.com", name, kPassword, Role::kViewer});
           };
         }
+        if (action == "delete") {
+          // Another's account: a fresh one, so that later cells still have `other`.
+          op = [&](Scoped s, auto& o) {
+            if (o != other_) return s.users().remove(o);
+            const auto name = unique("doomed");
+            s.users().remove(p_->identity()
+                                 .users()
+                                 .create({name + "@example.com", name, kPassword, Role::kViewer})
+                                 .id);
+          };
+        }
       } else if (r == "api key") {
         if (action == "read") op = [&](Scoped s, auto& o) { s.api_keys().get(api_key(o)); };
         if (action == "create") {

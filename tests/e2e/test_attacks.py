@@ -350,3 +350,45 @@ def test_one_caller_cannot_hold_every_waiting_claim(server, make_user, remote_ty
     r = server.client(api_key=agent_key(other, mine, capability)).post(
         f"/api/v1/agents/{mine['id']}/claims", json={"wait_ms": 100})
     assert r.status_code == 200
+
+
+# --- User management ------------------------------------------------------------------------------
+
+def test_an_admin_reset_password_must_be_changed_before_anything_else(server, admin, make_user):
+    user, dev = make_user("developer")
+    temporary = "a temporary passphrase " + user["username"]
+    r = admin.post(f"/api/v1/users/{user['id']}/password", json={"password": temporary})
+    assert r.status_code == 200 and r.json()["must_change_password"] is True
+    problem(dev.get("/api/v1/agents"), 401)  # the old token ended with the reset
+    c = server.client(token=server.login(user["username"], temporary)["access_token"])
+    body = problem(c.get("/api/v1/agents"), 403)
+    assert "change it" in body["detail"]
+    assert c.get("/api/v1/auth/me").json()["must_change_password"] is True
+    assert c.post("/api/v1/auth/password", json={"current_password": temporary,
+                                                 "new_password": "my own fine passphrase"}
+                  ).status_code == 204
+    c = server.client(token=server.login(user["username"], "my own fine passphrase")["access_token"])
+    assert c.get("/api/v1/agents").status_code == 200
+    assert c.get("/api/v1/auth/me").json()["must_change_password"] is False
+    # Only admins reset, and the policy applies.
+    _, other = make_user("developer")
+    problem(other.post(f"/api/v1/users/{user['id']}/password", json={"password": temporary}), 404)
+    problem(admin.post(f"/api/v1/users/{user['id']}/password", json={"password": "short"}), 400)
+
+
+def test_a_deleted_users_objects_keep_a_tombstone_owner_and_credentials_stop(server, admin,
+                                                                             make_user,
+                                                                             remote_type):
+    user, dev = make_user("developer")
+    agent = dev.post("/api/v1/agents", json={"name": unique("keep-"), "type": remote_type}).json()
+    key = dev.post("/api/v1/api-keys", json={"name": "k", "role": "viewer"}).json()["secret"]
+    problem(dev.delete(f"/api/v1/users/{user['id']}"), 403)  # not one's own (nor as a developer)
+    me = admin.get("/api/v1/auth/me").json()
+    problem(admin.delete(f"/api/v1/users/{me['id']}"), 400)
+    assert admin.delete(f"/api/v1/users/{user['id']}").status_code == 204
+    problem(admin.get(f"/api/v1/users/{user['id']}"), 404)
+    problem(dev.get("/api/v1/agents"), 401)
+    problem(server.client(api_key=key).get("/api/v1/agents"), 401)
+    assert admin.get(f"/api/v1/agents/{agent['id']}").json()["owner"] == user["id"]
+    problem(server.client().post("/api/v1/auth/login", json={
+        "login": user["username"], "password": "correct horse battery " + user["username"]}), 401)

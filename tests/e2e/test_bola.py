@@ -128,6 +128,7 @@ def world():
     fence = {"attempt": task["attempt"], "lease_owner": task["lease_owner"]}
     bodies = {
         ("PATCH", "/api/v1/users/{id}"): {"role": "viewer"},
+        ("POST", "/api/v1/users/{id}/password"): {"password": "an attacker's chosen password"},
         ("PATCH", "/api/v1/agents/{id}"): {"description": "pwned"},
         ("POST", "/api/v1/agents/{id}/versions"): {"version": "9.9.9", "executor": "remote"},
         ("POST", "/api/v1/agents/{id}/deploy"): {"version": "1.0.0"},
