@@ -67,6 +67,12 @@ class Identity {
   // A session cookie's value; `session` receives the session.
   Principal authenticate_session(std::string_view token, Session* session = nullptr);
 
+  // A session for `user`, read by a login that just succeeded — unless the
+  // account changed since it was read (a password change racing the
+  // login): then none, and Error{kUnauthenticated}.
+  CreatedSession open_session(const User& user, std::string_view client_address,
+                              std::string_view user_agent);
+
   // Account changes that end what the old state allowed, on every server:
   // each moves the user's generation on and ends their sessions; a
   // deactivation and a password change end their refresh tokens too.

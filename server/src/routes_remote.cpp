@@ -90,7 +90,8 @@ void add_remote_routes(Router& r, Services& s) {
            in.done();
            const auto deadline =
                std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-           const std::string caller = c.principal.id + "/" + c.principal.agent_id;
+           // Per principal, however many agents and keys it has.
+           const std::string caller = c.principal.id;
            if (wait_ms > 0) {
              std::lock_guard lock(waiter->mu);
              if (waiter->waiting[caller] >= ClaimWaiter::kMaxWaitingPerCaller) {

@@ -38,7 +38,8 @@ void add_session_routes(Router& r, Services& s) {
          [&s](Call& c) {
            const auto user = authenticate_login(s, c, "session");
            const auto* agent = c.req.header("user-agent");
-           const auto created = s.sessions.create(user, c.req.client_address, agent ? *agent : "");
+           const auto created =
+               s.identity.open_session(user, c.req.client_address, agent ? *agent : "");
            audit(s, c.req, user.id, "login.succeeded", "session:" + created.session.id,
                  {{"via", "session"}});
            auto res = json_response(

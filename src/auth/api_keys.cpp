@@ -227,6 +227,8 @@ Principal ApiKeyStore::authenticate(std::string_view presented) {
       invalid_key();
     }
     if (!owner.active) invalid_key();
+    // An agent key acts (claims, completes); an owner demoted to viewer may not.
+    if (role == Role::kAgent && owner.role == Role::kViewer) invalid_key();
     if (rank(owner.role) < rank(role)) role = owner.role;
   }
   return Principal{key.owner, role, key.capabilities, key.agent_id};

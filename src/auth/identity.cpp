@@ -89,6 +89,19 @@ Principal Identity::authenticate_session(std::string_view token, Session* out) {
   return p;
 }
 
+CreatedSession Identity::open_session(const User& user, std::string_view client_address,
+                                      std::string_view user_agent) {
+  auto created = impl_->sessions.create(user, client_address, user_agent);
+  // Checked after the insert: a change that commits later ends this session
+  // with the others (revoke_user); one that committed earlier shows here.
+  const auto now = impl_->users.get(user.id);
+  if (now.generation != user.generation || !now.active) {
+    impl_->sessions.revoke(created.session.id);
+    throw Error(ErrorCode::kUnauthenticated, "the account changed while logging in; log in again");
+  }
+  return created;
+}
+
 User Identity::set_role(std::string_view user_id, Role role) {
   auto user = impl_->users.set_role(user_id, role);
   impl_->sessions.revoke_user(user.id);

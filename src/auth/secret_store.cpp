@@ -70,9 +70,13 @@ struct SecretStore::Impl {
   // not exist (yet) is not refused here: reveal() says it is missing.
   bool may_use(Txn& t, std::string_view name, std::string_view user) {
     const auto owner = t.query("SELECT owner FROM secrets WHERE name = $1", {name});
-    if (owner.empty() || owner[0][0].as_text() == user) return true;
+    if (owner.empty()) return true;
     const auto u = t.query("SELECT role, active FROM users WHERE id = $1", {user});
-    return !u.empty() && u[0][0].as_text() == "admin" && u[0][1].as_bool();
+    // A deactivated account's work stops getting secrets; an owner that is no
+    // user at all (an embedder's own names) keeps its own.
+    if (!u.empty() && !u[0][1].as_bool()) return false;
+    if (owner[0][0].as_text() == user) return true;
+    return !u.empty() && u[0][0].as_text() == "admin";
   }
 
   static Error refused(std::string_view name) {

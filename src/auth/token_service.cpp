@@ -1,6 +1,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -390,12 +391,44 @@ struct TokenService::Impl {
     return out;
   }
 
+  // The cache is the fast path for revocations; the database is the truth.
+  // Every few seconds the live rows go (back) into the cache, so that a
+  // cache that lost them (a Redis restart, another server's memory cache)
+  // cannot bring a logged-out token back for longer than that.
+  static constexpr Micros kRevocationReload = 5'000'000;
+  std::atomic<Micros> revocations_loaded_at{0};
+
+  void reload_revocations_if_due() {
+    const Micros at = now();
+    Micros last = revocations_loaded_at.load();
+    if (at - last < kRevocationReload) return;
+    if (!revocations_loaded_at.compare_exchange_strong(last, at)) return;  // another thread does
+    try {
+      const auto rows = db.read([&](Txn& t) {
+        return t.query("SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at >= $1",
+                       {at});
+      });
+      for (const auto& r : rows) remember_revoked(r[0].as_text(), r[1].as_int());
+    } catch (const Error&) {
+      revocations_loaded_at.store(last);  // try again at the next verification
+    }
+  }
+
   void remember_revoked(const std::string& jti, Micros until) {
     const auto left = std::max<Micros>(1000, until - now());
     cache.set("revoked-jti:" + jti, "1", std::chrono::milliseconds(left / 1000 + 1));
   }
 
   TokenPair pair(const User& user, const std::string& family, Txn& t) {
+    if (users) {
+      // The account as read before a (slow) password check may have changed
+      // since: a login racing a password change or deactivation must not
+      // outlive it (the change's revoke_user may already have run).
+      const auto rs = t.query("SELECT generation, active FROM users WHERE id = $1", {user.id});
+      if (!rs.empty() && (rs[0][0].as_int() != user.generation || !rs[0][1].as_bool())) {
+        unauthenticated("the account changed while logging in; log in again");
+      }
+    }
     const Micros at = now();
     TokenPair p;
     p.access_expires_at =
@@ -479,6 +512,7 @@ TokenService::TokenService(Database& db, Cache& cache, std::string_view master_k
     return t.query("SELECT jti, expires_at FROM revoked_access_tokens");
   });
   for (const auto& r : live) impl_->remember_revoked(r[0].as_text(), r[1].as_int());
+  impl_->revocations_loaded_at.store(at);
 }
 
 TokenService::~TokenService() = default;
@@ -500,6 +534,7 @@ TokenClaims TokenService::verify_access(std::string_view token) {
       std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.leeway).count();
   if (memo && impl_->now() > memo->expires_at + leeway) memo.reset();  // verify() says why
   TokenClaims claims = memo ? std::move(*memo) : impl_->verify(token, "access");
+  impl_->reload_revocations_if_due();
   if (impl_->cache.get("revoked-jti:" + claims.jti)) unauthenticated("token: revoked");
   if (!memo) {
     std::lock_guard lock(impl_->verified_mu);

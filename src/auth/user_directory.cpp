@@ -152,8 +152,25 @@ struct UserDirectory::Impl {
       }
       return find(t, "id = $1", {id})->first;
     });
-    cache.set(state_key(user.id), encode(state_of(user)), kStateTtl);
+    publish(user);
     return user;
+  }
+
+  // Puts the committed state in the cache unless a newer generation is
+  // there already: two changes committing in one order may reach the cache
+  // in the other, and the older must not win.
+  void publish(const User& user) {
+    const auto key = state_key(user.id);
+    const auto mine = encode(state_of(user));
+    for (int tries = 0; tries < 8; ++tries) {
+      const auto cached = cache.get(key);
+      if (cached) {
+        const auto s = decode(*cached);
+        if (s && s->generation > user.generation) return;
+      }
+      if (cache.compare_and_set(key, cached, mine, kStateTtl)) return;
+    }
+    cache.erase(key);  // contended: let readers go to the database
   }
 };
 

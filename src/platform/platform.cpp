@@ -50,6 +50,10 @@ Platform::~Platform() {
 
 std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   validate_options(options);
+  if (options.retention.count() < 0 || options.retention_sweep.count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "retention: must not be negative, and retention_sweep must be positive");
+  }
   if (!options.clock) options.clock = SystemClock::instance();
   if (!options.log_sink) options.log_sink = std::make_shared<JsonLinesSink>();
   if (!options.metrics) options.metrics = std::make_shared<MetricsRegistry>();
@@ -115,10 +119,6 @@ std::unique_ptr<Platform> Platform::open(PlatformOptions options) {
   }
   impl->engine_metrics =
       std::make_unique<internal::PlatformMetrics>(*options.metrics, *impl->engine, *impl->database);
-  if (options.retention.count() < 0 || options.retention_sweep.count() <= 0) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "retention: must not be negative, and retention_sweep must be positive");
-  }
   if (options.retention.count() > 0) {
     impl->retention = std::make_unique<internal::RetentionSweeper>(
         *impl->engine, *options.clock, impl->logger.named("retention"), options.retention,

@@ -102,7 +102,7 @@ CreatedApiKey ScopedApiKeys::create(const NewApiKey& key) {
   if (!key.agent_id.empty()) {
     // The agent must exist and be the creator's to act as.
     const auto agent = ScopedAgents(*platform_, who_).get(key.agent_id);
-    authorize(who_, Action::kUpdate, ref(Resource::kAgent, agent.id, agent.owner));
+    authorize(who_, Action::kUpdate, internal::agent_ref(platform_->registry(), agent));
   }
   return platform_->identity().keys().create(who_, key);
 }

@@ -7,17 +7,7 @@ namespace devcycle {
 
 using internal::ref;
 
-namespace {
-
-ObjectRef agent_ref(Registry& registry, const Agent& a) {
-  auto r = ref(Resource::kAgent, a.id, a.owner);
-  if (a.active_version) {
-    r.runs_code = internal::runs_code(registry.get_version(a.id, *a.active_version).executor);
-  }
-  return r;
-}
-
-}  // namespace
+using internal::agent_ref;
 
 std::vector<AgentType> ScopedAgents::list_types() {
   authorize(who_, Action::kRead, ref(Resource::kAgentType));

@@ -10,6 +10,13 @@ bool runs_code(std::string_view executor) {
          executor.starts_with("https:");
 }
 
+ObjectRef agent_ref(Registry& registry, const Agent& a) {
+  auto r = ref(Resource::kAgent, a.id, a.owner);
+  if (a.active_version)
+    r.runs_code = runs_code(registry.get_version(a.id, *a.active_version).executor);
+  return r;
+}
+
 std::optional<std::string> definition_name(std::string_view definition_json) {
   try {
     const auto doc = parse_json(definition_json, "$");

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "devcycle/authz.h"
+#include "devcycle/registry.h"
 
 namespace devcycle::internal {
 
@@ -16,6 +17,9 @@ inline ObjectRef ref(Resource r, std::string id = {}, std::string owner = {}) {
 // Executors that run code on the host or call URLs: configuring them is
 // admin-only (docs/security.md).
 bool runs_code(std::string_view executor);
+
+// An agent as the matrix sees it: runs_code when its active version does.
+ObjectRef agent_ref(Registry& registry, const Agent& a);
 
 // The "name" of a workflow definition, when the text is a JSON object with a
 // string name; nullopt otherwise (the catalog then reports what is wrong).

@@ -18,6 +18,8 @@ std::string redacted(Platform& p, std::string text) {
 }
 
 void redact(Platform& p, TaskRun& t) {
+  // An input rendered from an upstream output may carry what an agent echoed.
+  t.input = redacted(p, std::move(t.input));
   t.error = redacted(p, std::move(t.error));
   t.output = redacted(p, std::move(t.output));
   for (auto& a : t.attempts) a.error = redacted(p, std::move(a.error));
@@ -44,6 +46,7 @@ RunPage ScopedRuns::list(const RunFilter& filter) {
   authorize(who_, Action::kRead, ref(Resource::kRun));
   auto page = platform_->engine().list(filter);
   for (auto& run : page.runs) {
+    run.input = redacted(*platform_, std::move(run.input));
     run.error = redacted(*platform_, std::move(run.error));
     run.output = redacted(*platform_, std::move(run.output));
   }
@@ -52,6 +55,7 @@ RunPage ScopedRuns::list(const RunFilter& filter) {
 
 RunDetail ScopedRuns::get(std::string_view run_id) {
   auto d = readable(run_id);
+  d.run.input = redacted(*platform_, std::move(d.run.input));
   d.run.error = redacted(*platform_, std::move(d.run.error));
   d.run.output = redacted(*platform_, std::move(d.run.output));
   for (auto& t : d.tasks) redact(*platform_, t);

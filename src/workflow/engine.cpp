@@ -2768,8 +2768,9 @@ std::vector<RemoteTask> Engine::claim_remote(std::string_view agent_id, int max,
       if (!serves(agent, version, d) || impl_->rate_limited(d)) continue;
       // A remote agent runs code its owner controls: it gets the inputs (and
       // secrets) of its owner's runs only, unless an admin shared it.
-      const auto run_owner = store.find_run(row.task.run_id)->owner;
-      if (!may_serve(agent, run_owner)) continue;
+      const auto run = store.find_run(row.task.run_id);
+      if (!run || !may_serve(agent, run->owner)) continue;  // purged meanwhile, or not for it
+      const auto& run_owner = run->owner;
       std::optional<Micros> close_deadline;
       if (d.timeouts.start_to_close) close_deadline = at + us(*d.timeouts.start_to_close);
       const Micros until =

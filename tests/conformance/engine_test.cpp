@@ -772,6 +772,12 @@ TEST_P(EngineTest, ASecretReachesOnlyTheWorkOfItsOwnerOrAnAdmin) {
   EXPECT_EQ(engine_->get(ok.id).run.status, RunStatus::kSucceeded);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(json::parse(seen[0])["auth"], "bob-s3cr3t");
+
+  // A deactivated account's work gets no secret, not even its own.
+  users.deactivate(root.id);
+  EXPECT_FALSE(secrets.may_use("BOBS", root.id));
+  secrets.put("ROOTS", "root-s3cr3t", root.id);
+  EXPECT_FALSE(secrets.may_use("ROOTS", root.id));
 }
 
 // Two servers on one database starting runs for one owner at once: the

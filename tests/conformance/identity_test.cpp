@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "devcycle/platform.h"
+#include "devcycle/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/plain_hasher.h"
@@ -105,6 +106,21 @@ TEST_P(IdentityTest, AnApiKeyFollowsItsOwner) {
   EXPECT_EQ(identity_->authenticate(key).role, Role::kViewer);
 }
 
+// Review of #20: an agent key's role ranks with a viewer's, so demoting its
+// owner to viewer did not stop it claiming and completing tasks.
+TEST_P(IdentityTest, AnAgentKeyStopsWhenItsOwnerMayNoLongerAct) {
+  const Principal alice{alice_.id, Role::kAdmin, {}, ""};
+  const auto key = identity_->keys()
+                       .create(alice, {"worker", Role::kAgent, {"build"}, new_uuid_v7(), {}})
+                       .secret;
+  EXPECT_EQ(identity_->authenticate(key).role, Role::kAgent);
+  identity_->set_role(alice_.id, Role::kDeveloper);
+  EXPECT_EQ(identity_->authenticate(key).role, Role::kAgent);
+  identity_->set_role(alice_.id, Role::kViewer);
+  EXPECT_DEVCYCLE_ERROR(identity_->authenticate(key), ErrorCode::kUnauthenticated,
+                        "invalid API key");
+}
+
 TEST_P(IdentityTest, ASessionActsWithTheUsersCurrentRoleAndEndsWithTheAccount) {
   auto session = identity_->sessions().create(alice_, "10.0.0.1", "test");
   EXPECT_EQ(identity_->authenticate_session(session.token).role, Role::kAdmin);
@@ -116,6 +132,35 @@ TEST_P(IdentityTest, ASessionActsWithTheUsersCurrentRoleAndEndsWithTheAccount) {
   identity_->deactivate(alice_.id);
   EXPECT_DEVCYCLE_ERROR(identity_->authenticate_session(session.token), ErrorCode::kUnauthenticated,
                         "invalid session");
+}
+
+// Review of #20: a login reads the account before its (slow) password check;
+// a password change committing meanwhile must not leave it a token or a
+// session that the change's revocation missed.
+TEST_P(IdentityTest, ALoginThatReadTheAccountBeforeAChangeGetsNothing) {
+  const auto read_by_the_login = identity_->users().get(alice_.id);
+  identity_->change_password(alice_.id, kPassword, "another fine pass");
+  EXPECT_DEVCYCLE_ERROR(identity_->tokens().issue(read_by_the_login), ErrorCode::kUnauthenticated,
+                        "changed while logging in");
+  EXPECT_DEVCYCLE_ERROR(identity_->open_session(read_by_the_login, "10.0.0.1", "test"),
+                        ErrorCode::kUnauthenticated, "changed while logging in");
+  EXPECT_TRUE(identity_->sessions().list(alice_.id).empty());
+  EXPECT_NO_THROW(identity_->tokens().issue(identity_->users().get(alice_.id)));
+}
+
+// Review of #20: revocations lived in the database but were read back only
+// when a server started; a cache that lost them (another server's memory
+// cache, a flushed Redis) let a logged-out token work again.
+TEST_P(IdentityTest, ALogoutReachesAServerWhoseCacheNeverHeardOfIt) {
+  if (testing::test_cache_is_redis()) GTEST_SKIP() << "one Redis: the other server shares it";
+  const auto pair = identity_->auth().login("alice", kPassword, "10.0.0.1");
+  auto own_cache = testing::test_cache(clock_);
+  auto other = open(*own_cache);
+  EXPECT_NO_THROW(other->authenticate(pair.access_token));
+  identity_->auth().logout(pair.access_token, "");
+  clock_->advance(std::chrono::seconds(6));
+  EXPECT_DEVCYCLE_ERROR(other->authenticate(pair.access_token), ErrorCode::kUnauthenticated,
+                        "revoked");
 }
 
 TEST_P(IdentityTest, ALogoutOutlivesARestartOfTheServer) {
