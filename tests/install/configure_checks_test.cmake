@@ -23,15 +23,17 @@ function(expect_failure needle)
   endif()
 endfunction()
 
-# pkg-config sees only libsodium (which the core always needs): each enabled
-# scale-out backend names its package.
+# pkg-config sees only libsodium and re2 (which the core always needs): each
+# enabled scale-out backend names its package.
 file(MAKE_DIRECTORY "${WORK_DIR}/no-pkgconfig")
-execute_process(COMMAND pkg-config --variable=pcfiledir libsodium OUTPUT_VARIABLE sodium_dir
-                OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "pkg-config cannot find libsodium on this machine")
-endif()
-file(COPY "${sodium_dir}/libsodium.pc" DESTINATION "${WORK_DIR}/no-pkgconfig")
+foreach(core libsodium re2)
+  execute_process(COMMAND pkg-config --variable=pcfiledir ${core} OUTPUT_VARIABLE core_dir
+                  OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config cannot find ${core} on this machine")
+  endif()
+  file(COPY "${core_dir}/${core}.pc" DESTINATION "${WORK_DIR}/no-pkgconfig")
+endforeach()
 expect_failure("DEVCYCLE_WITH_POSTGRES=ON needs libpqxx: install the Debian package libpqxx-dev")
 expect_failure("DEVCYCLE_WITH_KAFKA=ON needs rdkafka" -DDEVCYCLE_WITH_POSTGRES=OFF)
 expect_failure("DEVCYCLE_WITH_REDIS=ON needs hiredis" -DDEVCYCLE_WITH_POSTGRES=OFF
@@ -41,7 +43,10 @@ expect_failure("DEVCYCLE_BUILD_PYTHON=ON, but that part has not been written yet
 configure(out rc -DDEVCYCLE_WITH_POSTGRES=OFF -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
 set(configured_rc ${rc})
 set(configured_out "${out}")
-# Without libsodium nothing configures, and the message names the package.
+# Without RE2 or libsodium nothing configures, and the message names the package.
+file(REMOVE "${WORK_DIR}/no-pkgconfig/re2.pc")
+expect_failure("install the Debian package libre2-dev" -DDEVCYCLE_WITH_POSTGRES=OFF
+               -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
 file(REMOVE "${WORK_DIR}/no-pkgconfig/libsodium.pc")
 expect_failure("install the Debian package libsodium-dev" -DDEVCYCLE_WITH_POSTGRES=OFF
                -DDEVCYCLE_WITH_KAFKA=OFF -DDEVCYCLE_WITH_REDIS=OFF)
