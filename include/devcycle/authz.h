@@ -48,6 +48,10 @@ struct Principal {
   std::vector<std::string> capabilities;
   // Agent principals: the id of the agent they act as.
   std::string agent_id;
+  // Set by Identity when an admin reset the user's password: Platform::as
+  // refuses everything until it is changed. A principal an embedder makes
+  // itself is trusted as made.
+  bool must_change_password = false;
 };
 
 struct ObjectRef {

@@ -69,6 +69,9 @@ struct PlatformOptions {
   // Password hashing cost (argon2id); tests lower it, never below OWASP's
   // minimum of 19 MiB.
   std::size_t argon2_memory_bytes = 64u * 1024 * 1024;
+  // Forged or unknown credentials from one client address in 15 minutes
+  // before each further one is answered 429 (Identity).
+  int credential_failures_per_address = 50;
   // Process agents: the allow-list and the limits (empty allow-list: none run).
   ProcessOptions processes;
   // Where task artifacts are kept: file:///dir or file://./dir; empty: no

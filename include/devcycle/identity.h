@@ -11,8 +11,21 @@
 // acts with the lower of its own role and its owner's current role; a
 // session acts with the user's current role.
 //
+// Presented credentials that are not genuine (malformed, unknown, forged, a
+// wrong secret) are counted per client address (address_group()), across
+// servers sharing the cache; beyond IdentityOptions::
+// credential_failures_per_address in 15 minutes, each further one is
+// answered kResourceExhausted ("retry after N s") instead of
+// kUnauthenticated. Genuine credentials are never refused for their address:
+// clients behind one proxy or NAT cannot lock each other out, and a 256-bit
+// credential cannot be guessed anyway. A genuine credential that has ended
+// (expired, revoked) is not counted. Failed logins, which can guess, are
+// counted apart (LoginThrottle) and refused outright at their limit. An
+// empty address is a trusted in-process caller.
+//
 // Thread-safety: every member may be used from any number of threads.
-// Errors: authenticate*() throw Error{kUnauthenticated} with the reason;
+// Errors: authenticate*() throw Error{kUnauthenticated} with the reason,
+// Error{kResourceExhausted} ("retry after N s") past the address's limit;
 // the account changes throw what UserDirectory throws.
 #pragma once
 
@@ -39,11 +52,19 @@ struct IdentityOptions {
   // A hasher to use instead (tests); null: argon2id with the cost above.
   std::shared_ptr<PasswordHasher> hasher;
   LoginThrottle throttle;
+  // Credentials that are not genuine, per address group, in the throttle's
+  // window before they are answered 429 (see the class comment).
+  int credential_failures_per_address = 50;
   std::chrono::seconds access_ttl{15 * 60};
   std::chrono::seconds refresh_ttl{30 * 24 * 3600};
   SessionOptions sessions;  // its clock is replaced by the identity's
   std::shared_ptr<Clock> clock = SystemClock::instance();
 };
+
+// The unit of per-address accounting: an IPv4 address (also written
+// IPv4-mapped, ::ffff:a.b.c.d), or an IPv6 address's /64 (one customer's
+// subnet: any one host may speak from all of it); anything else as written.
+std::string address_group(std::string_view client_address);
 
 class Identity {
  public:
@@ -62,10 +83,17 @@ class Identity {
   SessionStore& sessions() noexcept;
   AuditLog& audit() noexcept;
 
-  // A bearer credential: an API key (dck_...) or an access token.
-  Principal authenticate(std::string_view bearer);
+  // A bearer credential: an API key (dck_...) or an access token, presented
+  // from `client_address`.
+  Principal authenticate(std::string_view bearer, std::string_view client_address = {});
   // A session cookie's value; `session` receives the session.
-  Principal authenticate_session(std::string_view token, Session* session = nullptr);
+  Principal authenticate_session(std::string_view token, std::string_view client_address = {},
+                                 Session* session = nullptr);
+  // A refresh token for a new pair (AuthService::refresh), counted like the above.
+  TokenPair refresh(std::string_view refresh_token, std::string_view client_address = {});
+  // Throws Error{kResourceExhausted} when `client_address` has reached its
+  // limit of failed logins: a server refuses it before it queues a login.
+  void check_login_address(std::string_view client_address);
 
   // A session for `user`, read by a login that just succeeded — unless the
   // account changed since it was read (a password change racing the

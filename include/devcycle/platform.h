@@ -55,6 +55,8 @@ class Platform {
   // The authorizing facade (scoped.h): every call through it is made for
   // `principal` and allowed only as the authorization matrix says. The
   // accessors above are for trusted in-process use and check nothing.
+  // Throws Error{kPermissionDenied} for a principal whose password an admin
+  // reset (Principal::must_change_password).
   Scoped as(Principal principal);
   // The artifacts' store (PlatformOptions::blob_store); null without one.
   BlobStore* blobs() noexcept;

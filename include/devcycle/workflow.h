@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -201,7 +202,13 @@ class WorkflowCatalog {
   // (so applying the same file twice is harmless). Throws
   // Error{kInvalidArgument} listing every problem, Error{kPermissionDenied}
   // naming a secret in a task's input that `owner` may not use.
-  StoredWorkflow create(std::string_view definition_json, std::string_view owner);
+  // `may_add_version`, when given, sees the owner of the name's latest
+  // version inside the storing transaction (nothing when the name is new)
+  // and throws to refuse: two callers creating one new name at once cannot
+  // both pass a check made before either stored.
+  StoredWorkflow create(
+      std::string_view definition_json, std::string_view owner,
+      const std::function<void(const std::string& existing_owner)>& may_add_version = {});
   // The latest version, or the given one. Error{kNotFound} when absent.
   StoredWorkflow get(std::string_view name, std::optional<int> version = std::nullopt);
   // Every version of `name`, newest first.

@@ -23,6 +23,8 @@
 #include <thread>
 
 #include "devcycle/error.h"
+#include "devcycle/identity.h"
+#include "fair_queue.h"
 
 namespace devcycle::server {
 
@@ -69,12 +71,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::optional<tcp::acceptor> acceptor;
   std::optional<ssl::context> tls;
   std::optional<net::thread_pool> heavy;
+  std::optional<FairQueue> heavy_queue;  // who the heavy pool serves next
   std::optional<net::thread_pool> waits;
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
 
   std::atomic<int> connections{0};
-  std::atomic<int> heavy_in_flight{0};
   std::atomic<int> waits_in_flight{0};
   std::atomic<bool> stopping{false};
   std::mutex sessions_mu;
@@ -358,27 +360,58 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (server_->ws_upgrade && req.path == server_->ws_path && websocket::is_upgrade(msg))
       return upgrade(req);
 
-    const Lane lane = server_->classifier ? server_->classifier(req) : Lane::kInline;
-    if (lane == Lane::kInline) return respond(call(req));
-
-    const bool wait = lane == Lane::kWait;
-    auto& in_flight = wait ? server_->waits_in_flight : server_->heavy_in_flight;
-    if (in_flight.fetch_add(1) >=
-        (wait ? server_->options.wait_queue : server_->options.heavy_queue)) {
-      in_flight.fetch_sub(1);
-      auto r = server_->error_response(503, "too many requests of this kind are in progress");
-      r.headers.emplace_back("Retry-After", "1");
-      return respond(std::move(r));
+    Admission admission;
+    if (server_->classifier) {
+      try {
+        admission = server_->classifier(req);
+      } catch (const std::exception&) {
+        return respond(server_->error_response(500, "internal error"));
+      }
     }
-    net::post(wait ? *server_->waits : *server_->heavy,
-              [self = this->shared_from_this(), req = std::move(req), &in_flight] {
-                auto response = self->call(req);
-                in_flight.fetch_sub(1);
-                net::dispatch(tcp_layer(self->stream_).get_executor(),
-                              [self, response = std::move(response)]() mutable {
-                                self->respond(std::move(response));
-                              });
-              });
+    if (admission.refusal) return respond(std::move(*admission.refusal));
+    if (admission.lane == Lane::kInline) return respond(call(req));
+    if (admission.lane == Lane::kHeavy) return queue_heavy(std::move(req));
+
+    auto& in_flight = server_->waits_in_flight;
+    if (in_flight.fetch_add(1) >= server_->options.wait_queue) {
+      in_flight.fetch_sub(1);
+      return respond(busy());
+    }
+    net::post(*server_->waits, [self = this->shared_from_this(), req = std::move(req), &in_flight] {
+      auto response = self->call(req);
+      in_flight.fetch_sub(1);
+      self->respond_from_pool(std::move(response));
+    });
+  }
+
+  HttpResponse busy() {
+    auto r = server_->error_response(503, "too many requests of this kind are in progress");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
+  // From a pool thread: the response goes back on the connection's strand.
+  void respond_from_pool(HttpResponse response) {
+    net::dispatch(tcp_layer(stream_).get_executor(),
+                  [self = this->shared_from_this(), response = std::move(response)]() mutable {
+                    self->respond(std::move(response));
+                  });
+  }
+
+  // The heavy lane: a place in the fair queue, and one pool task to serve
+  // whoever is next when a thread is free.
+  void queue_heavy(HttpRequest req) {
+    auto self = this->shared_from_this();
+    auto pushed = server_->heavy_queue->push(
+        address_group(client_),
+        [self, req = std::move(req)] { self->respond_from_pool(self->call(req)); },
+        [self] { self->respond_from_pool(self->busy()); });
+    if (pushed.refused) pushed.refused();
+    if (pushed.queued && !pushed.displaced) {  // a displaced waiter's task serves this one
+      net::post(*server_->heavy, [server = server_] {
+        if (auto job = server->heavy_queue->pop()) job();
+      });
+    }
   }
 
   // Hands the connection to a WebSocket session, or answers the refusal.
@@ -543,6 +576,9 @@ void HttpServer::start() {
     throw Error(ErrorCode::kUnavailable, "cannot listen on " + where + ": " + ec.message());
   impl_->bound_port = acc.local_endpoint().port();
   impl_->heavy.emplace(static_cast<std::size_t>(std::max(1, o.heavy_threads)));
+  FairQueue::Options fair;
+  fair.capacity = static_cast<std::size_t>(std::max(1, o.heavy_queue));
+  impl_->heavy_queue.emplace(fair);
   impl_->waits.emplace(static_cast<std::size_t>(std::max(1, o.wait_threads)));
   impl_->work.emplace(impl_->io.get_executor());
   impl_->accept();

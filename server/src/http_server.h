@@ -56,6 +56,13 @@ struct HttpResponse {
 // holds up the I/O threads.
 enum class Lane { kInline, kHeavy, kWait };
 
+// Where a request goes, or — before it takes a place in any queue — the
+// answer that refuses it.
+struct Admission {
+  Lane lane = Lane::kInline;
+  std::optional<HttpResponse> refusal;
+};
+
 // One WebSocket connection, as the application sees it. send() never blocks
 // and may be called from any thread: it queues a text frame. A connection
 // whose queue is full (HttpServerOptions::ws_queue_limit) drops frames, and
@@ -92,7 +99,7 @@ struct HttpServerOptions {
   std::uint16_t port = 8080;  // 0: any free port (see HttpServer::port())
   int threads = 2;
   int heavy_threads = 1;  // the pool for Lane::kHeavy
-  int heavy_queue = 32;   // heavy requests waiting or running before 503
+  int heavy_queue = 32;   // heavy requests waiting (fair per address, see FairQueue) before 503
   int wait_threads = 16;  // the pool for Lane::kWait: requests that may wait
   int wait_queue = 256;   // waiting requests before 503
   std::size_t body_limit = 1024 * 1024;
@@ -109,7 +116,7 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
-  using Classifier = std::function<Lane(const HttpRequest&)>;
+  using Classifier = std::function<Admission(const HttpRequest&)>;
 
   // `error_response` makes the body of the transport's own refusals (413,
   // 431, 400, 503) from a status and a detail.

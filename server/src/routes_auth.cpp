@@ -22,7 +22,7 @@ void add_auth_routes(Router& r, Services& s) {
            BodyInput in(c.req);
            auto token = in.string("refresh_token", true);
            in.done();
-           const auto pair = s.auth.refresh(*token);
+           const auto pair = s.identity.refresh(*token, c.req.client_address);
            return json_response(200, to_json(pair, s.platform.clock().now()));
          },
          true});

@@ -325,7 +325,7 @@ struct ServerApp::Impl {
                   "credentials required: send \"Authorization: Bearer <access token or API key>\" "
                   "or a session cookie");
     }
-    auto p = identity.authenticate(credential);
+    auto p = identity.authenticate(credential, req.client_address);
     if (!credential.starts_with("dck_")) call.access_token = credential;
     return p;
   }
@@ -333,7 +333,7 @@ struct ServerApp::Impl {
   // A browser: the session cookie, and for anything but a read the CSRF
   // header that matches it.
   Principal from_session(const HttpRequest& req, Call& call, const std::string& token) {
-    auto who = identity.authenticate_session(token);
+    auto who = identity.authenticate_session(token, req.client_address);
     if (req.method != "GET" && req.method != "HEAD") {
       const auto* csrf = req.header("x-csrf-token");
       if (!csrf || !sessions.check_csrf(token, *csrf)) {
@@ -416,6 +416,33 @@ struct ServerApp::Impl {
     return r;
   }
 
+  // A refusal before the request is queued: audited, counted and with CORS
+  // headers like any answer of handle().
+  HttpResponse refuse_early(const HttpRequest& req, const Router::Match& m, const Error& e) {
+    HttpResponse r;
+    try {
+      // The address's request rate bounds the audit rows a flood can write.
+      rate_limit("addr:" + req.client_address);
+      audit(services, req, "", "login.throttled", "", {{"reason", e.what()}});
+      r = error_problem(e);
+    } catch (const Error& limited) {
+      r = error_problem(limited);
+    }
+    const std::size_t index =
+        m.route ? static_cast<std::size_t>(m.route - router.routes().data()) : SIZE_MAX;
+    observe(index, r.status, 0, m.route);
+    add_cors(req, r);
+    return r;
+  }
+
+  void add_cors(const HttpRequest& req, HttpResponse& res) const {
+    if (const auto origin = cors_origin(req); !origin.empty()) {
+      res.headers.emplace_back("Access-Control-Allow-Origin", origin);
+      res.headers.emplace_back("Vary", "Origin");
+      res.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate");
+    }
+  }
+
   HttpResponse handle(const HttpRequest& req) {
     const auto start = std::chrono::steady_clock::now();
     if (req.method == "OPTIONS" && req.header("access-control-request-method")) {
@@ -429,12 +456,23 @@ struct ServerApp::Impl {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     observe(index, res.status, seconds, m.route);
-    if (const auto origin = cors_origin(req); !origin.empty()) {
-      res.headers.emplace_back("Access-Control-Allow-Origin", origin);
-      res.headers.emplace_back("Vary", "Origin");
-      res.headers.emplace_back("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate");
-    }
+    add_cors(req, res);
     return res;
+  }
+
+  // problem+json for an Error, with Retry-After from "retry after N s" in
+  // its message when a limiter said so.
+  static HttpResponse error_problem(const Error& e) {
+    auto r = problem(e);
+    if (e.code() == ErrorCode::kResourceExhausted) {
+      const std::string msg = e.what();
+      if (const auto at = msg.find("retry after "); at != std::string::npos) {
+        for (auto& [name, value] : r.headers) {
+          if (name == "Retry-After") value = std::to_string(std::atoll(msg.c_str() + at + 12));
+        }
+      }
+    }
+    return r;
   }
 
   HttpResponse dispatch(const HttpRequest& req, Router::Match& m) {
@@ -452,6 +490,7 @@ struct ServerApp::Impl {
       return problem(404, "not_found", "no route for " + req.method + " " + req.path);
     }
     std::string principal_id;
+    bool session_failed = false;  // the caller's session cookie was refused
     try {
       if (!m.route->query && !req.query.empty()) {
         throw ValidationError(
@@ -462,7 +501,14 @@ struct ServerApp::Impl {
         // Logins and refreshes are limited per client address.
         if (req.method != "GET") rate_limit("addr:" + req.client_address);
       } else {
-        call.principal = authenticate(req, call);
+        try {
+          call.principal = authenticate(req, call);
+        } catch (const Error& e) {
+          session_failed = e.code() == ErrorCode::kUnauthenticated &&
+                           !req.header("authorization") && !req.header("x-api-key") &&
+                           !cookie(req, kSessionCookie).empty();
+          throw;
+        }
         principal_id = call.principal.id;
         rate_limit("principal:" + call.principal.id + ":" + call.principal.agent_id);
       }
@@ -478,15 +524,11 @@ struct ServerApp::Impl {
         log.error("request failed",
                   {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
       }
-      auto r = problem(e);
-      if (e.code() == ErrorCode::kResourceExhausted) {
-        // "retry after N s" in the message, when the limiter said so.
-        const std::string msg = e.what();
-        if (const auto at = msg.find("retry after "); at != std::string::npos) {
-          for (auto& [name, value] : r.headers) {
-            if (name == "Retry-After") value = std::to_string(std::atoll(msg.c_str() + at + 12));
-          }
-        }
+      auto r = error_problem(e);
+      if (session_failed) {
+        // A session cookie that no longer works: the browser forgets it,
+        // rather than present it again with every request.
+        for (auto& h : clear_session_cookies(req.tls)) r.headers.push_back(std::move(h));
       }
       return r;
     } catch (const std::exception& e) {
@@ -521,9 +563,20 @@ WsDecision ServerApp::upgrade(const HttpRequest& req, std::shared_ptr<WsConnecti
   return impl_->ws_hub->upgrade(req, std::move(connection));
 }
 
-Lane ServerApp::classify(const HttpRequest& req) const {
+Admission ServerApp::classify(const HttpRequest& req) const {
   const auto m = impl_->router.match(req.method, req.path);
-  return m.route ? m.route->lane : Lane::kInline;
+  Admission a;
+  a.lane = m.route ? m.route->lane : Lane::kInline;
+  // An address at its limit of failed authentications is refused before it
+  // takes a place in the login queue (and a thread's worth of hashing).
+  if (a.lane == Lane::kHeavy) {
+    try {
+      impl_->identity.check_login_address(req.client_address);
+    } catch (const Error& e) {
+      a.refusal = impl_->refuse_early(req, m, e);
+    }
+  }
+  return a;
 }
 
 void ServerApp::set_draining() noexcept { impl_->draining.store(true); }

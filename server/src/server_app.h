@@ -53,7 +53,7 @@ class ServerApp {
   HttpResponse handle(const HttpRequest& req);
   // /ws (ws_hub.h): accepts an authenticated upgrade, or answers why not.
   WsDecision upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection);
-  Lane classify(const HttpRequest& req) const;
+  Admission classify(const HttpRequest& req) const;
   // /readyz: the database answers and the server is not draining.
   void set_draining() noexcept;
 

@@ -195,6 +195,8 @@ void WsHub::recheck_loop() {
         const auto now = recheck_(w.request, from_cookie);
         // The same principal with the same rights, or the old state's rights end.
         if (now.id != w.who.id || now.role != w.who.role) why = "the account's role changed";
+        if (now.must_change_password && !w.who.must_change_password)
+          why = "an admin reset the password";
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kUnauthenticated) continue;  // e.g. the cache is down: later
         why = e.what();

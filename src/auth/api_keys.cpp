@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "auth/address_throttle.h"
 #include "auth/sodium.h"
 #include "common/field_checks.h"
 #include "devcycle/error.h"
@@ -63,6 +64,8 @@ ApiKey from_row(const Row& r) {
 }
 
 [[noreturn]] void invalid_key() { throw Error(ErrorCode::kUnauthenticated, "invalid API key"); }
+// The same words for a key that never was: the caller learns nothing more.
+[[noreturn]] void forged_key() { throw internal::ForgedCredential("invalid API key"); }
 
 }  // namespace
 
@@ -186,7 +189,7 @@ ApiKey ApiKeyStore::revoke(std::string_view id) {
 Principal ApiKeyStore::authenticate(std::string_view presented) {
   // dck_ + 12 hex + _ + 43 base64url characters.
   if (presented.size() != 4 + 12 + 1 + 43 || !presented.starts_with("dck_") || presented[16] != '_')
-    invalid_key();
+    forged_key();
   const auto prefix = presented.substr(0, 16);
   const auto secret = presented.substr(17);
   auto rs = db_.read([&](Txn& t) {
@@ -196,11 +199,11 @@ Principal ApiKeyStore::authenticate(std::string_view presented) {
   });
   // Hash even when the prefix is unknown, so both paths do the same work.
   const auto presented_hash = secret_hash(secret);
-  if (rs.empty()) invalid_key();
+  if (rs.empty()) forged_key();
   const auto& stored = rs[0][11].as_text();
   if (stored.size() != presented_hash.size() ||
       sodium_memcmp(stored.data(), presented_hash.data(), stored.size()) != 0) {
-    invalid_key();
+    forged_key();
   }
   const auto key = from_row(rs[0]);
   const Micros now = clock_->now();
@@ -218,6 +221,7 @@ Principal ApiKeyStore::authenticate(std::string_view presented) {
   // A key speaks for its owner as the owner is now: never for a deactivated
   // or deleted account, never above the owner's current role.
   Role role = key.role;
+  bool must_change_password = false;
   if (users_) {
     UserState owner;
     try {
@@ -230,8 +234,9 @@ Principal ApiKeyStore::authenticate(std::string_view presented) {
     // An agent key acts (claims, completes); an owner demoted to viewer may not.
     if (role == Role::kAgent && owner.role == Role::kViewer) invalid_key();
     if (rank(owner.role) < rank(role)) role = owner.role;
+    must_change_password = owner.must_change_password;
   }
-  return Principal{key.owner, role, key.capabilities, key.agent_id};
+  return Principal{key.owner, role, key.capabilities, key.agent_id, must_change_password};
 }
 
 }  // namespace devcycle

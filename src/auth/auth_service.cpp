@@ -25,7 +25,7 @@ Principal AuthService::principal(std::string_view access_token) {
                 "token: the account's role, password or activation changed after it was issued; "
                 "refresh it or log in again");
   }
-  return Principal{claims.subject, state.role, {}, ""};
+  return Principal{claims.subject, state.role, {}, "", state.must_change_password};
 }
 
 User AuthService::change_password(std::string_view user_id, std::string_view current_password,

@@ -1,5 +1,6 @@
 #include "devcycle/identity.h"
 
+#include "auth/address_throttle.h"
 #include "devcycle/error.h"
 
 namespace devcycle {
@@ -43,6 +44,8 @@ struct Identity::Impl {
   AuthService auth;
   SessionStore sessions;
   AuditLog audit;
+  internal::AddressThrottle credential_failures;
+  internal::AddressThrottle login_failures;  // the count UserDirectory::authenticate keeps
 
   Impl(Database& db, Cache& cache, std::string_view master_key, const IdentityOptions& o)
       : users(db, cache, directory_options(o)),
@@ -50,7 +53,23 @@ struct Identity::Impl {
         keys(db, o.clock, &users),
         auth(users, tokens),
         sessions(db, cache, session_options(o)),
-        audit(db, o.clock) {}
+        audit(db, o.clock),
+        credential_failures(cache, "credential-failures", o.credential_failures_per_address,
+                            o.throttle.window),
+        login_failures(cache, "login-failures", o.throttle.max_failures_per_address,
+                       o.throttle.window) {}
+
+  // Runs one authentication for `address`: a credential that proves not
+  // genuine counts against the address, and past its limit is answered 429.
+  template <class F>
+  auto guarded(std::string_view address, F&& authenticate) {
+    try {
+      return authenticate();
+    } catch (const internal::ForgedCredential&) {
+      if (credential_failures.count(address)) credential_failures.refuse();
+      throw;
+    }
+  }
 };
 
 Identity::Identity(Database& db, Cache& cache, std::string_view master_key,
@@ -68,13 +87,25 @@ AuthService& Identity::auth() noexcept { return impl_->auth; }
 SessionStore& Identity::sessions() noexcept { return impl_->sessions; }
 AuditLog& Identity::audit() noexcept { return impl_->audit; }
 
-Principal Identity::authenticate(std::string_view bearer) {
-  if (bearer.starts_with("dck_")) return impl_->keys.authenticate(bearer);
-  return impl_->auth.principal(bearer);
+Principal Identity::authenticate(std::string_view bearer, std::string_view client_address) {
+  return impl_->guarded(client_address, [&] {
+    if (bearer.starts_with("dck_")) return impl_->keys.authenticate(bearer);
+    return impl_->auth.principal(bearer);
+  });
 }
 
-Principal Identity::authenticate_session(std::string_view token, Session* out) {
-  auto session = impl_->sessions.authenticate(token);
+TokenPair Identity::refresh(std::string_view refresh_token, std::string_view client_address) {
+  return impl_->guarded(client_address, [&] { return impl_->auth.refresh(refresh_token); });
+}
+
+void Identity::check_login_address(std::string_view client_address) {
+  impl_->login_failures.check(client_address);
+}
+
+Principal Identity::authenticate_session(std::string_view token, std::string_view client_address,
+                                         Session* out) {
+  auto session =
+      impl_->guarded(client_address, [&] { return impl_->sessions.authenticate(token); });
   UserState state;
   try {
     state = impl_->users.state(session.user_id);
@@ -84,7 +115,7 @@ Principal Identity::authenticate_session(std::string_view token, Session* out) {
   }
   if (!state.active) throw Error(ErrorCode::kUnauthenticated, "invalid session");
   // The role the user has now, not the one the session began with.
-  Principal p{session.user_id, state.role, {}, ""};
+  Principal p{session.user_id, state.role, {}, "", state.must_change_password};
   if (out) *out = std::move(session);
   return p;
 }
@@ -102,19 +133,26 @@ CreatedSession Identity::open_session(const User& user, std::string_view client_
   return created;
 }
 
+// A change to what already is changes nothing: the user stays logged in
+// (an admin form that sends the whole user back must not log them out).
 User Identity::set_role(std::string_view user_id, Role role) {
+  if (auto user = impl_->users.get(user_id); user.role == role) return user;
   auto user = impl_->users.set_role(user_id, role);
   impl_->sessions.revoke_user(user.id);
   return user;
 }
 
 User Identity::deactivate(std::string_view user_id) {
+  if (auto user = impl_->users.get(user_id); !user.active) return user;
   auto user = impl_->auth.deactivate(user_id);
   impl_->sessions.revoke_user(user.id);
   return user;
 }
 
-User Identity::reactivate(std::string_view user_id) { return impl_->users.reactivate(user_id); }
+User Identity::reactivate(std::string_view user_id) {
+  if (auto user = impl_->users.get(user_id); user.active) return user;
+  return impl_->users.reactivate(user_id);
+}
 
 User Identity::change_password(std::string_view user_id, std::string_view current_password,
                                std::string_view new_password) {

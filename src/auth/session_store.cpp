@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "auth/address_throttle.h"
 #include "auth/base64url.h"
 #include "auth/sodium.h"
 #include "devcycle/error.h"
@@ -41,6 +42,8 @@ std::string hash_hex(std::string_view data, std::string_view key = {}) {
 }
 
 [[noreturn]] void invalid() { throw Error(ErrorCode::kUnauthenticated, "invalid session"); }
+// The same words for a token that never was a session.
+[[noreturn]] void forged() { throw internal::ForgedCredential("invalid session"); }
 
 std::string cut_utf8(std::string_view s, std::size_t max) {
   if (s.size() <= max) return std::string(s);
@@ -166,14 +169,14 @@ CreatedSession SessionStore::create(const User& user, std::string_view client_ad
 
 Session SessionStore::authenticate(std::string_view token) {
   const auto parsed = parse(token);
-  if (!parsed) invalid();
+  if (!parsed) forged();
   const auto presented = hash_hex(parsed->secret);
   auto found = impl_->load(parsed->id);
-  if (!found) invalid();
+  if (!found) forged();
   auto& [s, stored] = *found;
   if (stored.size() != presented.size() ||
       sodium_memcmp(stored.data(), presented.data(), stored.size()) != 0) {
-    invalid();
+    forged();
   }
   const Micros now = impl_->now();
   const Micros idle =

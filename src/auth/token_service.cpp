@@ -11,6 +11,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "auth/address_throttle.h"
 #include "auth/base64url.h"
 #include "auth/hmac_sha256.h"
 #include "auth/jwt_claims.h"
@@ -38,6 +39,9 @@ constexpr std::int64_t kMaxNumericDate = 100'000'000'000;  // seconds: year 5138
 [[noreturn]] void unauthenticated(const std::string& why) {
   throw Error(ErrorCode::kUnauthenticated, why);
 }
+
+// Before its signature is proved, a token is no credential at all.
+[[noreturn]] void forged(const std::string& why) { throw internal::ForgedCredential(why); }
 
 std::string b64url(std::string_view bytes) { return internal::base64url_encode(bytes); }
 
@@ -274,33 +278,33 @@ struct TokenService::Impl {
   KeyPtr key_for_header(std::string_view segment) {
     if (auto k = key_by_header(segment)) return k;  // the exact header we write
     const auto text = unb64url(segment);
-    if (!text) unauthenticated("token: a part is not base64url");
+    if (!text) forged("token: a part is not base64url");
     json header;
     try {
       header = internal::parse_json(*text, "token header");
     } catch (const Error& e) {
-      unauthenticated(e.what());
+      forged(e.what());
     }
-    if (!header.is_object()) unauthenticated("token: header and payload must be JSON objects");
+    if (!header.is_object()) forged("token: header and payload must be JSON objects");
     const auto alg = header.find("alg");
     const auto kid = header.find("kid");
-    if (alg == header.end() || !alg->is_string()) unauthenticated("token: no alg");
-    if (kid == header.end() || !kid->is_string()) unauthenticated("token: no kid");
+    if (alg == header.end() || !alg->is_string()) forged("token: no alg");
+    if (kid == header.end() || !kid->is_string()) forged("token: no kid");
     auto k = key(kid->get<std::string>());
-    if (!k) unauthenticated("token: unknown key id");
+    if (!k) forged("token: unknown key id");
     if (alg->get<std::string>() != to_string(k->algorithm)) {
-      unauthenticated("token: alg does not match its key");
+      forged("token: alg does not match its key");
     }
     return k;
   }
 
   TokenClaims verify(std::string_view token, std::string_view expected_type) {
-    if (token.size() > kMaxToken) unauthenticated("token: larger than 8 KiB");
+    if (token.size() > kMaxToken) forged("token: larger than 8 KiB");
     const auto d1 = token.find('.');
     const auto d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
     if (d1 == std::string_view::npos || d2 == std::string_view::npos ||
         token.find('.', d2 + 1) != std::string_view::npos) {
-      unauthenticated("token: not a JWT (expected three dot-separated parts)");
+      forged("token: not a JWT (expected three dot-separated parts)");
     }
     const KeyPtr k = key_for_header(token.substr(0, d1));
 
@@ -309,7 +313,7 @@ struct TokenService::Impl {
     unsigned char signature[internal::base64url_decoded_size(88)];
     const auto signature_size =
         signature_text.size() > 88 ? -1 : internal::base64url_decode(signature_text, signature);
-    if (signature_size < 0) unauthenticated("token: a part is not base64url");
+    if (signature_size < 0) forged("token: a part is not base64url");
     const std::string_view input = token.substr(0, d2);
     bool valid = false;
     if (k->algorithm == SigningAlgorithm::kHS256) {
@@ -319,7 +323,7 @@ struct TokenService::Impl {
                   signature, reinterpret_cast<const unsigned char*>(input.data()), input.size(),
                   reinterpret_cast<const unsigned char*>(k->public_key.data())) == 0;
     }
-    if (!valid) unauthenticated("token: bad signature");
+    if (!valid) forged("token: bad signature");
     const Micros at = now();
     if (k->retired_at &&
         at > *k->retired_at +

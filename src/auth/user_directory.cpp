@@ -2,6 +2,7 @@
 #include <cctype>
 #include <chrono>
 
+#include "auth/address_throttle.h"
 #include "common/field_checks.h"
 #include "common/utf8.h"
 #include "devcycle/auth.h"
@@ -118,6 +119,8 @@ struct UserDirectory::Impl {
   Cache& cache;
   UserDirectoryOptions options;
   std::string dummy_hash;  // verified against for unknown users: equal work, no enumeration
+  internal::AddressThrottle addresses{
+      cache, "login-failures", options.throttle.max_failures_per_address, options.throttle.window};
 
   Micros now() const { return options.clock->now(); }
 
@@ -342,6 +345,8 @@ User UserDirectory::authenticate(std::string_view login, std::string_view passwo
   internal::check_text("client_address", client_address, 64, true);
   const auto l = lower(login);
   const auto& t = impl_->options.throttle;
+  // The address first, before any work: a refused address learns nothing.
+  impl_->addresses.check(client_address);
   auto found =
       impl_->db.read([&](Txn& tx) { return impl_->find(tx, "email = $1 OR username = $1", {l}); });
   // Counted per account, whichever of its names was typed (an unknown one
@@ -350,24 +355,23 @@ User UserDirectory::authenticate(std::string_view login, std::string_view passwo
   // cannot all pass a check made before any of them counted.
   const std::string account_key =
       "login-failures:account:" + (found ? "id:" + found->first.id : "name:" + l);
-  const std::string address_key = "login-failures:address:" + std::string(client_address);
   if (impl_->cache.increment(account_key, 1, t.window) > t.max_failures_per_account) {
     throw Error(ErrorCode::kResourceExhausted,
                 "too many failed logins for this account; try again in " +
                     std::to_string(t.window.count() / 60000) + " minutes");
   }
-  if (impl_->cache.increment(address_key, 1, t.window) > t.max_failures_per_address) {
+  if (impl_->addresses.count(client_address)) {
     impl_->cache.increment(account_key, -1);  // refused for the address: not the account's
     throw Error(ErrorCode::kResourceExhausted,
-                "too many failed logins from this address; try again in " +
-                    std::to_string(t.window.count() / 60000) + " minutes");
+                "too many failed logins from this address; retry after " +
+                    std::to_string(std::max<long long>(1, t.window.count() / 1000)) + " s");
   }
   // Exactly one verification on every path, so that timing and work say nothing.
   const bool matches =
       impl_->options.hasher->verify(password, found ? found->second : impl_->dummy_hash);
   if (found && matches && found->first.active) {
     impl_->cache.erase(account_key);
-    impl_->cache.increment(address_key, -1);  // a success is no failure
+    impl_->addresses.give_back(client_address);  // a success is no failure
     return found->first;
   }
   throw Error(ErrorCode::kUnauthenticated, "invalid login or password");

@@ -23,7 +23,7 @@ namespace {
 
 // Every setting of the platform, one name each, as a flag, a config-file key
 // and a DEVCYCLE_* variable; a program adds its own with ExtraSettings.
-constexpr std::array<SettingInfo, 14> kSettings{{
+constexpr std::array<SettingInfo, 15> kSettings{{
     {"database", "DEVCYCLE_DATABASE", "sqlite://./devcycle.db",
      "Where state is kept: sqlite://PATH, sqlite::memory: or postgresql://user@host:port/db"},
     {"bus", "DEVCYCLE_BUS", "inproc://",
@@ -54,6 +54,9 @@ constexpr std::array<SettingInfo, 14> kSettings{{
      "Address-space limit of each process agent's attempt, in MiB"},
     {"argon2_memory_kib", "DEVCYCLE_ARGON2_MEMORY_KIB", "65536",
      "Memory of each password hash (argon2id), in KiB; at least 19456 (OWASP's minimum)"},
+    {"credential_failures_per_address", "DEVCYCLE_CREDENTIAL_FAILURES_PER_ADDRESS", "50",
+     "Forged or unknown credentials one client address may present in 15 minutes before each "
+     "further one is answered 429; genuine credentials are never refused for their address"},
 }};
 constexpr std::string_view kConfigEnv = "DEVCYCLE_CONFIG";
 
@@ -157,6 +160,8 @@ void apply_typed(PlatformOptions& o, const std::map<std::string, std::string>& v
                              << 20;
   o.argon2_memory_bytes =
       static_cast<std::size_t>(integer("argon2_memory_kib", 19456, 4 * 1024 * 1024)) * 1024;
+  o.credential_failures_per_address =
+      static_cast<int>(integer("credential_failures_per_address", 1, 1'000'000));
 }
 
 }  // namespace

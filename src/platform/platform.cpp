@@ -149,6 +149,7 @@ Identity& Platform::identity() {
     }
     IdentityOptions identity_options;
     identity_options.argon2_memory_bytes = o.argon2_memory_bytes;
+    identity_options.credential_failures_per_address = o.credential_failures_per_address;
     identity_options.clock = o.clock;
     impl_->identity =
         std::make_unique<Identity>(*impl_->database, *impl_->cache, o.master_key, identity_options);
@@ -156,24 +157,12 @@ Identity& Platform::identity() {
   return *impl_->identity;
 }
 Scoped Platform::as(Principal principal) {
-  Identity* identity = nullptr;
-  {
-    std::lock_guard lock(impl_->identity_mu);
-    identity = impl_->identity.get();
-  }
-  if (identity) {
-    // A password an admin reset is to be changed before anything else
-    // (Identity::change_password is not behind this facade).
-    std::optional<UserState> state;
-    try {
-      state = identity->users().state(principal.id);
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kNotFound) throw;  // not a user: an embedder's own principal
-    }
-    if (state && state->must_change_password) {
-      throw Error(ErrorCode::kPermissionDenied,
-                  "password: an admin reset it; change it before doing anything else");
-    }
+  // A password an admin reset is to be changed before anything else
+  // (Identity::change_password is not behind this facade). Identity read the
+  // account's state when it made the principal: no second read here.
+  if (principal.must_change_password) {
+    throw Error(ErrorCode::kPermissionDenied,
+                "password: an admin reset it; change it before doing anything else");
   }
   return Scoped(*this, std::move(principal));
 }

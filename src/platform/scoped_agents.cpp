@@ -146,18 +146,14 @@ std::vector<WorkflowSummary> ScopedWorkflows::list() {
 
 StoredWorkflow ScopedWorkflows::create(std::string_view definition_json) {
   authorize(who_, Action::kCreate, ref(Resource::kWorkflow));
-  auto& catalog = platform_->workflows();
-  // A new version of an existing workflow is its owner's to add. The name is
-  // read leniently here; the catalog validates the whole definition.
-  if (const auto name = internal::definition_name(definition_json)) {
-    try {
-      const auto latest = catalog.get(*name);
-      authorize(who_, Action::kUpdate, ref(Resource::kWorkflow, latest.name, latest.owner));
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kNotFound) throw;
-    }
-  }
-  return catalog.create(definition_json, who_.id);
+  // A new version of an existing workflow is its owner's to add: checked in
+  // the transaction that stores it, so a race to create a new name leaves
+  // the loser refused, not the owner of version 2.
+  const std::string name = internal::definition_name(definition_json).value_or("");
+  return platform_->workflows().create(
+      definition_json, who_.id, [&](const std::string& existing_owner) {
+        authorize(who_, Action::kUpdate, ref(Resource::kWorkflow, name, existing_owner));
+      });
 }
 
 DefinitionReport ScopedWorkflows::validate(std::string_view definition_json) {

@@ -78,7 +78,9 @@ WorkflowCatalog::WorkflowCatalog(Database& db, Registry* registry, std::shared_p
   db_.migrate(migrations());
 }
 
-StoredWorkflow WorkflowCatalog::create(std::string_view definition_json, std::string_view owner) {
+StoredWorkflow WorkflowCatalog::create(
+    std::string_view definition_json, std::string_view owner,
+    const std::function<void(const std::string& existing_owner)>& may_add_version) {
   internal::check_text("owner", owner, 128, true);
   auto [def, report] = validate_definition(definition_json, registry_);
   if (!def) throw Error(ErrorCode::kInvalidArgument, "workflow definition: " + report.describe());
@@ -109,6 +111,7 @@ StoredWorkflow WorkflowCatalog::create(std::string_view definition_json, std::st
     auto latest = t.query("SELECT " + std::string(kColumns) +
                               " FROM workflows WHERE name = $1 ORDER BY version DESC LIMIT 1",
                           {w.name});
+    if (!latest.empty() && may_add_version) may_add_version(latest[0][3].as_text());
     const int latest_version = latest.empty() ? 0 : static_cast<int>(latest[0][2].as_int());
     if (!latest.empty() && latest[0][5].as_text() == w.checksum &&
         (!requested || *requested == latest_version)) {

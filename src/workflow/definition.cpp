@@ -75,7 +75,12 @@ class Checker {
     WorkflowDefinition def;
     if (const auto it = doc.find("name"); it != doc.end() && it->is_string()) {
       def.name = it->get<std::string>();
-      capture("$.name", [&] { internal::check_lower_name("$.name", def.name, 128); });
+      capture("$.name", [&] {
+        internal::check_lower_name("$.name", def.name, 128);
+        // The API's own path: GET /workflows/validate could never read it.
+        if (def.name == "validate")
+          throw Error(ErrorCode::kInvalidArgument, "$.name: \"validate\" is reserved");
+      });
     }
     if (const auto it = doc.find("description"); it != doc.end() && it->is_string()) {
       def.description = it->get<std::string>();

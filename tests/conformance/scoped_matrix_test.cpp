@@ -9,6 +9,8 @@
 
 #include <functional>
 #include <optional>
+#include <set>
+#include <thread>
 
 #include "devcycle/platform.h"
 #include "devcycle/tokens.h"
@@ -229,6 +231,34 @@ TEST_F(ScopedMatrixTest, EveryCellWithAnOperationBehavesAsDocumented) {
   }
   // Most cells are operations; the rest are decide()'s (authz_test).
   EXPECT_GE(driven, 150);
+}
+
+// Review of #20: the owner check for a new workflow version ran before the
+// catalog's transaction, so two developers creating one new name at once
+// could both pass it, and the second then owned version 2 of the first's
+// workflow. Now every name's versions have one owner, however they race.
+TEST_F(ScopedMatrixTest, DevelopersRacingToCreateOneNewWorkflowNeverShareIt) {
+  auto as_dev = p_->as(Principal{dev_, Role::kDeveloper, {}, ""});
+  auto as_other = p_->as(Principal{other_, Role::kDeveloper, {}, ""});
+  for (int round = 0; round < 20; ++round) {
+    const auto name = unique("race-");
+    auto create = [&](Scoped& who, const std::string& capability) {
+      try {
+        who.workflows().create(R"({"name": ")" + name +
+                               R"(", "tasks": [{"id": "t", "capability": ")" + capability +
+                               R"("}]})");
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied) << e.what();
+      }
+    };
+    std::thread a([&] { create(as_dev, "build"); });
+    std::thread b([&] { create(as_other, "test"); });
+    a.join();
+    b.join();
+    std::set<std::string> owners;
+    for (const auto& w : p_->workflows().versions(name)) owners.insert(w.owner);
+    EXPECT_EQ(owners.size(), 1u) << name;
+  }
 }
 
 }  // namespace

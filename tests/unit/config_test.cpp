@@ -150,7 +150,7 @@ TEST_F(ConfigTest, UnknownFlagInSourcesIsRefused) {
 
 TEST_F(ConfigTest, KnownSettingsDescribeThemselves) {
   const auto settings = known_settings();
-  ASSERT_EQ(settings.size(), 14u);
+  ASSERT_EQ(settings.size(), 15u);
   for (const auto& s : settings) {
     EXPECT_FALSE(s.description.empty()) << s.name;
     EXPECT_TRUE(s.environment.starts_with("DEVCYCLE_")) << s.name;
