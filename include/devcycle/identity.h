@@ -86,9 +86,10 @@ class Identity {
   // A bearer credential: an API key (dck_...) or an access token, presented
   // from `client_address`.
   Principal authenticate(std::string_view bearer, std::string_view client_address = {});
-  // A session cookie's value; `session` receives the session.
+  // A session cookie's value; `session` receives the session. `record_use`
+  // as SessionStore::authenticate: false for a recheck of an open connection.
   Principal authenticate_session(std::string_view token, std::string_view client_address = {},
-                                 Session* session = nullptr);
+                                 Session* session = nullptr, bool record_use = true);
   // A refresh token for a new pair (AuthService::refresh), counted like the above.
   TokenPair refresh(std::string_view refresh_token, std::string_view client_address = {});
   // Throws Error{kResourceExhausted} when `client_address` has reached its

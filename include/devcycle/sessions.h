@@ -71,8 +71,10 @@ class SessionStore {
   // The live session a presented token belongs to; records use (at most
   // once a minute in the database). Error{kUnauthenticated, "invalid
   // session"} for anything else — malformed, unknown, wrong secret, idle,
-  // expired or revoked alike.
-  Session authenticate(std::string_view token);
+  // expired or revoked alike. `record_use` false: a check on behalf of a
+  // connection already open (a WebSocket's recheck), which must not keep an
+  // idle session alive.
+  Session authenticate(std::string_view token, bool record_use = true);
   // Whether `csrf_token` belongs to the session of `token` (constant time).
   bool check_csrf(std::string_view token, std::string_view csrf_token) const;
 

@@ -18,6 +18,9 @@ struct Call {
   Principal principal;                        // the caller (empty on public routes)
   std::string access_token;                   // when the caller used a JWT
   std::string session_token;                  // when the caller used a session cookie
+  // The caller's credentials checked again, as they stand now (a request
+  // that waits long must not outlive them); throws like authentication.
+  std::function<Principal()> recheck = {};
   const std::string& param(const std::string& name) const { return params.at(name); }
 };
 

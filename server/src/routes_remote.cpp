@@ -112,7 +112,19 @@ void add_remote_routes(Router& r, Services& s) {
                if (--w.waiting[caller] == 0) w.waiting.erase(caller);
              }
            } done{*waiter, caller, wait_ms > 0};
+           auto checked = std::chrono::steady_clock::now();
            for (;;) {
+             // While it waits, the claim serves only credentials that still
+             // hold: a revoked key or a deactivated owner ends it within a second.
+             if (const auto t = std::chrono::steady_clock::now();
+                 c.recheck && t - checked >= std::chrono::seconds(1)) {
+               checked = t;
+               const auto now = c.recheck();
+               if (now.id != c.principal.id || now.role != c.principal.role) {
+                 throw Error(ErrorCode::kUnauthenticated,
+                             "the credentials' rights changed while the claim waited");
+               }
+             }
              std::uint64_t seen = 0;
              {
                std::lock_guard lock(waiter->mu);

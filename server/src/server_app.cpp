@@ -223,7 +223,7 @@ struct ServerApp::Impl {
         },
         [this](const HttpRequest& req, bool& from_cookie) {
           Call call{req, {}, {}, {}, {}};
-          auto who = authenticate(req, call);
+          auto who = authenticate(req, call, /*record_use=*/false);
           from_cookie = !call.session_token.empty();
           return who;
         },
@@ -306,7 +306,8 @@ struct ServerApp::Impl {
     return r;
   }
 
-  Principal authenticate(const HttpRequest& req, Call& call) {
+  // `record_use` false: a recheck of a request or connection already admitted.
+  Principal authenticate(const HttpRequest& req, Call& call, bool record_use = true) {
     std::string credential;
     if (const auto* h = req.header("authorization")) {
       if (h->size() > 7 && (h->starts_with("Bearer ") || h->starts_with("bearer "))) {
@@ -320,7 +321,7 @@ struct ServerApp::Impl {
     }
     if (credential.empty()) {
       if (auto token = cookie(req, kSessionCookie); !token.empty())
-        return from_session(req, call, token);
+        return from_session(req, call, token, record_use);
       throw Error(ErrorCode::kUnauthenticated,
                   "credentials required: send \"Authorization: Bearer <access token or API key>\" "
                   "or a session cookie");
@@ -332,8 +333,9 @@ struct ServerApp::Impl {
 
   // A browser: the session cookie, and for anything but a read the CSRF
   // header that matches it.
-  Principal from_session(const HttpRequest& req, Call& call, const std::string& token) {
-    auto who = identity.authenticate_session(token, req.client_address);
+  Principal from_session(const HttpRequest& req, Call& call, const std::string& token,
+                         bool record_use) {
+    auto who = identity.authenticate_session(token, req.client_address, nullptr, record_use);
     if (req.method != "GET" && req.method != "HEAD") {
       const auto* csrf = req.header("x-csrf-token");
       if (!csrf || !sessions.check_csrf(token, *csrf)) {
@@ -510,6 +512,10 @@ struct ServerApp::Impl {
           throw;
         }
         principal_id = call.principal.id;
+        call.recheck = [this, &req] {
+          Call again{req, {}, {}, {}, {}};
+          return authenticate(req, again, /*record_use=*/false);
+        };
         rate_limit("principal:" + call.principal.id + ":" + call.principal.agent_id);
       }
       return m.route->handler(call);

@@ -103,9 +103,9 @@ void Identity::check_login_address(std::string_view client_address) {
 }
 
 Principal Identity::authenticate_session(std::string_view token, std::string_view client_address,
-                                         Session* out) {
-  auto session =
-      impl_->guarded(client_address, [&] { return impl_->sessions.authenticate(token); });
+                                         Session* out, bool record_use) {
+  auto session = impl_->guarded(client_address,
+                                [&] { return impl_->sessions.authenticate(token, record_use); });
   UserState state;
   try {
     state = impl_->users.state(session.user_id);

@@ -167,7 +167,7 @@ CreatedSession SessionStore::create(const User& user, std::string_view client_ad
   return {s, "dcs_" + s.id + "_" + secret, impl_->csrf_of(secret)};
 }
 
-Session SessionStore::authenticate(std::string_view token) {
+Session SessionStore::authenticate(std::string_view token, bool record_use) {
   const auto parsed = parse(token);
   if (!parsed) forged();
   const auto presented = hash_hex(parsed->secret);
@@ -183,7 +183,7 @@ Session SessionStore::authenticate(std::string_view token) {
       std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.idle_timeout).count();
   if (s.revoked_at || now >= s.expires_at || now - s.last_seen_at >= idle) invalid();
   // Record use at most once a minute, so authentication stays read-mostly.
-  if (now - s.last_seen_at > 60'000'000) {
+  if (record_use && now - s.last_seen_at > 60'000'000) {
     const bool live = impl_->db.write([&](Txn& t) {
       return t.execute("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                        {s.id, now}) > 0;

@@ -81,6 +81,19 @@ TEST_P(SessionTest, IdleAndAbsoluteExpiry) {
   EXPECT_TRUE(sessions_->list("u-1").empty());
 }
 
+// Review of #20: a WebSocket's recheck every few seconds recorded use, so
+// an idle tab with /ws open never idled out.
+TEST_P(SessionTest, ARecheckDoesNotKeepAnIdleSessionAlive) {
+  const auto c = sessions_->create(user_, "", "");
+  for (int i = 0; i < 10; ++i) {
+    clock_->advance(2min);
+    ASSERT_NO_THROW(sessions_->authenticate(c.token, /*record_use=*/false)) << i;
+  }
+  clock_->advance(10min);  // 30 minutes since the last use
+  EXPECT_DEVCYCLE_ERROR(sessions_->authenticate(c.token, false), ErrorCode::kUnauthenticated,
+                        "invalid session");
+}
+
 TEST_P(SessionTest, RevokedSessionsEndAtOnceEvenWhenCached) {
   const auto a = sessions_->create(user_, "", "");
   const auto b = sessions_->create(user_, "", "");

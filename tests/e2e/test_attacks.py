@@ -3,6 +3,8 @@ against a live server: the attack as an attacker would send it, then the
 refusal, and that nothing changed."""
 
 import json
+import threading
+import time
 
 import pytest
 import websocket
@@ -350,6 +352,26 @@ def test_one_caller_cannot_hold_every_waiting_claim(server, make_user, remote_ty
     r = server.client(api_key=agent_key(other, mine, capability)).post(
         f"/api/v1/agents/{mine['id']}/claims", json={"wait_ms": 100})
     assert r.status_code == 200
+
+
+def test_a_waiting_claim_ends_when_its_key_is_revoked(server, make_user, remote_type):
+    # Review of #20: a long-poll claim kept serving its caller for up to 30 s
+    # after the key was revoked; now the claim checks it again every second.
+    _, dev = make_user("developer")
+    capability = unique("revoked")
+    agent = remote_agent(dev, remote_type, capability)
+    r = dev.post("/api/v1/api-keys", json={"name": "worker", "role": "agent",
+                                           "agent_id": agent["id"], "capabilities": [capability]})
+    key = r.json()
+    worker = server.client(api_key=key["secret"], validate=False)
+    answer = {}
+    waiting = threading.Thread(target=lambda: answer.update(r=worker.post(
+        f"/api/v1/agents/{agent['id']}/claims", json={"wait_ms": 20000})))
+    waiting.start()
+    time.sleep(1)
+    assert dev.delete(f"/api/v1/api-keys/{key['id']}").status_code == 200
+    waiting.join(30)
+    problem(answer["r"], 401, "unauthenticated")
 
 
 # --- User management ------------------------------------------------------------------------------
