@@ -51,6 +51,7 @@ class Router {
  private:
   std::vector<Route> routes_;
   std::vector<std::vector<std::string>> segments_;
+  std::vector<std::size_t> path_of_;  // each route's path: the first route of the same shape
 };
 
 }  // namespace devcycle::server
