@@ -53,6 +53,11 @@ struct TokenOptions {
   std::chrono::seconds leeway{30};
   SigningAlgorithm algorithm = SigningAlgorithm::kEdDSA;  // for newly generated keys
   std::shared_ptr<Clock> clock = SystemClock::instance();
+  // Access tokens whose signature and claims were verified, remembered by
+  // their text (expiry and revocation are still checked at each use); the
+  // memo starts over when full. 0: none, every use verifies in full (the
+  // cold path benchmarks measure).
+  std::size_t verified_memo = 16'384;
 };
 
 struct TokenPair {

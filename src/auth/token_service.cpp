@@ -146,8 +146,7 @@ struct TokenService::Impl {
   // are still checked on every use; the memo is bounded and starts over
   // when full.
   std::mutex verified_mu;
-  std::unordered_map<std::string, TokenClaims> verified;
-  static constexpr std::size_t kMaxVerified = 16'384;
+  std::unordered_map<std::string, TokenClaims> verified;  // at most options.verified_memo
 
   Micros now() const { return options.clock->now(); }
 
@@ -528,7 +527,8 @@ TokenPair TokenService::issue(const User& user) {
 
 TokenClaims TokenService::verify_access(std::string_view token) {
   std::optional<TokenClaims> memo;
-  {
+  const bool memoize = impl_->options.verified_memo > 0;
+  if (memoize) {
     std::lock_guard lock(impl_->verified_mu);
     if (auto it = impl_->verified.find(std::string(token)); it != impl_->verified.end()) {
       memo = it->second;
@@ -540,9 +540,9 @@ TokenClaims TokenService::verify_access(std::string_view token) {
   TokenClaims claims = memo ? std::move(*memo) : impl_->verify(token, "access");
   impl_->reload_revocations_if_due();
   if (impl_->cache.get("revoked-jti:" + claims.jti)) unauthenticated("token: revoked");
-  if (!memo) {
+  if (!memo && memoize) {
     std::lock_guard lock(impl_->verified_mu);
-    if (impl_->verified.size() >= Impl::kMaxVerified) impl_->verified.clear();
+    if (impl_->verified.size() >= impl_->options.verified_memo) impl_->verified.clear();
     impl_->verified.emplace(std::string(token), claims);
   }
   return claims;

@@ -332,6 +332,24 @@ TEST_P(TokenTest, AVerifiedTokenIsStillRefusedOnceRevokedOrExpired) {
   EXPECT_DEVCYCLE_ERROR(service_->verify_access(forged), ErrorCode::kUnauthenticated, "");
 }
 
+// Issue #32: benchmarks turn the memo off to measure the cold path; a
+// service without it checks the same things on every use.
+TEST_P(TokenTest, WithoutTheMemoEveryUseVerifiesInFull) {
+  TokenOptions o;
+  o.clock = clock_;
+  o.verified_memo = 0;
+  TokenService cold(*db_, *cache_, kMaster, o);
+  const auto pair = cold.issue(user_);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(cold.verify_access(pair.access_token).subject, user_.id);
+  cold.revoke(pair.access_token, "");
+  EXPECT_DEVCYCLE_ERROR(cold.verify_access(pair.access_token), ErrorCode::kUnauthenticated,
+                        "revoked");
+  const auto other = cold.issue(user_);
+  clock_->advance(16min);
+  EXPECT_DEVCYCLE_ERROR(cold.verify_access(other.access_token), ErrorCode::kUnauthenticated,
+                        "expired");
+}
+
 TEST_P(TokenTest, RevokingAUserEndsEveryRefreshToken) {
   const auto a = service_->issue(user_);
   const auto b = service_->issue(user_);
