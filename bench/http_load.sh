@@ -21,6 +21,7 @@ users=${4:-1000}
 bin=$build/server/devcycle
 command -v wrk >/dev/null || { echo "wrk is missing: bash scripts/setup-debian.sh" >&2; exit 1; }
 [[ -x $bin ]] || { echo "$bin is missing: cmake --build --preset dev" >&2; exit 1; }
+[[ $users =~ ^[1-9][0-9]*$ ]] || { echo "users: a whole number of at least 1 (got $users)" >&2; exit 1; }
 
 dir=$(mktemp -d)
 pid=
@@ -51,13 +52,25 @@ login() {
   curl -sf -X POST "$url/api/v1/auth/login" -H 'Content-Type: application/json' \
     -d "{\"login\":\"$1\",\"password\":\"$2\"}" | json '["access_token"]'
 }
-# row LABEL [wrk arguments...]: one wrk run, its throughput and latencies.
+# row LABEL [wrk arguments...]: one wrk run, its throughput and latencies;
+# the script fails when wrk fails or any answer is not a 2xx.
 row() {
   local label=$1
   shift
   echo "== $label ($connections connections, ${seconds}s)"
-  wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" |
-    grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|Socket errors" || true
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" >"$dir/wrk" 2>&1 ||
+    { cat "$dir/wrk" >&2; exit 1; }
+  grep -E "Requests/sec|^ +50%|^ +99%|Socket errors" "$dir/wrk"
+  if grep -q "Non-2xx" "$dir/wrk"; then
+    grep "Non-2xx" "$dir/wrk" >&2
+    exit 1
+  fi
+}
+# logins: one access token per user (and the admin's), fresh for this server.
+logins() {
+  token=$(login admin "$password")
+  : >"$dir/tokens"
+  for i in $(seq "$users"); do login "user$i" "bench password $i" >>"$dir/tokens"; done
 }
 
 start_server 1000
@@ -77,8 +90,8 @@ echo "== setup: $users users, each logged in once (distinct tokens)"
 for i in $(seq "$users"); do
   curl -sf "${auth[@]}" -X POST "$url/api/v1/users" -d "{\"email\":\"u$i@example.com\",\
 \"username\":\"user$i\",\"password\":\"bench password $i\",\"role\":\"viewer\"}" >/dev/null
-  login "user$i" "bench password $i" >>"$dir/tokens"
 done
+logins
 sleep 1
 echo "== idle resident memory: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 
@@ -87,7 +100,7 @@ row "GET /api/v1/agents, response cache on (1 s), one token (warm: cached list, 
   -H "Authorization: Bearer $token" "$url/api/v1/agents"
 TOKENS_FILE=$dir/tokens
 export TOKENS_FILE
-row "GET /api/v1/agents, response cache on, $users tokens round-robin (cached list; each user's state)" \
+row "GET /api/v1/agents, response cache on, $users tokens round-robin (cached list; tokens and states cached after first use)" \
   -s bench/wrk_tokens.lua "$url/api/v1/agents"
 TOKEN=$token AGENTS_FILE=$dir/agents WRITE_EVERY=10
 export TOKEN AGENTS_FILE WRITE_EVERY
@@ -98,9 +111,11 @@ stop_server
 
 start_server 0
 echo "== $(grep -o "ready in [0-9]* ms" "$dir/out") (second start, $users users)"
+logins  # tokens live 15 minutes: fresh ones for the second half
+TOKEN=$token
 row "GET /api/v1/agents, response cache off, one token (list read and written each time)" \
   -H "Authorization: Bearer $token" "$url/api/v1/agents"
-row "GET /api/v1/agents, response cache off, $users tokens round-robin (list and each user's state each time)" \
+row "GET /api/v1/agents, response cache off, $users tokens round-robin (list each time; tokens and states cached after first use)" \
   -s bench/wrk_tokens.lua "$url/api/v1/agents"
 row "mix: 9 GET /api/v1/agents to 1 PATCH of an agent, response cache off" \
   -s bench/wrk_mix.lua "$url"

@@ -15,7 +15,7 @@ end
 function request()
   n = n + 1
   if n % every == 0 then
-    local id = agents[n % #agents + 1]
+    local id = agents[math.floor(n / every) % #agents + 1]
     return wrk.format("PATCH", "/api/v1/agents/" .. id,
                       {["Authorization"] = auth, ["Content-Type"] = "application/json"},
                       '{"description": "change ' .. n .. '"}')

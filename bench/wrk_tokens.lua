@@ -8,6 +8,8 @@ function init(args)
   for line in io.lines(os.getenv("TOKENS_FILE")) do
     tokens[#tokens + 1] = line
   end
+  -- Each thread starts at its own place (the threads' tables differ).
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
   next_token = math.random(#tokens)
 end
 

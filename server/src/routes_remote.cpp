@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "devcycle/error.h"
 #include "input.h"
@@ -119,8 +120,15 @@ void add_remote_routes(Router& r, Services& s) {
              if (const auto t = std::chrono::steady_clock::now();
                  c.recheck && t - checked >= std::chrono::seconds(1)) {
                checked = t;
-               const auto now = c.recheck();
-               if (now.id != c.principal.id || now.role != c.principal.role) {
+               std::optional<Principal> now;
+               try {
+                 now = c.recheck();
+               } catch (const Error& e) {
+                 if (e.code() == ErrorCode::kUnauthenticated) throw;
+                 // e.g. the cache is down for a moment: check again in a second
+               }
+               if (now && (now->id != c.principal.id || now->role != c.principal.role ||
+                           now->must_change_password != c.principal.must_change_password)) {
                  throw Error(ErrorCode::kUnauthenticated,
                              "the credentials' rights changed while the claim waited");
                }

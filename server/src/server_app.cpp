@@ -306,7 +306,8 @@ struct ServerApp::Impl {
     return r;
   }
 
-  // `record_use` false: a recheck of a request or connection already admitted.
+  // `record_use` false: a recheck of a request or connection already admitted
+  // (sessions only: an API key still notes its use once a minute).
   Principal authenticate(const HttpRequest& req, Call& call, bool record_use = true) {
     std::string credential;
     if (const auto* h = req.header("authorization")) {
