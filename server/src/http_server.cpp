@@ -23,7 +23,6 @@
 #include <thread>
 
 #include "devcycle/error.h"
-#include "devcycle/identity.h"
 #include "fair_queue.h"
 
 namespace devcycle::server {
@@ -370,7 +369,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     if (admission.refusal) return respond(std::move(*admission.refusal));
     if (admission.lane == Lane::kInline) return respond(call(req));
-    if (admission.lane == Lane::kHeavy) return queue_heavy(std::move(req));
+    if (admission.lane == Lane::kHeavy) {
+      return queue_heavy(std::move(req), admission.share.empty() ? client_ : admission.share);
+    }
 
     auto& in_flight = server_->waits_in_flight;
     if (in_flight.fetch_add(1) >= server_->options.wait_queue) {
@@ -400,11 +401,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   // The heavy lane: a place in the fair queue, and one pool task to serve
   // whoever is next when a thread is free.
-  void queue_heavy(HttpRequest req) {
+  void queue_heavy(HttpRequest req, const std::string& share) {
     auto self = this->shared_from_this();
     auto pushed = server_->heavy_queue->push(
-        address_group(client_),
-        [self, req = std::move(req)] { self->respond_from_pool(self->call(req)); },
+        share, [self, req = std::move(req)] { self->respond_from_pool(self->call(req)); },
         [self] { self->respond_from_pool(self->busy()); });
     if (pushed.refused) pushed.refused();
     if (pushed.queued && !pushed.displaced) {  // a displaced waiter's task serves this one

@@ -61,6 +61,9 @@ enum class Lane { kInline, kHeavy, kWait };
 struct Admission {
   Lane lane = Lane::kInline;
   std::optional<HttpResponse> refusal;
+  // kHeavy: whose share of the heavy lane it takes (FairQueue); empty: the
+  // client's address as it came.
+  std::string share;
 };
 
 // One WebSocket connection, as the application sees it. send() never blocks

@@ -577,6 +577,7 @@ Admission ServerApp::classify(const HttpRequest& req) const {
   // An address at its limit of failed authentications is refused before it
   // takes a place in the login queue (and a thread's worth of hashing).
   if (a.lane == Lane::kHeavy) {
+    a.share = address_group(req.client_address);  // one IPv6 host is one share, not 2^64
     try {
       impl_->identity.check_login_address(req.client_address);
     } catch (const Error& e) {

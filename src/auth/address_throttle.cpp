@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "devcycle/identity.h"
 
