@@ -15,8 +15,8 @@
 //           revocation list only.
 // Neither includes the account-state lookup Identity::authenticate adds.
 #include <benchmark/benchmark.h>
-#include <devcycle/auth.h>
-#include <devcycle/tokens.h>
+#include <devcycle/auth/auth.h>
+#include <devcycle/auth/tokens.h>
 
 #include <string>
 #include <vector>

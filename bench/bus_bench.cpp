@@ -15,7 +15,7 @@
 //   time); EndToEnd: 1,000 produced, fetched, acknowledged.
 // Counter messages_per_second.
 #include <benchmark/benchmark.h>
-#include <devcycle/messaging.h>
+#include <devcycle/messaging/messaging.h>
 #include <unistd.h>
 
 #include <cstdlib>

@@ -8,7 +8,7 @@
 // its connection pool); each thread takes from buckets of its own keys, so
 // the figure is the server's and the client's, not one hot key's.
 #include <benchmark/benchmark.h>
-#include <devcycle/cache.h>
+#include <devcycle/cache/cache.h>
 #include <unistd.h>
 
 #include <cstdlib>

@@ -16,7 +16,7 @@
 //
 // Counter tasks_per_second.
 #include <benchmark/benchmark.h>
-#include <devcycle/engine.h>
+#include <devcycle/workflow/engine.h>
 #include <sqlite3.h>
 #include <unistd.h>
 

@@ -22,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/bus_worker.h"
-#include "devcycle/database.h"
-#include "devcycle/error.h"
-#include "devcycle/messaging.h"
-#include "devcycle/process_executor.h"
+#include "devcycle/common/error.h"
+#include "devcycle/messaging/bus_worker.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/process_executor.h"
 
 namespace {
 

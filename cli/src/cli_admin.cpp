@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "cli.h"
-#include "devcycle/database.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
+#include "devcycle/store/database.h"
 #include "session.h"
 
 namespace devcycle::cli {

@@ -22,7 +22,7 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "fair_queue.h"
 
 namespace devcycle::server {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "devcycle/clock.h"
-#include "devcycle/json_limits.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/json_limits.h"
 
 namespace devcycle::server {
 

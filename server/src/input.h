@@ -17,7 +17,7 @@
 
 namespace devcycle::server {
 
-// Parses untrusted JSON text within the limits of devcycle/json_limits.h.
+// Parses untrusted JSON text within the limits of devcycle/common/json_limits.h.
 // Throws ValidationError naming `field`: malformed, nested too deeply, or a
 // number beyond a double.
 nlohmann::json parse_json_text(std::string_view text, const std::string& field);

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 namespace devcycle::server {
 

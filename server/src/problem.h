@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "http_server.h"
 
 namespace devcycle::server {

@@ -13,7 +13,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 namespace devcycle::server {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/authz.h"
+#include "devcycle/auth/authz.h"
 #include "http_server.h"
 
 namespace devcycle::server {

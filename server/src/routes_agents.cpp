@@ -1,5 +1,5 @@
 // /api/v1/agent-types, /api/v1/agents, /api/v1/capabilities
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

@@ -1,7 +1,7 @@
 // /api/v1/auth, /api/v1/users, /api/v1/api-keys
 #include <algorithm>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

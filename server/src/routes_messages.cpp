@@ -1,6 +1,6 @@
 // Direct agent messages (/api/v1/agents/{id}/messages) and the dead-letter
 // queue of the bus (/api/v1/dlq, admin-only: it holds every topic's payloads).
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <optional>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "problem.h"
 #include "services.h"

@@ -1,5 +1,5 @@
 // /api/v1/runs, /api/v1/tasks
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

@@ -1,5 +1,5 @@
 // /api/v1/secrets: names, owners and times; a value goes in and never out.
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

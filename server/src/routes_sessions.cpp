@@ -1,6 +1,6 @@
 // Browser sessions (/api/v1/auth/session, /api/v1/auth/sessions) and the
 // audit log (/api/v1/audit).
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "input.h"
 #include "services.h"
 

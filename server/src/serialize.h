@@ -8,13 +8,13 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/agent_messages.h"
-#include "devcycle/api_keys.h"
-#include "devcycle/auth.h"
-#include "devcycle/engine.h"
-#include "devcycle/registry.h"
-#include "devcycle/tokens.h"
-#include "devcycle/workflow.h"
+#include "devcycle/auth/api_keys.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/messaging/agent_messages.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/workflow.h"
 #include "json_out.h"
 
 namespace devcycle::server {

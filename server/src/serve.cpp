@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/config.h"
-#include "devcycle/error.h"
-#include "devcycle/platform.h"
-#include "devcycle/tokens.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/common/error.h"
+#include "devcycle/platform/config.h"
+#include "devcycle/platform/platform.h"
 #include "devcycle/version.h"
 #include "http_server.h"
 #include "problem.h"

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "devcycle/version.h"
 #include "input.h"
 #include "services.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/platform.h"
+#include "devcycle/platform/platform.h"
 #include "http_server.h"
 
 namespace devcycle::server {

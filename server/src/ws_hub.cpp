@@ -4,8 +4,8 @@
 #include <mutex>
 #include <set>
 
-#include "devcycle/error.h"
-#include "devcycle/json_limits.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/json_limits.h"
 #include "problem.h"
 #include "serialize.h"
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/authz.h"
+#include "devcycle/auth/authz.h"
 #include "http_server.h"
 #include "services.h"
 

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "devcycle/identity.h"
+#include "devcycle/auth/identity.h"
 
 namespace devcycle {
 

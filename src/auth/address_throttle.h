@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/cache.h"
-#include "devcycle/error.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

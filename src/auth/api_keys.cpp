@@ -1,4 +1,4 @@
-#include "devcycle/api_keys.h"
+#include "devcycle/auth/api_keys.h"
 
 #include <sodium.h>
 
@@ -9,8 +9,8 @@
 #include "auth/address_throttle.h"
 #include "auth/sodium.h"
 #include "common/field_checks.h"
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 namespace {

@@ -1,9 +1,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/field_checks.h"
-#include "devcycle/audit.h"
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/audit.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 

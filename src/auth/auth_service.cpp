@@ -1,6 +1,6 @@
-#include "devcycle/auth_service.h"
+#include "devcycle/auth/auth_service.h"
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -1,8 +1,8 @@
-#include "devcycle/authz.h"
+#include "devcycle/auth/authz.h"
 
 #include <algorithm>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

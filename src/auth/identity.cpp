@@ -1,7 +1,7 @@
-#include "devcycle/identity.h"
+#include "devcycle/auth/identity.h"
 
 #include "auth/address_throttle.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -7,8 +7,8 @@
 
 #include "auth/sodium.h"
 #include "common/utf8.h"
-#include "devcycle/auth.h"
-#include "devcycle/error.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <sodium.h>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

@@ -8,10 +8,10 @@
 
 #include "auth/sealed_box.h"
 #include "auth/sodium.h"
-#include "devcycle/auth.h"
-#include "devcycle/authz.h"
-#include "devcycle/error.h"
-#include "devcycle/secrets.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -5,9 +5,9 @@
 #include "auth/address_throttle.h"
 #include "auth/base64url.h"
 #include "auth/sodium.h"
-#include "devcycle/error.h"
-#include "devcycle/sessions.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/sessions.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 

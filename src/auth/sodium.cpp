@@ -4,7 +4,7 @@
 
 #include <mutex>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

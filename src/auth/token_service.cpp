@@ -18,9 +18,9 @@
 #include "auth/sealed_box.h"
 #include "auth/sodium.h"
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
-#include "devcycle/tokens.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 

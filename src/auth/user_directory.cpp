@@ -5,9 +5,9 @@
 #include "auth/address_throttle.h"
 #include "common/field_checks.h"
 #include "common/utf8.h"
-#include "devcycle/auth.h"
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 namespace {

@@ -1,4 +1,4 @@
-#include "devcycle/cache.h"
+#include "devcycle/cache/cache.h"
 
 #include <cmath>
 
@@ -8,7 +8,7 @@
 #include "cache/redis_cache.h"
 #endif
 #include "common/url.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 namespace internal {

@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/cache.h"
+#include "devcycle/cache/cache.h"
 
 namespace devcycle::internal {
 

@@ -10,7 +10,7 @@
 
 #include "cache/cache_args.h"
 #include "common/string_hash.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "devcycle/cache.h"
+#include "devcycle/cache/cache.h"
 
 namespace devcycle::internal {
 

@@ -11,7 +11,7 @@
 #include "cache/cache_args.h"
 #include "common/no_sigpipe.h"
 #include "common/url.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

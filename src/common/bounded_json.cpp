@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

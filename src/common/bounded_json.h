@@ -1,4 +1,4 @@
-// Parsing untrusted JSON text within the bounds of devcycle/json_limits.h.
+// Parsing untrusted JSON text within the bounds of devcycle/common/json_limits.h.
 // Internal: every JSON text the library takes goes through parse_json().
 // The depth is checked before the parser builds anything, by a linear scan
 // that costs far less than the parse.
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "devcycle/json_limits.h"
+#include "devcycle/common/json_limits.h"
 
 namespace devcycle::internal {
 

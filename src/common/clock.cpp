@@ -1,4 +1,4 @@
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 #include <chrono>
 #include <cstdio>

@@ -1,9 +1,9 @@
-#include "devcycle/duration.h"
+#include "devcycle/common/duration.h"
 
 #include <cstdint>
 #include <limits>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/error.h"
-#include "devcycle/registry.h"  // Subscription
+#include "devcycle/common/error.h"
+#include "devcycle/common/subscription.h"
 
 namespace devcycle::internal {
 

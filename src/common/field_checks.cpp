@@ -3,7 +3,7 @@
 #include <string>
 
 #include "common/utf8.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

@@ -1,4 +1,4 @@
-#include "devcycle/json_schema.h"
+#include "devcycle/common/json_schema.h"
 
 #include <re2/re2.h>
 
@@ -9,7 +9,7 @@
 
 #include "common/json_schema_internal.h"
 #include "common/utf8.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/bounded_json.h"
-#include "devcycle/json_schema.h"
+#include "devcycle/common/json_schema.h"
 
 namespace devcycle::internal {
 

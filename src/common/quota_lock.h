@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

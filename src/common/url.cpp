@@ -4,7 +4,7 @@
 #include <cctype>
 #include <charconv>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

@@ -1,9 +1,9 @@
-#include "devcycle/agent_messages.h"
+#include "devcycle/messaging/agent_messages.h"
 
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 #include "messaging/bus_checks.h"
 #include "messaging/outbox.h"
 

@@ -3,9 +3,9 @@
 #include "common/field_checks.h"
 #include "common/url.h"
 #include "common/utf8.h"
-#include "devcycle/error.h"
-#include "devcycle/messaging.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/messaging/messaging.h"
 #include "messaging/bus_checks.h"
 #ifdef DEVCYCLE_WITH_KAFKA
 #include "messaging/kafka_bus.h"

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/error.h"
-#include "devcycle/messaging.h"
+#include "devcycle/common/error.h"
+#include "devcycle/messaging/messaging.h"
 
 namespace devcycle::internal {
 

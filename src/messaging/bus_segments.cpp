@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "common/sql_rows.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

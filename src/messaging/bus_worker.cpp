@@ -1,9 +1,9 @@
-#include "devcycle/bus_worker.h"
+#include "devcycle/messaging/bus_worker.h"
 
 #include <nlohmann/json.hpp>
 
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "messaging/bus_checks.h"
 
 namespace devcycle {

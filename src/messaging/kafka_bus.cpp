@@ -41,8 +41,8 @@
 #include <unordered_map>
 
 #include "common/url.h"
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 #include "messaging/bus_checks.h"
 #include "messaging/subscription_threads.h"
 

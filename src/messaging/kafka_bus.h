@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
 
 namespace devcycle::internal {
 

@@ -6,8 +6,8 @@
 #include <span>
 #include <string>
 
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle::internal {
 

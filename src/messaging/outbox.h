@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

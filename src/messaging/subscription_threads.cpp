@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "messaging/bus_checks.h"
 
 namespace devcycle::internal {

@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
 
 namespace devcycle::internal {
 

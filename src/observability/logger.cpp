@@ -1,8 +1,8 @@
-#include "devcycle/logger.h"
+#include "devcycle/observability/logger.h"
 
 #include <nlohmann/json.hpp>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -1,11 +1,11 @@
-#include "devcycle/metrics.h"
+#include "devcycle/observability/metrics.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <variant>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 namespace {

@@ -1,4 +1,4 @@
-#include "devcycle/config.h"
+#include "devcycle/platform/config.h"
 
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 
 #include "cache/cache_args.h"
 #include "common/url.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "platform/bus_url.h"
 #include "store/database_url.h"
 

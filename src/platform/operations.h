@@ -8,10 +8,10 @@
 #include <mutex>
 #include <thread>
 
-#include "devcycle/engine.h"
-#include "devcycle/logger.h"
-#include "devcycle/metrics.h"
-#include "devcycle/registry.h"
+#include "devcycle/observability/logger.h"
+#include "devcycle/observability/metrics.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
 
 namespace devcycle::internal {
 

@@ -1,10 +1,10 @@
-#include "devcycle/platform.h"
+#include "devcycle/platform/platform.h"
 
 #include <mutex>
 #include <optional>
 
 #include "common/url.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "devcycle/version.h"
 #include "platform/bus_url.h"
 #include "platform/operations.h"

@@ -1,7 +1,7 @@
 // The authorizing facade over secrets, direct messages and dead letters, API
 // keys, accounts and the audit log.
-#include "devcycle/error.h"
-#include "devcycle/platform.h"
+#include "devcycle/common/error.h"
+#include "devcycle/platform/platform.h"
 #include "platform/scoped_refs.h"
 
 namespace devcycle {

@@ -1,6 +1,6 @@
 // The authorizing facade over the registry and the workflow catalog.
-#include "devcycle/error.h"
-#include "devcycle/platform.h"
+#include "devcycle/common/error.h"
+#include "devcycle/platform/platform.h"
 #include "platform/scoped_refs.h"
 
 namespace devcycle {

@@ -1,7 +1,7 @@
 #include "platform/scoped_refs.h"
 
 #include "common/bounded_json.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/authz.h"
-#include "devcycle/registry.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/registry/registry.h"
 
 namespace devcycle::internal {
 

@@ -1,7 +1,7 @@
 // The authorizing facade over runs, tasks and the remote agents' side of
 // tasks.
-#include "devcycle/error.h"
-#include "devcycle/platform.h"
+#include "devcycle/common/error.h"
+#include "devcycle/platform/platform.h"
 #include "platform/scoped_refs.h"
 
 namespace devcycle {

@@ -2,8 +2,8 @@
 #include <mutex>
 #include <thread>
 
-#include "devcycle/error.h"
-#include "devcycle/registry.h"
+#include "devcycle/common/error.h"
+#include "devcycle/registry/registry.h"
 
 namespace devcycle {
 

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

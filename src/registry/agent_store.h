@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/registry.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

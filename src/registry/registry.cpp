@@ -1,4 +1,4 @@
-#include "devcycle/registry.h"
+#include "devcycle/registry/registry.h"
 
 #include <algorithm>
 #include <mutex>
@@ -8,10 +8,10 @@
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
 #include "common/quota_lock.h"
-#include "devcycle/error.h"
-#include "devcycle/json_schema.h"
-#include "devcycle/secrets.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/json_schema.h"
+#include "devcycle/common/uuid.h"
 #include "registry/agent_store.h"
 
 namespace devcycle {

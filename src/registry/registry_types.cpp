@@ -1,8 +1,8 @@
 // Small value types of the registry: statuses, capabilities, requirements,
 // reports, subscriptions.
 #include "common/field_checks.h"
-#include "devcycle/error.h"
-#include "devcycle/registry.h"
+#include "devcycle/common/error.h"
+#include "devcycle/registry/registry.h"
 
 namespace devcycle {
 
@@ -80,23 +80,6 @@ std::string CompatibilityReport::describe() const {
     out += p.message;
   }
   return out;
-}
-
-Subscription& Subscription::operator=(Subscription&& o) noexcept {
-  if (this != &o) {
-    reset();
-    cancel_ = std::move(o.cancel_);
-    o.cancel_ = nullptr;
-  }
-  return *this;
-}
-
-void Subscription::reset() {
-  if (cancel_) {
-    auto cancel = std::move(cancel_);
-    cancel_ = nullptr;
-    cancel();
-  }
 }
 
 }  // namespace devcycle

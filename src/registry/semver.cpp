@@ -1,9 +1,9 @@
-#include "devcycle/semver.h"
+#include "devcycle/registry/semver.h"
 
 #include <charconv>
 #include <optional>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 namespace {

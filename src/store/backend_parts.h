@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/error.h"
-#include "devcycle/metrics.h"
+#include "devcycle/common/error.h"
+#include "devcycle/observability/metrics.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

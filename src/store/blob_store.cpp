@@ -1,4 +1,4 @@
-#include "devcycle/blob_store.h"
+#include "devcycle/store/blob_store.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -12,8 +12,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle {
 

@@ -1,7 +1,7 @@
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 
 #include "common/url.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "store/database_url.h"
 #ifdef DEVCYCLE_WITH_POSTGRES
 #include "store/postgres_database.h"

@@ -1,6 +1,5 @@
-#include "devcycle/database_wrapper.h"
-
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
+#include "devcycle/testing/fault_injecting_database.h"
 
 namespace devcycle {
 

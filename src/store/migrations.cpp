@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "common/checksum.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 namespace {

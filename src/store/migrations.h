@@ -4,8 +4,8 @@
 #include <span>
 #include <string>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

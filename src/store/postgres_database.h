@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle::internal {
 

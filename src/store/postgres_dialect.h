@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

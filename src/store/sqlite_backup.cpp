@@ -5,8 +5,8 @@
 
 #include <memory>
 
-#include "devcycle/database.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
+#include "devcycle/store/database.h"
 #include "store/database_url.h"
 #include "store/sqlite_database.h"
 

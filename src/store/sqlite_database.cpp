@@ -18,9 +18,9 @@
 
 #include "common/string_hash.h"
 #include "common/url.h"
-#include "devcycle/clock.h"
-#include "devcycle/error.h"
-#include "devcycle/metrics.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/error.h"
+#include "devcycle/observability/metrics.h"
 #include "store/backend_parts.h"
 #include "store/migrations.h"
 #include "store/sqlite_errors.h"

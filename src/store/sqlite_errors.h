@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 struct sqlite3;
 

@@ -1,8 +1,8 @@
-#include "devcycle/value.h"
+#include "devcycle/store/value.h"
 
 #include <cstring>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

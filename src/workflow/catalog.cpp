@@ -6,10 +6,10 @@
 #include "common/checksum.h"
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
-#include "devcycle/secrets.h"
-#include "devcycle/uuid.h"
-#include "devcycle/workflow.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/workflow/workflow.h"
 
 namespace devcycle {
 namespace {

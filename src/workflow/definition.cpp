@@ -6,13 +6,13 @@
 
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
-#include "devcycle/duration.h"
-#include "devcycle/error.h"
-#include "devcycle/expression.h"
-#include "devcycle/json_schema.h"
-#include "devcycle/registry.h"
-#include "devcycle/semver.h"
-#include "devcycle/workflow.h"
+#include "devcycle/common/duration.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/json_schema.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/registry/semver.h"
+#include "devcycle/workflow/expression.h"
+#include "devcycle/workflow/workflow.h"
 
 namespace devcycle {
 

@@ -1,8 +1,8 @@
 // Status names of runs, tasks and engine events.
 #include <array>
 
-#include "devcycle/engine.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
+#include "devcycle/workflow/engine.h"
 
 namespace devcycle {
 namespace {

@@ -1,10 +1,10 @@
-#include "devcycle/expression.h"
+#include "devcycle/workflow/expression.h"
 
 #include <cmath>
 #include <variant>
 
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "workflow/expression_internal.h"
 
 namespace devcycle {

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "devcycle/expression.h"
+#include "devcycle/workflow/expression.h"
 
 namespace devcycle::internal {
 

@@ -1,4 +1,4 @@
-#include "devcycle/process_executor.h"
+#include "devcycle/workflow/process_executor.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/no_sigpipe.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle {
 

@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 namespace devcycle::internal {
 

@@ -5,9 +5,9 @@
 #include <set>
 
 #include "common/json_schema_internal.h"
-#include "devcycle/error.h"
-#include "devcycle/expression.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/workflow/expression.h"
 #include "workflow/expression_internal.h"
 
 namespace devcycle::internal {

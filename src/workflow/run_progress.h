@@ -10,8 +10,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "devcycle/engine.h"
-#include "devcycle/workflow.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/workflow.h"
 #include "workflow/run_store.h"
 
 namespace devcycle::internal {

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
-#include "devcycle/error.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/error.h"
+#include "devcycle/common/uuid.h"
 
 namespace devcycle::internal {
 namespace {

@@ -11,8 +11,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/engine.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/engine.h"
 
 namespace devcycle::internal {
 

@@ -1,5 +1,5 @@
 // Direct agent-to-agent messages and their receipts, over every Database backend.
-#include "devcycle/agent_messages.h"
+#include "devcycle/messaging/agent_messages.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
 #include "messaging/outbox.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"

@@ -1,7 +1,7 @@
 // API keys over every Database backend: the whole lifecycle.
 #include <gtest/gtest.h>
 
-#include "devcycle/api_keys.h"
+#include "devcycle/auth/api_keys.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"

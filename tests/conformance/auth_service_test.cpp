@@ -1,5 +1,5 @@
 // The login flow end to end over every Database backend.
-#include "devcycle/auth_service.h"
+#include "devcycle/auth/auth_service.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // names a server (ctest label `integration` starts one with scripts/redis.sh).
 // Time moves through advance(): a ManualClock for memory, real time (with
 // generous margins) for a server that keeps its own clock.
-#include "devcycle/cache.h"
+#include "devcycle/cache/cache.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {

@@ -1,7 +1,7 @@
 // The Database conformance suite: every backend must pass all of it.
 // Instantiated over sqlite::memory: and a SQLite file; PostgreSQL joins with
 // the scale-out backends.
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,8 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/metrics.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/observability/metrics.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"

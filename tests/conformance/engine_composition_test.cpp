@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "devcycle/engine.h"
+#include "devcycle/workflow/engine.h"
 #include "support/backends.h"
 #include "support/engine_fixture.h"
 #include "support/error_matchers.h"

@@ -1,7 +1,7 @@
 // The workflow engine over every Database backend. Most tests run the
 // engine without threads (workers = 0) on a ManualClock, so that retries,
 // leases and timeouts are exact and nothing sleeps.
-#include "devcycle/engine.h"
+#include "devcycle/workflow/engine.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "devcycle/bus_worker.h"
-#include "devcycle/database_wrapper.h"
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/bus_worker.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/testing/fault_injecting_database.h"
 #include "support/backends.h"
 #include "support/engine_fixture.h"
 #include "support/error_matchers.h"

@@ -1,12 +1,12 @@
 // Identity (issue #20): what a credential allows follows the account as it
 // stands now, on every server, and a logout outlives a restart. Each test is
 // an attack that worked before: a credential used after the account changed.
-#include "devcycle/identity.h"
+#include "devcycle/auth/identity.h"
 
 #include <gtest/gtest.h>
 
-#include "devcycle/platform.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/platform/platform.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/plain_hasher.h"

@@ -11,8 +11,8 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/messaging.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/messaging/messaging.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/table_snapshot.h"

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/error.h"
-#include "devcycle/messaging.h"
+#include "devcycle/common/error.h"
+#include "devcycle/messaging/messaging.h"
 #include "support/backends.h"
 #include "support/temp_dir.h"
 

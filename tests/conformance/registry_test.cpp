@@ -1,14 +1,14 @@
 // The registry over every Database backend: each operation, and each kind of
 // bad input refused with the right code, naming the field, the database
 // left exactly as it was.
-#include "devcycle/registry.h"
+#include "devcycle/registry/registry.h"
 
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "devcycle/database.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/store/database.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/race.h"

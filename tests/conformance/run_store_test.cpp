@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "support/engine_fixture.h"
 
 namespace devcycle {

@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/platform.h"
-#include "devcycle/tokens.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/platform/platform.h"
 #include "support/authz_matrix.h"
 #include "support/error_matchers.h"
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/secrets.h"
+#include "devcycle/auth/secrets.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"

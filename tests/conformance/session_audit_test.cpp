@@ -2,8 +2,8 @@
 // audit log, over every Database backend.
 #include <gtest/gtest.h>
 
-#include "devcycle/audit.h"
-#include "devcycle/sessions.h"
+#include "devcycle/auth/audit.h"
+#include "devcycle/auth/sessions.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"

@@ -4,8 +4,8 @@
 
 #include <atomic>
 
-#include "devcycle/auth.h"
-#include "devcycle/uuid.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/common/uuid.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/race.h"

@@ -5,8 +5,8 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/registry.h"
-#include "devcycle/workflow.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/workflow.h"
 #include "support/backends.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"

@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {

@@ -15,8 +15,8 @@
 #include <string>
 #include <thread>
 
-#include "devcycle/engine.h"
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
+#include "devcycle/workflow/engine.h"
 
 using namespace devcycle;
 using namespace std::chrono_literals;

@@ -22,11 +22,11 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/auth.h"
-#include "devcycle/cache.h"
-#include "devcycle/database.h"
-#include "devcycle/error.h"
-#include "devcycle/tokens.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/error.h"
+#include "devcycle/store/database.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 

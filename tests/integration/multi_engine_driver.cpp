@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/engine.h"
-#include "devcycle/error.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/error.h"
+#include "devcycle/workflow/engine.h"
 
 using namespace devcycle;
 using namespace std::chrono_literals;

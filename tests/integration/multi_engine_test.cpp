@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {

@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "devcycle/error.h"
-#include "devcycle/messaging.h"
+#include "devcycle/common/error.h"
+#include "devcycle/messaging/messaging.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {

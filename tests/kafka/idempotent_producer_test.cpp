@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "devcycle/clock.h"
-#include "devcycle/messaging.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/messaging/messaging.h"
 #include "messaging/kafka_bus.h"
 
 // librdkafka's C macros (RD_KAFKA_V_*) cast the C way.

@@ -14,12 +14,12 @@
 #include <set>
 #include <thread>
 
-#include "devcycle/engine.h"
-#include "devcycle/messaging.h"
-#include "devcycle/platform.h"
-#include "devcycle/registry.h"
-#include "devcycle/uuid.h"
-#include "devcycle/workflow.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/platform/platform.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/workflow.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 

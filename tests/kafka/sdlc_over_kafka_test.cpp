@@ -13,9 +13,9 @@
 #include <sstream>
 #include <thread>
 
-#include "devcycle/engine.h"
-#include "devcycle/messaging.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/workflow/engine.h"
 #include "support/temp_dir.h"
 
 namespace devcycle {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "devcycle/authz.h"
+#include "devcycle/auth/authz.h"
 
 namespace devcycle::testing {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/cache.h"
+#include "devcycle/cache/cache.h"
 #include "support/temp_dir.h"
 
 namespace devcycle::testing {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "devcycle/engine.h"
+#include "devcycle/workflow/engine.h"
 #include "support/backends.h"
 #include "support/temp_dir.h"
 

@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 // Runs `stmt`, expects a devcycle::Error with `code` whose message contains
 // every string of `parts`.

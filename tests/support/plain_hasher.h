@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/auth.h"
+#include "devcycle/auth/auth.h"
 
 namespace devcycle::testing {
 

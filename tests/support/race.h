@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::testing {
 

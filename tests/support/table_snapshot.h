@@ -5,7 +5,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database.h"
 #include "support/error_matchers.h"
 
 namespace devcycle::testing {

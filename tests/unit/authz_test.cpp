@@ -1,6 +1,6 @@
 // The authorization matrix in docs/security.md, checked cell by cell: every
 // action x role x own/other's object of every resource.
-#include "devcycle/authz.h"
+#include "devcycle/auth/authz.h"
 
 #include <gtest/gtest.h>
 

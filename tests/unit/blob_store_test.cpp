@@ -1,12 +1,12 @@
 // The local-filesystem BlobStore: content addressing, atomic writes, limits,
 // and names that can never become paths.
-#include "devcycle/blob_store.h"
+#include "devcycle/store/blob_store.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 

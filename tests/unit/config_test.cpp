@@ -1,4 +1,4 @@
-#include "devcycle/config.h"
+#include "devcycle/platform/config.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "devcycle/workflow.h"
+#include "devcycle/workflow/workflow.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {

@@ -1,4 +1,4 @@
-#include "devcycle/duration.h"
+#include "devcycle/common/duration.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 #include <gtest/gtest.h>
 

@@ -11,8 +11,8 @@
 #include <random>
 #include <sstream>
 
-#include "devcycle/error.h"
-#include "devcycle/expression.h"
+#include "devcycle/common/error.h"
+#include "devcycle/workflow/expression.h"
 
 namespace devcycle {
 namespace {

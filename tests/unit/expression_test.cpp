@@ -1,4 +1,4 @@
-#include "devcycle/expression.h"
+#include "devcycle/workflow/expression.h"
 
 #include <gtest/gtest.h>
 

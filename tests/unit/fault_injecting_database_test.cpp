@@ -1,9 +1,10 @@
+#include "devcycle/testing/fault_injecting_database.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <future>
 
-#include "devcycle/database_wrapper.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {

@@ -1,4 +1,4 @@
-#include "devcycle/json_schema.h"
+#include "devcycle/common/json_schema.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "devcycle/logger.h"
+#include "devcycle/observability/logger.h"
 
 #include <gtest/gtest.h>
 

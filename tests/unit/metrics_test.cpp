@@ -1,4 +1,4 @@
-#include "devcycle/metrics.h"
+#include "devcycle/observability/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "devcycle/auth.h"
+#include "devcycle/auth/auth.h"
 #include "support/error_matchers.h"
 
 namespace devcycle {

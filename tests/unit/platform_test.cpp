@@ -1,4 +1,4 @@
-#include "devcycle/platform.h"
+#include "devcycle/platform/platform.h"
 
 #include <gtest/gtest.h>
 

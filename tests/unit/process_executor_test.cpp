@@ -1,6 +1,6 @@
 // Process agents on this host: the allow-list, argv from configuration only,
 // stdin/stdout/stderr, the sandbox's limits and the timeout.
-#include "devcycle/process_executor.h"
+#include "devcycle/workflow/process_executor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "support/error_matchers.h"
 #include "support/temp_dir.h"
 

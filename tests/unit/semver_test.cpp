@@ -1,4 +1,4 @@
-#include "devcycle/semver.h"
+#include "devcycle/registry/semver.h"
 
 #include <gtest/gtest.h>
 

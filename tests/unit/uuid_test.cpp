@@ -1,4 +1,4 @@
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 
 #include <gtest/gtest.h>
 

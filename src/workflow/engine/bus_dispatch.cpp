@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_schema_internal.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/engine.h"
-#include "devcycle/error.h"
-#include "devcycle/registry.h"
+#include "devcycle/common/error.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
 
 namespace devcycle::internal {
 

@@ -1,6 +1,6 @@
 #include "workflow/engine/definition_cache.h"
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 
 namespace devcycle::internal {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "devcycle/database.h"
-#include "devcycle/workflow.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/workflow.h"
 #include "workflow/run_store.h"
 
 namespace devcycle::internal {

@@ -1,12 +1,12 @@
 // The Engine facade: construction and teardown, the scheduler and worker
 // threads, ticks, and the event hand-off shared by every part.
-#include "devcycle/engine.h"
+#include "devcycle/workflow/engine.h"
 
 #include <algorithm>
 #include <system_error>
 
 #include "common/field_checks.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "messaging/bus_checks.h"
 #include "workflow/engine/engine_impl.h"
 

@@ -37,7 +37,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "devcycle/engine.h"
+#include "devcycle/workflow/engine.h"
 #include "messaging/outbox.h"
 #include "workflow/engine/agent_load.h"
 #include "workflow/engine/cancellations.h"

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "common/event_hub.h"
-#include "devcycle/database.h"
-#include "devcycle/engine.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/engine.h"
 
 namespace devcycle::internal {
 

@@ -3,7 +3,7 @@
 // (signals, child runs) that ran out, and tasks not started in time.
 #include <nlohmann/json.hpp>
 
-#include "devcycle/duration.h"
+#include "devcycle/common/duration.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

@@ -13,8 +13,8 @@
 #include <optional>
 #include <vector>
 
-#include "devcycle/database.h"
-#include "devcycle/engine.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/engine.h"
 #include "workflow/ready_queue.h"
 
 namespace devcycle::internal {

@@ -3,7 +3,7 @@
 // fenced by the attempt's lease and by who may serve the run's owner.
 #include <algorithm>
 
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

@@ -7,8 +7,8 @@
 #include "common/field_checks.h"
 #include "common/json_schema_internal.h"
 #include "common/quota_lock.h"
-#include "devcycle/json_schema.h"
-#include "devcycle/uuid.h"
+#include "devcycle/common/json_schema.h"
+#include "devcycle/common/uuid.h"
 #include "workflow/engine/engine_impl.h"
 #include "workflow/expression_internal.h"
 

@@ -3,7 +3,7 @@
 // failed is retried or fails its task.
 #include <algorithm>
 
-#include "devcycle/duration.h"
+#include "devcycle/common/duration.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

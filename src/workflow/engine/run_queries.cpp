@@ -1,7 +1,7 @@
 // Reading runs, tasks, logs and artifacts, and retention (purge_finished).
 #include <set>
 
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

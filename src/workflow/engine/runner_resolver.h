@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
-#include "devcycle/engine.h"
-#include "devcycle/registry.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
 #include "workflow/engine/claim.h"
 
 namespace devcycle::internal {

@@ -3,7 +3,7 @@
 // cancellation), and its outcome handed on to be recorded.
 #include <algorithm>
 
-#include "devcycle/uuid.h"
+#include "devcycle/common/uuid.h"
 #include "workflow/engine/engine_impl.h"
 
 namespace devcycle {

@@ -24,7 +24,7 @@
 #include <variant>
 #include <vector>
 
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 namespace devcycle {
 

@@ -7,9 +7,9 @@
 
 #include <string_view>
 
-#include "devcycle/auth.h"
-#include "devcycle/authz.h"
-#include "devcycle/tokens.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/auth/tokens.h"
 
 namespace devcycle {
 

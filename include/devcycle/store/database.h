@@ -31,7 +31,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "devcycle/value.h"
+#include "devcycle/store/value.h"
 
 namespace devcycle {
 

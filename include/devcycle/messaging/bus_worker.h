@@ -20,8 +20,8 @@
 #include <memory>
 #include <string>
 
-#include "devcycle/executor.h"
-#include "devcycle/messaging.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/workflow/executor.h"
 
 namespace devcycle {
 

@@ -30,17 +30,17 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/agent_messages.h"
-#include "devcycle/api_keys.h"
-#include "devcycle/audit.h"
-#include "devcycle/auth.h"
-#include "devcycle/authz.h"
-#include "devcycle/engine.h"
-#include "devcycle/messaging.h"
-#include "devcycle/registry.h"
-#include "devcycle/secrets.h"
-#include "devcycle/sessions.h"
-#include "devcycle/workflow.h"
+#include "devcycle/auth/api_keys.h"
+#include "devcycle/auth/audit.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/auth/sessions.h"
+#include "devcycle/messaging/agent_messages.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/workflow.h"
 
 namespace devcycle {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/clock.h"
+#include "devcycle/common/clock.h"
 
 namespace devcycle {
 

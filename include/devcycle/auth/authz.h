@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/auth.h"
+#include "devcycle/auth/auth.h"
 
 namespace devcycle {
 

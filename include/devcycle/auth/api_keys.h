@@ -15,10 +15,10 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/auth.h"
-#include "devcycle/authz.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

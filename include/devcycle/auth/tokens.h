@@ -24,10 +24,10 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/auth.h"
-#include "devcycle/cache.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

@@ -33,16 +33,16 @@
 #include <memory>
 #include <string_view>
 
-#include "devcycle/api_keys.h"
-#include "devcycle/audit.h"
-#include "devcycle/auth.h"
-#include "devcycle/auth_service.h"
-#include "devcycle/authz.h"
-#include "devcycle/cache.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/sessions.h"
-#include "devcycle/tokens.h"
+#include "devcycle/auth/api_keys.h"
+#include "devcycle/auth/audit.h"
+#include "devcycle/auth/auth.h"
+#include "devcycle/auth/auth_service.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/auth/sessions.h"
+#include "devcycle/auth/tokens.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

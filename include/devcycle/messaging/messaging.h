@@ -31,9 +31,9 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/registry.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/subscription.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

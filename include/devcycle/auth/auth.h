@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/cache.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "devcycle/blob_store.h"
-#include "devcycle/logger.h"
+#include "devcycle/observability/logger.h"
+#include "devcycle/store/blob_store.h"
 
 namespace devcycle {
 

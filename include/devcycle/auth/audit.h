@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

@@ -28,9 +28,10 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/semver.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/subscription.h"
+#include "devcycle/registry/semver.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 
@@ -211,22 +212,6 @@ struct AgentEvent {
   Micros at = 0;
 };
 std::string_view to_string(AgentEvent::Kind kind) noexcept;
-
-// Keeps a subscription alive; unsubscribes when destroyed.
-class Subscription {
- public:
-  Subscription() = default;
-  explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
-  Subscription(Subscription&& o) noexcept : cancel_(std::move(o.cancel_)) { o.cancel_ = nullptr; }
-  Subscription& operator=(Subscription&& o) noexcept;
-  Subscription(const Subscription&) = delete;
-  Subscription& operator=(const Subscription&) = delete;
-  ~Subscription() { reset(); }
-  void reset();
-
- private:
-  std::function<void()> cancel_;
-};
 
 struct RegistryOptions {
   std::shared_ptr<Clock> clock = SystemClock::instance();

@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/authz.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/auth/authz.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

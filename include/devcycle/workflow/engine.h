@@ -22,16 +22,17 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/blob_store.h"
-#include "devcycle/cache.h"
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/executor.h"
-#include "devcycle/messaging.h"
-#include "devcycle/process_executor.h"
-#include "devcycle/registry.h"
-#include "devcycle/secrets.h"
-#include "devcycle/workflow.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/common/rate_limit.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/store/blob_store.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/executor.h"
+#include "devcycle/workflow/process_executor.h"
+#include "devcycle/workflow/workflow.h"
 
 namespace devcycle {
 
@@ -215,11 +216,6 @@ std::string_view to_string(EngineEvent::Kind kind) noexcept;
 
 // A rate limit on the tasks of one capability: how many may start per
 // second, and how many at once after a quiet spell.
-struct RateLimit {
-  double per_second = 1;
-  double burst = 1;
-};
-
 struct EngineOptions {
   std::shared_ptr<Clock> clock = SystemClock::instance();
   // Identifies this engine in leases; default: a new uuid per Engine.

@@ -13,20 +13,20 @@
 
 #include <memory>
 
-#include "devcycle/agent_messages.h"
-#include "devcycle/blob_store.h"
-#include "devcycle/cache.h"
-#include "devcycle/clock.h"
-#include "devcycle/config.h"
-#include "devcycle/database.h"
-#include "devcycle/engine.h"
-#include "devcycle/identity.h"
-#include "devcycle/logger.h"
-#include "devcycle/messaging.h"
-#include "devcycle/metrics.h"
-#include "devcycle/registry.h"
-#include "devcycle/secrets.h"
-#include "devcycle/workflow.h"
+#include "devcycle/auth/identity.h"
+#include "devcycle/auth/secrets.h"
+#include "devcycle/cache/cache.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/messaging/agent_messages.h"
+#include "devcycle/messaging/messaging.h"
+#include "devcycle/observability/logger.h"
+#include "devcycle/observability/metrics.h"
+#include "devcycle/platform/config.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/store/blob_store.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/workflow.h"
 
 namespace devcycle {
 
@@ -78,4 +78,4 @@ class Platform {
 
 }  // namespace devcycle
 
-#include "devcycle/scoped.h"  // Platform::as returns a Scoped
+#include "devcycle/platform/scoped.h"  // Platform::as returns a Scoped

@@ -23,12 +23,12 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/engine.h"
-#include "devcycle/logger.h"
-#include "devcycle/metrics.h"
-#include "devcycle/process_executor.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/observability/logger.h"
+#include "devcycle/observability/metrics.h"
+#include "devcycle/store/database.h"
+#include "devcycle/workflow/engine.h"
+#include "devcycle/workflow/process_executor.h"
 
 namespace devcycle {
 

@@ -17,9 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "devcycle/clock.h"
-#include "devcycle/database.h"
-#include "devcycle/registry.h"
+#include "devcycle/common/clock.h"
+#include "devcycle/registry/registry.h"
+#include "devcycle/store/database.h"
 
 namespace devcycle {
 

@@ -1,6 +1,5 @@
-// Wrappers around a Database: DatabaseWrapper forwards every call, so that a
-// wrapper overrides only what it changes; FaultInjectingDatabase fails chosen
-// calls, which is how tests prove that failures leave nothing half-written.
+// FaultInjectingDatabase fails chosen calls of a Database, which is how tests
+// prove that failures leave nothing half-written. For tests only.
 //
 // Thread-safety: as Database.
 #pragma once
@@ -11,32 +10,9 @@
 #include <mutex>
 #include <random>
 
-#include "devcycle/database.h"
+#include "devcycle/store/database_wrapper.h"
 
 namespace devcycle {
-
-class DatabaseWrapper : public Database {
- public:
-  // Takes ownership of `target`. Throws Error{kInvalidArgument} when null.
-  explicit DatabaseWrapper(std::unique_ptr<Database> target);
-
-  using Database::read;
-  using Database::submit;
-  void submit(TxnFn fn, DoneFn done) override { target_->submit(std::move(fn), std::move(done)); }
-  void read(const TxnFn& fn) override { target_->read(fn); }
-  void migrate(std::span<const Migration> migrations) override { target_->migrate(migrations); }
-  Dialect dialect() const noexcept override { return target_->dialect(); }
-  Listening listen(std::string channel, std::function<void()> on_notify) override {
-    return target_->listen(std::move(channel), std::move(on_notify));
-  }
-  std::string url() const override { return target_->url(); }
-  void close() override { target_->close(); }
-
-  Database& target() noexcept { return *target_; }
-
- private:
-  std::unique_ptr<Database> target_;
-};
 
 struct FaultOptions {
   // Fail the Nth call (1-based) of submit() and read() counted together;
