@@ -10,7 +10,7 @@
 #ifdef DEVCYCLE_WITH_KAFKA
 #include "messaging/kafka_bus.h"
 #endif
-#include "platform/bus_url.h"
+#include "messaging/bus_url.h"
 
 namespace devcycle {
 

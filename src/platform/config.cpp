@@ -13,7 +13,7 @@
 #include "cache/cache_args.h"
 #include "common/url.h"
 #include "devcycle/common/error.h"
-#include "platform/bus_url.h"
+#include "messaging/bus_url.h"
 #include "store/database_url.h"
 
 extern char** environ;

@@ -6,7 +6,7 @@
 #include "common/url.h"
 #include "devcycle/common/error.h"
 #include "devcycle/version.h"
-#include "platform/bus_url.h"
+#include "messaging/bus_url.h"
 #include "platform/operations.h"
 
 namespace devcycle {

@@ -2,13 +2,11 @@
 
 #include "common/bounded_json.h"
 #include "devcycle/common/error.h"
+#include "devcycle/workflow/executor.h"
 
 namespace devcycle::internal {
 
-bool runs_code(std::string_view executor) {
-  return executor.starts_with("process:") || executor.starts_with("http:") ||
-         executor.starts_with("https:");
-}
+bool runs_code(std::string_view executor) { return ExecutorSpec::parse(executor).runs_code(); }
 
 ObjectRef agent_ref(Registry& registry, const Agent& a) {
   auto r = ref(Resource::kAgent, a.id, a.owner);

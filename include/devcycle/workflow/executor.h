@@ -1,6 +1,6 @@
-// How an agent runs a task. The in-process executor calls a C++ (or, through
-// the bindings, Python or Java) function with a TaskContext; process, HTTP
-// and remote executors come with later issues.
+// How an agent runs a task. An agent version's executor string says which
+// executor (ExecutorSpec); the in-process executor calls a C++ (or, through
+// the bindings, Python or Java) function with a TaskContext.
 //
 // Execution is at-least-once: an attempt may run again after a crash or a
 // lost lease. Use idempotency_key() (run/task/attempt) to make side effects
@@ -51,5 +51,29 @@ class TaskContext {
 // except that Error{kInvalidArgument} (the input can never work) fails the
 // task at once.
 using TaskFunction = std::function<std::string(TaskContext&)>;
+
+// An agent version's executor string, parsed once (a plain value):
+//   inproc:<function>   a function registered with Engine::register_function
+//   process:<argv>      a program on this host (process_executor.h)
+//   bus:<topic>         an agent in another process, over the message bus; an
+//                       empty topic means devcycle.tasks.<capability or name>
+//   remote              a remote worker that claims tasks over the API
+//   http:… / https:…    an HTTP endpoint
+// Anything else is kUnknown: the registry stores it as given and nobody runs
+// its tasks.
+struct ExecutorSpec {
+  enum class Kind { kInproc, kProcess, kBus, kRemote, kHttp, kUnknown };
+  Kind kind = Kind::kUnknown;
+  // What follows the prefix: the function, the argv text, the topic; the
+  // whole URL for kHttp; empty for kRemote and kUnknown.
+  std::string target;
+
+  static ExecutorSpec parse(std::string_view executor);
+  // Whether the executor runs code the agent's owner controls on a host of
+  // this deployment or reaches a network endpoint (process, http): deploying
+  // such an agent is an admin's decision (docs/security.md).
+  bool runs_code() const noexcept { return kind == Kind::kProcess || kind == Kind::kHttp; }
+};
+std::string_view to_string(ExecutorSpec::Kind kind) noexcept;
 
 }  // namespace devcycle

@@ -34,8 +34,6 @@ std::string Engine::Impl::owner_of_run(const std::string& run_id) {
 
 namespace {
 
-constexpr std::string_view kRemoteExecutor = "remote";
-
 // Whether the agent's deployed version offers what the task asks for.
 bool serves(const Agent& agent, const AgentVersion& version, const TaskDefinition& d) {
   if (!d.agent.empty()) return d.agent == agent.owner + "/" + agent.name;
@@ -64,7 +62,7 @@ std::vector<RemoteTask> Engine::claim_remote(std::string_view agent_id, int max,
   const auto agent = impl_->registry.get(agent_id);
   if (!agent.active_version || agent.status == AgentStatus::kDisabled) return {};
   const auto version = impl_->registry.get_version(agent.id, *agent.active_version);
-  if (version.executor != kRemoteExecutor) {
+  if (ExecutorSpec::parse(version.executor).kind != ExecutorSpec::Kind::kRemote) {
     throw Error(ErrorCode::kInvalidArgument,
                 "agent \"" + agent.name + "\": its deployed version " +
                     version.version.to_string() + " has executor \"" + version.executor +

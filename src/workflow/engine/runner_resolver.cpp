@@ -90,9 +90,10 @@ Runners RunnerResolver::resolve(const TaskDefinition& d) {
   };
   for (const auto& a : agents) {
     const auto v = registry_.get_version(a.id, *a.active_version);
-    if (v.executor.starts_with("bus:") && options_.bus) {
+    const auto spec = ExecutorSpec::parse(v.executor);
+    if (spec.kind == ExecutorSpec::Kind::kBus && options_.bus) {
       // Run elsewhere: the "function" is the topic its assignments go to.
-      auto topic = v.executor.substr(4);
+      auto topic = spec.target;
       if (topic.empty()) topic = "devcycle.tasks." + (d.capability.empty() ? a.name : d.capability);
       try {
         check_topic(topic, "executor");
@@ -102,13 +103,13 @@ Runners RunnerResolver::resolve(const TaskDefinition& d) {
       add(a, std::string(kBusPrefix) + topic);
       continue;
     }
-    if (v.executor.starts_with("process:") && !options_.processes.allow.empty()) {
+    if (spec.kind == ExecutorSpec::Kind::kProcess && !options_.processes.allow.empty()) {
       // The "function" is the executor itself; its argv is checked when it runs.
       add(a, v.executor);
       continue;
     }
-    if (!v.executor.starts_with("inproc:")) continue;
-    const auto name = v.executor.substr(7);
+    if (spec.kind != ExecutorSpec::Kind::kInproc) continue;
+    const auto& name = spec.target;
     bool known = false;
     {
       std::lock_guard lock(functions_mu_);

@@ -1,4 +1,4 @@
-#include "platform/bus_url.h"
+#include "messaging/bus_url.h"
 
 #include "common/url.h"
 
