@@ -466,6 +466,8 @@ std::string ServerApp::bootstrap_admin() {
 
 HttpResponse ServerApp::handle(const HttpRequest& req) { return impl_->handle(req); }
 
+const std::vector<Route>& ServerApp::routes() const noexcept { return impl_->router.routes(); }
+
 WsDecision ServerApp::upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection) {
   return impl_->ws_hub->upgrade(req, std::move(connection));
 }
