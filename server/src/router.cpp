@@ -58,7 +58,7 @@ bool more_specific(const std::vector<std::string>& a, const std::vector<std::str
 }  // namespace
 
 void Router::add(Route route) {
-  auto segments = split(route.pattern);
+  auto segments = split(route.path);
   std::size_t group = routes_.size();
   for (std::size_t r = 0; r < routes_.size(); ++r) {
     if (same_path(segments_[r], segments)) {

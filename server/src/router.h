@@ -1,4 +1,4 @@
-// Routes: a method and a path pattern ("/api/v1/agents/{id}") to a handler.
+// Routes: a method and a path template ("/api/v1/agents/{id}") to a handler.
 #pragma once
 
 #include <functional>
@@ -26,13 +26,16 @@ struct Call {
 
 using RouteHandler = std::function<HttpResponse(Call&)>;
 
+// One row of a route table. Every member has a default, so a row names only
+// what it needs, by name:
+//   {.method = "GET", .path = "/api/v1/runs", .handler = ..., .takes_query = true}
 struct Route {
-  std::string method;
-  std::string pattern;
-  RouteHandler handler;
+  std::string method = {};    // "GET", "POST", ...
+  std::string path = {};      // a template as in server/openapi.json: "/api/v1/agents/{id}"
+  RouteHandler handler = {};  // called once the edge has admitted the request
   bool public_route = false;  // no credentials needed
-  Lane lane = Lane::kInline;
-  bool query = false;  // takes query parameters; otherwise a query is refused
+  Lane lane = Lane::kInline;  // where the transport runs it (http_server.h)
+  bool takes_query = false;   // takes query parameters; otherwise a query is refused
 };
 
 class Router {

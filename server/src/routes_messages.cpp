@@ -57,6 +57,9 @@ std::string base64(std::string_view in) {
   return out;
 }
 
+// Beside serialize.h's, which this file's own would hide.
+using server::to_json;
+
 Json to_json(const DeadLetter& d) {
   const auto& m = d.delivery.message;
   const bool text = valid_utf8(m.payload);
@@ -75,75 +78,91 @@ Json to_json(const DeadLetter& d) {
           {"dead_at", format_time(d.dead_at)}};
 }
 
+HttpResponse send_agent_message(Services& s, Call& c) {
+  BodyInput in(c.req);
+  const auto recipient = in.string("recipient", true);
+  const auto type = in.string("message_type", true);
+  const auto payload = in.any_json("payload");
+  in.done();
+  return json_response(201, to_json(as(s, c).messages().send(c.param("id"), *recipient, *type,
+                                                             payload.value_or("{}"))));
+}
+
+// Receiving marks the messages delivered: it is the recipient's inbox.
+HttpResponse receive_agent_messages(Services& s, Call& c) {
+  BodyInput in(c.req, /*empty_ok=*/true);
+  const auto limit = in.integer("limit", 1, 1000);
+  in.done();
+  Json items = Json::array();
+  for (const auto& m :
+       as(s, c).messages().receive(c.param("id"), static_cast<int>(limit.value_or(100)))) {
+    items.push_back(to_json(m));
+  }
+  return json_response(200, page(std::move(items), ""));
+}
+
+HttpResponse get_agent_message(Services& s, Call& c) {
+  return json_response(200, to_json(as(s, c).messages().get(c.param("id"), c.param("message_id"))));
+}
+
+HttpResponse mark_agent_message_read(Services& s, Call& c) {
+  BodyInput in(c.req, /*empty_ok=*/true);
+  in.done();
+  return json_response(
+      200, to_json(as(s, c).messages().mark_read(c.param("id"), c.param("message_id"))));
+}
+
+HttpResponse list_dead_letters(Services& s, Call& c) {
+  QueryInput q(c.req);
+  const auto topic = q.string("topic");
+  const auto group = q.string("group");
+  const auto limit = q.integer("limit", 1, 1000).value_or(100);
+  const auto after = q.integer("after_offset", -1, INT64_MAX).value_or(-1);
+  std::vector<FieldProblem> missing;
+  if (!topic) missing.push_back({"query.topic", "is required"});
+  if (!group) missing.push_back({"query.group", "is required"});
+  q.done();
+  if (!missing.empty()) throw ValidationError(std::move(missing));
+  Json items = Json::array();
+  for (const auto& d :
+       as(s, c).messages().dead_letters(*topic, *group, static_cast<int>(limit), after))
+    items.push_back(to_json(d));
+  return json_response(200, page(std::move(items), ""));
+}
+
+HttpResponse redrive_dead_letters(Services& s, Call& c) {
+  BodyInput in(c.req);
+  const auto topic = in.string("topic", true);
+  const auto group = in.string("group", true);
+  const auto ids = in.string_list("ids");
+  in.done();
+  const int n =
+      as(s, c).messages().redrive(*topic, *group, ids.value_or(std::vector<std::string>{}));
+  return json_response(200, {{"redriven", n}});
+}
+
 }  // namespace
 
-void add_message_routes(Router& r, Services& s) {
-  r.add({"POST", "/api/v1/agents/{id}/messages", [&s](Call& c) {
-           BodyInput in(c.req);
-           const auto recipient = in.string("recipient", true);
-           const auto type = in.string("message_type", true);
-           const auto payload = in.any_json("payload");
-           in.done();
-           return json_response(201,
-                                to_json(as(s, c).messages().send(c.param("id"), *recipient, *type,
-                                                                 payload.value_or("{}"))));
-         }});
-
-  // Receiving marks the messages delivered: it is the recipient's inbox.
-  r.add({"POST", "/api/v1/agents/{id}/messages/receive", [&s](Call& c) {
-           BodyInput in(c.req, /*empty_ok=*/true);
-           const auto limit = in.integer("limit", 1, 1000);
-           in.done();
-           Json items = Json::array();
-           for (const auto& m :
-                as(s, c).messages().receive(c.param("id"), static_cast<int>(limit.value_or(100)))) {
-             items.push_back(to_json(m));
-           }
-           return json_response(200, page(std::move(items), ""));
-         }});
-
-  r.add({"GET", "/api/v1/agents/{id}/messages/{message_id}", [&s](Call& c) {
-           return json_response(
-               200, to_json(as(s, c).messages().get(c.param("id"), c.param("message_id"))));
-         }});
-
-  r.add({"POST", "/api/v1/agents/{id}/messages/{message_id}/read", [&s](Call& c) {
-           BodyInput in(c.req, /*empty_ok=*/true);
-           in.done();
-           return json_response(
-               200, to_json(as(s, c).messages().mark_read(c.param("id"), c.param("message_id"))));
-         }});
-
-  r.add({"GET", "/api/v1/dlq",
-         [&s](Call& c) {
-           QueryInput q(c.req);
-           const auto topic = q.string("topic");
-           const auto group = q.string("group");
-           const auto limit = q.integer("limit", 1, 1000).value_or(100);
-           const auto after = q.integer("after_offset", -1, INT64_MAX).value_or(-1);
-           std::vector<FieldProblem> missing;
-           if (!topic) missing.push_back({"query.topic", "is required"});
-           if (!group) missing.push_back({"query.group", "is required"});
-           q.done();
-           if (!missing.empty()) throw ValidationError(std::move(missing));
-           Json items = Json::array();
-           for (const auto& d :
-                as(s, c).messages().dead_letters(*topic, *group, static_cast<int>(limit), after))
-             items.push_back(to_json(d));
-           return json_response(200, page(std::move(items), ""));
-         },
-         false, Lane::kInline, true});
-
-  r.add({"POST", "/api/v1/dlq/redrive", [&s](Call& c) {
-           BodyInput in(c.req);
-           const auto topic = in.string("topic", true);
-           const auto group = in.string("group", true);
-           const auto ids = in.string_list("ids");
-           in.done();
-           const int n = as(s, c).messages().redrive(*topic, *group,
-                                                     ids.value_or(std::vector<std::string>{}));
-           return json_response(200, {{"redriven", n}});
-         }});
+std::vector<Route> message_routes(Services& s) {
+  return {
+      {.method = "POST",
+       .path = "/api/v1/agents/{id}/messages",
+       .handler = bound(s, send_agent_message)},
+      {.method = "POST",
+       .path = "/api/v1/agents/{id}/messages/receive",
+       .handler = bound(s, receive_agent_messages)},
+      {.method = "GET",
+       .path = "/api/v1/agents/{id}/messages/{message_id}",
+       .handler = bound(s, get_agent_message)},
+      {.method = "POST",
+       .path = "/api/v1/agents/{id}/messages/{message_id}/read",
+       .handler = bound(s, mark_agent_message_read)},
+      {.method = "GET",
+       .path = "/api/v1/dlq",
+       .handler = bound(s, list_dead_letters),
+       .takes_query = true},
+      {.method = "POST", .path = "/api/v1/dlq/redrive", .handler = bound(s, redrive_dead_letters)},
+  };
 }
 
 }  // namespace devcycle::server

@@ -229,9 +229,10 @@ int serve_main(int argc, const char* const* argv) {
     HttpServer http(
         settings.http, [&app](const HttpRequest& r) { return app.handle(r); },
         [&app](const HttpRequest& r) { return app.classify(r); }, transport_problem);
-    http.on_websocket("/ws", [&app](const HttpRequest& r, std::shared_ptr<WsConnection> c) {
-      return app.upgrade(r, std::move(c));
-    });
+    http.on_websocket(std::string(kWebSocketPath),
+                      [&app](const HttpRequest& r, std::shared_ptr<WsConnection> c) {
+                        return app.upgrade(r, std::move(c));
+                      });
     http.start();
     const auto ready_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)

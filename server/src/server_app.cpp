@@ -5,9 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include "devcycle/common/error.h"
 #include "devcycle/version.h"
@@ -55,26 +53,6 @@ std::string random_password() {
   }
   return out;
 }
-
-std::string content_type_of(const std::string& path) {
-  const auto ends = [&](std::string_view s) { return path.ends_with(s); };
-  if (ends(".html")) return "text/html; charset=utf-8";
-  if (ends(".js")) return "text/javascript; charset=utf-8";
-  if (ends(".css")) return "text/css; charset=utf-8";
-  if (ends(".png")) return "image/png";
-  if (ends(".json")) return "application/json";
-  if (ends(".map")) return "application/json";
-  return "application/octet-stream";
-}
-
-constexpr std::string_view kDocsPage = R"(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>DevCycle API</title>
-<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="/docs/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>
-)";
 
 }  // namespace
 
@@ -203,15 +181,13 @@ struct ServerApp::Impl {
                  draining} {
     registry_events =
         platform.registry().subscribe([this](const AgentEvent&) { agent_lists.invalidate(); });
-    add_auth_routes(router, services);
-    add_agent_routes(router, services);
-    add_workflow_routes(router, services);
-    add_run_routes(router, services);
-    add_message_routes(router, services);
-    add_session_routes(router, services);
-    add_secret_routes(router, services);
-    add_remote_routes(router, services);
-    add_system_routes();
+    // The whole API, module by module (routes_*.cpp); the order is the
+    // order of the Allow header when a path has several methods.
+    for (auto* table : {auth_routes, agent_routes, workflow_routes, run_routes, message_routes,
+                        session_routes, secret_routes, remote_routes}) {
+      for (auto& route : table(services)) router.add(std::move(route));
+    }
+    for (auto& route : system_routes(services, options)) router.add(std::move(route));
     ws_hub = std::make_unique<WsHub>(
         services,
         [this](const HttpRequest& req, bool& from_cookie) {
@@ -228,82 +204,6 @@ struct ServerApp::Impl {
           return who;
         },
         options.cors_origins);
-  }
-
-  void add_system_routes() {
-    router.add({"GET", "/healthz",
-                [](Call&) {
-                  return json_response(200, {{"status", "ok"}});
-                },
-                true});
-    router.add({"GET", "/readyz",
-                [this](Call&) {
-                  if (draining.load()) {
-                    return problem(503, "unavailable", "the server is shutting down");
-                  }
-                  platform.database().read([](Txn& t) { t.query("SELECT 1"); });
-                  return json_response(200, {{"status", "ready"}});
-                },
-                true});
-    router.add({"GET", "/metrics",
-                [this](Call& c) {
-                  if (!options.metrics_token.empty()) check_metrics_token(c.req);
-                  HttpResponse r;
-                  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-                  r.body = platform.metrics().render_prometheus();
-                  return r;
-                },
-                true});
-    router.add({"GET", "/openapi.json",
-                [](Call&) {
-                  HttpResponse r;
-                  r.body = std::string(openapi_document());
-                  return r;
-                },
-                true});
-    router.add({"GET", "/docs",
-                [this](Call&) {
-                  if (options.swagger_ui_dir.empty()) {
-                    return problem(404, "not_found",
-                                   "Swagger UI is not installed (swagger_ui_dir is empty)");
-                  }
-                  HttpResponse r;
-                  r.content_type = "text/html; charset=utf-8";
-                  r.body = std::string(kDocsPage);
-                  return r;
-                },
-                true});
-    router.add(
-        {"GET", "/docs/{file}", [this](Call& c) { return docs_file(c.param("file")); }, true});
-  }
-
-  // Compared in constant time; a scraper without it learns nothing.
-  void check_metrics_token(const HttpRequest& req) const {
-    const auto* h = req.header("authorization");
-    const std::string expected = "Bearer " + options.metrics_token;
-    if (!h || h->size() != expected.size() ||
-        sodium_memcmp(h->data(), expected.data(), expected.size()) != 0) {
-      throw Error(ErrorCode::kUnauthenticated,
-                  "/metrics needs \"Authorization: Bearer <metrics_token>\"");
-    }
-  }
-
-  HttpResponse docs_file(const std::string& file) {
-    // Only plain file names from the one directory: never a path.
-    const bool plain = !file.empty() && file.find('/') == std::string::npos &&
-                       file.find("..") == std::string::npos && file.front() != '.';
-    if (options.swagger_ui_dir.empty() || !plain) {
-      return problem(404, "not_found", "no such file");
-    }
-    std::ifstream in(options.swagger_ui_dir + "/" + file, std::ios::binary);
-    if (!in) return problem(404, "not_found", "no such file");
-    std::ostringstream body;
-    body << in.rdbuf();
-    HttpResponse r;
-    r.content_type = content_type_of(file);
-    r.body = body.str();
-    r.headers.emplace_back("Cache-Control", "public, max-age=3600");
-    return r;
   }
 
   // `record_use` false: a recheck of a request or connection already admitted
@@ -369,7 +269,7 @@ struct ServerApp::Impl {
         c = &platform.metrics().counter("http_requests_total",
                                         "HTTP requests by route, method and status",
                                         {{"method", r ? r->method : "-"},
-                                         {"route", r ? r->pattern : "unmatched"},
+                                         {"route", r ? r->path : "unmatched"},
                                          {"status", std::to_string(status)}});
       }
       counter = c;
@@ -378,7 +278,7 @@ struct ServerApp::Impl {
         h = &platform.metrics().histogram(
             "http_request_duration_seconds", "HTTP request latency by route",
             Histogram::default_buckets(),
-            {{"method", r ? r->method : "-"}, {"route", r ? r->pattern : "unmatched"}});
+            {{"method", r ? r->method : "-"}, {"route", r ? r->path : "unmatched"}});
       }
       hist = h;
     }
@@ -495,9 +395,9 @@ struct ServerApp::Impl {
     std::string principal_id;
     bool session_failed = false;  // the caller's session cookie was refused
     try {
-      if (!m.route->query && !req.query.empty()) {
-        throw ValidationError(
-            "query", m.route->method + " " + m.route->pattern + " takes no query parameters");
+      if (!m.route->takes_query && !req.query.empty()) {
+        throw ValidationError("query",
+                              m.route->method + " " + m.route->path + " takes no query parameters");
       }
       Call call{req, std::move(m.params), {}, {}, {}};
       if (m.route->public_route) {
@@ -565,6 +465,8 @@ std::string ServerApp::bootstrap_admin() {
 }
 
 HttpResponse ServerApp::handle(const HttpRequest& req) { return impl_->handle(req); }
+
+const std::vector<Route>& ServerApp::routes() const noexcept { return impl_->router.routes(); }
 
 WsDecision ServerApp::upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection) {
   return impl_->ws_hub->upgrade(req, std::move(connection));

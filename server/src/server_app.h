@@ -6,10 +6,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "devcycle/platform/platform.h"
 #include "http_server.h"
+#include "router.h"
 
 namespace devcycle::server {
 
@@ -33,6 +35,9 @@ struct AppOptions {
   std::string metrics_token;
 };
 
+// Where the transport hands WebSocket upgrades to ServerApp::upgrade().
+inline constexpr std::string_view kWebSocketPath = "/ws";
+
 // Checks one CORS origin: scheme://host[:port], nothing else, or "*". Throws
 // Error{kInvalidArgument} naming `setting`.
 void check_cors_origin(const std::string& origin, const std::string& setting);
@@ -51,6 +56,9 @@ class ServerApp {
   std::string bootstrap_admin();
 
   HttpResponse handle(const HttpRequest& req);
+  // Every route it answers, in the order they were added (the WebSocket of
+  // /ws is not one: the transport upgrades it before routing).
+  const std::vector<Route>& routes() const noexcept;
   // /ws (ws_hub.h): accepts an authenticated upgrade, or answers why not.
   WsDecision upgrade(const HttpRequest& req, std::shared_ptr<WsConnection> connection);
   Admission classify(const HttpRequest& req) const;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "devcycle/auth/api_keys.h"
 #include "devcycle/auth/audit.h"
@@ -70,14 +71,27 @@ HttpResponse json_text_response(int status, std::string body);
 // {"items": [...], "next_page_token": "..." or null}
 Json page(Json items, const std::string& next_page_token);
 
-// The route groups, one file each.
-void add_auth_routes(Router& router, Services& s);
-void add_agent_routes(Router& router, Services& s);
-void add_workflow_routes(Router& router, Services& s);
-void add_run_routes(Router& router, Services& s);
-void add_message_routes(Router& router, Services& s);
-void add_session_routes(Router& router, Services& s);
-void add_secret_routes(Router& router, Services& s);
-void add_remote_routes(Router& router, Services& s);
+// A handler of a route table, written as a function of the services.
+using ServiceHandler = HttpResponse (*)(Services&, Call&);
+// `f` with `s` bound, for the `.handler` of a table row.
+inline RouteHandler bound(Services& s, ServiceHandler f) {
+  return [&s, f](Call& c) { return f(s, c); };
+}
+
+struct AppOptions;
+
+// The route tables, one per file: every route of the module in one list, in
+// the order they are added to the router (routes_*.cpp). Handlers keep a
+// reference to `s`, which must outlive them.
+std::vector<Route> auth_routes(Services& s);
+std::vector<Route> agent_routes(Services& s);
+std::vector<Route> workflow_routes(Services& s);
+std::vector<Route> run_routes(Services& s);
+std::vector<Route> message_routes(Services& s);
+std::vector<Route> session_routes(Services& s);
+std::vector<Route> secret_routes(Services& s);
+std::vector<Route> remote_routes(Services& s);
+// /healthz, /readyz, /metrics, /openapi.json and /docs.
+std::vector<Route> system_routes(Services& s, const AppOptions& options);
 
 }  // namespace devcycle::server

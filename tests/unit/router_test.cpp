@@ -8,13 +8,13 @@ namespace {
 Router routes() {
   Router r;
   auto ok = [](Call&) { return HttpResponse{}; };
-  r.add({"GET", "/api/v1/workflows", ok});
-  r.add({"POST", "/api/v1/workflows", ok});
-  r.add({"POST", "/api/v1/workflows/validate", ok});
-  r.add({"GET", "/api/v1/workflows/{name}", ok});
-  r.add({"GET", "/api/v1/agents/{id}", ok});
-  r.add({"PATCH", "/api/v1/agents/{id}", ok});
-  r.add({"DELETE", "/api/v1/agents/{id}", ok});
+  r.add({.method = "GET", .path = "/api/v1/workflows", .handler = ok});
+  r.add({.method = "POST", .path = "/api/v1/workflows", .handler = ok});
+  r.add({.method = "POST", .path = "/api/v1/workflows/validate", .handler = ok});
+  r.add({.method = "GET", .path = "/api/v1/workflows/{name}", .handler = ok});
+  r.add({.method = "GET", .path = "/api/v1/agents/{id}", .handler = ok});
+  r.add({.method = "PATCH", .path = "/api/v1/agents/{id}", .handler = ok});
+  r.add({.method = "DELETE", .path = "/api/v1/agents/{id}", .handler = ok});
   return r;
 }
 
@@ -25,7 +25,7 @@ TEST(RouterTest, ALiteralPathIsNeverTakenForAParameter) {
   EXPECT_EQ(m.allowed, (std::vector<std::string>{"POST"}));  // the Allow of the 405
   m = r.match("POST", "/api/v1/workflows/validate");
   ASSERT_NE(m.route, nullptr);
-  EXPECT_EQ(m.route->pattern, "/api/v1/workflows/validate");
+  EXPECT_EQ(m.route->path, "/api/v1/workflows/validate");
   EXPECT_TRUE(m.params.empty());
 }
 

@@ -173,17 +173,17 @@ TEST(JsonOut, WritesValidJsonWithEscapes) {
 TEST(Router, MatchesPatternsAndReportsAllowedMethods) {
   Router r;
   const auto ok = [](Call&) { return HttpResponse{}; };
-  r.add({"GET", "/api/v1/agents", ok});
-  r.add({"POST", "/api/v1/agents", ok});
-  r.add({"GET", "/api/v1/agents/{id}", ok});
-  r.add({"POST", "/api/v1/workflows/validate", ok});
-  r.add({"GET", "/api/v1/workflows/{name}", ok});
+  r.add({.method = "GET", .path = "/api/v1/agents", .handler = ok});
+  r.add({.method = "POST", .path = "/api/v1/agents", .handler = ok});
+  r.add({.method = "GET", .path = "/api/v1/agents/{id}", .handler = ok});
+  r.add({.method = "POST", .path = "/api/v1/workflows/validate", .handler = ok});
+  r.add({.method = "GET", .path = "/api/v1/workflows/{name}", .handler = ok});
 
   auto m = r.match("GET", "/api/v1/agents/a%2Fb");
   ASSERT_TRUE(m.route);
-  EXPECT_EQ(m.route->pattern, "/api/v1/agents/{id}");
+  EXPECT_EQ(m.route->path, "/api/v1/agents/{id}");
   EXPECT_EQ(m.params.at("id"), "a/b");
-  EXPECT_EQ(r.match("POST", "/api/v1/workflows/validate").route->pattern,
+  EXPECT_EQ(r.match("POST", "/api/v1/workflows/validate").route->path,
             "/api/v1/workflows/validate");
   m = r.match("DELETE", "/api/v1/agents");
   EXPECT_FALSE(m.route);
