@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "devcycle/error.h"
+#include "devcycle/common/error.h"
 #include "problem.h"
 #include "server_app.h"
 #include "services.h"
