@@ -94,6 +94,13 @@ class RunStore {
     return runs_.list_runs_scanned(filter, limit);
   }
   std::vector<std::string> overdue_runs(Micros now) { return runs_.overdue_runs(now); }
+  std::vector<std::string> finished_runs_before(Micros before, int limit) {
+    return runs_.finished_before(before, limit);
+  }
+  // Deletes a finished run and everything recorded of it, in this order:
+  // its task logs, task attempts, artifacts (not their blobs), tasks, and
+  // the run's row.
+  void purge_run(std::string_view run_id);
 
   // tasks as a run's rows (store/task_table.h).
   using Want = TaskTable::Want;
@@ -101,6 +108,7 @@ class RunStore {
   void insert_tasks(std::span<const TaskRow> rows) { tasks_.insert_tasks(rows); }
   void update_task(const TaskRow& row) { tasks_.update_task(row); }
   std::optional<TaskRow> find_task(std::string_view id) { return tasks_.find_task(id); }
+  bool task_exists(std::string_view id) { return tasks_.task_exists(id); }
   std::vector<TaskRow> tasks_of(std::string_view run_id) { return tasks_.tasks_of(run_id); }
   std::vector<TaskRow> tasks_by_keys(std::string_view run_id,
                                      const std::vector<std::string>& keys) {
@@ -109,10 +117,12 @@ class RunStore {
   bool has_open_elements(std::string_view run_id, std::string_view definition_id) {
     return tasks_.has_open_elements(run_id, definition_id);
   }
+  void delete_task(std::string_view id) { tasks_.delete_task(id); }
   void prefetch(const std::vector<Want>& wants) { tasks_.prefetch(wants); }
 
   // tasks as a queue of leased work (store/task_leases.h).
   using Success = TaskLeases::Success;
+  using Holder = TaskLeases::Holder;
   std::vector<TaskRow> ready_tasks(Micros now, std::int64_t aging_step_us, int limit) {
     return leases_.ready_tasks(now, aging_step_us, limit);
   }
@@ -140,6 +150,10 @@ class RunStore {
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now) {
     return leases_.leased(task_id, attempt, lease_owner, now);
+  }
+  std::optional<Holder> holder_of(std::string_view task_id) { return leases_.holder_of(task_id); }
+  bool release_unstarted(std::string_view task_id, int attempt, std::string_view lease_owner) {
+    return leases_.release_unstarted(task_id, attempt, lease_owner);
   }
   bool succeed_leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                       Micros now, std::string_view output) {
@@ -185,6 +199,10 @@ class RunStore {
   std::vector<Artifact> artifacts_of(std::string_view run_id) {
     return artifacts_.artifacts_of(run_id);
   }
+  std::vector<std::string> artifact_digests_of(std::string_view run_id) {
+    return artifacts_.digests_of(run_id);
+  }
+  bool digest_referenced(std::string_view digest) { return artifacts_.digest_referenced(digest); }
 
   // Deferred writes (store/deferred_writes.h). From now on (PostgreSQL),
   // writes that can wait are kept and written together, each kind in one

@@ -25,4 +25,20 @@ std::vector<Artifact> ArtifactTable::artifacts_of(std::string_view run_id) {
   return out;
 }
 
+std::vector<std::string> ArtifactTable::digests_of(std::string_view run_id) {
+  std::vector<std::string> out;
+  for (const auto& r :
+       w_.any().query("SELECT DISTINCT digest FROM artifacts WHERE run_id = $1", {run_id}))
+    out.push_back(r[0].as_text());
+  return out;
+}
+
+bool ArtifactTable::digest_referenced(std::string_view digest) {
+  return !w_.any().query("SELECT 1 FROM artifacts WHERE digest = $1 LIMIT 1", {digest}).empty();
+}
+
+void ArtifactTable::delete_of_run(std::string_view run_id) {
+  w_.any().execute("DELETE FROM artifacts WHERE run_id = $1", {run_id});
+}
+
 }  // namespace devcycle::internal

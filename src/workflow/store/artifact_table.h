@@ -23,6 +23,12 @@ class ArtifactTable {
   void insert_artifact(const Artifact& a);
   // A run's artifacts, oldest first.
   std::vector<Artifact> artifacts_of(std::string_view run_id);
+  // The distinct digests a run's artifacts name (in no particular order).
+  std::vector<std::string> digests_of(std::string_view run_id);
+  // Whether any artifact (of any run) names the digest.
+  bool digest_referenced(std::string_view digest);
+  // Deletes a run's artifacts (not their blobs).
+  void delete_of_run(std::string_view run_id);
 
  private:
   DeferredWrites& w_;

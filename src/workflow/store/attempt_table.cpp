@@ -64,4 +64,10 @@ std::vector<TaskAttempt> AttemptTable::attempts_of(const TaskRow& row) {
   return out;
 }
 
+void AttemptTable::delete_of_run(std::string_view run_id) {
+  w_.any().execute(
+      "DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)",
+      {run_id});
+}
+
 }  // namespace devcycle::internal

@@ -28,6 +28,8 @@ class AttemptTable {
   void end_attempt(const TaskRow& row, std::string_view status, std::string_view error, Micros at);
   // Ended attempts, then the one in progress (from the task row), oldest first.
   std::vector<TaskAttempt> attempts_of(const TaskRow& row);
+  // Deletes the attempts of every task of a run.
+  void delete_of_run(std::string_view run_id);
 
  private:
   DeferredWrites& w_;

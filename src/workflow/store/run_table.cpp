@@ -229,4 +229,21 @@ std::vector<std::string> RunTable::overdue_runs(Micros now) {
   return out;
 }
 
+std::vector<std::string> RunTable::finished_before(Micros before, int limit) {
+  std::vector<std::string> out;
+  for (const auto& r : w_.runs().query(
+           "SELECT id FROM workflow_runs WHERE status IN ('succeeded', 'failed', 'cancelled', "
+           "'timed_out') AND finished_at < $1 ORDER BY finished_at LIMIT " +
+               std::to_string(limit),
+           {before})) {
+    out.push_back(r[0].as_text());
+  }
+  return out;
+}
+
+void RunTable::delete_run(std::string_view run_id) {
+  // Its tasks go with it (ON DELETE CASCADE): everything deferred is written first.
+  w_.any().execute("DELETE FROM workflow_runs WHERE id = $1", {run_id});
+}
+
 }  // namespace devcycle::internal

@@ -83,6 +83,12 @@ class RunTable {
   RunScan list_runs_scanned(const RunFilter& filter, int limit);
   // Running runs whose deadline has passed.
   std::vector<std::string> overdue_runs(Micros now);
+  // Up to `limit` ids of runs that finished (succeeded, failed, cancelled,
+  // timed out) before `before`, the earliest finished first.
+  std::vector<std::string> finished_before(Micros before, int limit);
+  // Deletes the run's row (its tasks, attempts, logs and artifacts are the
+  // other tables' to delete first).
+  void delete_run(std::string_view run_id);
 
  private:
   // What finish_run() returns, from a locking read (columns from `first` on).

@@ -176,4 +176,26 @@ std::unordered_set<std::string> TaskLeases::succeed_leased_many(
   return out;
 }
 
+std::optional<TaskLeases::Holder> TaskLeases::holder_of(std::string_view task_id) {
+  auto rs =
+      w_.any().query("SELECT status, attempt, lease_owner FROM tasks WHERE id = $1", {task_id});
+  if (rs.empty()) return std::nullopt;
+  Holder out;
+  out.status = rs[0][0].as_text();
+  out.attempt = rs[0][1].as_int();
+  if (!rs[0][2].is_null()) out.lease_owner = rs[0][2].as_text();
+  return out;
+}
+
+bool TaskLeases::release_unstarted(std::string_view task_id, int attempt,
+                                   std::string_view lease_owner) {
+  tasks_.forget_all();  // rows changed by id: their runs are not known here
+  // (An attempt is recorded when it ends, so there is no row to remove.)
+  return w_.any().execute(
+             "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
+             "lease_expires_at = NULL, close_deadline = NULL WHERE id = $1 AND attempt = $2 "
+             "AND lease_owner = $3 AND status = 'running'",
+             {task_id, attempt, lease_owner}) == 1;
+}
+
 }  // namespace devcycle::internal

@@ -61,6 +61,17 @@ class TaskLeases {
   // The fence of a completion: the row, when this attempt still holds a valid lease.
   std::optional<TaskRow> leased(std::string_view task_id, int attempt, std::string_view lease_owner,
                                 Micros now);
+  // Who holds a task, as its row says now (an executing attempt asks
+  // whether it still does); nullopt when the task is gone.
+  struct Holder {
+    std::string status;
+    std::int64_t attempt = 0;
+    std::optional<std::string> lease_owner;  // NULL: nobody
+  };
+  std::optional<Holder> holder_of(std::string_view task_id);
+  // Gives back a claim whose attempt never started: the task is ready again
+  // and the attempt not spent. True when the claim was still held (the row changed).
+  bool release_unstarted(std::string_view task_id, int attempt, std::string_view lease_owner);
 
   // The fenced success: records `output` when this attempt still holds a
   // valid lease, in one statement; false when it does not.

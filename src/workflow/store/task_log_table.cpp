@@ -30,4 +30,9 @@ std::vector<TaskLogLine> TaskLogTable::logs(std::string_view task_id, std::optio
   return out;
 }
 
+void TaskLogTable::delete_of_run(std::string_view run_id) {
+  w_.any().execute(
+      "DELETE FROM task_logs WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)", {run_id});
+}
+
 }  // namespace devcycle::internal

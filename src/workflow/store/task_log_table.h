@@ -25,6 +25,8 @@ class TaskLogTable {
   // Up to `limit` lines of the task (of one attempt, if given) after `after_id`.
   std::vector<TaskLogLine> logs(std::string_view task_id, std::optional<int> attempt,
                                 const std::string& after_id, int limit);
+  // Deletes the lines of every task of a run.
+  void delete_of_run(std::string_view run_id);
 
  private:
   DeferredWrites& w_;

@@ -134,4 +134,18 @@ std::optional<std::vector<TaskRow>> TaskTable::cached(std::string_view run_id,
   return out;
 }
 
+bool TaskTable::task_exists(std::string_view id) {
+  return !w_.any().query("SELECT 1 FROM tasks WHERE id = $1", {id}).empty();
+}
+
+void TaskTable::delete_task(std::string_view id) {
+  prefetched_.clear();  // rows changed by id: their runs are not known here
+  w_.any().execute("DELETE FROM tasks WHERE id = $1", {id});
+}
+
+void TaskTable::delete_of_run(std::string_view run_id) {
+  prefetched_.erase(std::string(run_id));
+  w_.any().execute("DELETE FROM tasks WHERE run_id = $1", {run_id});
+}
+
 }  // namespace devcycle::internal

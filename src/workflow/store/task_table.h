@@ -31,11 +31,17 @@ class TaskTable {
   void insert_tasks(std::span<const TaskRow> rows);
   void update_task(const TaskRow& row);
   std::optional<TaskRow> find_task(std::string_view id);
+  // Whether a task with this id exists.
+  bool task_exists(std::string_view id);
   std::vector<TaskRow> tasks_of(std::string_view run_id);
   // The tasks of a run with these keys (elements excluded unless named).
   std::vector<TaskRow> tasks_by_keys(std::string_view run_id, const std::vector<std::string>& keys);
   // Whether fan-out elements of `definition_id` in the run are not finished yet.
   bool has_open_elements(std::string_view run_id, std::string_view definition_id);
+  // Deletes one task row (its attempts and logs go with it: ON DELETE CASCADE).
+  void delete_task(std::string_view id);
+  // Deletes every task row of a run.
+  void delete_of_run(std::string_view run_id);
 
   // For a batch of completions on PostgreSQL, where each statement is a
   // round trip: the rows the batch will read, read at once.
