@@ -25,3 +25,46 @@ std::vector<std::string> multi_row_statements(std::string_view head, std::string
 }
 
 }  // namespace devcycle::internal
+
+namespace devcycle::internal {
+
+void PgArray::add(std::string_view text) {
+  next();
+  out_ += '"';
+  for (const char c : text) {
+    if (c == '"' || c == '\\') out_ += '\\';
+    out_ += c;
+  }
+  out_ += '"';
+}
+
+void PgArray::add_or_null(const std::string& text) {
+  if (text.empty()) {
+    add_null();
+  } else {
+    add(text);
+  }
+}
+
+void PgArray::add_optional(const std::optional<std::string>& text) {
+  if (text) {
+    add(std::string_view(*text));
+  } else {
+    add_null();
+  }
+}
+
+void PgArray::add(std::int64_t n) {
+  next();
+  out_ += std::to_string(n);
+}
+
+void PgArray::add(std::optional<std::int64_t> n) {
+  if (n) {
+    add(*n);
+  } else {
+    add_null();
+  }
+}
+
+}  // namespace devcycle::internal

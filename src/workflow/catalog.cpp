@@ -10,6 +10,7 @@
 #include "devcycle/common/error.h"
 #include "devcycle/common/uuid.h"
 #include "devcycle/workflow/workflow.h"
+#include "workflow/catalog_view.h"
 
 namespace devcycle {
 namespace {
@@ -185,3 +186,25 @@ std::vector<WorkflowSummary> WorkflowCatalog::list() {
 }
 
 }  // namespace devcycle
+
+namespace devcycle::internal {
+
+std::optional<std::string> CatalogView::definition_json(std::string_view workflow_id) {
+  auto rs = t_.query("SELECT definition FROM workflows WHERE id = $1", {workflow_id});
+  if (rs.empty()) return std::nullopt;
+  return rs[0][0].as_text();
+}
+
+std::optional<CatalogView::Version> CatalogView::find_version(std::string_view name,
+                                                              std::optional<int> version) {
+  auto rs = version ? t_.query("SELECT id, version FROM workflows WHERE name = $1 AND version = $2",
+                               {name, *version})
+                    : t_.query(
+                          "SELECT id, version FROM workflows WHERE name = $1 ORDER BY version "
+                          "DESC LIMIT 1",
+                          {name});
+  if (rs.empty()) return std::nullopt;
+  return Version{rs[0][0].as_text(), static_cast<int>(rs[0][1].as_int())};
+}
+
+}  // namespace devcycle::internal

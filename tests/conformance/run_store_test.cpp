@@ -7,12 +7,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "devcycle/common/uuid.h"
 #include "support/engine_fixture.h"
+#include "workflow/catalog_view.h"
 
 namespace devcycle {
 namespace {
 
+using internal::CatalogView;
 using internal::RunStore;
 using internal::TaskRow;
 
@@ -176,6 +180,180 @@ TEST_P(RunStoreTest, AClaimOfALockedRowIsFencedOnce) {
   EXPECT_EQ(a.agent_id, "agent-1");
   ASSERT_TRUE(a.lease_expires_at);
   EXPECT_EQ(*a.lease_expires_at, 9000);
+}
+
+// The statements engine.cpp ran on the transaction itself, now the store's
+// (and the catalog's): each must answer as the statement did.
+
+TEST_P(RunStoreTest, TaskExistsAndDeleteTaskGoByTheTaskId) {
+  const devcycle::Run run = make_run();
+  const std::vector<TaskRow> rows{make_task(run, "a"), make_task(run, "b")};
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    store.insert_run(run, workflow_id_);
+    store.insert_tasks(rows);
+  });
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    EXPECT_TRUE(store.task_exists(rows[0].task.id));
+    EXPECT_FALSE(store.task_exists(new_uuid_v7()));
+    store.delete_task(rows[0].task.id);
+    EXPECT_FALSE(store.task_exists(rows[0].task.id));
+    EXPECT_TRUE(store.task_exists(rows[1].task.id));
+    store.delete_task(new_uuid_v7());  // nothing to delete: no error
+  });
+  const auto d = engine_->get(run.id);
+  ASSERT_EQ(d.tasks.size(), 1u);
+  EXPECT_EQ(d.tasks[0].key, "b");
+}
+
+TEST_P(RunStoreTest, HolderOfAndReleaseUnstartedFollowTheLease) {
+  const devcycle::Run run = make_run();
+  auto row = make_task(run, "a");
+  row.task.status = TaskStatus::kReady;
+  row.task.ready_at = 1000;
+  row.task.available_at = 1000;
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    store.insert_run(run, workflow_id_);
+    store.insert_task(row);
+    const auto ready = store.holder_of(row.task.id);
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, "ready");
+    EXPECT_EQ(ready->attempt, 0);
+    EXPECT_FALSE(ready->lease_owner);
+    EXPECT_FALSE(store.holder_of(new_uuid_v7()));
+    ASSERT_TRUE(store.claim(row, "me", "agent-1", 2000, 9000, 8000));
+  });
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    const auto running = store.holder_of(row.task.id);
+    ASSERT_TRUE(running);
+    EXPECT_EQ(running->status, "running");
+    EXPECT_EQ(running->attempt, 1);
+    ASSERT_TRUE(running->lease_owner);
+    EXPECT_EQ(*running->lease_owner, "me");
+    // Fenced by attempt and owner.
+    EXPECT_FALSE(store.release_unstarted(row.task.id, 1, "someone else"));
+    EXPECT_FALSE(store.release_unstarted(row.task.id, 2, "me"));
+    EXPECT_TRUE(store.release_unstarted(row.task.id, 1, "me"));
+    EXPECT_FALSE(store.release_unstarted(row.task.id, 1, "me"));  // no longer running
+    const auto back = store.find_task(row.task.id);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->task.status, TaskStatus::kReady);
+    EXPECT_EQ(back->task.attempt, 0);
+    EXPECT_TRUE(back->lease_owner.empty());
+    EXPECT_FALSE(back->task.lease_expires_at);
+    EXPECT_FALSE(back->close_deadline);
+    EXPECT_EQ(back->task.agent_id, "agent-1");  // left as the claim wrote it
+    const auto released = store.holder_of(row.task.id);
+    ASSERT_TRUE(released);
+    EXPECT_EQ(released->status, "ready");
+    EXPECT_EQ(released->attempt, 0);
+    EXPECT_FALSE(released->lease_owner);
+  });
+}
+
+TEST_P(RunStoreTest, FinishedRunsBeforeListsEndedRunsEarliestFirst) {
+  std::vector<devcycle::Run> runs;
+  const std::pair<RunStatus, Micros> ends[] = {
+      {RunStatus::kFailed, 4000},   {RunStatus::kSucceeded, 2000}, {RunStatus::kCancelled, 3000},
+      {RunStatus::kTimedOut, 4500}, {RunStatus::kSucceeded, 5000},  // not before 5000
+      {RunStatus::kRunning, 0},     {RunStatus::kPaused, 0},       {RunStatus::kPending, 0}};
+  for (const auto& [status, finished_at] : ends) {
+    auto r = make_run();
+    r.idempotency_key.clear();
+    r.status = status;
+    if (finished_at) r.finished_at = finished_at;
+    runs.push_back(r);
+  }
+  // A run that is running but carries a finished_at (as no engine writes
+  // it) is still not finished.
+  runs[5].finished_at = 1000;
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    for (const auto& r : runs) store.insert_run(r, workflow_id_);
+  });
+  db_->read([&](Txn& t) {
+    RunStore store(t);
+    EXPECT_EQ(store.finished_runs_before(5000, 10),
+              (std::vector<std::string>{runs[1].id, runs[2].id, runs[0].id, runs[3].id}));
+    EXPECT_EQ(store.finished_runs_before(5000, 2),
+              (std::vector<std::string>{runs[1].id, runs[2].id}));
+    EXPECT_TRUE(store.finished_runs_before(2000, 10).empty());
+    return 0;
+  });
+}
+
+TEST_P(RunStoreTest, PurgeRunDeletesTheRunAndEverythingRecordedOfIt) {
+  const devcycle::Run gone = make_run();
+  devcycle::Run kept = make_run();
+  kept.idempotency_key = "other";
+  const TaskRow gone_task = make_task(gone, "a");
+  const TaskRow kept_task = make_task(kept, "a");
+  auto artifact = [](const devcycle::Run& r, const TaskRow& row, const std::string& digest) {
+    return Artifact{new_uuid_v7(), r.id, row.task.id, row.task.key, 1, "out.txt", digest, 3, 1500};
+  };
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    store.insert_run(gone, workflow_id_);
+    store.insert_run(kept, workflow_id_);
+    for (const auto* row : {&gone_task, &kept_task}) {
+      store.insert_task(*row);
+      store.insert_attempt(row->task.id, {1, "agent-1", "me", "failed", "boom", 1100, 1200});
+      store.insert_log({new_uuid_v7(), row->task.id, 1, LogLevel::kInfo, "line", 1150});
+    }
+    store.insert_artifact(artifact(gone, gone_task, "sha256:only-gone"));
+    store.insert_artifact(artifact(gone, gone_task, "sha256:shared"));
+    store.insert_artifact(artifact(gone, gone_task, "sha256:shared"));
+    store.insert_artifact(artifact(kept, kept_task, "sha256:shared"));
+  });
+  db_->write([&](Txn& t) {
+    RunStore store(t);
+    auto digests = store.artifact_digests_of(gone.id);
+    std::sort(digests.begin(), digests.end());
+    EXPECT_EQ(digests, (std::vector<std::string>{"sha256:only-gone", "sha256:shared"}));
+    EXPECT_TRUE(store.artifact_digests_of(new_uuid_v7()).empty());
+    EXPECT_TRUE(store.digest_referenced("sha256:only-gone"));
+    EXPECT_FALSE(store.digest_referenced("sha256:never"));
+    store.purge_run(gone.id);
+    EXPECT_FALSE(store.find_run(gone.id));
+    EXPECT_FALSE(store.task_exists(gone_task.task.id));
+    EXPECT_TRUE(store.artifacts_of(gone.id).empty());
+    EXPECT_TRUE(store.logs(gone_task.task.id, std::nullopt, "", 10).empty());
+    EXPECT_TRUE(store.attempts_of(gone_task).empty());
+    EXPECT_FALSE(store.digest_referenced("sha256:only-gone"));
+    EXPECT_TRUE(store.digest_referenced("sha256:shared"));
+    // The other run keeps everything.
+    EXPECT_TRUE(store.find_run(kept.id));
+    EXPECT_EQ(store.artifacts_of(kept.id).size(), 1u);
+    EXPECT_EQ(store.logs(kept_task.task.id, std::nullopt, "", 10).size(), 1u);
+    EXPECT_EQ(store.attempts_of(kept_task).size(), 1u);
+  });
+}
+
+TEST_P(RunStoreTest, CatalogViewReadsStoredVersionsInTheCallersTransaction) {
+  const auto v1 = catalog_->get("s", 1);
+  const auto v2 =
+      catalog_->create(R"({"name": "s", "tasks": [{"id": "b", "capability": "x"}]})", "alice");
+  ASSERT_EQ(v2.version, 2);
+  db_->write([&](Txn& t) {
+    CatalogView view(t);
+    const auto text = view.definition_json(v1.id);
+    ASSERT_TRUE(text);
+    EXPECT_EQ(*text, v1.definition_json);
+    EXPECT_FALSE(view.definition_json(new_uuid_v7()));
+    const auto latest = view.find_version("s", std::nullopt);
+    ASSERT_TRUE(latest);
+    EXPECT_EQ(latest->id, v2.id);
+    EXPECT_EQ(latest->version, 2);
+    const auto first = view.find_version("s", 1);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->id, v1.id);
+    EXPECT_EQ(first->version, 1);
+    EXPECT_FALSE(view.find_version("s", 3));
+    EXPECT_FALSE(view.find_version("nothing", std::nullopt));
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RunStoreTest,
