@@ -8,7 +8,7 @@
 #include "devcycle/uuid.h"
 #include "messaging/bus_checks.h"
 #ifdef DEVCYCLE_WITH_KAFKA
-#include "messaging/kafka_bus.h"
+#include "messaging/kafka/kafka_bus.h"
 #endif
 #include "platform/bus_url.h"
 
