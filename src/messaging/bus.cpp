@@ -8,7 +8,7 @@
 #include "devcycle/messaging/messaging.h"
 #include "messaging/bus_checks.h"
 #ifdef DEVCYCLE_WITH_KAFKA
-#include "messaging/kafka_bus.h"
+#include "messaging/kafka/kafka_bus.h"
 #endif
 #include "messaging/bus_url.h"
 

@@ -18,7 +18,7 @@
 #include "support/table_snapshot.h"
 #include "support/temp_dir.h"
 #ifdef DEVCYCLE_BUS_CONFORMANCE_KAFKA
-#include "messaging/kafka_bus.h"
+#include "messaging/kafka/kafka_bus.h"
 #endif
 
 namespace devcycle {

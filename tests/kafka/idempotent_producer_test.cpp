@@ -15,7 +15,7 @@
 
 #include "devcycle/common/clock.h"
 #include "devcycle/messaging/messaging.h"
-#include "messaging/kafka_bus.h"
+#include "messaging/kafka/kafka_bus.h"
 
 // librdkafka's C macros (RD_KAFKA_V_*) cast the C way.
 #pragma GCC diagnostic ignored "-Wold-style-cast"

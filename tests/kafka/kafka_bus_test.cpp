@@ -2,7 +2,7 @@
 // itself runs on Kafka as kafka_conformance_tests), on the real broker that
 // scripts/kafka.sh starts (label `kafka`). Every test uses topics and groups
 // of its own: the broker lives for the whole test run.
-#include "messaging/kafka_bus.h"
+#include "messaging/kafka/kafka_bus.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
