@@ -20,9 +20,9 @@
 #include <utility>
 #include <vector>
 
+#include "devcycle/auth/tokens.h"
 #include "devcycle/observability/logger.h"
 #include "devcycle/platform/platform.h"
-#include "devcycle/auth/tokens.h"
 #include "server_app.h"
 
 namespace devcycle::server {

@@ -119,8 +119,9 @@ void Engine::Impl::accept_log(const json& j) {
   line.id = new_uuid_v7();
   line.at = now();
   const bool stored = db.write([&](Txn& t) {
-    if (t.query("SELECT 1 FROM tasks WHERE id = $1", {line.task_id}).empty()) return false;
-    RunStore(t).insert_log(line);
+    RunStore store(t);
+    if (!store.task_exists(line.task_id)) return false;
+    store.insert_log(line);
     return true;
   });
   if (stored)

@@ -1,16 +1,16 @@
 #include "workflow/engine/definition_cache.h"
 
 #include "devcycle/common/error.h"
+#include "workflow/catalog_view.h"
 
 namespace devcycle::internal {
 
 std::shared_ptr<const WorkflowDefinition> DefinitionCache::get(Txn& t,
                                                                const std::string& workflow_id) {
   if (auto known = find(workflow_id)) return known;
-  auto rs = t.query("SELECT definition FROM workflows WHERE id = $1", {workflow_id});
-  if (rs.empty())
-    throw Error(ErrorCode::kInternal, "workflow version " + workflow_id + " is missing");
-  auto [def, report] = validate_definition(rs[0][0].as_text());
+  const auto text = CatalogView(t).definition_json(workflow_id);
+  if (!text) throw Error(ErrorCode::kInternal, "workflow version " + workflow_id + " is missing");
+  auto [def, report] = validate_definition(*text);
   if (!def)
     throw Error(ErrorCode::kInternal,
                 "stored workflow " + workflow_id + " is invalid: " + report.describe());

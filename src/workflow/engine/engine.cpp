@@ -115,14 +115,10 @@ void Engine::Impl::stop_threads() {
   if (!unstarted.empty()) {
     try {
       db.write([&](Txn& t) {
-        for (const auto& c : unstarted) {
-          // (An attempt is recorded when it ends, so there is no row to remove.)
-          t.execute(
-              "UPDATE tasks SET status = 'ready', attempt = attempt - 1, lease_owner = NULL, "
-              "lease_expires_at = NULL, close_deadline = NULL WHERE id = $1 AND attempt = $2 "
-              "AND lease_owner = $3 AND status = 'running'",
-              {c.task_id, c.attempt, c.lease_owner});
-        }
+        RunStore store(t);
+        // (An attempt is recorded when it ends, so there is no row to remove.)
+        for (const auto& c : unstarted)
+          store.release_unstarted(c.task_id, c.attempt, c.lease_owner);
       });
     } catch (const Error&) {
       // Their leases expire instead, and they run again.

@@ -9,6 +9,7 @@
 #include "common/quota_lock.h"
 #include "devcycle/common/json_schema.h"
 #include "devcycle/common/uuid.h"
+#include "workflow/catalog_view.h"
 #include "workflow/engine/engine_impl.h"
 #include "workflow/expression_internal.h"
 
@@ -81,20 +82,14 @@ internal::RunHooks::Child Engine::Impl::Hooks::start_child(const TaskRow& task,
                                                  std::to_string(kMaxChildDepth) +
                                                  " deep (does the workflow start itself?)");
   }
-  auto rs = d.workflow_version
-                ? t.query("SELECT id, version FROM workflows WHERE name = $1 AND version = $2",
-                          {d.workflow, *d.workflow_version})
-                : t.query(
-                      "SELECT id, version FROM workflows WHERE name = $1 ORDER BY version "
-                      "DESC LIMIT 1",
-                      {d.workflow});
-  if (rs.empty()) {
+  const auto found = internal::CatalogView(t).find_version(d.workflow, d.workflow_version);
+  if (!found) {
     throw Error(ErrorCode::kNotFound,
                 path + ": workflow \"" + d.workflow + "\"" +
                     (d.workflow_version ? " version " + std::to_string(*d.workflow_version) : "") +
                     " not found");
   }
-  const auto workflow_id = rs[0][0].as_text();
+  const auto& workflow_id = found->id;
   const auto def = impl.definition(t, workflow_id);
   if (!input.is_object())
     throw Error(ErrorCode::kInvalidArgument, path + ": input must be an object");
@@ -107,7 +102,7 @@ internal::RunHooks::Child Engine::Impl::Hooks::start_child(const TaskRow& task,
   Run r;
   r.id = new_uuid_v7();
   r.workflow = d.workflow;
-  r.workflow_version = static_cast<int>(rs[0][1].as_int());
+  r.workflow_version = found->version;
   r.owner = parent.owner;
   r.status = RunStatus::kRunning;
   r.input = input.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -227,8 +227,7 @@ Run Engine::retry(std::string_view run_id) {
     for (auto row : rows) {
       if (!redo.count(row.task.definition_id)) continue;
       if (row.task.index) {
-        t.execute("DELETE FROM tasks WHERE id = $1",
-                  {row.task.id});  // fan-out elements are made anew
+        store.delete_task(row.task.id);  // fan-out elements are made anew
         continue;
       }
       const auto& d = RunProgress::definition_of(*def, row.task.definition_id);

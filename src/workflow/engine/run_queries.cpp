@@ -30,35 +30,19 @@ int Engine::purge_finished(Micros before, int limit) {
   }
   std::set<std::string> digests;
   const int purged = impl_->db.write([&](Txn& t) {
+    RunStore store(t);
     digests.clear();
-    std::vector<std::string> runs;
-    for (const auto& r : t.query(
-             "SELECT id FROM workflow_runs WHERE status IN ('succeeded', 'failed', 'cancelled', "
-             "'timed_out') AND finished_at < $1 ORDER BY finished_at LIMIT " +
-                 std::to_string(limit),
-             {before})) {
-      runs.push_back(r[0].as_text());
-    }
+    const auto runs = store.finished_runs_before(before, limit);
     for (const auto& id : runs) {
-      for (const auto& r : t.query("SELECT DISTINCT digest FROM artifacts WHERE run_id = $1", {id}))
-        digests.insert(r[0].as_text());
-      t.execute("DELETE FROM task_logs WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)",
-                {id});
-      t.execute(
-          "DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM tasks WHERE run_id = $1)",
-          {id});
-      t.execute("DELETE FROM artifacts WHERE run_id = $1", {id});
-      t.execute("DELETE FROM tasks WHERE run_id = $1", {id});
-      t.execute("DELETE FROM workflow_runs WHERE id = $1", {id});
+      for (auto& d : store.artifact_digests_of(id)) digests.insert(std::move(d));
+      store.purge_run(id);
     }
     return static_cast<int>(runs.size());
   });
   if (impl_->options.blobs && !digests.empty()) {
     const Micros recent = SystemClock::instance()->now() - 10LL * 60 * 1'000'000;
     for (const auto& d : digests) {
-      const bool named = impl_->db.read([&](Txn& t) {
-        return !t.query("SELECT 1 FROM artifacts WHERE digest = $1 LIMIT 1", {d}).empty();
-      });
+      const bool named = impl_->db.read([&](Txn& t) { return RunStore(t).digest_referenced(d); });
       if (named) continue;
       const auto info = impl_->options.blobs->stat(d);
       if (info && info->stored_at < recent) impl_->options.blobs->remove(d);

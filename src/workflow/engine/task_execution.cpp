@@ -68,10 +68,9 @@ class ContextImpl final : public TaskContext {
     checked_at_ = at;
     try {
       lost_ = engine_.db.read([&](Txn& t) {
-        auto rs =
-            t.query("SELECT status, attempt, lease_owner FROM tasks WHERE id = $1", {c_.task_id});
-        return rs.empty() || rs[0][0].as_text() != "running" || rs[0][1].as_int() != c_.attempt ||
-               rs[0][2].is_null() || rs[0][2].as_text() != c_.lease_owner;
+        const auto h = RunStore(t).holder_of(c_.task_id);
+        return !h || h->status != "running" || h->attempt != c_.attempt || !h->lease_owner ||
+               *h->lease_owner != c_.lease_owner;
       });
     } catch (...) {
       // Unknown: keep working; the completion is fenced anyway.
