@@ -214,8 +214,6 @@ struct EngineEvent {
 };
 std::string_view to_string(EngineEvent::Kind kind) noexcept;
 
-// A rate limit on the tasks of one capability: how many may start per
-// second, and how many at once after a quiet spell.
 struct EngineOptions {
   std::shared_ptr<Clock> clock = SystemClock::instance();
   // Identifies this engine in leases; default: a new uuid per Engine.

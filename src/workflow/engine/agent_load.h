@@ -4,7 +4,8 @@
 // agent of an attempt this transaction just ended: it has room for one
 // claim without counting (the completion fast path claims at most one).
 //
-// Lives inside one write closure; not thread-safe.
+// Lives inside one write closure; not thread-safe. take() throws what the
+// transaction throws (devcycle::Error).
 #pragma once
 
 #include <optional>

@@ -1,6 +1,6 @@
 // Task ids whose running attempt in this engine should stop: read by
 // TaskContext::cancelled(), set by cancels, cleared when an attempt ends or
-// a new one is claimed. Thread-safe.
+// a new one is claimed. Thread-safe; throws nothing but std::bad_alloc.
 #pragma once
 
 #include <mutex>

@@ -63,7 +63,16 @@ Engine::Engine(Database& db, Registry& registry, WorkflowCatalog& catalog, Engin
       registry.subscribe([weak = std::weak_ptr<Impl>(impl_)](const AgentEvent&) {
         if (auto impl = weak.lock()) impl->resolver.forget();
       });
-  if (impl_->options.workers > 0) impl_->start_threads();
+  if (impl_->options.workers == 0) return;
+  try {
+    impl_->start_threads();
+  } catch (...) {
+    // Nothing may call into the Impl while it is destroyed.
+    impl_->completions.reset();
+    impl_->registry_events.reset();
+    impl_->relay.reset();
+    throw;
+  }
 }
 
 void Engine::Impl::start_threads() {

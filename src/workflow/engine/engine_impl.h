@@ -19,7 +19,9 @@
 // EventPipeline (outbox, NOTIFY, subscribers), AgentLoad (capacity within
 // one claim), Cancellations.
 //
-// Thread-safety: every member is guarded by its own mutex or is atomic;
+// Thread-safety: every member is guarded by its own mutex or is atomic,
+// except `listening`, `relay`, `completions` and `registry_events`, which
+// the constructor sets once before any thread or subscription uses them;
 // methods may be called from the scheduler, the workers, the database's
 // writer (record callbacks) and API callers at once. Errors are devcycle::Error.
 #pragma once

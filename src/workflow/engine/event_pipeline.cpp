@@ -48,7 +48,7 @@ void EventPipeline::wake_others(Txn& t, const std::vector<EngineEvent>& events) 
 }
 
 void EventPipeline::deliver(std::vector<EngineEvent> events) {
-  if (!dispatcher_.joinable()) {
+  if (!started_.load(std::memory_order_acquire)) {
     hub_->emit(events);
     return;
   }
@@ -61,6 +61,7 @@ void EventPipeline::deliver(std::vector<EngineEvent> events) {
 
 void EventPipeline::start() {
   dispatcher_ = std::thread([this] { dispatch_loop(); });
+  started_.store(true, std::memory_order_release);
 }
 
 void EventPipeline::stop() {
@@ -70,6 +71,7 @@ void EventPipeline::stop() {
   }
   cv_.notify_all();
   if (dispatcher_.joinable()) dispatcher_.join();
+  started_.store(false, std::memory_order_release);
 }
 
 void EventPipeline::dispatch_loop() {

@@ -6,8 +6,11 @@
 // database's writer thread), else on the caller's thread.
 //
 // Thread-safe. stop() delivers what is queued, then joins the thread.
+// stage() throws what the transaction and the outbox throw (devcycle::Error);
+// deliver() passes on nothing (the hub isolates subscribers).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -56,6 +59,9 @@ class EventPipeline {
   std::condition_variable cv_;
   std::deque<std::vector<EngineEvent>> queue_;
   bool stopping_ = false;
+  // Whether deliver() hands events to the dispatch thread; atomic because
+  // a completion may arrive (and emit) while start() runs.
+  std::atomic<bool> started_{false};
   std::thread dispatcher_;
 };
 

@@ -4,8 +4,8 @@
 // second — for tasks other engines made ready. A cache, never the
 // authority: a claim is still the fenced UPDATE.
 //
-// Thread-safe (one mutex). refill() reads the database: never inside a
-// write closure.
+// Thread-safe (one mutex). refill() reads the database, and throws what it
+// throws (devcycle::Error): never call it inside a write closure.
 #pragma once
 
 #include <cstddef>

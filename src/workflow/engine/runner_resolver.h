@@ -6,6 +6,8 @@
 //
 // Thread-safe. resolve() reads the registry (and so the database): never
 // call it inside a write closure; remembered()/known() never read.
+// resolve_and_remember() passes on the registry's errors other than
+// kNotFound (which means nobody); rate_wait() passes on the cache's.
 #pragma once
 
 #include <map>
